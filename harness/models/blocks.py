@@ -1,0 +1,174 @@
+"""Building blocks shared by the ResNeXt, SENet and SKNet families.
+
+The bottleneck is one class; what differs between the families is passed in: the middle
+(3×3 grouped) operation and an optional attention applied to the block output before the residual
+sum (SE). Layer names and op order follow timm's ResNet so complexity counts can be compared 1:1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+# (in_channels, out_channels, stride) -> module computing conv → BN → ReLU
+MidFactory = Callable[[int, int, int], nn.Module]
+# (channels) -> module mapping a tensor to the same shape (e.g. SE)
+PostFactory = Callable[[int], nn.Module]
+
+
+def conv_bn_act(cin: int, cout: int, *, kernel: int, stride: int = 1, dilation: int = 1, groups: int = 1,
+                act: bool = True) -> nn.Sequential:
+    """conv (no bias) → BN → optional ReLU, with 'same' padding for odd kernels."""
+    padding = dilation * (kernel - 1) // 2
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                  bias=False),
+        nn.BatchNorm2d(cout),
+    ]
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def grouped_conv(groups: int, *, kernel: int = 3, dilation: int = 1) -> MidFactory:
+    """The plain ResNeXt middle op: one grouped conv → BN → ReLU."""
+
+    def factory(cin: int, cout: int, stride: int) -> nn.Module:
+        return conv_bn_act(cin, cout, kernel=kernel, stride=stride, dilation=dilation, groups=groups)
+
+    return factory
+
+
+class Bottleneck(nn.Module):
+    """1×1 reduce → middle op (carries the stride) → 1×1 expand → BN → [post] → + shortcut → ReLU."""
+
+    def __init__(self, cin: int, width: int, cout: int, *, stride: int, mid: MidFactory,
+                 post: PostFactory | None = None) -> None:
+        super().__init__()
+        self.conv1 = conv_bn_act(cin, width, kernel=1)
+        self.conv2 = mid(width, width, stride)
+        self.conv3 = conv_bn_act(width, cout, kernel=1, act=False)
+        self.post = post(cout) if post is not None else nn.Identity()
+        self.shortcut = (
+            conv_bn_act(cin, cout, kernel=1, stride=stride, act=False)
+            if stride != 1 or cin != cout else nn.Identity()
+        )
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.shortcut(x)
+        x = self.conv1(x)
+        x = self.conv2(x)
+        x = self.conv3(x)
+        x = self.post(x)
+        x = x + shortcut
+        return self.act(x)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    blocks: int
+    width: int  # bottleneck (middle) channels
+    out: int  # block output channels
+    stride: int
+
+
+def make_stages(cin: int, stages: list[StageSpec], *, mid: Callable[[int], MidFactory],
+                post: PostFactory | None) -> tuple[nn.Sequential, int]:
+    """Stack bottleneck stages. ``mid(stage_index)`` gives the middle-op factory of that stage."""
+    layers: list[nn.Module] = []
+    for index, spec in enumerate(stages):
+        blocks = []
+        for b in range(spec.blocks):
+            stride = spec.stride if b == 0 else 1
+            blocks.append(Bottleneck(cin, spec.width, spec.out, stride=stride, mid=mid(index), post=post))
+            cin = spec.out
+        layers.append(nn.Sequential(*blocks))
+    return nn.Sequential(*layers), cin
+
+
+class ResNeXtBackbone(nn.Module):
+    """Stem → bottleneck stages → global average pool → fc. One class for ImageNet and CIFAR."""
+
+    def __init__(self, *, stem: nn.Module, stem_out: int, stages: list[StageSpec], mid: Callable[[int], MidFactory],
+                 post: PostFactory | None, num_classes: int) -> None:
+        super().__init__()
+        self.stem = stem
+        self.stages, features = make_stages(stem_out, stages, mid=mid, post=post)
+        self.num_features = features
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(features, num_classes)
+        _init_weights(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        return self.stages(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_features(x)
+        # adaptive pooling (counted by fvcore: C·H·W) as in timm's head, so MAC counts compare 1:1
+        x = self.pool(x)
+        x = x.flatten(1)
+        return self.fc(x)
+
+
+def imagenet_stem(width: int) -> nn.Sequential:
+    """7×7/2 conv → BN → ReLU → 3×3/2 max pool (pad 1, floor: 224 → 56, like Caffe's ceil/no-pad)."""
+    return nn.Sequential(
+        conv_bn_act(3, width, kernel=7, stride=2),
+        nn.MaxPool2d(3, stride=2, padding=1),
+    )
+
+
+def cifar_stem(width: int) -> nn.Sequential:
+    """ResNeXt CIFAR stem: one 3×3 conv with 64 filters (scaled by width) → BN → ReLU."""
+    return conv_bn_act(3, width, kernel=3)
+
+
+def _init_weights(model: nn.Module) -> None:
+    # MSRA init for convs, as the paper ([P] §4.1, He et al.) and the authors' prototxt.
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def scaled(channels: int, width: float, *, multiple: int = 1) -> int:
+    """Scale a channel count by ``width``, keep it a positive multiple of ``multiple``."""
+    value = max(multiple, int(round(channels * width / multiple)) * multiple)
+    return value
+
+
+def _check_positive(name: str, value: float) -> None:
+    if value <= 0:
+        from harness.errors import ConfigError
+
+        raise ConfigError(f"model option {name}={value!r} must be positive")
+
+
+def imagenet_stages(layers: Sequence[int], *, cardinality: int, base_width: int, width: float) -> list[StageSpec]:
+    """ResNeXt ImageNet stages ([RX] Table 1): bottleneck width = C·d·2^s, output 256·2^s."""
+    for name, value in (("cardinality", cardinality), ("base_width", base_width), ("width", width)):
+        _check_positive(name, value)
+    specs = []
+    for s, blocks in enumerate(layers):
+        per_group = max(1, int(round(base_width * 2**s * width)))
+        specs.append(StageSpec(int(blocks), per_group * cardinality, scaled(256 * 2**s, width), 1 if s == 0 else 2))
+    return specs
+
+
+def cifar_stages(*, cardinality: int, base_width: int, width: float, layers: Sequence[int] = (3, 3, 3)
+                 ) -> list[StageSpec]:
+    """ResNeXt-29 CIFAR stages ([RX] Appendix A): width C·d·2^s, outputs 256/512/1024, maps 32/16/8."""
+    for name, value in (("cardinality", cardinality), ("base_width", base_width), ("width", width)):
+        _check_positive(name, value)
+    specs = []
+    for s, blocks in enumerate(layers):
+        per_group = max(1, int(round(base_width * 2**s * width)))
+        specs.append(StageSpec(int(blocks), per_group * cardinality, scaled(256 * 2**s, width), 1 if s == 0 else 2))
+    return specs
