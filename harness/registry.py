@@ -150,5 +150,7 @@ def import_plugin(spec: str) -> None:
         try:
             importlib.import_module(spec)
         except ModuleNotFoundError as exc:
-            raise ConfigError(f"plugin module {spec!r} cannot be imported ({exc}); check the name or PYTHONPATH") from exc
+            raise ConfigError(
+                f"plugin module {spec!r} cannot be imported ({exc}); check the name or PYTHONPATH"
+            ) from exc
     log.info("imported plugin %s", spec)

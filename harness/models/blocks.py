@@ -151,20 +151,12 @@ def _check_positive(name: str, value: float) -> None:
         raise ConfigError(f"model option {name}={value!r} must be positive")
 
 
-def imagenet_stages(layers: Sequence[int], *, cardinality: int, base_width: int, width: float) -> list[StageSpec]:
-    """ResNeXt ImageNet stages ([RX] Table 1): bottleneck width = C·d·2^s, output 256·2^s."""
-    for name, value in (("cardinality", cardinality), ("base_width", base_width), ("width", width)):
-        _check_positive(name, value)
-    specs = []
-    for s, blocks in enumerate(layers):
-        per_group = max(1, int(round(base_width * 2**s * width)))
-        specs.append(StageSpec(int(blocks), per_group * cardinality, scaled(256 * 2**s, width), 1 if s == 0 else 2))
-    return specs
+def bottleneck_stages(layers: Sequence[int], *, cardinality: int, base_width: int, width: float) -> list[StageSpec]:
+    """ResNeXt stages: bottleneck width C·d·2^s, output 256·2^s, stride 2 from the second stage on.
 
-
-def cifar_stages(*, cardinality: int, base_width: int, width: float, layers: Sequence[int] = (3, 3, 3)
-                 ) -> list[StageSpec]:
-    """ResNeXt-29 CIFAR stages ([RX] Appendix A): width C·d·2^s, outputs 256/512/1024, maps 32/16/8."""
+    The same template gives the ImageNet nets ([RX] Table 1, four stages) and ResNeXt-29 for CIFAR
+    ([RX] Appendix A, three stages of 3 blocks, outputs 256/512/1024).
+    """
     for name, value in (("cardinality", cardinality), ("base_width", base_width), ("width", width)):
         _check_positive(name, value)
     specs = []

@@ -20,10 +20,9 @@ from torch import nn
 
 from harness.models.blocks import (
     ResNeXtBackbone,
-    cifar_stages,
+    bottleneck_stages,
     cifar_stem,
     grouped_conv,
-    imagenet_stages,
     imagenet_stem,
     scaled,
 )
@@ -35,7 +34,7 @@ def build_imagenet(*, layers: Sequence[int], cardinality: int, base_width: int, 
     stem_width = scaled(64, width)
     return ResNeXtBackbone(
         stem=imagenet_stem(stem_width), stem_out=stem_width,
-        stages=imagenet_stages(layers, cardinality=cardinality, base_width=base_width, width=width),
+        stages=bottleneck_stages(layers, cardinality=cardinality, base_width=base_width, width=width),
         mid=mid, post=post, num_classes=num_classes,
     )
 
@@ -44,7 +43,7 @@ def build_cifar(*, cardinality: int, base_width: int, width: float, num_classes:
     stem_width = scaled(64, width)
     return ResNeXtBackbone(
         stem=cifar_stem(stem_width), stem_out=stem_width,
-        stages=cifar_stages(cardinality=cardinality, base_width=base_width, width=width),
+        stages=bottleneck_stages((3, 3, 3), cardinality=cardinality, base_width=base_width, width=width),
         mid=mid, post=post, num_classes=num_classes,
     )
 

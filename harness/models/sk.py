@@ -41,6 +41,8 @@ class Branch:
 
 
 PAPER_BRANCHES: tuple[Branch, ...] = (Branch(3, 1), Branch(3, 2))
+# the same, as written in suites: 3×3 and 3×3 with dilation 2 ("5×5")
+PAPER_BRANCH_SPECS: tuple[str, ...] = ("3x3", "3x3d2")
 
 
 def parse_branch(spec: Any) -> Branch:

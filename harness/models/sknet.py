@@ -26,11 +26,11 @@ from typing import Any
 from torch import nn
 
 from harness.models.resnext import build_cifar, build_imagenet
-from harness.models.sk import parse_branches, sk_conv
+from harness.models.sk import PAPER_BRANCH_SPECS, parse_branches, sk_conv
 from harness.registry import register_model
 
 
-def _sk(groups: int, branches: Sequence[Any] | None, r: int, L: int, attention: bool):
+def _sk(groups: int, branches: Sequence[Any], r: int, L: int, attention: bool):
     parsed = parse_branches(branches)
     return lambda stage: sk_conv(groups, branches=parsed, r=r, L=L, attention=attention)
 
@@ -42,7 +42,7 @@ def _imagenet(layers, cardinality, base_width, branches, r, L, attention, width,
 
 @register_model(family="sknet", paper_table="P Fig. 2")
 def sknet26(*, layers: Sequence[int] = (2, 2, 2, 2), cardinality: int = 32, base_width: int = 4,
-            branches: Sequence[Any] | None = None, r: int = 16, L: int = 32, attention: bool = True,
+            branches: Sequence[Any] = PAPER_BRANCH_SPECS, r: int = 16, L: int = 32, attention: bool = True,
             width: float = 1.0, num_classes: int = 1000) -> nn.Module:
     """SKNet-26 ({2,2,2,2} SK units), ImageNet; only a plot point in the paper (≈16.8M)."""
     return _imagenet(layers, cardinality, base_width, branches, r, L, attention, width, num_classes)
@@ -50,7 +50,7 @@ def sknet26(*, layers: Sequence[int] = (2, 2, 2, 2), cardinality: int = 32, base
 
 @register_model(family="sknet", paper_table="P Table 2")
 def sknet50(*, layers: Sequence[int] = (3, 4, 6, 3), cardinality: int = 32, base_width: int = 4,
-            branches: Sequence[Any] | None = None, r: int = 16, L: int = 32, attention: bool = True,
+            branches: Sequence[Any] = PAPER_BRANCH_SPECS, r: int = 16, L: int = 32, attention: bool = True,
             width: float = 1.0, num_classes: int = 1000) -> nn.Module:
     """SKNet-50 (SK[M=2,G=32,r=16] on ResNeXt-50 32×4d), ImageNet, 27.5M / 4.47 GMACs."""
     return _imagenet(layers, cardinality, base_width, branches, r, L, attention, width, num_classes)
@@ -58,14 +58,15 @@ def sknet50(*, layers: Sequence[int] = (3, 4, 6, 3), cardinality: int = 32, base
 
 @register_model(family="sknet", paper_table="P Table 2")
 def sknet101(*, layers: Sequence[int] = (3, 4, 23, 3), cardinality: int = 32, base_width: int = 4,
-             branches: Sequence[Any] | None = None, r: int = 16, L: int = 32, attention: bool = True,
+             branches: Sequence[Any] = PAPER_BRANCH_SPECS, r: int = 16, L: int = 32, attention: bool = True,
              width: float = 1.0, num_classes: int = 1000) -> nn.Module:
     """SKNet-101 ({3,4,23,3} SK units), ImageNet, 48.9M / 8.46 GMACs."""
     return _imagenet(layers, cardinality, base_width, branches, r, L, attention, width, num_classes)
 
 
 @register_model(family="sknet", paper_table="P Table 5")
-def sknet29(*, cardinality: int = 16, base_width: int = 32, groups: int = 32, branches: Sequence[Any] | None = None,
+def sknet29(*, cardinality: int = 16, base_width: int = 32, groups: int = 32,
+            branches: Sequence[Any] = PAPER_BRANCH_SPECS,
             r: int = 16, L: int = 32, attention: bool = True, width: float = 1.0, num_classes: int = 10) -> nn.Module:
     """SKNet-29 on ResNeXt-29 16×32d, CIFAR (paper: 27.7M; this build ≈28.4M, see Deviations)."""
     return build_cifar(cardinality=cardinality, base_width=base_width, width=width, num_classes=num_classes,
