@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import inspect
 import logging
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class ModelEntry:
     family: str
     paper_table: str
     description: str
+    input_size: tuple[int, int, int] = (3, 224, 224)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -51,7 +53,12 @@ _BUILTINS_LOADED = False
 
 
 def register_model(
-    name: str | None = None, *, family: str = "user", paper_table: str = "", description: str = ""
+    name: str | None = None,
+    *,
+    family: str = "user",
+    paper_table: str = "",
+    description: str = "",
+    input_size: tuple[int, int, int] = (3, 224, 224),
 ) -> Callable[[Builder], Builder]:
     """Register a builder under ``name`` (default: the function's name).
 
@@ -69,7 +76,7 @@ def register_model(
                 "pick another name"
             )
         doc = description or (inspect.getdoc(fn) or "").split("\n", 1)[0]
-        _REGISTRY[key] = ModelEntry(key, fn, family, paper_table, doc)
+        _REGISTRY[key] = ModelEntry(key, fn, family, paper_table, doc, tuple(input_size))
         return fn
 
     return decorator
@@ -123,6 +130,16 @@ def create_model(name: str, **options: Any) -> nn.Module:
     return entry.builder(**options)
 
 
+def default_input_size(name: str) -> tuple[int, int, int]:
+    """The input a model is meant for (C, H, W): the registered one, or timm's pretrained config."""
+    if name.startswith(TIMM_PREFIX):
+        import timm
+
+        cfg = timm.get_pretrained_cfg(name[len(TIMM_PREFIX):])
+        return tuple(cfg.input_size) if cfg is not None else (3, 224, 224)
+    return get_entry(name).input_size
+
+
 def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching an fnmatch ``pattern``, sorted. ``timm:`` patterns query timm."""
     if pattern.startswith(TIMM_PREFIX):
@@ -154,3 +171,25 @@ def import_plugin(spec: str) -> None:
                 f"plugin module {spec!r} cannot be imported ({exc}); check the name or PYTHONPATH"
             ) from exc
     log.info("imported plugin %s", spec)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in sorted(value.items())}
+    if isinstance(value, str):
+        # kernel specs like "3X3d2" are case-insensitive; other strings are kept as written
+        return value.strip().lower() if re.fullmatch(r"\s*\d+[xX]\d+\w*\s*", value) else value
+    return value
+
+
+def canonical_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Options with the builder's defaults filled in, in JSON form: equal configs compare equal.
+
+    Used to match a measured model to the paper rows that describe the same network.
+    """
+    if name.startswith(TIMM_PREFIX):
+        return _jsonable(dict(options))
+    defaults = get_entry(name).options
+    return _jsonable({**defaults, **options})

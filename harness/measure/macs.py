@@ -54,7 +54,9 @@ def _example(input_size: tuple[int, int, int], model: nn.Module) -> torch.Tensor
 
 def count_macs(model: nn.Module, *, input_size: tuple[int, int, int]) -> MacCount:
     """fvcore MACs of one forward pass at batch 1 in eval mode."""
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # fvcore imports torch.jit.script at import time
+        from fvcore.nn import FlopCountAnalysis
 
     was_training = model.training
     model.eval()

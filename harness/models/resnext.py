@@ -73,19 +73,19 @@ def _cifar(cardinality: int, base_width: int, width: float, num_classes: int) ->
                        mid=_plain(cardinality, 3, 1))
 
 
-@register_model(family="resnext", paper_table="P Table 5")
+@register_model(family="resnext", paper_table="P Table 5", input_size=(3, 32, 32))
 def resnext29_8x64d(*, width: float = 1.0, num_classes: int = 10) -> nn.Module:
     """ResNeXt-29 8×64d, CIFAR, 34.4M."""
     return _cifar(8, 64, width, num_classes)
 
 
-@register_model(family="resnext", paper_table="P Table 5")
+@register_model(family="resnext", paper_table="P Table 5", input_size=(3, 32, 32))
 def resnext29_16x32d(*, width: float = 1.0, num_classes: int = 10) -> nn.Module:
     """ResNeXt-29 16×32d, CIFAR, 25.2M (the SENet-29 / SKNet-29 backbone)."""
     return _cifar(16, 32, width, num_classes)
 
 
-@register_model(family="resnext", paper_table="P Table 5")
+@register_model(family="resnext", paper_table="P Table 5", input_size=(3, 32, 32))
 def resnext29_16x64d(*, width: float = 1.0, num_classes: int = 10) -> nn.Module:
     """ResNeXt-29 16×64d, CIFAR, 68.1M."""
     return _cifar(16, 64, width, num_classes)

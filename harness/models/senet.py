@@ -41,7 +41,7 @@ def senet101(*, layers: Sequence[int] = (3, 4, 23, 3), cardinality: int = 32, ba
                           post=partial(SqueezeExcite, reduction=r))
 
 
-@register_model(family="senet", paper_table="P Table 5")
+@register_model(family="senet", paper_table="P Table 5", input_size=(3, 32, 32))
 def senet29(*, cardinality: int = 16, base_width: int = 32, r: int = 16, width: float = 1.0,
             num_classes: int = 10) -> nn.Module:
     """SENet-29 on ResNeXt-29 16×32d, CIFAR (paper: 35.0M; this build ≈25.8M, see Deviations)."""

@@ -1,0 +1,184 @@
+"""What machine and software a measurement ran on, as a JSON-serialisable dict for the run manifest.
+
+Every probe is best effort: a missing package, file or tool gives ``None`` for that field, never an
+exception, because a run must not fail for lack of provenance detail.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from typing import Any
+
+import torch
+
+from harness.measure.timing import current_backend_flags
+
+log = logging.getLogger(__name__)
+
+_PACKAGES = ("torch", "torchvision", "timm", "fvcore", "numpy", "scipy")
+_NVIDIA_SMI_TIMEOUT_S = 10.0
+# Clocks are recorded because a GPU at base clock and one boosting differ by tens of percent.
+_NVIDIA_SMI_FIELDS = (
+    "index",
+    "name",
+    "driver_version",
+    "pci.bus_id",
+    "clocks.sm",
+    "clocks.mem",
+    "clocks.max.sm",
+    "clocks.max.mem",
+    "power.limit",
+    "persistence_mode",
+    "temperature.gpu",
+)
+
+
+def _package_version(name: str) -> str | None:
+    # Read from metadata rather than importing: importing timm or fvcore is slow and has side effects.
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpuinfo_lines() -> list[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            return handle.read().splitlines()
+    except OSError:
+        return []
+
+
+def _cpu_model(lines: list[str]) -> str | None:
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            return value.strip()
+    return platform.processor() or None
+
+
+def _physical_cores(lines: list[str]) -> int | None:
+    """Distinct (socket, core) pairs from /proc/cpuinfo; None where it does not say."""
+    cores: set[tuple[str, str]] = set()
+    socket_id = core_id = None
+    for line in [*lines, ""]:
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "physical id":
+            socket_id = value
+        elif key == "core id":
+            core_id = value
+        elif not key and socket_id is not None and core_id is not None:
+            cores.add((socket_id, core_id))
+            socket_id = core_id = None
+    return len(cores) or None
+
+
+def _usable_cores() -> int | None:
+    # The affinity mask, not os.cpu_count(), is what a container or taskset lets torch use.
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count()
+
+
+def _cpu_info() -> dict[str, Any]:
+    lines = _cpuinfo_lines()
+    return {
+        "model": _cpu_model(lines),
+        "logical_cores": os.cpu_count(),
+        "physical_cores": _physical_cores(lines),
+        "usable_cores": _usable_cores(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+    }
+
+
+def _cudnn_version() -> int | None:
+    try:
+        return torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    except RuntimeError:
+        return None
+
+
+def _torch_gpus() -> list[dict[str, Any]]:
+    if not torch.cuda.is_available():
+        return []
+    gpus = []
+    for index in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(index)
+        gpus.append(
+            {
+                "index": index,
+                "name": props.name,
+                "capability": f"{props.major}.{props.minor}",
+                "total_memory_bytes": int(props.total_memory),
+                "multiprocessors": int(props.multi_processor_count),
+            }
+        )
+    return gpus
+
+
+def _nvidia_smi() -> list[dict[str, str]] | None:
+    """One dict per GPU from nvidia-smi, or None if the tool is absent or fails."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    command = [exe, f"--query-gpu={','.join(_NVIDIA_SMI_FIELDS)}", "--format=csv,noheader,nounits"]
+    try:
+        completed = subprocess.run(
+            command, capture_output=True, text=True, timeout=_NVIDIA_SMI_TIMEOUT_S, check=True
+        )
+    except (OSError, subprocess.SubprocessError) as err:
+        log.warning("nvidia-smi failed, GPU clocks not recorded: %s", err)
+        return None
+    rows = []
+    for line in completed.stdout.strip().splitlines():
+        values = [value.strip() for value in line.split(",")]
+        if len(values) == len(_NVIDIA_SMI_FIELDS):
+            rows.append(dict(zip(_NVIDIA_SMI_FIELDS, values, strict=True)))
+    return rows
+
+
+def _device_info(device: str | None) -> dict[str, Any] | None:
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        return {"name": device, "description": None}
+    if dev.type == "cuda" and torch.cuda.is_available():
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        if index < torch.cuda.device_count():
+            return {"name": str(dev), "description": torch.cuda.get_device_name(index)}
+    if dev.type == "cpu":
+        return {"name": "cpu", "description": _cpu_model(_cpuinfo_lines())}
+    return {"name": str(dev), "description": None}
+
+
+def capture_environment(device: str | None = None) -> dict[str, Any]:
+    """Versions, CPU, GPUs, clocks and backend flags of this process; ``device`` adds that device's name."""
+    return {
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "hostname": socket.gethostname(),
+        "packages": {name: _package_version(name) for name in _PACKAGES},
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": _cudnn_version(),
+        "cuda_available": torch.cuda.is_available(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "cpu": _cpu_info(),
+        "gpus": _torch_gpus(),
+        "nvidia_smi": _nvidia_smi(),
+        "backend_flags": current_backend_flags(),
+        "device": _device_info(device),
+    }

@@ -1,0 +1,1 @@
+"""Measurement: parameter and MAC counts, timing, and statistics over timing samples."""

@@ -1,0 +1,80 @@
+"""Report: a pure function of a run dir → markdown (+ PNG plots next to it). Never measures."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from harness.report.markdown import table
+from harness.results import RunData, load_run, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+# section modules in report order; each has ``section(run, assets_dir, stem) -> list[str]``
+SECTIONS = ("complexity", "latency", "training")
+
+
+def report_path(run_dir: Path, reports_root: Path) -> Path:
+    run_dir = Path(run_dir)
+    return Path(reports_root) / run_dir.parent.name / f"{run_dir.name}.md"
+
+
+def render(run_dir: Path, *, reports_root: Path = Path("reports"), out: Path | None = None) -> Path:
+    """Render ``run_dir`` to markdown; returns the path written."""
+    run = load_run(run_dir)
+    out = Path(out) if out is not None else report_path(run_dir, reports_root)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = _header(run)
+    for name in SECTIONS:
+        try:
+            module = importlib.import_module(f"harness.report.{name}")
+        except ModuleNotFoundError:
+            continue
+        lines += module.section(run, out.parent, out.stem)
+    lines += _problems(run)
+    write_text_atomic(out, "\n".join(lines).rstrip() + "\n")
+    return out
+
+
+def _env_line(env: dict[str, Any], *keys: str) -> Any:
+    value: Any = env
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _header(run: RunData) -> list[str]:
+    m = run.manifest
+    env = m.get("environment") or {}
+    git = m.get("git") or {}
+    commit = (git.get("commit") or "unknown")[:12] + (" (dirty)" if git.get("dirty") else "")
+    counts = {s: sum(1 for r in run.records if r.get("status") == s and r.get("kind") != "train_epoch")
+              for s in ("ok", "error", "skipped")}
+    rows = [
+        ["suite", m.get("suite_name")], ["run", m.get("run_id")], ["created (UTC)", m.get("created_utc")],
+        ["git commit", commit], ["device", m.get("device")],
+        ["torch", _env_line(env, "packages", "torch") or _env_line(env, "torch")],
+        ["CPU", _env_line(env, "cpu", "model")], ["torch threads", _env_line(env, "cpu", "torch_threads")],
+        ["GPU", ", ".join(g.get("name", "?") for g in env.get("gpus") or []) or None],
+        ["tasks", f"{counts['ok']} ok, {counts['error']} error, {counts['skipped']} skipped"],
+    ]
+    if m.get("shard"):
+        rows.append(["shard", f"{m['shard']['index'] + 1} of {m['shard']['count']}"])
+    return [f"# {m.get('suite_name')}: Selective Kernel Networks reproduction", "",
+            *table(["", ""], [r for r in rows if r[1] is not None], align="ll"), ""]
+
+
+def _problems(run: RunData) -> list[str]:
+    bad = [r for r in run.records if r.get("status") in ("error", "skipped") and r.get("kind") != "train_epoch"]
+    if not bad:
+        return []
+    rows = []
+    for r in bad:
+        why = r.get("reason") if r["status"] == "skipped" else f"{r['error']['type']}: {r['error']['message']}"
+        rows.append([r.get("kind"), r.get("label") or r.get("model"), r.get("batch_size"), r["status"], why])
+    return ["## Errors and skipped tasks", "", *table(["kind", "model", "batch", "status", "why"], rows,
+                                                       align="lllll"), ""]

@@ -1,0 +1,165 @@
+"""Runs a suite's tasks, writing each record as soon as its task ends; resumes a killed run.
+
+The manifest is written before the first task. A failing task becomes an ``error`` record and the suite
+goes on (unless ``fail_fast``); ``TaskSkipped`` becomes ``skipped``. ``--resume`` skips tasks that already
+have an ``ok`` (or ``skipped``) record and never writes a record twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.benchmarks import TaskContext, TaskSkipped, executor_for, model_fields
+from harness.errors import ConfigError, HarnessError
+from harness.registry import import_plugin
+from harness.results import RecordWriter, create_run_dir, load_run, read_records, utc_now, write_manifest
+from harness.suite import Suite, Task, expand
+
+log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class RunOptions:
+    out_root: Path = Path("results")
+    device: str = "auto"
+    resume: Path | None = None
+    fail_fast: bool = False
+    data_dir: str | None = None
+    shard: tuple[int, int] | None = None  # (index, count), 0-based index
+    argv: list[str] = field(default_factory=list)
+    progress: bool = True
+
+def resolve_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but CUDA is not available here; use --device cpu or auto")
+    return requested
+
+def git_state(cwd: Path | None = None) -> dict[str, Any]:
+    """Commit and dirty flag of the working tree the harness runs from (None outside git)."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+def shard_tasks(tasks: list[Task], shard: tuple[int, int] | None) -> list[Task]:
+    """A deterministic subset: the tasks of every model go to one shard (keeps latency rounds together)."""
+    if shard is None:
+        return tasks
+    index, count = shard
+    models = list(dict.fromkeys(t.model.display for t in tasks))
+    mine = set(models[index::count])
+    return [t for t in tasks if t.model.display in mine]
+
+def _manifest(suite: Suite, options: RunOptions, device: str, run_id: str) -> dict[str, Any]:
+    from harness.environment import capture_environment
+
+    return {
+        "run_id": run_id,
+        "suite_name": suite.name,
+        "created_utc": utc_now(),
+        "argv": options.argv or sys.argv,
+        "git": git_state(Path(__file__).resolve().parent),
+        "environment": capture_environment(device),
+        "device": device,
+        "suite": suite.to_dict(),
+        "shard": None if options.shard is None else {"index": options.shard[0], "count": options.shard[1]},
+    }
+
+def _open_run(suite: Suite, options: RunOptions, device: str) -> Path:
+    if options.resume is None:
+        run_dir = create_run_dir(options.out_root, suite.name)
+        write_manifest(run_dir, _manifest(suite, options, device, run_dir.name))
+        return run_dir
+    run = load_run(options.resume)
+    if run.manifest.get("suite") != suite.to_dict():
+        raise ConfigError(
+            f"--resume {options.resume}: the suite differs from the one this run was started with; "
+            "resume with the same suite file and flags, or start a new run"
+        )
+    return Path(options.resume)
+
+def _finished(run_dir: Path) -> set[str]:
+    return {
+        r["task_id"] for r in read_records(run_dir / "records.jsonl")
+        if r.get("status") in ("ok", "skipped") and r.get("kind") != "train_epoch"
+    }
+
+def run_suite(suite: Suite, *, options: RunOptions) -> Path:
+    """Run every task of ``suite`` (or of one shard of it) and return the run dir."""
+    for spec in suite.imports:
+        import_plugin(spec)
+    device = resolve_device(options.device if options.device != "auto" else suite.device)
+    tasks = shard_tasks(expand(suite, device=device), options.shard)
+    run_dir = _open_run(suite, options, device)
+    done = _finished(run_dir)
+    todo = [t for t in tasks if t.task_id not in done]
+    log.info("%s: %d tasks (%d already done)", run_dir, len(tasks), len(tasks) - len(todo))
+    with RecordWriter(run_dir) as writer:
+        for task in _progress(todo, enabled=options.progress):
+            record = run_task(task, suite=suite, run_dir=run_dir, writer=writer, data_dir=options.data_dir)
+            if record["status"] == "error" and options.fail_fast:
+                raise HarnessError(f"task {task.task_id} failed: {record['error']['message']} (--fail-fast)")
+    return run_dir
+
+def _progress(tasks: list[Task], *, enabled: bool):
+    if not enabled:
+        return tasks
+    from tqdm.auto import tqdm
+
+    return tqdm(tasks, desc="tasks", unit="task", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+_SKIP_REPORTED: set[str] = set()
+
+def run_task(task: Task, *, suite: Suite, run_dir: Path, writer: RecordWriter, data_dir: str | None) -> dict[str, Any]:
+    """Execute one task and append its record; never raises for a task failure."""
+    base = {"task_id": task.task_id, "kind": task.kind, **model_fields(task.model), "device": task.device,
+            "batch_size": task.batch_size, "round": task.round, "started_utc": utc_now()}
+    if task.seed is not None:
+        base["seed"] = task.seed
+    earlier = [r for r in read_records(run_dir / "records.jsonl") if r.get("task_id") == task.task_id]
+    ctx = TaskContext(run_dir=run_dir, emit=lambda rec: writer.write({**base, **rec}), done_records=earlier,
+                      data_dir=data_dir)
+    seed_everything(task.seed if task.seed is not None else suite.seed)
+    start = time.perf_counter()
+    try:
+        payload = executor_for(task)(task, ctx)
+        record = {**base, **payload, "status": "ok"}
+    except TaskSkipped as exc:
+        if str(exc) not in _SKIP_REPORTED:
+            _SKIP_REPORTED.add(str(exc))
+            log.warning("%s", exc)
+        record = {**base, "status": "skipped", "reason": str(exc)}
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any task failure becomes an error record; the suite goes on
+        log.error("task %s failed: %s: %s", task.task_id, type(exc).__name__, exc)
+        log.debug("%s", traceback.format_exc())
+        record = {**base, "status": "error", "error": {"type": type(exc).__name__, "message": str(exc)}}
+    record["wall_s"] = time.perf_counter() - start
+    return writer.write(record)
+
+ProgressFactory = Callable[[list[Task]], Any]

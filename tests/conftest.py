@@ -1,0 +1,37 @@
+"""Shared fixtures. No network in tests; CUDA tests carry the ``gpu`` marker and skip without a GPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def plugin_file(tmp_path: Path) -> Path:
+    """A user plugin registering a small model whose cost grows with an option."""
+    path = tmp_path / "my_plugin.py"
+    path.write_text(
+        "import torch\n"
+        "from torch import nn\n"
+        "from harness import register_model\n\n"
+        f"NAME = 'tinynet_{tmp_path.name[-8:]}'.replace('-', '_')\n\n"
+        "@register_model(NAME, family='user', description='tiny conv net for tests', input_size=(3, 16, 16))\n"
+        "def build(*, channels: int = 8, repeat: int = 1, num_classes: int = 10) -> nn.Module:\n"
+        "    layers = [nn.Conv2d(3, channels, 3, padding=1), nn.ReLU()]\n"
+        "    for _ in range(repeat - 1):\n"
+        "        layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU()]\n"
+        "    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)]\n"
+        "    return nn.Sequential(*layers)\n"
+    )
+    return path

@@ -1,0 +1,34 @@
+"""Helpers shared by tests (importable: pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def plugin_model_name(plugin: Path) -> str:
+    return f"tinynet_{plugin.parent.name[-8:]}".replace("-", "_")
+
+
+def write_run(run_dir: Path, records: list[dict], manifest: dict | None = None) -> Path:
+    """A run dir written by hand, as the runner would (for report / check tests)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    base = {"schema": 1, "run_id": run_dir.name, "suite_name": run_dir.parent.name, "environment": {}, "suite": {}}
+    (run_dir / "manifest.json").write_text(json.dumps({**base, **(manifest or {})}))
+    with (run_dir / "records.jsonl").open("w") as handle:
+        for record in records:
+            handle.write(json.dumps({"schema": 1, **record}) + "\n")
+    return run_dir
+
+
+class TinyNet(nn.Module):
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).relu().mean((2, 3)))
