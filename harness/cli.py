@@ -37,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     for spec in args.imports:
         import_plugin(spec)
-    suite = load_suite(args.suite)
+    suite = load_suite(args.suite, overrides=args.overrides)
     if args.models:
         suite = replace_models(suite, [m.strip() for m in args.models.split(",") if m.strip()])
     options = RunOptions(out_root=Path(args.out), device=args.device, resume=args.resume, fail_fast=args.fail_fast,
@@ -72,9 +72,18 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m harness",
+        description="Reproduce Selective Kernel Networks (CVPR 2019) against SENet and ResNeXt: complexity, "
+        "latency, short CIFAR training, and a latency regression gate.",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
+    # -v is also accepted after the subcommand; SUPPRESS keeps an absent flag from resetting the count
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output")
+    add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **k: add_parser(*a, parents=[common], **k)  # type: ignore[method-assign]
 
     run = sub.add_parser("run", help="measure a suite → results/<suite>/<run_id>/ and reports/<suite>/<run_id>.md")
     run.add_argument("suite", help="suite YAML file, e.g. suites/sknet_vs_senet.yaml")
@@ -82,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reports", default="reports", help="reports root (default: reports)")
     run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     run.add_argument("--models", help="comma-separated names or patterns replacing the suite's models")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a suite value, e.g. --set train.epochs=2 (repeatable; values are YAML)")
     run.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE.py",
                      help="import user code that registers models (repeatable)")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run")

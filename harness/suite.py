@@ -206,8 +206,30 @@ def parse_suite(data: Any, *, source: str = "<suite>") -> Suite:
         raise ConfigError(_format_error(errors[0], source) + more) from None
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read and validate a suite file; every problem is a one-line ``ConfigError``."""
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``KEY.PATH=VALUE`` overrides (values parsed as YAML) applied to a suite's raw mapping."""
+    data = json.loads(json.dumps(data))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set train.epochs=2")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: '{part}' is not a mapping in this suite")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def load_suite(path: str | Path, *, overrides: list[str] | None = None) -> Suite:
+    """Read and validate a suite file (plus ``--set`` overrides); every problem is a one-line ``ConfigError``."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"suite file {str(path)!r} not found; pass a path like suites/sknet_vs_senet.yaml")
@@ -217,7 +239,12 @@ def load_suite(path: str | Path) -> Suite:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
-    return parse_suite(data, source=str(path))
+    if overrides:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a suite is a YAML mapping; --set needs one")
+        data = apply_overrides(data, overrides)
+    source = f"{path} (with --set {' '.join(overrides)})" if overrides else str(path)
+    return parse_suite(data, source=source)
 
 
 # ---------------------------------------------------------------- tasks
@@ -253,8 +280,13 @@ def select_models(models: list[ModelSpec], patterns: list[str]) -> list[ModelSpe
 
 def _timing_tasks(kind: str, section: TimingSection, models: list[ModelSpec], device: str) -> list[Task]:
     settings = section.model_dump(mode="json", exclude={"models", "batch_sizes", "rounds"})
+    settings["rounds_total"] = section.rounds
     kinds = [kind] + (["train_throughput"] if kind == "throughput" and section.train_step else [])
     tasks = []
+    if kind == "throughput":
+        peak = ModelSpec(name="matmul", label=f"peak {section.dtype}")
+        tasks.append(Task(_task_id("peak", peak, section.dtype, device), "peak", peak, device, None, None, None,
+                          settings))
     for r in range(section.rounds):
         for bs in section.batch_sizes_for(device):
             for k in kinds:

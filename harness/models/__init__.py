@@ -1,3 +1,3 @@
 """Paper-faithful model families; importing this package registers them."""
 
-from harness.models import resnext, senet, sknet  # noqa: F401  (registration side effect)
+from harness.models import reference, resnext, senet, sknet  # noqa: F401  (registration side effect)

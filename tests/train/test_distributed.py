@@ -1,0 +1,166 @@
+"""Data-parallel training on 2 CPU processes (gloo) gives one agreed, single-run-shaped result."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch import nn
+
+from harness.errors import ConfigError
+from harness.train import distributed as hdist
+from harness.train.data import load_cifar, write_fake_cifar
+from harness.train.loop import TrainConfig, train
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG = dict(epochs=1, batch_size=16, lr=0.05, schedule="cosine", max_batches_per_epoch=3, eval_batch_size=64)
+
+
+def tiny_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 10),
+    )
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_fake_cifar(tmp_path_factory.mktemp("cifar"), "cifar10", n_train=200, n_test=100, seed=0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world_size: int, port: int, data_root: str, out_dir: str) -> None:
+    # A forked child must not enter OpenMP regions the parent's thread pool owned; one thread avoids them.
+    torch.set_num_threads(1)
+    ctx = hdist.init_process(rank=rank, world_size=world_size, init_method=f"tcp://127.0.0.1:{port}", timeout_s=60)
+    try:
+        data = load_cifar("cifar10", data_dir=Path(data_root))
+        ckpt = Path(out_dir) / "ck.pt"
+        result = train(tiny_net(), data, TrainConfig(**CONFIG), device="cpu", dist=ctx, checkpoint_path=ckpt)
+        (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(result.to_record()))
+    finally:
+        hdist.shutdown()
+
+
+def _check(records: list[dict], single: dict) -> None:
+    for record in records:
+        assert set(record) == set(single) and record["epochs"] == single["epochs"] == 1
+        (epoch,) = record["curve"]
+        assert set(epoch) == set(single["curve"][0])
+        assert math.isfinite(epoch["train_loss"]) and 0.0 <= epoch["test_acc"] <= 1.0
+    # Every rank reports the same all-reduced metrics (timings are max-reduced, so equal too).
+    assert records[0] == records[1]
+
+
+def test_two_process_gloo_run_agrees_and_matches_single_shape(data_root: Path, tmp_path: Path) -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = train(tiny_net(), load_cifar("cifar10", data_dir=data_root), TrainConfig(**CONFIG), device="cpu")
+    finally:
+        torch.set_num_threads(before)
+    # fork: a spawned child would re-import torch, several seconds on a small box.
+    mp.start_processes(_worker, args=(2, _free_port(), str(data_root), str(tmp_path)), nprocs=2, start_method="fork")
+    records = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    _check(records, single.to_record())
+    # The global batch is 2×16 per step, the test set is split over ranks but counted once.
+    assert records[0]["curve"][0]["img_per_s"] == pytest.approx(3 * 32 / records[0]["curve"][0]["train_wall_s"])
+    state = torch.load(tmp_path / "ck.pt", weights_only=True)
+    assert state["epoch"] == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt", "rank0.json", "rank1.json"]
+
+
+TORCHRUN_SCRIPT = """
+import json, sys
+from pathlib import Path
+import torch
+from torch import nn
+from harness.train import distributed as hdist
+from harness.train.data import load_cifar
+from harness.train.loop import TrainConfig, train
+
+torch.set_num_threads(1)
+ctx = hdist.init_from_env(device_type="cpu")
+assert ctx is not None and ctx.world_size == 2 and ctx.backend == "gloo"
+torch.manual_seed(0)
+model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+result = train(model, load_cifar("cifar10", data_dir=Path(sys.argv[1])), TrainConfig(**json.loads(sys.argv[3])),
+               device="cpu", dist=ctx)
+Path(sys.argv[2], f"rank{ctx.rank}.json").write_text(json.dumps(result.to_record()))
+hdist.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(data_root: Path, tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(TORCHRUN_SCRIPT))
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        str(data_root),
+        str(tmp_path),
+        json.dumps(CONFIG),
+    ]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    single = train(tiny_net(), load_cifar("cifar10", data_dir=data_root), TrainConfig(**CONFIG), device="cpu")
+    _check([json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)], single.to_record())
+
+
+def test_init_from_env_without_torchrun_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    assert hdist.init_from_env() is None
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert hdist.init_from_env() is None  # a world of one takes the plain path
+
+
+def test_init_from_env_rejects_partial_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("RANK", raising=False)
+    with pytest.raises(ConfigError, match="RANK"):
+        hdist.init_from_env()
+    monkeypatch.setenv("RANK", "zero")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    with pytest.raises(ConfigError, match="RANK='zero'"):
+        hdist.init_from_env()
+
+
+def test_context_roles() -> None:
+    writer = hdist.DistContext(rank=0, world_size=2, local_rank=0, backend="gloo")
+    other = hdist.DistContext(rank=1, world_size=2, local_rank=1, backend="nccl")
+    assert writer.is_writer and not other.is_writer
+    assert writer.device("cpu") == torch.device("cpu") and other.device("cuda") == torch.device("cuda", 1)
+    assert hdist.all_reduce([1, 2.5], op="sum", ctx=None) == [1.0, 2.5]
