@@ -1,0 +1,425 @@
+"""Latency regression gate: compare a candidate benchmark set against a baseline.
+
+A benchmark is a ``regression`` only when the change is both *significant* (two-sided Mann-Whitney U test,
+p < alpha) and *large* (ratio of medians beyond the threshold, with the bootstrap 95% CI of that ratio
+excluding 1). This is the asv rule (significance plus a minimum effect): with thousands of samples a 0.5%
+shift is significant yet irrelevant, and with a handful of noisy samples a 25% shift is large yet unproven
+(reported as ``changed (not significant)``, which does not fail the gate).
+
+When both sides carry reference-workload samples (records of kind ``calibration`` interleaved in the same
+rounds), the test runs on latency divided by the median reference latency of the same round, so a machine
+that is uniformly slower today does not look like a regression. Thresholds can be calibrated per benchmark
+from repeated identical (A/A) runs with :func:`calibrate_thresholds` and stored with :func:`write_thresholds`.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import json
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+from harness.baseline import BenchKey, BenchmarkSet, BenchSamples, write_thresholds
+from harness.errors import ConfigError, IncomparableError
+from harness.measure.stats import ratio_of_medians_ci
+
+__all__ = [
+    "CheckReport",
+    "CheckRow",
+    "Verdict",
+    "calibrate_thresholds",
+    "compare",
+    "environment_fingerprint",
+    "write_thresholds",
+]
+
+log = logging.getLogger(__name__)
+
+MIN_SAMPLES = 5
+
+
+class Verdict(str, enum.Enum):
+    REGRESSION = "regression"
+    IMPROVEMENT = "improvement"
+    CHANGED = "changed (not significant)"
+    UNCHANGED = "unchanged"
+    MISSING = "missing"
+    INSUFFICIENT = "insufficient samples"
+    NO_RAW = "no raw samples"
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """Outcome for one benchmark key. Ratios are candidate / baseline (> 1: candidate slower)."""
+
+    key: BenchKey
+    verdict: Verdict
+    threshold_pct: float
+    baseline_median_ms: float | None = None
+    candidate_median_ms: float | None = None
+    raw_ratio: float | None = None
+    normalised_ratio: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    n_baseline: int = 0
+    n_candidate: int = 0
+    note: str = ""
+
+
+# --- environment compatibility ------------------------------------------------------------------------
+
+# Where the manifest environment (harness.environment.capture_environment) or a pytest-benchmark
+# machine_info keeps each value; the first path that holds a scalar (or a list of names) wins.
+_TORCH_PATHS = (("torch",), ("packages", "torch"), ("torch_version",))
+_THREAD_PATHS = (("cpu", "torch_threads"), ("threads",), ("torch_threads",))
+_GPU_PATHS = (("device", "description"), ("gpus",), ("gpu_name",), ("device_name",))
+_CPU_PATHS = (("cpu", "model"), ("cpu", "brand_raw"), ("device", "description"), ("cpu_name",), ("processor",))
+
+
+def _scalar(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None or isinstance(value, dict):
+        return None
+    if isinstance(value, (str, int, float)):
+        return str(value) or None
+    if isinstance(value, list):
+        names = [_scalar(v.get("name") if isinstance(v, dict) else v) for v in value]
+        return ",".join(n for n in names if n) or None
+    return None
+
+
+def _lookup(env: dict[str, Any], paths: Sequence[tuple[str, ...]]) -> str | None:
+    for path in paths:
+        value: Any = env
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        found = _scalar(value)
+        if found is not None:
+            return found
+    return None
+
+
+def _joined(values: set[Any]) -> str | None:
+    return ",".join(sorted(str(v) for v in values if v is not None)) or None
+
+
+def environment_fingerprint(bset: BenchmarkSet) -> dict[str, str | None]:
+    """Fields that must agree for latencies to be comparable; None means unknown (not checked)."""
+    env = bset.environment
+    devices = {k.device for k in bset.benchmarks if k.device} or {_lookup(env, [("device", "name")])}
+    device_type = _joined({d.split(":")[0] for d in devices if d})
+    torch_version = _lookup(env, _TORCH_PATHS)
+    match = re.match(r"(\d+)\.(\d+)", torch_version or "")
+    threads = _joined({s.threads for s in bset.benchmarks.values()}) or _lookup(env, _THREAD_PATHS)
+    return {
+        "device_type": device_type,
+        "device_name": _lookup(env, _GPU_PATHS if "cuda" in (device_type or "") else _CPU_PATHS),
+        "dtype": _joined({k.dtype for k in bset.benchmarks}),
+        "torch": f"{match.group(1)}.{match.group(2)}" if match else torch_version,
+        "threads": threads,
+    }
+
+
+def environment_mismatches(baseline: BenchmarkSet, candidate: BenchmarkSet) -> list[str]:
+    """``"field: baseline vs candidate"`` for each known field that differs."""
+    base, cand = environment_fingerprint(baseline), environment_fingerprint(candidate)
+    return [
+        f"{name}: {base[name]} vs {cand[name]}"
+        for name in base
+        if base[name] is not None and cand[name] is not None and base[name] != cand[name]
+    ]
+
+
+# --- per-benchmark comparison ---------------------------------------------------------------------------
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den > 0 else math.nan
+
+
+def _verdict(ratio: float, ci: tuple[float, float], p: float, *, threshold_pct: float, alpha: float) -> Verdict:
+    limit = threshold_pct / 100.0
+    significant = p < alpha
+    if significant and ratio > 1.0 + limit and ci[0] > 1.0:
+        return Verdict.REGRESSION
+    if significant and ratio < 1.0 - limit and ci[1] < 1.0:
+        return Verdict.IMPROVEMENT
+    if abs(ratio - 1.0) > limit:
+        return Verdict.CHANGED
+    return Verdict.UNCHANGED
+
+
+def _median_only(row: CheckRow) -> CheckRow:
+    ratio = row.raw_ratio if row.raw_ratio is not None else math.nan
+    change = (ratio - 1.0) * 100.0
+    exceeds = "exceeds" if abs(change) > row.threshold_pct else "within"
+    note = f"median only: {change:+.1f}% {exceeds} ±{row.threshold_pct:g}% (no significance test possible)"
+    return replace(row, verdict=Verdict.NO_RAW, note=note)
+
+
+def _compare_one(
+    key: BenchKey, base: BenchSamples, cand: BenchSamples, *, threshold_pct: float, alpha: float
+) -> CheckRow:
+    row = CheckRow(
+        key=key,
+        verdict=Verdict.UNCHANGED,
+        threshold_pct=threshold_pct,
+        baseline_median_ms=base.median_ms,
+        candidate_median_ms=cand.median_ms,
+        raw_ratio=_ratio(cand.median_ms, base.median_ms),
+        n_baseline=base.n,
+        n_candidate=cand.n,
+    )
+    if not (base.has_raw and cand.has_raw):
+        return _median_only(row)
+    b_norm, c_norm = base.normalised(), cand.normalised()
+    normalised = b_norm is not None and c_norm is not None
+    b_x = b_norm if normalised else np.asarray(base.samples_ms)
+    c_x = c_norm if normalised else np.asarray(cand.samples_ms)
+    ratio = _ratio(float(np.median(c_x)), float(np.median(b_x)))
+    row = replace(row, normalised_ratio=ratio if normalised else None)
+    if min(b_x.size, c_x.size) < MIN_SAMPLES:
+        return replace(row, verdict=Verdict.INSUFFICIENT, note=f"need >= {MIN_SAMPLES} samples per side")
+    if math.isnan(ratio):
+        return replace(row, note="baseline median is 0; ratio undefined")
+    _, ci_low, ci_high = ratio_of_medians_ci(b_x, c_x)
+    p = float(sps.mannwhitneyu(c_x, b_x, alternative="two-sided").pvalue)
+    verdict = _verdict(ratio, (ci_low, ci_high), p, threshold_pct=threshold_pct, alpha=alpha)
+    note = "" if normalised else "raw (no reference samples on both sides)"
+    return replace(row, verdict=verdict, ci_low=ci_low, ci_high=ci_high, p_value=p, note=note)
+
+
+def _missing(key: BenchKey, base: BenchSamples | None, cand: BenchSamples | None, threshold_pct: float) -> CheckRow:
+    return CheckRow(
+        key=key,
+        verdict=Verdict.MISSING,
+        threshold_pct=threshold_pct,
+        baseline_median_ms=None if base is None else base.median_ms,
+        candidate_median_ms=None if cand is None else cand.median_ms,
+        n_baseline=0 if base is None else base.n,
+        n_candidate=0 if cand is None else cand.n,
+        note="baseline only" if cand is None else "candidate only",
+    )
+
+
+def _validate(threshold_pct: float, alpha: float) -> None:
+    if not threshold_pct > 0:
+        raise ConfigError(f"threshold_pct must be > 0 (got {threshold_pct}); e.g. --threshold 5")
+    if not 0 < alpha < 1:
+        raise ConfigError(f"alpha must be in (0, 1) (got {alpha}); e.g. --alpha 0.002")
+
+
+def compare(
+    baseline: BenchmarkSet,
+    candidate: BenchmarkSet,
+    *,
+    threshold_pct: float = 5.0,
+    alpha: float = 0.002,
+    force: bool = False,
+) -> CheckReport:
+    """Compare every benchmark key of ``candidate`` with ``baseline``.
+
+    Raises ``IncomparableError`` when the environments differ (device, dtype, torch major.minor, threads)
+    unless ``force``, in which case the report lists the differences and compares anyway.
+    """
+    _validate(threshold_pct, alpha)
+    mismatches = environment_mismatches(baseline, candidate)
+    if mismatches and not force:
+        raise IncomparableError(
+            f"baseline {baseline.source or '(in memory)'} and candidate {candidate.source or '(in memory)'} "
+            f"differ in {', '.join(m.split(':')[0] for m in mismatches)} ({'; '.join(mismatches)}); "
+            "rerun the candidate in the baseline's environment or pass --force"
+        )
+    rows = []
+    for key in sorted(set(baseline.benchmarks) | set(candidate.benchmarks), key=BenchKey.sort_key):
+        base, cand = baseline.benchmarks.get(key), candidate.benchmarks.get(key)
+        threshold = base.threshold_pct if base is not None and base.threshold_pct is not None else threshold_pct
+        if base is None or cand is None:
+            rows.append(_missing(key, base, cand, threshold))
+        else:
+            rows.append(_compare_one(key, base, cand, threshold_pct=threshold, alpha=alpha))
+    return CheckReport(
+        rows=tuple(rows),
+        threshold_pct=threshold_pct,
+        alpha=alpha,
+        env_mismatches=tuple(mismatches),
+        baseline_source=baseline.source,
+        candidate_source=candidate.source,
+    )
+
+
+# --- threshold calibration ------------------------------------------------------------------------------
+
+
+def _centre(samples: BenchSamples, *, normalise: bool) -> float:
+    values = samples.normalised() if normalise else None
+    return float(np.median(values if values is not None else samples.samples_ms))
+
+
+def calibrate_thresholds(
+    runs: Sequence[BenchmarkSet], *, quantile: float = 0.99, floor_pct: float = 2.0, margin: float = 1.5
+) -> dict[BenchKey, float]:
+    """Per-benchmark thresholds (percent) from K >= 2 identical (A/A) runs.
+
+    For every ordered pair of runs the ratio of (normalised, when every run has reference samples) medians
+    is taken; the ``quantile`` of ``|ratio - 1|`` is how far two runs of unchanged code drift apart, and
+    the threshold is ``max(floor_pct, margin * that)``.
+    """
+    if len(runs) < 2:
+        raise ConfigError(f"calibration needs at least 2 identical runs (got {len(runs)}); rerun the suite K times")
+    if not (0.0 <= quantile <= 1.0 and floor_pct > 0 and margin > 0):
+        raise ConfigError(
+            f"calibration needs 0 <= quantile <= 1, floor_pct > 0 and margin > 0 "
+            f"(got {quantile}, {floor_pct}, {margin})"
+        )
+    common = set.intersection(*(set(r.benchmarks) for r in runs))
+    for key in set.union(*(set(r.benchmarks) for r in runs)) - common:
+        log.warning("calibration: %s (%s) is not in every run; no threshold for it", key.label, key.model)
+    thresholds: dict[BenchKey, float] = {}
+    for key in sorted(common, key=BenchKey.sort_key):
+        series = [r.benchmarks[key] for r in runs]
+        if not all(s.has_raw for s in series):
+            log.warning("calibration: %s has no raw samples in some run; skipped", key.label)
+            continue
+        normalise = all(s.normalised() is not None for s in series)
+        centres = [_centre(s, normalise=normalise) for s in series]
+        drift = [abs(_ratio(b, a) - 1.0) for a, b in itertools.permutations(centres, 2)]
+        thresholds[key] = max(floor_pct, margin * float(np.quantile(drift, quantile)) * 100.0)
+    return thresholds
+
+
+# --- report and rendering -------------------------------------------------------------------------------
+
+_COLUMNS = (
+    "label",
+    "batch",
+    "mode",
+    "baseline ms",
+    "candidate ms",
+    "raw ratio",
+    "norm. ratio",
+    "95% CI",
+    "p",
+    "verdict",
+)
+
+
+def _mode(key: BenchKey) -> str:
+    parts = [str(key.device or "?"), str(key.dtype or "?")]
+    if key.channels_last:
+        parts.append("channels_last")
+    if key.compile not in (None, False, "", "none"):
+        parts.append("compile" if key.compile is True else f"compile={key.compile}")
+    if key.kind != "latency":
+        parts.append(key.kind)
+    return " ".join(parts)
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "—" if value is None or math.isnan(value) else format(value, fmt)
+
+
+def _cells(row: CheckRow, default_threshold: float) -> list[str]:
+    ci = "—" if row.ci_low is None else f"[{row.ci_low:.3f}, {row.ci_high:.3f}]"
+    verdict = row.verdict.value
+    if row.threshold_pct != default_threshold:
+        verdict += f" (±{row.threshold_pct:.1f}%)"
+    if row.note:
+        verdict += f"; {row.note}"
+    return [
+        row.key.label,
+        "—" if row.key.batch_size is None else str(row.key.batch_size),
+        _mode(row.key),
+        _num(row.baseline_median_ms, ".3f"),
+        _num(row.candidate_median_ms, ".3f"),
+        _num(row.raw_ratio, ".3f"),
+        _num(row.normalised_ratio, ".3f"),
+        ci,
+        _num(row.p_value, ".2g"),
+        verdict,
+    ]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """Result of :func:`compare`; ``exit_code`` is 1 when any benchmark regressed."""
+
+    rows: tuple[CheckRow, ...]
+    threshold_pct: float
+    alpha: float
+    env_mismatches: tuple[str, ...] = ()
+    baseline_source: str = ""
+    candidate_source: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return int(any(r.verdict is Verdict.REGRESSION for r in self.rows))
+
+    def counts(self) -> dict[str, int]:
+        """Rows per verdict, in the order of :class:`Verdict` (regressions first)."""
+        return {v.value: n for v in Verdict if (n := sum(r.verdict is v for r in self.rows))}
+
+    def _header(self) -> list[str]:
+        lines = [
+            f"Latency check: {self.candidate_source or 'candidate'} against {self.baseline_source or 'baseline'}",
+            f"Threshold ±{self.threshold_pct:g}% (calibrated per-benchmark thresholds override), alpha {self.alpha:g}; "
+            "regression = Mann-Whitney U p < alpha AND ratio beyond threshold AND 95% bootstrap CI excludes 1. "
+            "Ratios are candidate/baseline medians; norm. = divided by the reference workload of the same round "
+            "(CI and p use normalised samples when both sides have them).",
+        ]
+        if self.env_mismatches:
+            lines.append(f"ENVIRONMENT MISMATCH (compared anyway, --force): {'; '.join(self.env_mismatches)}")
+        summary = ", ".join(f"{n} {v}" for v, n in self.counts().items())
+        lines.append(f"Result: {'FAIL' if self.exit_code else 'PASS'} ({summary or 'no benchmarks'})")
+        return lines
+
+    def to_markdown(self) -> str:
+        head = self._header()
+        lines = [f"### {head[0]}", "", head[1], ""]
+        lines += [f"> **{line}**" for line in head[2:-1]] + ([""] if len(head) > 3 else [])
+        lines.append("| " + " | ".join(_COLUMNS) + " |")
+        lines.append("|" + "|".join(["---"] * 3 + ["---:"] * 6 + ["---"]) + "|")
+        for row in self.rows:
+            cells = [c.replace("|", "\\|") for c in _cells(row, self.threshold_pct)]
+            if row.verdict is Verdict.REGRESSION:
+                cells[-1] = f"**{cells[-1]}**"
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", f"**{head[-1]}**", ""]
+        return "\n".join(lines)
+
+    def to_text(self) -> str:
+        table = [list(_COLUMNS)] + [_cells(row, self.threshold_pct) for row in self.rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(_COLUMNS) - 1)]
+        body = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in table]
+        return "\n".join(self._header()[:-1] + [""] + body + ["", self._header()[-1]]) + "\n"
+
+    def to_json(self) -> str:
+        rows = []
+        for row in self.rows:
+            fields = {k: _json_value(v) for k, v in row.__dict__.items() if k not in ("key", "verdict")}
+            rows.append({"key": row.key.to_dict(), "mode": _mode(row.key), "verdict": row.verdict.value, **fields})
+        doc = {
+            "threshold_pct": self.threshold_pct,
+            "alpha": self.alpha,
+            "exit_code": self.exit_code,
+            "environment_mismatches": list(self.env_mismatches),
+            "baseline": self.baseline_source,
+            "candidate": self.candidate_source,
+            "counts": self.counts(),
+            "rows": rows,
+        }
+        return json.dumps(doc, indent=2)
