@@ -43,6 +43,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(out_root=Path(args.out), device=args.device, resume=args.resume, fail_fast=args.fail_fast,
                          data_dir=args.data_dir, shard=args.shard, argv=sys.argv, progress=not args.no_progress)
     run_dir = run_suite(suite, options=options)
+    if run_dir is None:  # a non-zero rank of a distributed run: rank 0 reports
+        return 0
     print(run_dir)
     print(render(run_dir, reports_root=Path(args.reports)))
     return 0

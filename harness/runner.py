@@ -108,22 +108,63 @@ def _finished(run_dir: Path) -> set[str]:
         if r.get("status") in ("ok", "skipped") and r.get("kind") != "train_epoch"
     }
 
-def run_suite(suite: Suite, *, options: RunOptions) -> Path:
-    """Run every task of ``suite`` (or of one shard of it) and return the run dir."""
+def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
+    """Run every task of ``suite`` (or of one shard of it) and return the run dir.
+
+    Under torchrun (``WORLD_SIZE`` > 1) every rank trains each ``train`` task on its shard of the data;
+    rank 0 alone runs the other tasks, writes the run dir, and gets the path back (other ranks get None).
+    """
     for spec in suite.imports:
         import_plugin(spec)
     device = resolve_device(options.device if options.device != "auto" else suite.device)
     tasks = shard_tasks(expand(suite, device=device), options.shard)
-    run_dir = _open_run(suite, options, device)
+    dist = _join_process_group(device)
+    is_writer = dist is None or dist.is_writer
+    run_dir = _open_run(suite, options, device) if is_writer else None
+    run_dir = _broadcast_path(run_dir, dist)
     done = _finished(run_dir)
-    todo = [t for t in tasks if t.task_id not in done]
+    todo = [t for t in tasks if t.task_id not in done and (is_writer or t.kind == "train")]
     log.info("%s: %d tasks (%d already done)", run_dir, len(tasks), len(tasks) - len(todo))
-    with RecordWriter(run_dir) as writer:
-        for task in _progress(todo, enabled=options.progress):
-            record = run_task(task, suite=suite, run_dir=run_dir, writer=writer, data_dir=options.data_dir)
+    with (RecordWriter(run_dir) if is_writer else _NullWriter()) as writer:
+        for task in _progress(todo, enabled=options.progress and is_writer):
+            record = run_task(task, suite=suite, run_dir=run_dir, writer=writer, data_dir=options.data_dir,
+                              dist=dist)
             if record["status"] == "error" and options.fail_fast:
                 raise HarnessError(f"task {task.task_id} failed: {record['error']['message']} (--fail-fast)")
-    return run_dir
+    return run_dir if is_writer else None
+
+
+def _join_process_group(device: str):
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from harness.train.distributed import init_from_env
+
+    return init_from_env(device_type=device)
+
+
+def _broadcast_path(run_dir: Path | None, dist) -> Path:
+    if dist is None:
+        return run_dir
+    import torch.distributed as torch_dist
+
+    holder = [str(run_dir) if run_dir is not None else None]
+    torch_dist.broadcast_object_list(holder, src=0)
+    return Path(holder[0])
+
+
+class _NullWriter:
+    """Non-zero ranks of a distributed run compute but never write."""
+
+    def write(self, record: dict[str, Any]) -> dict[str, Any]:
+        return record
+
+    def __enter__(self) -> _NullWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 def _progress(tasks: list[Task], *, enabled: bool):
     if not enabled:
@@ -134,7 +175,8 @@ def _progress(tasks: list[Task], *, enabled: bool):
 
 _SKIP_REPORTED: set[str] = set()
 
-def run_task(task: Task, *, suite: Suite, run_dir: Path, writer: RecordWriter, data_dir: str | None) -> dict[str, Any]:
+def run_task(task: Task, *, suite: Suite, run_dir: Path, writer: RecordWriter, data_dir: str | None,
+             dist: Any = None) -> dict[str, Any]:
     """Execute one task and append its record; never raises for a task failure."""
     base = {"task_id": task.task_id, "kind": task.kind, **model_fields(task.model), "device": task.device,
             "batch_size": task.batch_size, "round": task.round, "started_utc": utc_now()}
@@ -142,7 +184,7 @@ def run_task(task: Task, *, suite: Suite, run_dir: Path, writer: RecordWriter, d
         base["seed"] = task.seed
     earlier = [r for r in read_records(run_dir / "records.jsonl") if r.get("task_id") == task.task_id]
     ctx = TaskContext(run_dir=run_dir, emit=lambda rec: writer.write({**base, **rec}), done_records=earlier,
-                      data_dir=data_dir)
+                      data_dir=data_dir, distributed=dist)
     seed_everything(task.seed if task.seed is not None else suite.seed)
     start = time.perf_counter()
     try:

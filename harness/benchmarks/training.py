@@ -70,15 +70,19 @@ def execute(task: Task, ctx: TaskContext) -> dict[str, Any]:
             recorded.add(epoch.epoch)
             ctx.emit({"kind": "train_epoch", "status": "ok", **epoch.to_record()})
 
-    result = train(model, data, config, device=task.device, on_epoch=on_epoch, checkpoint_path=ckpt,
-                   resume=ckpt.exists(), dist=ctx.distributed)
+    dist = ctx.distributed
+    device = dist.device(task.device.split(":")[0]) if dist is not None else task.device
+    result = train(model, data, config, device=device, on_epoch=on_epoch, checkpoint_path=ckpt,
+                   resume=ckpt.exists(), dist=dist)
     for epoch in result.history:  # epochs restored from a checkpoint whose record a kill cut off
         on_epoch(epoch)
-    ckpt.unlink(missing_ok=True)
+    if dist is None or dist.is_writer:
+        ckpt.unlink(missing_ok=True)
     size = (3, 32, 32)
     complexity = {"params": count_params(model).params, "macs": count_macs(model, input_size=size).macs}
+    world = {"world_size": dist.world_size, "backend": dist.backend} if dist is not None else {"world_size": 1}
     return {**result.to_record(), **complexity, "input_size": list(size), "config": config.to_dict(),
-            "num_classes": data.num_classes, "data_root": str(data.root)}
+            "num_classes": data.num_classes, "data_root": str(data.root), "distributed": world}
 
 
 EXECUTORS = {"train": execute}
