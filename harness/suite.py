@@ -116,6 +116,7 @@ class TrainSection(_Strict):
     channels_last: bool = False
     compile: str | None = None
     max_batches_per_epoch: PositiveInt | None = None
+    run_on: list[Literal["cpu", "cuda"]] = Field(default_factory=lambda: ["cpu", "cuda"])
 
 
 class Suite(_Strict):

@@ -50,6 +50,10 @@ def checkpoint_path(ctx: TaskContext, task: Task) -> Path:
 
 def execute(task: Task, ctx: TaskContext) -> dict[str, Any]:
     s = task.settings
+    device_type = task.device.split(":")[0]
+    if device_type not in s.get("run_on", ["cpu", "cuda"]):
+        raise TaskSkipped(f"training runs on {' and '.join(s['run_on'])} only in this suite (train.run_on); "
+                          f"to train on {device_type} anyway: --set train.run_on=[{device_type}]")
     try:
         data = _dataset(s["dataset"], ctx.data_dir or s.get("data_dir"), bool(s.get("download", True)))
     except DatasetUnavailable as exc:

@@ -1,0 +1,139 @@
+"""Robust summaries of timing samples and bootstrap confidence intervals.
+
+Records keep raw samples; these functions are applied when reading (report, regression gate), so the
+choice of statistic can change without re-measuring. Medians and percentile-bootstrap intervals are used
+because latency samples are skewed (scheduler preemption, GC, clock boosts give a long right tail).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+# A fixed seed makes the reported interval a pure function of the samples: re-rendering a report must
+# not change its numbers.
+_BOOTSTRAP_SEED = 0
+_BOOTSTRAP_RESAMPLES = 2000
+# Bounds the bootstrap's working array to about batch x n floats, which matters for 10k-sample series.
+_BOOTSTRAP_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Descriptive statistics of one sample series (units are those of the samples)."""
+
+    n: int
+    median: float
+    mean: float
+    std: float
+    cv: float
+    p10: float
+    p90: float
+    p99: float
+    q1: float
+    q3: float
+    iqr: float
+    min: float
+    max: float
+    ci_low: float
+    ci_high: float
+    unstable: bool
+
+
+def _as_array(samples: Sequence[float] | np.ndarray, *, name: str) -> np.ndarray:
+    values = np.asarray(samples, dtype=np.float64).ravel()
+    if values.size == 0:
+        raise ValueError(f"{name} is empty; at least one timing sample is needed to summarise it")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} contains NaN or infinite values; timing samples must be finite")
+    return values
+
+
+def _median_ci(values: np.ndarray, *, confidence: float) -> tuple[float, float]:
+    # Fewer than three points cannot be resampled meaningfully; the range is the honest interval.
+    if values.size < 3 or np.ptp(values) == 0.0:
+        return float(values.min()), float(values.max())
+    result = sps.bootstrap(
+        (values,),
+        np.median,
+        n_resamples=_BOOTSTRAP_RESAMPLES,
+        batch=_BOOTSTRAP_BATCH,
+        vectorized=True,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(_BOOTSTRAP_SEED),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def summarize(samples: Sequence[float] | np.ndarray, *, confidence: float = 0.95, unstable_cv: float = 0.10) -> Summary:
+    """Summarise ``samples``; ``unstable`` is set when the coefficient of variation is >= ``unstable_cv``."""
+    values = _as_array(samples, name="samples")
+    mean = float(values.mean())
+    # Sample (n-1) standard deviation: the samples estimate a population of possible runs.
+    std = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    cv = std / mean if mean != 0.0 else math.inf
+    p10, q1, median, q3, p90, p99 = (float(v) for v in np.percentile(values, [10, 25, 50, 75, 90, 99]))
+    ci_low, ci_high = _median_ci(values, confidence=confidence)
+    return Summary(
+        n=int(values.size),
+        median=median,
+        mean=mean,
+        std=std,
+        cv=cv,
+        p10=p10,
+        p90=p90,
+        p99=p99,
+        q1=q1,
+        q3=q3,
+        iqr=q3 - q1,
+        min=float(values.min()),
+        max=float(values.max()),
+        ci_low=ci_low,
+        ci_high=ci_high,
+        unstable=bool(cv >= unstable_cv),
+    )
+
+
+def _ratio_of_medians(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.median(b, axis=axis) / np.median(a, axis=axis)
+
+
+def ratio_of_medians_ci(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = _BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Return ``(median(b) / median(a), ci_low, ci_high)`` with a percentile-bootstrap interval.
+
+    ``a`` and ``b`` are resampled independently (they come from different runs, so no pairing exists).
+    With ``a`` the baseline and ``b`` the candidate, a ratio above 1 means the candidate is slower.
+    """
+    base = _as_array(a, name="baseline samples (a)")
+    cand = _as_array(b, name="candidate samples (b)")
+    base_median = float(np.median(base))
+    if base_median == 0.0:
+        raise ValueError("baseline samples (a) have a median of 0; a ratio of medians is undefined")
+    ratio = float(np.median(cand)) / base_median
+    # Constant series (or too few points) leave nothing to resample.
+    if min(base.size, cand.size) < 3 or (np.ptp(base) == 0.0 and np.ptp(cand) == 0.0):
+        return ratio, ratio, ratio
+    result = sps.bootstrap(
+        (base, cand),
+        _ratio_of_medians,
+        n_resamples=n_resamples,
+        batch=_BOOTSTRAP_BATCH,
+        vectorized=True,
+        paired=False,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return ratio, float(result.confidence_interval.low), float(result.confidence_interval.high)

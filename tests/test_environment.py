@@ -1,0 +1,71 @@
+"""capture_environment: JSON-serialisable, complete, and tolerant of missing tools."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import torch
+
+from harness import environment
+from harness.environment import capture_environment
+
+
+def test_environment_is_json_and_has_the_provenance_fields() -> None:
+    env = capture_environment("cpu")
+    json.dumps(env)
+    assert env["torch"] == torch.__version__
+    assert env["packages"]["torch"] is not None
+    assert env["cpu"]["torch_threads"] == torch.get_num_threads()
+    assert env["cpu"]["torch_interop_threads"] == torch.get_num_interop_threads()
+    assert env["cpu"]["logical_cores"] >= 1
+    assert set(env["backend_flags"]) >= {"cudnn_benchmark", "tf32"}
+    assert env["device"]["name"] == "cpu"
+    for key in ("python", "platform", "hostname", "cuda", "cudnn", "gpus", "nvidia_smi"):
+        assert key in env
+
+
+def test_missing_nvidia_smi_gives_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(environment.shutil, "which", lambda name: None)
+    assert capture_environment()["nvidia_smi"] is None
+
+
+def test_failing_nvidia_smi_gives_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    def hang(*args: object, **kwargs: object) -> None:
+        raise subprocess.TimeoutExpired(cmd="nvidia-smi", timeout=10)
+
+    monkeypatch.setattr(environment.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(environment.subprocess, "run", hang)
+    assert capture_environment()["nvidia_smi"] is None
+
+
+def test_nvidia_smi_rows_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    row = "0, NVIDIA H100 80GB HBM3, 550.54, 00000000:1B:00.0, 1980, 2619, 1980, 2619, 700.00, Enabled, 34"
+
+    def fake_run(*args: object, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(args=[], returncode=0, stdout=row + "\n", stderr="")
+
+    monkeypatch.setattr(environment.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(environment.subprocess, "run", fake_run)
+    (gpu,) = capture_environment()["nvidia_smi"]
+    assert gpu["name"] == "NVIDIA H100 80GB HBM3"
+    assert gpu["driver_version"] == "550.54"
+    assert gpu["clocks.sm"] == "1980"
+
+
+def test_missing_cpuinfo_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(environment, "_cpuinfo_lines", lambda: [])
+    cpu = capture_environment()["cpu"]
+    assert cpu["physical_cores"] is None
+    json.dumps(cpu)
+
+
+def test_physical_cores_count_distinct_socket_core_pairs() -> None:
+    lines = [
+        "processor : 0", "physical id : 0", "core id : 0", "",
+        "processor : 1", "physical id : 0", "core id : 0", "",  # hyper-thread sibling
+        "processor : 2", "physical id : 0", "core id : 1", "",
+        "processor : 3", "physical id : 1", "core id : 0",
+    ]  # fmt: skip
+    assert environment._physical_cores(lines) == 3
