@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # (in_channels, out_channels, stride) -> module computing conv → BN → ReLU
@@ -19,18 +20,50 @@ MidFactory = Callable[[int, int, int], nn.Module]
 PostFactory = Callable[[int], nn.Module]
 
 
+class ConvBnAct(nn.Sequential):
+    """conv (no bias) → BN → optional ReLU; at inference the BN is folded into the conv.
+
+    Folding is exact algebra (w·γ/σ, β − μ·γ/σ), so the function is the paper's; it saves one full pass over
+    every activation. It applies only in eval mode without autograd and never while fvcore/jit traces the
+    model, so MAC counts still include the BN as fvcore counts it. The folded weights are cached and rebuilt
+    when any of the underlying tensors changes (version counter, storage, dtype or device).
+    """
+
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, act: bool) -> None:
+        layers: list[nn.Module] = [conv, bn] + ([nn.ReLU(inplace=True)] if act else [])
+        super().__init__(*layers)
+        self._folded: tuple[tuple[object, ...], torch.Tensor, torch.Tensor] | None = None
+
+    def _fold_key(self) -> tuple[object, ...]:
+        tensors = (self[0].weight, self[1].weight, self[1].bias, self[1].running_mean, self[1].running_var)
+        return tuple((t._version, t.data_ptr(), t.dtype, t.device) for t in tensors)
+
+    def _folded_params(self) -> tuple[torch.Tensor, torch.Tensor]:
+        key = self._fold_key()
+        if self._folded is None or self._folded[0] != key:
+            conv, bn = self[0], self[1]
+            scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+            weight = conv.weight * scale.reshape(-1, 1, 1, 1)
+            bias = bn.bias - bn.running_mean * scale
+            self._folded = (key, weight, bias)
+        return self._folded[1], self._folded[2]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or torch.is_grad_enabled() or torch.jit.is_tracing() or self[1].running_var is None:
+            return super().forward(x)
+        conv = self[0]
+        weight, bias = self._folded_params()
+        y = F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+        return y.relu_() if len(self) == 3 else y
+
+
 def conv_bn_act(cin: int, cout: int, *, kernel: int, stride: int = 1, dilation: int = 1, groups: int = 1,
-                act: bool = True) -> nn.Sequential:
+                act: bool = True) -> ConvBnAct:
     """conv (no bias) → BN → optional ReLU, with 'same' padding for odd kernels."""
     padding = dilation * (kernel - 1) // 2
-    layers: list[nn.Module] = [
-        nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                  bias=False),
-        nn.BatchNorm2d(cout),
-    ]
-    if act:
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
+    conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                     bias=False)
+    return ConvBnAct(conv, nn.BatchNorm2d(cout), act)
 
 
 def grouped_conv(groups: int, *, kernel: int = 3, dilation: int = 1) -> MidFactory:

@@ -9,6 +9,7 @@ Implementation notes (why it is faster than the literal formulation, same output
 - branch outputs are never stacked into one (B, M, C, H, W) copy.
 - for M = 2 the two-way softmax is sigmoid(z₁ − z₂), and V = U₂ + a·(U₁ − U₂) takes two full-size
   passes; without autograd the passes run in place on U₁'s buffer.
+- at inference every conv → BN pair runs as one conv with the BN folded in (``ConvBnAct``).
 """
 
 from __future__ import annotations
@@ -92,9 +93,7 @@ class SelectiveKernel(nn.Module):
         self.attention = attention
         if attention:
             d = attention_dim(cout, r=r, L=L)
-            self.fc_reduce = nn.Conv2d(cout, d, 1, bias=False)
-            self.bn = nn.BatchNorm2d(d)
-            self.act = nn.ReLU(inplace=True)
+            self.fc_reduce = conv_bn_act(cout, d, kernel=1)  # fc C→d (no bias) → BN → ReLU
             self.fc_select = nn.Conv2d(d, cout * len(branches), 1, bias=False)
 
     def attention_logits(self, paths: list[torch.Tensor]) -> torch.Tensor:
@@ -103,8 +102,6 @@ class SelectiveKernel(nn.Module):
         for u in paths[1:]:
             s = s + u.mean((2, 3), keepdim=True)
         z = self.fc_reduce(s)
-        z = self.bn(z)
-        z = self.act(z)
         logits = self.fc_select(z)
         return logits.view(logits.shape[0], len(paths), self.channels)
 

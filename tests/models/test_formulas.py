@@ -43,7 +43,7 @@ def test_attention_dims_of_sknet50_are_32_32_32_64():
     model = harness.create_model("sknet50")
     dims = []
     for stage in model.stages:
-        dims.append(stage[0].conv2.fc_reduce.out_channels)
+        dims.append(stage[0].conv2.fc_reduce[0].out_channels)
     assert dims == [32, 32, 32, 64]
     assert [attention_dim(c, r=16, L=32) for c in (128, 256, 512, 1024)] == [32, 32, 32, 64]
 
@@ -52,9 +52,19 @@ def _reference_forward(sk: SelectiveKernel, x: torch.Tensor) -> tuple[torch.Tens
     """The literal formulation of [P] Eq. 1–6: stack, sum, GAP, fc, BN, ReLU, fc, softmax, weighted sum."""
     u = torch.stack([p(x) for p in sk.paths], dim=1)  # B, M, C, H, W
     s = u.sum(1).mean((2, 3), keepdim=True)
-    z = sk.act(sk.bn(sk.fc_reduce(s)))
+    conv, bn, relu = sk.fc_reduce
+    z = relu(bn(conv(s)))
     a = sk.fc_select(z).view(x.shape[0], len(sk.paths), -1, 1, 1).softmax(dim=1)
     return (u * a).sum(1), a
+
+
+def _randomise_bn(module: nn.Module) -> None:
+    for bn in module.modules():
+        if isinstance(bn, nn.BatchNorm2d):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            nn.init.uniform_(bn.weight, 0.5, 1.5)
+            nn.init.uniform_(bn.bias, -0.2, 0.2)
 
 
 @pytest.mark.parametrize("branches", [["3x3", "3x3d2"], ["3x3", "3x3d2", "3x3d3"]])
@@ -62,6 +72,7 @@ def _reference_forward(sk: SelectiveKernel, x: torch.Tensor) -> tuple[torch.Tens
 def test_sk_fast_path_equals_literal_formulation(branches, train):
     torch.manual_seed(0)
     sk = SelectiveKernel(64, 64, stride=2, branches=[parse_branch(b) for b in branches], groups=8)
+    _randomise_bn(sk)
     x = torch.randn(3, 64, 16, 16)
     sk.train(train)
     if not train:
@@ -103,3 +114,26 @@ def test_branch_parsing_and_errors():
         parse_branch("3x5")
     with pytest.raises(ConfigError, match="needs at least 2 branches"):
         harness.create_model("sknet50", branches=["3x3"], attention=True)
+
+
+def test_bn_folding_at_inference_is_exact_and_invisible_to_fvcore():
+    torch.manual_seed(0)
+    model = harness.create_model("sknet50", width=0.25, num_classes=10).eval()
+    _randomise_bn(model)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad(), torch.enable_grad():
+        unfolded = model(x).detach()  # autograd on → the plain conv → BN path
+    with torch.inference_mode():
+        folded = model(x)
+    torch.testing.assert_close(folded, unfolded, rtol=1e-4, atol=1e-5)
+    # a change of the BN statistics invalidates the cached folded weights
+    for bn in model.modules():
+        if isinstance(bn, nn.BatchNorm2d):
+            bn.running_var.mul_(2.0)
+    with torch.inference_mode():
+        refolded = model(x)
+    with torch.no_grad(), torch.enable_grad():
+        expected = model(x).detach()
+    torch.testing.assert_close(refolded, expected, rtol=1e-4, atol=1e-5)
+    # fvcore traces the unfolded graph, so BN is still counted
+    assert "batch_norm" in count_macs(model, input_size=(3, 64, 64)).by_operator
