@@ -74,8 +74,8 @@ def test_expand_ids_are_stable_and_rounds_interleave():
 def test_batch_sizes_per_device():
     throughput = {"batch_sizes": {"cpu": [8], "cuda": [256]}}
     suite = parse_suite({"name": "x", "models": ["sknet50"], "throughput": throughput})
-    assert [t.batch_size for t in expand(suite, device="cpu")] == [8]
-    assert [t.batch_size for t in expand(suite, device="cuda")] == [256]
+    assert [(t.kind, t.batch_size) for t in expand(suite, device="cpu")] == [("peak", None), ("throughput", 8)]
+    assert [t.batch_size for t in expand(suite, device="cuda") if t.kind == "throughput"] == [256]
 
 
 def test_train_tasks_get_width_and_seeds():
