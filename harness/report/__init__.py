@@ -72,9 +72,14 @@ def _problems(run: RunData) -> list[str]:
     bad = [r for r in run.records if r.get("status") in ("error", "skipped") and r.get("kind") != "train_epoch"]
     if not bad:
         return []
-    rows = []
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in bad:
         why = r.get("reason") if r["status"] == "skipped" else f"{r['error']['type']}: {r['error']['message']}"
-        rows.append([r.get("kind"), r.get("label") or r.get("model"), r.get("batch_size"), r["status"], why])
-    return ["## Errors and skipped tasks", "", *table(["kind", "model", "batch", "status", "why"], rows,
-                                                       align="lllll"), ""]
+        groups.setdefault((r.get("kind"), r["status"], why), []).append(r)
+    rows = []
+    for (kind, status, why), recs in groups.items():
+        labels = ", ".join(dict.fromkeys(str(r.get("label") or r.get("model")) for r in recs))
+        batches = ", ".join(dict.fromkeys(str(r.get("batch_size")) for r in recs if r.get("batch_size") is not None))
+        rows.append([kind, labels, batches or None, f"{status} ×{len(recs)}", why])
+    return ["## Errors and skipped tasks", "",
+            *table(["kind", "models", "batch", "status", "why"], rows, align="lllll"), ""]

@@ -148,6 +148,8 @@ def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], 
                   *table(["model", "img/s", "÷ ResNeXt-50", "GMACs ratio (paper)", "GMAC/s", "of peak",
                           "loop CV", "loops", "timed s"], rows), ""]
         plot_data[f"batch {bs} · {mode} · {device}"] = rates
+        unstable = {row[0].removesuffix(" ⚠") for row in rows if row[0].endswith(" ⚠")}
+        plot_data.setdefault("_unstable", set()).update(unstable)
     if peak and kind == "throughput":
         lines += ["Device peak (matmul): " + ", ".join(f"{d}: {v:.1f} GMAC/s" for d, v in peak.items()), ""]
     lines += _sk_comparison(plot_data)
@@ -156,11 +158,17 @@ def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], 
 
 def _sk_comparison(plot_data: dict[str, Any]) -> list[str]:
     lines = []
+    unstable = plot_data.get("_unstable", set())
     for key, rates in plot_data.items():
+        if key == "_unstable":
+            continue
         ours, timm = rates.get("sknet50"), rates.get("timm:skresnext50_32x4d")
         if ours and timm:
+            noisy = {"sknet50", "timm:skresnext50_32x4d"} & unstable
+            caveat = (f" — but {', '.join(sorted(noisy))} was unstable in this run; "
+                      "`tests/bench/bench_sk_speed.py` measures the ratio over interleaved rounds") if noisy else ""
             lines.append(f"- {key}: our `sknet50` runs at **{ours / timm:.3f}×** the throughput of timm's "
-                         "`skresnext50_32x4d` (same structure, same parameter count).")
+                         f"`skresnext50_32x4d` (same structure, same parameter count){caveat}.")
     return lines + ([""] if lines else [])
 
 
@@ -193,6 +201,7 @@ def section(run: RunData, assets: Path, stem: str) -> list[str]:
     for kind, title in (("throughput", "Throughput (inference)"), ("train_throughput", "Throughput (training step)")):
         part, data = throughput_section(run, kind, title)
         lines += part
+        data.pop("_unstable", None)
         if data:
             plots[title] = data
     path = _plot(plots, assets / f"{stem}_throughput.png") if plots else None
