@@ -33,13 +33,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.registry import import_plugin
     from harness.report import render
     from harness.runner import RunOptions, run_suite
-    from harness.suite import load_suite, replace_models
+    from harness.suite import check_models, load_suite, replace_models
 
     for spec in args.imports:
         import_plugin(spec)
     suite = load_suite(args.suite, overrides=args.overrides)
+    for spec in suite.imports:
+        import_plugin(spec)
     if args.models:
         suite = replace_models(suite, [m.strip() for m in args.models.split(",") if m.strip()])
+    check_models(suite, source=args.suite)
     options = RunOptions(out_root=Path(args.out), device=args.device, resume=args.resume, fail_fast=args.fail_fast,
                          data_dir=args.data_dir, shard=args.shard, argv=sys.argv, progress=not args.no_progress)
     run_dir = run_suite(suite, options=options)

@@ -341,3 +341,40 @@ def replace_models(suite: Suite, patterns: list[str]) -> Suite:
         if section is not None and section.models is not None:
             update[kind] = section.model_copy(update={"models": select_models(section.models, patterns)})
     return suite.model_copy(update=update)
+
+
+def _model_lists(suite: Suite) -> list[tuple[str, list[ModelSpec]]]:
+    lists = [("models", suite.models)]
+    for kind in ("complexity", "latency", "throughput", "train"):
+        section = getattr(suite, kind)
+        if section is not None and section.models is not None:
+            lists.append((f"{kind}.models", section.models))
+    return lists
+
+
+def check_models(suite: Suite, *, source: str) -> None:
+    """Every model name and option of the suite exists in the registry (after plugins are imported).
+
+    Checked before anything runs, so a typo is one line and exit 2 instead of a run of error records.
+    """
+    from harness.errors import HarnessError
+    from harness.registry import TIMM_PREFIX, get_entry
+
+    for path, specs in _model_lists(suite):
+        for index, spec in enumerate(specs):
+            where = f"{source}: key '{path}[{index}]'"
+            if spec.name.startswith(TIMM_PREFIX):
+                import timm
+
+                if not timm.list_models(spec.name[len(TIMM_PREFIX):]):
+                    raise ConfigError(f"{where}: unknown timm model {spec.name[len(TIMM_PREFIX):]!r}")
+                continue
+            try:
+                valid = get_entry(spec.name).options
+            except HarnessError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+            unknown = sorted(set(spec.options) - set(valid))
+            if unknown:
+                close = difflib.get_close_matches(unknown[0], sorted(valid), n=1, cutoff=0.5)
+                hint = f"did you mean {close[0]!r}?" if close else f"valid options: {', '.join(sorted(valid))}"
+                raise ConfigError(f"{where}: model {spec.name!r} has no option {unknown[0]!r}; {hint}")

@@ -47,9 +47,32 @@ def test_run_writes_manifest_records_and_report(tmp_path, plugin_file, capsys):
     assert (report.parent / f"{run_dir.name}_complexity.png").is_file()
 
 
+def test_unknown_model_or_option_in_a_suite_is_one_line_and_exit_2(tmp_path, plugin_file, capsys):
+    name = plugin_model_name(plugin_file)
+    suite = _suite(tmp_path, plugin_file, [name, "sknet5"])
+    code, out, err = _run(capsys, "run", str(suite), "--out", str(tmp_path / "r"), "--no-progress")
+    assert code == 2 and out == [] and not (tmp_path / "r").exists()
+    assert err.strip().splitlines() == [
+        f"error: {suite}: key 'models[1]': unknown model 'sknet5'; did you mean sknet50, sknet29, sknet26? "
+        "(`python -m harness list` shows all; prefix 'timm:' for timm models)"]
+    suite = _suite(tmp_path, plugin_file, [{"name": name, "options": {"chanels": 4}}])
+    code, _, err = _run(capsys, "run", str(suite), "--out", str(tmp_path / "r"), "--no-progress")
+    assert code == 2
+    expected = f"error: {suite}: key 'models[0]': model {name!r} has no option 'chanels'; did you mean 'channels'?"
+    assert err.strip() == expected
+
+
+def test_bad_plugin_is_one_line_and_exit_2(tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nmodels: [sknet50]\ncomplexity: {}\n")
+    code, _, err = _run(capsys, "run", str(suite), "--import", str(tmp_path / "missing.py"))
+    assert code == 2 and err.strip().startswith("error: plugin file") and "not found" in err
+
+
 def test_failing_task_is_recorded_and_suite_continues(tmp_path, plugin_file, capsys):
     name = plugin_model_name(plugin_file)
-    suite = _suite(tmp_path, plugin_file, [{"name": name, "label": "bad", "options": {"nope": 1}}, name])
+    # options are valid; the builder itself fails (channels must be positive) → an error record
+    suite = _suite(tmp_path, plugin_file, [{"name": name, "label": "bad", "options": {"channels": 0}}, name])
     code, out, err = _run(capsys, "run", str(suite), "--out", str(tmp_path / "r"), "--reports", str(tmp_path / "p"),
                           "--no-progress")
     assert code == 0
@@ -57,7 +80,7 @@ def test_failing_task_is_recorded_and_suite_continues(tmp_path, plugin_file, cap
     status = {r["label"]: r["status"] for r in run.records}
     assert status == {"bad": "error", name: "ok"}
     bad = next(r for r in run.records if r["label"] == "bad")
-    assert bad["error"]["type"] == "ConfigError" and "has no option 'nope'" in bad["error"]["message"]
+    assert bad["error"]["type"] in {"RuntimeError", "ValueError"} and bad["error"]["message"]
     assert "Errors and skipped tasks" in Path(out[1]).read_text()
     code, _, err = _run(capsys, "run", str(suite), "--out", str(tmp_path / "r"), "--fail-fast", "--no-progress")
     assert code == 2 and "--fail-fast" in err
