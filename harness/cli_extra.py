@@ -77,7 +77,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_fake_cifar(args: argparse.Namespace) -> int:
-    from harness.train.data import write_fake_cifar
+    from harness.train.fake_cifar import write_fake_cifar
 
     print(write_fake_cifar(Path(args.dir), args.dataset, n_train=args.n_train, n_test=args.n_test, seed=args.seed))
     return 0

@@ -15,7 +15,7 @@ from helpers import plugin_model_name
 
 from harness.cli import main
 from harness.results import load_run
-from harness.train.data import write_fake_cifar
+from harness.train.fake_cifar import write_fake_cifar
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.train.data import CifarData, DeviceLoader, load_cifar, measure_loader_throughput, write_fake_cifar
+from harness.train.data import CifarData, DeviceLoader, load_cifar, measure_loader_throughput
+from harness.train.fake_cifar import write_fake_cifar
 from harness.train.loop import TrainConfig, train
 
 

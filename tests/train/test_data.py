@@ -17,8 +17,8 @@ from harness.train.data import (
     crop_flip,
     load_cifar,
     measure_loader_throughput,
-    write_fake_cifar,
 )
+from harness.train.fake_cifar import write_fake_cifar
 
 CIFAR10_BATCH_KEYS = {b"batch_label", b"labels", b"data", b"filenames"}
 CIFAR100_BATCH_KEYS = {b"batch_label", b"fine_labels", b"coarse_labels", b"data", b"filenames"}

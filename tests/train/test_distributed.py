@@ -18,7 +18,8 @@ from torch import nn
 
 from harness.errors import ConfigError
 from harness.train import distributed as hdist
-from harness.train.data import load_cifar, write_fake_cifar
+from harness.train.data import load_cifar
+from harness.train.fake_cifar import write_fake_cifar
 from harness.train.loop import TrainConfig, train
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,8 @@ import torch.utils.deterministic
 from torch import nn
 
 from harness.errors import ConfigError, MeasurementError
-from harness.train.data import CifarData, load_cifar, write_fake_cifar
+from harness.train.data import CifarData, load_cifar
+from harness.train.fake_cifar import write_fake_cifar
 from harness.train.loop import EpochResult, TrainConfig, lr_at, train
 
 # docs/CONTRACTS.md, kind-specific fields of train_epoch and train records.
