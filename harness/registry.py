@@ -105,29 +105,37 @@ def get_entry(name: str) -> ModelEntry:
     )
 
 
-def _create_timm(name: str, options: dict[str, Any]) -> nn.Module:
-    import timm
+def check_model(name: str, options: dict[str, Any]) -> None:
+    """Raise ``ConfigError`` / ``UnknownModelError`` if ``name`` or one of ``options`` does not exist.
 
-    timm_name = name[len(TIMM_PREFIX):]
-    if not timm.list_models(timm_name):
-        close = _suggest(timm_name, timm.list_models())
-        raise UnknownModelError(f"unknown timm model {timm_name!r}{close}")
-    return timm.create_model(timm_name, pretrained=False, **options)
+    Builds nothing: suites are checked with it before a run starts, and ``create_model`` before it builds.
+    timm models' options are timm's business (``timm.create_model`` rejects bad ones itself).
+    """
+    if name.startswith(TIMM_PREFIX):
+        import timm
+
+        timm_name = name[len(TIMM_PREFIX):]
+        if not timm.list_models(timm_name):
+            raise UnknownModelError(f"unknown timm model {timm_name!r}{_suggest(timm_name, timm.list_models())}")
+        return
+    valid = sorted(get_entry(name).options)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], valid, n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"model {name!r} has no option {unknown[0]!r}{hint}; valid options: {', '.join(valid) or '(none)'}"
+        )
 
 
 def create_model(name: str, **options: Any) -> nn.Module:
     """Build model ``name`` with ``options`` (keyword-only options of its builder)."""
+    check_model(name, options)
     if name.startswith(TIMM_PREFIX):
-        return _create_timm(name, options)
-    entry = get_entry(name)
-    valid = entry.options
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ConfigError(
-            f"model {name!r} has no option {unknown[0]!r}{_suggest(unknown[0], sorted(valid))}; "
-            f"valid options: {', '.join(sorted(valid)) or '(none)'}"
-        )
-    return entry.builder(**options)
+        import timm
+
+        return timm.create_model(name[len(TIMM_PREFIX):], pretrained=False, **options)
+    return get_entry(name).builder(**options)
 
 
 def default_input_size(name: str) -> tuple[int, int, int]:

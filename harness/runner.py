@@ -8,17 +8,15 @@ have an ``ok`` (or ``skipped``) record and never writes a record twice.
 from __future__ import annotations
 
 import logging
-import random
 import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from harness.benchmarks import TaskContext, TaskSkipped, executor_for, model_fields
@@ -26,8 +24,10 @@ from harness.errors import ConfigError, HarnessError
 from harness.registry import import_plugin
 from harness.results import RecordWriter, create_run_dir, load_run, read_records, utc_now, write_manifest
 from harness.suite import Suite, Task, expand
+from harness.train.loop import seed_everything
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -40,6 +40,7 @@ class RunOptions:
     argv: list[str] = field(default_factory=list)
     progress: bool = True
 
+
 def resolve_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -47,8 +48,10 @@ def resolve_device(requested: str) -> str:
         raise ConfigError("device 'cuda' requested but CUDA is not available here; use --device cpu or auto")
     return requested
 
+
 def git_state(cwd: Path | None = None) -> dict[str, Any]:
     """Commit and dirty flag of the working tree the harness runs from (None outside git)."""
+
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
@@ -60,10 +63,6 @@ def git_state(cwd: Path | None = None) -> dict[str, Any]:
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 def shard_tasks(tasks: list[Task], shard: tuple[int, int] | None) -> list[Task]:
     """A deterministic subset: the tasks of every model go to one shard (keeps latency rounds together)."""
@@ -73,6 +72,7 @@ def shard_tasks(tasks: list[Task], shard: tuple[int, int] | None) -> list[Task]:
     models = list(dict.fromkeys(t.model.display for t in tasks))
     mine = set(models[index::count])
     return [t for t in tasks if t.model.display in mine]
+
 
 def _manifest(suite: Suite, options: RunOptions, device: str, run_id: str) -> dict[str, Any]:
     from harness.environment import capture_environment
@@ -89,6 +89,7 @@ def _manifest(suite: Suite, options: RunOptions, device: str, run_id: str) -> di
         "shard": None if options.shard is None else {"index": options.shard[0], "count": options.shard[1]},
     }
 
+
 def _open_run(suite: Suite, options: RunOptions, device: str) -> Path:
     if options.resume is None:
         run_dir = create_run_dir(options.out_root, suite.name)
@@ -102,11 +103,10 @@ def _open_run(suite: Suite, options: RunOptions, device: str) -> Path:
         )
     return Path(options.resume)
 
-def _finished(run_dir: Path) -> set[str]:
-    return {
-        r["task_id"] for r in read_records(run_dir / "records.jsonl")
-        if r.get("status") in ("ok", "skipped") and r.get("kind") != "train_epoch"
-    }
+
+def _finished(records: list[dict[str, Any]]) -> set[str]:
+    return {r["task_id"] for r in records if r.get("status") in ("ok", "skipped") and r.get("kind") != "train_epoch"}
+
 
 def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
     """Run every task of ``suite`` (or of one shard of it) and return the run dir.
@@ -122,13 +122,26 @@ def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
     is_writer = dist is None or dist.is_writer
     run_dir = _open_run(suite, options, device) if is_writer else None
     run_dir = _broadcast_path(run_dir, dist)
-    done = _finished(run_dir)
+    # read once: what is done, and the earlier records of each task (a resumed training's epochs)
+    earlier: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in read_records(run_dir / "records.jsonl"):
+        earlier[record.get("task_id")].append(record)
+    done = _finished([r for recs in earlier.values() for r in recs])
     todo = [t for t in tasks if t.task_id not in done and (is_writer or t.kind == "train")]
     log.info("%s: %d tasks (%d already done)", run_dir, len(tasks), len(tasks) - len(todo))
-    with (RecordWriter(run_dir) if is_writer else _NullWriter()) as writer:
+    reported_skips: set[str] = set()
+    with RecordWriter(run_dir) if is_writer else _NullWriter() as writer:
         for task in _progress(todo, enabled=options.progress and is_writer):
-            record = run_task(task, suite=suite, run_dir=run_dir, writer=writer, data_dir=options.data_dir,
-                              dist=dist)
+            record = run_task(
+                task,
+                suite=suite,
+                run_dir=run_dir,
+                writer=writer,
+                data_dir=options.data_dir,
+                dist=dist,
+                earlier=earlier[task.task_id],
+                reported_skips=reported_skips,
+            )
             if record["status"] == "error" and options.fail_fast:
                 raise HarnessError(f"task {task.task_id} failed: {record['error']['message']} (--fail-fast)")
     return run_dir if is_writer else None
@@ -166,6 +179,7 @@ class _NullWriter:
     def __exit__(self, *exc: object) -> None:
         return None
 
+
 def _progress(tasks: list[Task], *, enabled: bool):
     if not enabled:
         return tasks
@@ -173,26 +187,50 @@ def _progress(tasks: list[Task], *, enabled: bool):
 
     return tqdm(tasks, desc="tasks", unit="task", file=sys.stderr, dynamic_ncols=True, leave=False)
 
-_SKIP_REPORTED: set[str] = set()
 
-def run_task(task: Task, *, suite: Suite, run_dir: Path, writer: RecordWriter, data_dir: str | None,
-             dist: Any = None) -> dict[str, Any]:
-    """Execute one task and append its record; never raises for a task failure."""
-    base = {"task_id": task.task_id, "kind": task.kind, **model_fields(task.model), "device": task.device,
-            "batch_size": task.batch_size, "round": task.round, "started_utc": utc_now()}
+def run_task(
+    task: Task,
+    *,
+    suite: Suite,
+    run_dir: Path,
+    writer: RecordWriter,
+    data_dir: str | None,
+    dist: Any = None,
+    earlier: list[dict[str, Any]] | None = None,
+    reported_skips: set[str] | None = None,
+) -> dict[str, Any]:
+    """Execute one task and append its record; never raises for a task failure.
+
+    ``earlier`` holds this task's records from before a resume; a skip reason already in ``reported_skips``
+    is not logged again (one line for a missing dataset, however many tasks need it).
+    """
+    reported_skips = set() if reported_skips is None else reported_skips
+    base = {
+        "task_id": task.task_id,
+        "kind": task.kind,
+        **model_fields(task.model),
+        "device": task.device,
+        "batch_size": task.batch_size,
+        "round": task.round,
+        "started_utc": utc_now(),
+    }
     if task.seed is not None:
         base["seed"] = task.seed
-    earlier = [r for r in read_records(run_dir / "records.jsonl") if r.get("task_id") == task.task_id]
-    ctx = TaskContext(run_dir=run_dir, emit=lambda rec: writer.write({**base, **rec}), done_records=earlier,
-                      data_dir=data_dir, distributed=dist)
+    ctx = TaskContext(
+        run_dir=run_dir,
+        emit=lambda rec: writer.write({**base, **rec}),
+        done_records=earlier or [],
+        data_dir=data_dir,
+        distributed=dist,
+    )
     seed_everything(task.seed if task.seed is not None else suite.seed)
     start = time.perf_counter()
     try:
         payload = executor_for(task)(task, ctx)
         record = {**base, **payload, "status": "ok"}
     except TaskSkipped as exc:
-        if str(exc) not in _SKIP_REPORTED:
-            _SKIP_REPORTED.add(str(exc))
+        if str(exc) not in reported_skips:
+            reported_skips.add(str(exc))
             log.warning("%s", exc)
         record = {**base, "status": "skipped", "reason": str(exc)}
     except (KeyboardInterrupt, SystemExit):
@@ -203,5 +241,3 @@ def run_task(task: Task, *, suite: Suite, run_dir: Path, writer: RecordWriter, d
         record = {**base, "status": "error", "error": {"type": type(exc).__name__, "message": str(exc)}}
     record["wall_s"] = time.perf_counter() - start
     return writer.write(record)
-
-ProgressFactory = Callable[[list[Task]], Any]

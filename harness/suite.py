@@ -358,23 +358,11 @@ def check_models(suite: Suite, *, source: str) -> None:
     Checked before anything runs, so a typo is one line and exit 2 instead of a run of error records.
     """
     from harness.errors import HarnessError
-    from harness.registry import TIMM_PREFIX, get_entry
+    from harness.registry import check_model
 
     for path, specs in _model_lists(suite):
         for index, spec in enumerate(specs):
-            where = f"{source}: key '{path}[{index}]'"
-            if spec.name.startswith(TIMM_PREFIX):
-                import timm
-
-                if not timm.list_models(spec.name[len(TIMM_PREFIX):]):
-                    raise ConfigError(f"{where}: unknown timm model {spec.name[len(TIMM_PREFIX):]!r}")
-                continue
             try:
-                valid = get_entry(spec.name).options
+                check_model(spec.name, spec.options)
             except HarnessError as exc:
-                raise ConfigError(f"{where}: {exc}") from None
-            unknown = sorted(set(spec.options) - set(valid))
-            if unknown:
-                close = difflib.get_close_matches(unknown[0], sorted(valid), n=1, cutoff=0.5)
-                hint = f"did you mean {close[0]!r}?" if close else f"valid options: {', '.join(sorted(valid))}"
-                raise ConfigError(f"{where}: model {spec.name!r} has no option {unknown[0]!r}; {hint}")
+                raise ConfigError(f"{source}: key '{path}[{index}]': {exc}") from None

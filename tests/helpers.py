@@ -32,3 +32,12 @@ class TinyNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.conv(x).relu().mean((2, 3)))
+
+
+def run_cli(capsys, *argv) -> tuple[int, list[str], str]:
+    """``python -m harness ARGV`` in-process: exit code, stdout lines, stderr text."""
+    from harness.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from harness.cli import main
+from helpers import run_cli as _cli
 
 PLUGIN = Path(__file__).resolve().parent / "bench" / "gate_plugin.py"
 COST_ENV = "HARNESS_GATE_PLUGIN_COST"
@@ -50,12 +49,6 @@ def _suite(tmp_path: Path, *, rounds: int = 4, min_time_s: float = 0.6) -> Path:
     path = tmp_path / "gate_e2e.yaml"
     path.write_text(json.dumps(suite))
     return path
-
-
-def _cli(capsys, *argv: str) -> tuple[int, list[str], str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out.splitlines(), err
 
 
 def _run(capsys, monkeypatch, tmp_path: Path, suite: Path, cost: float) -> str:

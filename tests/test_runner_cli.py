@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from helpers import plugin_model_name
+from helpers import run_cli as _run
 
-from harness.cli import main
 from harness.results import load_run
 
 
@@ -17,12 +17,6 @@ def _suite(tmp_path: Path, plugin: Path, models: list, **extra) -> Path:
     path = tmp_path / "e2e.yaml"
     path.write_text(json.dumps(suite))
     return path
-
-
-def _run(capsys, *argv: str) -> tuple[int, list[str], str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out.splitlines(), err
 
 
 def test_run_writes_manifest_records_and_report(tmp_path, plugin_file, capsys):
@@ -58,7 +52,8 @@ def test_unknown_model_or_option_in_a_suite_is_one_line_and_exit_2(tmp_path, plu
     suite = _suite(tmp_path, plugin_file, [{"name": name, "options": {"chanels": 4}}])
     code, _, err = _run(capsys, "run", str(suite), "--out", str(tmp_path / "r"), "--no-progress")
     assert code == 2
-    expected = f"error: {suite}: key 'models[0]': model {name!r} has no option 'chanels'; did you mean 'channels'?"
+    expected = (f"error: {suite}: key 'models[0]': model {name!r} has no option 'chanels' (did you mean 'channels'?); "
+                "valid options: channels, num_classes, repeat")
     assert err.strip() == expected
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import plugin_model_name
+from helpers import plugin_model_name, run_cli
 
-from harness.cli import main
 from harness.results import load_run
 
 FAST = {"warmup": 1, "min_time_s": 0.05, "max_time_s": 0.5, "min_samples": 4}
@@ -16,8 +15,7 @@ FAST = {"warmup": 1, "min_time_s": 0.05, "max_time_s": 0.5, "min_samples": 4}
 def _run_suite(tmp_path: Path, capsys, suite: dict) -> tuple[int, Path, Path]:
     path = tmp_path / "s.yaml"
     path.write_text(json.dumps(suite))
-    code = main(["run", str(path), "--out", str(tmp_path / "r"), "--reports", str(tmp_path / "p"), "--no-progress"])
-    out = capsys.readouterr().out.splitlines()
+    code, out, _ = run_cli(capsys, "run", path, "--out", tmp_path / "r", "--reports", tmp_path / "p", "--no-progress")
     return code, Path(out[0]), Path(out[1])
 
 

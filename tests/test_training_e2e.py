@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import plugin_model_name
+from helpers import plugin_model_name, run_cli
 
-from harness.cli import main
 from harness.results import load_run
 from harness.train.fake_cifar import write_fake_cifar
 
@@ -39,10 +38,7 @@ def _suite(tmp_path: Path, plugin: Path, *, epochs: int = 2, seeds=(0,), models=
 
 
 def _run(capsys, *argv) -> tuple[int, list[str], str]:
-    extra = ["--no-progress"] if argv[0] == "run" else []
-    code = main([*map(str, argv), *extra])
-    out, err = capsys.readouterr()
-    return code, out.splitlines(), err
+    return run_cli(capsys, *argv, *(["--no-progress"] if argv[0] == "run" else []))
 
 
 def _train_records(run_dir: Path) -> list[dict]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -53,22 +54,16 @@ def model_fields(spec: ModelSpec) -> dict[str, Any]:
     return {"model": spec.name, "label": spec.display, "options": spec.options, "canonical_options": canonical}
 
 
+@lru_cache(maxsize=1)
+def _executors() -> dict[str, Callable[[Task, TaskContext], dict[str, Any]]]:
+    # imported on first use: the executors import torch-heavy measurement and training code
+    from harness.benchmarks import complexity, timing, training
+
+    return {"complexity": complexity.execute, **timing.EXECUTORS, **training.EXECUTORS}
+
+
 def executor_for(task: Task) -> Callable[[Task, TaskContext], dict[str, Any]]:
-    from harness.benchmarks import complexity
-
-    table: dict[str, Callable[[Task, TaskContext], dict[str, Any]]] = {"complexity": complexity.execute}
-    try:
-        from harness.benchmarks import timing
-
-        table.update(timing.EXECUTORS)
-    except ImportError:
-        pass
-    try:
-        from harness.benchmarks import training
-
-        table.update(training.EXECUTORS)
-    except ImportError:
-        pass
+    table = _executors()
     if task.kind not in table:
         raise HarnessError(f"task kind {task.kind!r} has no executor in this harness version")
     return table[task.kind]

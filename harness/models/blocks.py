@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.errors import ConfigError
+
 # (in_channels, out_channels, stride) -> module computing conv → BN → ReLU
 MidFactory = Callable[[int, int, int], nn.Module]
 # (channels) -> module mapping a tensor to the same shape (e.g. SE)
@@ -173,14 +175,11 @@ def _init_weights(model: nn.Module) -> None:
 
 def scaled(channels: int, width: float, *, multiple: int = 1) -> int:
     """Scale a channel count by ``width``, keep it a positive multiple of ``multiple``."""
-    value = max(multiple, int(round(channels * width / multiple)) * multiple)
-    return value
+    return max(multiple, int(round(channels * width / multiple)) * multiple)
 
 
 def _check_positive(name: str, value: float) -> None:
     if value <= 0:
-        from harness.errors import ConfigError
-
         raise ConfigError(f"model option {name}={value!r} must be positive")
 
 

@@ -127,6 +127,7 @@ def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], 
              "pooled), measured separately from latency. Achieved GMAC/s = our MACs per image × images/s; "
              "utilisation is against a large matmul timed on this device in the same dtype.", ""]
     plot_data: dict[str, Any] = {}
+    unstable: set[str] = set()
     for (bs, mode, device), group in sorted(_group(records).items(), key=lambda kv: str(kv[0])):
         per_model = _by_model(group)
         rates = {label: _pooled_rate(recs) for label, recs in per_model.items()}
@@ -135,12 +136,14 @@ def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], 
         for label, rate in rates.items():
             loop_s = [s for r in per_model[label] for s in r["loop_samples_s"]]
             spread: Summary | None = summarize(loop_s) if len(loop_s) >= 2 else None
+            if spread is not None and spread.unstable:
+                unstable.add(label)
             macs = cx.get(label, {}).get("macs")
             achieved = macs * rate / 1e9 if macs and kind == "throughput" else None
             peak_val = peak.get(group[0].get("dtype", "fp32"))
             util = f"{achieved / peak_val * 100:.0f}%" if achieved and peak_val else "–"
             paper_ratio, _ = _compute_ratios(label, base, cx)
-            rows.append([label + (" ⚠" if spread and spread.unstable else ""), num(rate, 1),
+            rows.append([label + (" ⚠" if label in unstable else ""), num(rate, 1),
                          num(_ratio(rate, rates[base]), 3), paper_ratio, num(achieved, 1), util,
                          f"{spread.cv * 100:.1f}%" if spread else "–", len(loop_s),
                          num(_seconds(per_model[label]), 1)])
@@ -148,20 +151,15 @@ def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], 
                   *table(["model", "img/s", "÷ ResNeXt-50", "GMACs ratio (paper)", "GMAC/s", "of peak",
                           "loop CV", "loops", "timed s"], rows), ""]
         plot_data[f"batch {bs} · {mode} · {device}"] = rates
-        unstable = {row[0].removesuffix(" ⚠") for row in rows if row[0].endswith(" ⚠")}
-        plot_data.setdefault("_unstable", set()).update(unstable)
     if peak and kind == "throughput":
         lines += ["Device peak (matmul): " + ", ".join(f"{d}: {v:.1f} GMAC/s" for d, v in peak.items()), ""]
-    lines += _sk_comparison(plot_data)
+    lines += _sk_comparison(plot_data, unstable)
     return lines, plot_data
 
 
-def _sk_comparison(plot_data: dict[str, Any]) -> list[str]:
+def _sk_comparison(plot_data: dict[str, Any], unstable: set[str]) -> list[str]:
     lines = []
-    unstable = plot_data.get("_unstable", set())
     for key, rates in plot_data.items():
-        if key == "_unstable":
-            continue
         ours, timm = rates.get("sknet50"), rates.get("timm:skresnext50_32x4d")
         if ours and timm:
             noisy = {"sknet50", "timm:skresnext50_32x4d"} & unstable
@@ -201,7 +199,6 @@ def section(run: RunData, assets: Path, stem: str) -> list[str]:
     for kind, title in (("throughput", "Throughput (inference)"), ("train_throughput", "Throughput (training step)")):
         part, data = throughput_section(run, kind, title)
         lines += part
-        data.pop("_unstable", None)
         if data:
             plots[title] = data
     path = _plot(plots, assets / f"{stem}_throughput.png") if plots else None
