@@ -1,4 +1,6 @@
-"""What machine and software a measurement ran on, as a JSON-serialisable dict for the run manifest.
+"""The machine a run is on: what it is (CPU, GPUs, clocks, software versions, git state of the harness) as a
+JSON-serialisable dict for the run manifest, which device a run uses, and the backend flags that change kernel
+choice (cudnn.benchmark, TF32), read for records and set per task.
 
 Every probe is best effort: a missing package, file or tool gives ``None`` for that field, never an
 exception, because a run must not fail for lack of provenance detail.
@@ -13,12 +15,15 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from harness.measure.timing import current_backend_flags
+from harness.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -182,3 +187,65 @@ def capture_environment(device: str | None = None) -> dict[str, Any]:
         "backend_flags": current_backend_flags(),
         "device": _device_info(device),
     }
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` → cuda when available, else cpu; an explicit ``cuda`` without CUDA is a ``ConfigError``."""
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but CUDA is not available here; use --device cpu or auto")
+    return requested
+
+
+def git_state(cwd: Path | None = None) -> dict[str, Any]:
+    """Commit and dirty flag of the working tree the harness runs from (None outside git)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+# ------------------------------------------------------------------------------------- backend flags
+
+
+def current_backend_flags() -> dict[str, bool]:
+    """The cuDNN / TF32 switches that change kernel choice, for the record."""
+    tf32_matmul = bool(torch.backends.cuda.matmul.allow_tf32)
+    tf32_cudnn = bool(torch.backends.cudnn.allow_tf32)
+    return {
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        # torch's default is mixed (cuDNN on, matmul off), so the single flag is true only when both are.
+        "tf32": tf32_matmul and tf32_cudnn,
+        "tf32_matmul": tf32_matmul,
+        "tf32_cudnn": tf32_cudnn,
+    }
+
+
+@contextmanager
+def backend_flags(*, cudnn_benchmark: bool, tf32: bool) -> Iterator[None]:
+    """Set cudnn.benchmark and both TF32 switches for the ``with`` block, then restore them."""
+    saved = (
+        torch.backends.cudnn.benchmark,
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+    )
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        yield
+    finally:
+        (
+            torch.backends.cudnn.benchmark,
+            torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32,
+        ) = saved

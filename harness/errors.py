@@ -1,10 +1,13 @@
 """One exception hierarchy for the whole harness.
 
-User errors (``HarnessError`` subclasses) carry a one-line message that says what went wrong,
-where, and how to fix it. The CLI maps them to exit code 2 without a traceback.
+User errors (``HarnessError`` subclasses) carry a one-line message that says what went wrong, where, and
+how to fix it. The CLI maps them to exit code 2 without a traceback. ``TaskSkipped`` is not a failure: a
+task that cannot run here (its dataset is absent, its device is not the suite's) is recorded as ``skipped``.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 class HarnessError(Exception):
@@ -28,7 +31,7 @@ class DatasetUnavailable(HarnessError):
 
 
 class ResultsError(HarnessError):
-    """A run directory or record file is missing, malformed or of an unsupported schema."""
+    """A run directory, record file or baseline is missing, malformed or of an unsupported schema."""
 
 
 class MeasurementError(HarnessError):
@@ -37,3 +40,15 @@ class MeasurementError(HarnessError):
 
 class IncomparableError(HarnessError):
     """Two runs were taken in environments that cannot be compared (device, dtype, torch version)."""
+
+
+class TaskSkipped(HarnessError):
+    """The task cannot run in this environment (e.g. its dataset is absent); recorded as ``skipped``."""
+
+
+class TaskFailed(HarnessError):
+    """A task failed under ``--fail-fast``: the run stops there. Exit code 1 (a failed task), not 2."""
+
+    def __init__(self, run_dir: Path, task_id: str, message: str) -> None:
+        super().__init__(f"task {task_id} failed: {message} (--fail-fast)")
+        self.run_dir = Path(run_dir)

@@ -8,7 +8,7 @@ have an ``ok`` (or ``skipped``) record and never writes a record twice.
 from __future__ import annotations
 
 import logging
-import subprocess
+import os
 import sys
 import time
 import traceback
@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from harness.benchmarks import TaskContext, TaskSkipped, executor_for, model_fields
-from harness.errors import ConfigError, HarnessError
-from harness.registry import import_plugin
+from harness.config.schema import Suite
+from harness.environment import capture_environment, git_state, resolve_device
+from harness.errors import ConfigError, HarnessError, TaskFailed, TaskSkipped
+from harness.models.registry import import_plugins
+from harness.plan import Task, expand, shard_tasks
 from harness.results import RecordWriter, create_run_dir, load_run, read_records, utc_now, write_manifest
-from harness.suite import Suite, Task, expand
-from harness.train.loop import seed_everything
+from harness.tasks import Executor, TaskContext, executors, model_fields
+from harness.train.rng import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -41,42 +41,7 @@ class RunOptions:
     progress: bool = True
 
 
-def resolve_device(requested: str) -> str:
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but CUDA is not available here; use --device cpu or auto")
-    return requested
-
-
-def git_state(cwd: Path | None = None) -> dict[str, Any]:
-    """Commit and dirty flag of the working tree the harness runs from (None outside git)."""
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
-
-
-def shard_tasks(tasks: list[Task], shard: tuple[int, int] | None) -> list[Task]:
-    """A deterministic subset: the tasks of every model go to one shard (keeps latency rounds together)."""
-    if shard is None:
-        return tasks
-    index, count = shard
-    models = list(dict.fromkeys(t.model.display for t in tasks))
-    mine = set(models[index::count])
-    return [t for t in tasks if t.model.display in mine]
-
-
 def _manifest(suite: Suite, options: RunOptions, device: str, run_id: str) -> dict[str, Any]:
-    from harness.environment import capture_environment
-
     return {
         "run_id": run_id,
         "suite_name": suite.name,
@@ -114,8 +79,7 @@ def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
     Under torchrun (``WORLD_SIZE`` > 1) every rank trains each ``train`` task on its shard of the data;
     rank 0 alone runs the other tasks, writes the run dir, and gets the path back (other ranks get None).
     """
-    for spec in suite.imports:
-        import_plugin(spec)
+    import_plugins(suite.imports)
     device = resolve_device(options.device if options.device != "auto" else suite.device)
     tasks = shard_tasks(expand(suite, device=device), options.shard)
     dist = _join_process_group(device)
@@ -143,13 +107,11 @@ def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
                 reported_skips=reported_skips,
             )
             if record["status"] == "error" and options.fail_fast:
-                raise HarnessError(f"task {task.task_id} failed: {record['error']['message']} (--fail-fast)")
+                raise TaskFailed(run_dir, task.task_id, record["error"]["message"])
     return run_dir if is_writer else None
 
 
 def _join_process_group(device: str):
-    import os
-
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
     from harness.train.distributed import init_from_env
@@ -208,7 +170,7 @@ def run_task(
     base = {
         "task_id": task.task_id,
         "kind": task.kind,
-        **model_fields(task.model),
+        **model_fields(task.model, label=task.label),
         "device": task.device,
         "batch_size": task.batch_size,
         "round": task.round,
@@ -226,7 +188,7 @@ def run_task(
     seed_everything(task.seed if task.seed is not None else suite.seed)
     start = time.perf_counter()
     try:
-        payload = executor_for(task)(task, ctx)
+        payload = _executor(task)(task, ctx)
         record = {**base, **payload, "status": "ok"}
     except TaskSkipped as exc:
         if str(exc) not in reported_skips:
@@ -241,3 +203,10 @@ def run_task(
         record = {**base, "status": "error", "error": {"type": type(exc).__name__, "message": str(exc)}}
     record["wall_s"] = time.perf_counter() - start
     return writer.write(record)
+
+
+def _executor(task: Task) -> Executor:
+    table = executors()
+    if task.kind not in table:
+        raise HarnessError(f"task kind {task.kind!r} has no executor in this harness version")
+    return table[task.kind]

@@ -8,7 +8,7 @@ because latency samples are skewed (scheduler preemption, GC, clock boosts give 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,21 +53,39 @@ def _as_array(samples: Sequence[float] | np.ndarray, *, name: str) -> np.ndarray
     return values
 
 
+def bootstrap_ci(
+    samples: Sequence[np.ndarray],
+    statistic: Callable[..., np.ndarray],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = _BOOTSTRAP_RESAMPLES,
+    seed: int = _BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of ``statistic(*samples, axis=-1)``, every sample resampled on its own.
+
+    The one bootstrap of the harness (reports and the regression gate): ``scipy.stats.bootstrap`` with a
+    fixed seed, so the interval is a pure function of the samples and re-rendering never changes it.
+    ``statistic`` must be vectorised (it gets arrays with a leading resample axis and ``axis=-1``).
+    """
+    result = sps.bootstrap(
+        tuple(samples),
+        statistic,
+        n_resamples=n_resamples,
+        batch=_BOOTSTRAP_BATCH,
+        vectorized=True,
+        paired=False,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def _median_ci(values: np.ndarray, *, confidence: float) -> tuple[float, float]:
     # Fewer than three points cannot be resampled meaningfully; the range is the honest interval.
     if values.size < 3 or np.ptp(values) == 0.0:
         return float(values.min()), float(values.max())
-    result = sps.bootstrap(
-        (values,),
-        np.median,
-        n_resamples=_BOOTSTRAP_RESAMPLES,
-        batch=_BOOTSTRAP_BATCH,
-        vectorized=True,
-        confidence_level=confidence,
-        method="percentile",
-        rng=np.random.default_rng(_BOOTSTRAP_SEED),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return bootstrap_ci((values,), np.median, confidence=confidence)
 
 
 def summarize(samples: Sequence[float] | np.ndarray, *, confidence: float = 0.95, unstable_cv: float = 0.10) -> Summary:
@@ -125,15 +143,6 @@ def ratio_of_medians_ci(
     # Constant series (or too few points) leave nothing to resample.
     if min(base.size, cand.size) < 3 or (np.ptp(base) == 0.0 and np.ptp(cand) == 0.0):
         return ratio, ratio, ratio
-    result = sps.bootstrap(
-        (base, cand),
-        _ratio_of_medians,
-        n_resamples=n_resamples,
-        batch=_BOOTSTRAP_BATCH,
-        vectorized=True,
-        paired=False,
-        confidence_level=confidence,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return ratio, float(result.confidence_interval.low), float(result.confidence_interval.high)
+    low, high = bootstrap_ci((base, cand), _ratio_of_medians, confidence=confidence, n_resamples=n_resamples,
+                             seed=seed)
+    return ratio, low, high

@@ -1,3 +1,5 @@
-"""Paper-faithful model families; importing this package registers them."""
+"""Paper-faithful model families (``resnext``, ``senet``, ``sknet``) and the registry that names them.
 
-from harness.models import reference, resnext, senet, sknet  # noqa: F401  (registration side effect)
+Importing this package registers nothing and imports no torch: ``harness.models.registry`` imports the
+families the first time the registry is used.
+"""

@@ -26,7 +26,7 @@ from harness.models.blocks import (
     imagenet_stem,
     scaled,
 )
-from harness.registry import register_model
+from harness.models.registry import register_model
 
 
 def build_imagenet(*, layers: Sequence[int], cardinality: int, base_width: int, width: float,

@@ -5,9 +5,10 @@ Reproduces: [P] Table 1/2 SENet-50 (27.7M, 4.25 GMACs) and SENet-101 (49.2M, 8.0
 
 Deviations (each a named option defaulting to the paper):
 - SE fcs carry a bias (as the SENet release and timm); the squeeze is a mean, the gate a sigmoid.
-- SENet-29: the caption says "based on ResNeXt-29, 16×32d". SE (r = 16) inserted in that backbone
-  has ≈25.8M parameters, not the published 35.0M (which matches SE on 8×64d). We build what the caption
-  describes; the report shows the gap (PAPER.md §5). The supplementary with the real config was not found.
+- SENet-29: the caption of [P] Table 5 says "based on ResNeXt-29, 16×32d". SE (r = 16) inserted in that
+  backbone has 25.66M parameters, not the published 35.0M (which matches SE on 8×64d). We build what the
+  caption describes; the report shows the gap ([P] §4.2 gives no configuration; the supplementary with it was
+  not found).
 - Same stem/BN/stride notes as ``harness.models.resnext``; ``width`` scales channels for short runs.
 """
 
@@ -18,9 +19,9 @@ from functools import partial
 
 from torch import nn
 
+from harness.models.registry import register_model
 from harness.models.resnext import _plain, build_cifar, build_imagenet
 from harness.models.se import SqueezeExcite
-from harness.registry import register_model
 
 
 @register_model(family="senet", paper_table="P Table 2")
@@ -44,6 +45,6 @@ def senet101(*, layers: Sequence[int] = (3, 4, 23, 3), cardinality: int = 32, ba
 @register_model(family="senet", paper_table="P Table 5", input_size=(3, 32, 32))
 def senet29(*, cardinality: int = 16, base_width: int = 32, r: int = 16, width: float = 1.0,
             num_classes: int = 10) -> nn.Module:
-    """SENet-29 on ResNeXt-29 16×32d, CIFAR (paper: 35.0M; this build ≈25.8M, see Deviations)."""
+    """SENet-29 on ResNeXt-29 16×32d, CIFAR (paper: 35.0M; this build 25.66M, see Deviations)."""
     return build_cifar(cardinality=cardinality, base_width=base_width, width=width, num_classes=num_classes,
                        mid=_plain(cardinality, 3, 1), post=partial(SqueezeExcite, reduction=r))

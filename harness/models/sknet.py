@@ -12,9 +12,9 @@ ReLU, stride on both; fuse Σ → GAP → fc C→d (no bias) → BN → ReLU, d 
 Deviations (each a named option defaulting to the paper):
 - PyTorch BN defaults (momentum 0.1) instead of Caffe's 0.95; max-pool pad 1 + floor instead of ceil.
 - Fc init: PyTorch's default for the attention fcs (prototxt: Gaussian std 0.01); MSRA for the convs.
-- SKNet-29: the SK unit's own G = 32 on both branches of the 16×32d backbone (≈28.4M vs. the published
-  27.7M; keeping the backbone's 16 groups would give ≈37.6M). The supplementary with the real config was
-  not found (PAPER.md §5); the report shows the gap.
+- SKNet-29: the SK unit's own G = 32 on both branches of the 16×32d backbone (28.26M vs. the published
+  27.7M of [P] Table 5; keeping the backbone's 16 groups would give 37.55M). [P] §4.2 gives no configuration
+  (the supplementary with it was not found); the report shows the gap.
 - ``width`` scales channels for short runs (L is not scaled); ``branches`` accepts M = 1..4.
 """
 
@@ -25,9 +25,9 @@ from typing import Any
 
 from torch import nn
 
+from harness.models.registry import register_model
 from harness.models.resnext import build_cifar, build_imagenet
 from harness.models.sk import PAPER_BRANCH_SPECS, parse_branches, sk_conv
-from harness.registry import register_model
 
 
 def _sk(groups: int, branches: Sequence[Any], r: int, L: int, attention: bool):
@@ -68,6 +68,6 @@ def sknet101(*, layers: Sequence[int] = (3, 4, 23, 3), cardinality: int = 32, ba
 def sknet29(*, cardinality: int = 16, base_width: int = 32, groups: int = 32,
             branches: Sequence[Any] = PAPER_BRANCH_SPECS,
             r: int = 16, L: int = 32, attention: bool = True, width: float = 1.0, num_classes: int = 10) -> nn.Module:
-    """SKNet-29 on ResNeXt-29 16×32d, CIFAR (paper: 27.7M; this build ≈28.4M, see Deviations)."""
+    """SKNet-29 on ResNeXt-29 16×32d, CIFAR (paper: 27.7M; this build 28.26M, see Deviations)."""
     return build_cifar(cardinality=cardinality, base_width=base_width, width=width, num_classes=num_classes,
                        mid=_sk(groups, branches, r, L, attention))

@@ -1,19 +1,26 @@
-"""Report: a pure function of a run dir → markdown (+ PNG plots next to it). Never measures."""
+"""Report: a pure function of a run dir → markdown (+ PNG plots next to it). Never measures.
+
+The report is the header, then every section of ``SECTIONS`` in order (each a function
+``section(run, assets_dir, stem) -> list[str]`` that returns nothing when the run has no records for it),
+then the errors and skipped tasks.
+"""
 
 from __future__ import annotations
 
-import importlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.fileio import write_text_atomic
+from harness.report import complexity, latency, training
 from harness.report.markdown import table
-from harness.results import RunData, load_run, write_text_atomic
+from harness.results import RunData, load_run
 
 log = logging.getLogger(__name__)
 
-# section modules in report order; each has ``section(run, assets_dir, stem) -> list[str]``
-SECTIONS = ("complexity", "latency", "training")
+Section = Callable[[RunData, Path, str], list[str]]
+SECTIONS: tuple[Section, ...] = (complexity.section, latency.section, training.section)
 
 
 def report_path(run_dir: Path, reports_root: Path) -> Path:
@@ -27,12 +34,8 @@ def render(run_dir: Path, *, reports_root: Path = Path("reports"), out: Path | N
     out = Path(out) if out is not None else report_path(run_dir, reports_root)
     out.parent.mkdir(parents=True, exist_ok=True)
     lines = _header(run)
-    for name in SECTIONS:
-        try:
-            module = importlib.import_module(f"harness.report.{name}")
-        except ModuleNotFoundError:
-            continue
-        lines += module.section(run, out.parent, out.stem)
+    for section in SECTIONS:
+        lines += section(run, out.parent, out.stem)
     lines += _problems(run)
     write_text_atomic(out, "\n".join(lines).rstrip() + "\n")
     return out

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.reference import PaperRow, all_rows
+from harness.fileio import canonical_json
+from harness.paper import TABLE5_GAP, PaperRow, all_rows
 from harness.report.markdown import BAD, OK, delta_pct, num, pct, table
 from harness.results import RunData
 
@@ -15,16 +16,6 @@ log = logging.getLogger(__name__)
 
 PARAMS_TOL_PCT = 1.0
 GMACS_TOL_PCT = 1.5
-
-GAP_NOTE = (
-    "**SENet-29 / SKNet-29 (Table 5).** The caption says both are built on ResNeXt-29 16×32d. Inserting SE "
-    "(r = 16) in that backbone gives ≈25.7M parameters, not the published 35.0M (which is what SE on 8×64d "
-    "gives); a two-branch SK unit with G = 32 gives ≈28.3M against the published 27.7M (with the backbone's 16 "
-    "groups it would be ≈37.6M). Both published counts cannot come from the backbone the caption names, and "
-    "the supplementary material with the real configurations was not found. We build what the caption "
-    "describes; the ✗ on these rows records that gap, not a bug."
-)
-
 
 @dataclass(frozen=True)
 class Match:
@@ -34,7 +25,7 @@ class Match:
 
 def _row_key(row: PaperRow) -> tuple[str, str, tuple[int, ...]] | None:
     from harness.errors import HarnessError
-    from harness.registry import canonical_options
+    from harness.models.registry import canonical_options
 
     if row.model is None:
         return None
@@ -50,9 +41,7 @@ def _record_key(record: dict[str, Any]) -> tuple[str, str, tuple[int, ...]]:
 
 
 def _freeze(value: Any) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True)
+    return canonical_json(value)
 
 
 def match_rows(records: list[dict[str, Any]]) -> list[Match]:
@@ -126,7 +115,7 @@ def section(run: RunData, assets: Path, stem: str) -> list[str]:
             shown_tables.append(name)
             lines += _table_block(name, group)
     if "P Table 5" in shown_tables:
-        lines += [GAP_NOTE, ""]
+        lines += [TABLE5_GAP, ""]
     lines += _others(records, matches)
     lines += _crosscheck(records)
     lines += _uncounted(records)

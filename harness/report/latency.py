@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from harness.measure.mode import mode_label
 from harness.measure.stats import Summary, summarize
 from harness.report.complexity import match_rows
 from harness.report.markdown import num, table
@@ -16,12 +17,7 @@ BASE_MODEL = "resnext50"
 
 
 def _mode(r: dict[str, Any]) -> str:
-    parts = [r.get("dtype", "fp32")]
-    if r.get("channels_last"):
-        parts.append("channels_last")
-    if r.get("compile"):
-        parts.append(f"compile:{r['compile']}")
-    return ", ".join(parts)
+    return mode_label(r.get("dtype", "fp32"), channels_last=r.get("channels_last"), compile=r.get("compile"))
 
 
 def _group(records: list[dict[str, Any]]) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
@@ -164,7 +160,7 @@ def _sk_comparison(plot_data: dict[str, Any], unstable: set[str]) -> list[str]:
         if ours and timm:
             noisy = {"sknet50", "timm:skresnext50_32x4d"} & unstable
             caveat = (f" — but {', '.join(sorted(noisy))} was unstable in this run; "
-                      "`tests/bench/bench_sk_speed.py` measures the ratio over interleaved rounds") if noisy else ""
+                      "`benchmarks/sk_speed.py` measures the ratio over interleaved rounds") if noisy else ""
             lines.append(f"- {key}: our `sknet50` runs at **{ours / timm:.3f}×** the throughput of timm's "
                          f"`skresnext50_32x4d` (same structure, same parameter count){caveat}.")
     return lines + ([""] if lines else [])

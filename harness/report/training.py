@@ -9,7 +9,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from harness.reference import all_rows
+from harness.paper import all_rows
 from harness.report.markdown import num, table
 from harness.results import RunData
 from harness.train.significance import compare, seed_summary

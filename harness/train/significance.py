@@ -1,6 +1,6 @@
 """Is a difference between two models' seed results real? Mean ± t-interval per model, Welch's t-test between two.
 
-The paper reports means of 10 CIFAR runs (PAPER.md §5) and SK's margin over SE is a few tenths of a
+The papers report means of 10 CIFAR runs ([RX] Table 7, [P] §4.2) and SK's margin over SE is a few tenths of a
 point, about the seed-to-seed spread of a short run, so a report must show the spread and a test, not a
 bare difference of means. Welch's test is used because two architectures need not share a variance.
 """

@@ -8,8 +8,8 @@ import torch
 import harness
 from harness.measure.macs import count_macs
 from harness.measure.params import count_params
-from harness.reference import all_rows
-from harness.registry import default_input_size, get_entry, list_models
+from harness.models.registry import default_input_size, get_entry, list_models
+from harness.paper import all_rows
 
 OURS = [n for n in list_models() if get_entry(n).family in {"resnext", "senet", "sknet"}]
 

@@ -11,14 +11,9 @@ import torch
 import torchvision.datasets.cifar as tv_cifar
 
 from harness.errors import DatasetUnavailable
-from harness.train.data import (
-    PAD_PX,
-    DeviceLoader,
-    crop_flip,
-    load_cifar,
-    measure_loader_throughput,
-)
+from harness.train.data import load_cifar
 from harness.train.fake_cifar import write_fake_cifar
+from harness.train.loader import PAD_PX, DeviceLoader, crop_flip, measure_loader_throughput
 
 CIFAR10_BATCH_KEYS = {b"batch_label", b"labels", b"data", b"filenames"}
 CIFAR100_BATCH_KEYS = {b"batch_label", b"fine_labels", b"coarse_labels", b"data", b"filenames"}

@@ -18,9 +18,10 @@ from torch import nn
 
 from harness.errors import ConfigError
 from harness.train import distributed as hdist
+from harness.train.config import TrainConfig
 from harness.train.data import load_cifar
 from harness.train.fake_cifar import write_fake_cifar
-from harness.train.loop import TrainConfig, train
+from harness.train.loop import train
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = dict(epochs=1, batch_size=16, lr=0.05, schedule="cosine", max_batches_per_epoch=3, eval_batch_size=64)
@@ -96,7 +97,8 @@ import torch
 from torch import nn
 from harness.train import distributed as hdist
 from harness.train.data import load_cifar
-from harness.train.loop import TrainConfig, train
+from harness.train.config import TrainConfig
+from harness.train.loop import train
 
 torch.set_num_threads(1)
 ctx = hdist.init_from_env(device_type="cpu")

@@ -12,9 +12,11 @@ import torch.utils.deterministic
 from torch import nn
 
 from harness.errors import ConfigError, MeasurementError
+from harness.train.config import EpochResult, TrainConfig
 from harness.train.data import CifarData, load_cifar
 from harness.train.fake_cifar import write_fake_cifar
-from harness.train.loop import EpochResult, TrainConfig, lr_at, train
+from harness.train.loop import train
+from harness.train.schedule import lr_at
 
 # docs/CONTRACTS.md, kind-specific fields of train_epoch and train records.
 TRAIN_EPOCH_FIELDS = {"epoch", "train_loss", "test_acc", "lr", "img_per_s", "wall_s", "seed", "dataset", "synthetic"}

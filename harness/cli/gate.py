@@ -1,0 +1,86 @@
+"""``baseline`` (freeze a run's samples) and ``check`` (the latency regression gate, and its calibration)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from harness.gate.baseline import freeze_baseline
+
+    print(freeze_baseline(Path(args.run_dir), Path(args.output)))
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from harness.config import load_suite
+    from harness.gate.baseline import freeze_baseline, write_thresholds
+    from harness.gate.calibrate import calibrate_thresholds
+    from harness.gate.sources import load_benchmarks
+    from harness.runner import RunOptions, run_suite
+
+    if args.repeats < 2:
+        raise ConfigError("--calibrate needs --repeats K with K ≥ 2 (A/A runs of the same suite)")
+    if args.baseline is None:
+        raise ConfigError("--calibrate needs --baseline FILE: the baseline that receives the thresholds")
+    suite = load_suite(args.calibrate)
+    runs = []
+    for k in range(args.repeats):
+        print(f"calibration run {k + 1}/{args.repeats}", file=sys.stderr)
+        run_dir = run_suite(suite, options=RunOptions(out_root=Path(args.out), argv=sys.argv,
+                                                      progress=not args.no_progress))
+        print(run_dir)
+        runs.append(load_benchmarks(run_dir))
+        if k == 0 and not Path(args.baseline).exists():
+            freeze_baseline(run_dir, Path(args.baseline))
+    thresholds = calibrate_thresholds(runs)
+    write_thresholds(Path(args.baseline), thresholds)
+    for key, value in sorted(thresholds.items(), key=lambda kv: kv[0].sort_key()):
+        print(f"{key.label} bs{key.batch_size} {key.dtype}: threshold {value:.1f}%", file=sys.stderr)
+    print(args.baseline)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from harness.gate.compare import compare
+    from harness.gate.render import render
+    from harness.gate.sources import load_benchmarks
+
+    if args.calibrate:
+        return _calibrate(args)
+    if args.candidate is None or args.baseline is None:
+        raise ConfigError("check needs CANDIDATE and --baseline FILE (or --calibrate SUITE --repeats K)")
+    report = compare(load_benchmarks(Path(args.baseline)), load_benchmarks(Path(args.candidate)),
+                     threshold_pct=args.threshold, alpha=args.alpha, force=args.force)
+    text = render(report, args.format)
+    if args.output:
+        Path(args.output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    print(text)
+    return report.exit_code
+
+
+def register(sub: argparse._SubParsersAction, *, parents: list[argparse.ArgumentParser]) -> None:
+    base = sub.add_parser("baseline", parents=parents, help="freeze a run's raw latency samples into a baseline file")
+    base.add_argument("run_dir")
+    base.add_argument("-o", "--output", required=True, help="baseline JSON to write")
+    base.set_defaults(func=cmd_baseline)
+
+    check = sub.add_parser("check", parents=parents,
+                           help="latency regression gate: exit 1 on a significant, large slowdown")
+    check.add_argument("candidate", nargs="?", help="run dir, baseline file or pytest-benchmark JSON")
+    check.add_argument("--baseline", help="baseline file (or run dir / pytest-benchmark JSON)")
+    check.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
+                       help="minimum slowdown that counts, percent (default 5; calibrated thresholds override)")
+    check.add_argument("--alpha", type=float, default=0.002, help="significance level (default 0.002, as asv)")
+    check.add_argument("--format", choices=["md", "text", "json"], default="text")
+    check.add_argument("--output", help="also write the rendered report to this file")
+    check.add_argument("--force", action="store_true", help="compare even across different environments")
+    check.add_argument("--calibrate", metavar="SUITE", help="run SUITE --repeats times and calibrate thresholds")
+    check.add_argument("--repeats", type=int, default=5, metavar="K")
+    check.add_argument("--out", default="results", help="results root for calibration runs")
+    check.add_argument("--no-progress", action="store_true")
+    check.set_defaults(func=cmd_check)

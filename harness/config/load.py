@@ -1,0 +1,117 @@
+"""Reading a suite: YAML file → ``--set`` overrides → validated, frozen ``Suite``.
+
+Every problem is one line (a ``ConfigError``): an unknown key names the file, the key path and the closest
+valid key; a wrong type or value names the key and what is expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from harness.config.schema import SUITE_SCHEMA, Suite
+from harness.errors import ConfigError
+
+
+def _model_class(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel inside an annotation like ``X | None`` or ``list[X]`` (for key suggestions)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType, list, tuple, dict, Annotated):
+        for arg in typing.get_args(annotation):
+            found = _model_class(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
+    cls: type[BaseModel] | None = Suite
+    for part in loc:
+        if cls is None or not isinstance(part, str):
+            continue
+        fields = cls.model_fields
+        name = next((k for k, f in fields.items() if part in (k, f.alias)), None)
+        cls = _model_class(fields[name].annotation) if name else None
+    if cls is None:
+        return []
+    return [f.alias or k for k, f in cls.model_fields.items()]
+
+
+def _format_error(err: dict[str, Any], source: str) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in {"function-after", "str", "list"}))
+    path = ".".join(str(p) for p in loc if not str(p).startswith(("list[", "dict[", "tuple[", "function-")))
+    if err["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        valid = _valid_keys(loc[:-1])
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(valid)}"
+        return f"{source}: unknown key '{path}'; {hint}"
+    if err["type"] == "missing":
+        return f"{source}: missing required key '{path}'"
+    got = err.get("input")
+    shown = json.dumps(got, default=str) if not isinstance(got, dict) else "a mapping"
+    return f"{source}: key '{path}': {err['msg']} (got {shown[:60]})"
+
+
+def parse_suite(data: Any, *, source: str = "<suite>") -> Suite:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a suite is a YAML mapping with at least 'name' and 'models'")
+    version = data.get("schema", SUITE_SCHEMA)
+    if version != SUITE_SCHEMA:
+        raise ConfigError(f"{source}: suite schema {version!r} is not supported; this harness reads schema 1")
+    try:
+        return Suite.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(_format_error(errors[0], source) + more) from None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``KEY.PATH=VALUE`` overrides (values parsed as YAML) applied to a suite's raw mapping."""
+    data = json.loads(json.dumps(data))  # a deep copy; the caller's mapping stays as read
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set train.epochs=2")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: '{part}' is not a mapping in this suite")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def load_suite(path: str | Path, *, overrides: list[str] | None = None) -> Suite:
+    """Read and validate a suite file (plus ``--set`` overrides); every problem is a one-line ``ConfigError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"suite file {str(path)!r} not found; pass a path like suites/sknet_vs_senet.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if overrides:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a suite is a YAML mapping; --set needs one")
+        data = apply_overrides(data, overrides)
+    source = f"{path} (with --set {' '.join(overrides)})" if overrides else str(path)
+    return parse_suite(data, source=source)

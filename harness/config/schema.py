@@ -1,0 +1,155 @@
+"""The suite schema: what a suite YAML may say, checked strictly (pydantic, ``extra="forbid"``).
+
+This is where every suite default lives. Where a setting is also a parameter of the measurement or training
+code (``TimingConfig``, ``Mode``, ``TrainConfig``, usable from a notebook without a suite), its default is
+read from that dataclass here, never written twice; ``tests/config/test_schema.py`` checks it stays so.
+Imports no torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from harness.measure.mode import Mode
+from harness.measure.sampling import TimingConfig
+from harness.train.config import TrainConfig
+
+SUITE_SCHEMA = 1
+Dtype = Literal["fp32", "bf16", "fp16"]
+PositiveInt = Annotated[int, Field(gt=0)]
+Size = tuple[PositiveInt, PositiveInt, PositiveInt]
+
+
+def default_of(cls: type, name: str) -> Any:
+    """The default of dataclass field ``cls.name`` (the one place that value is written)."""
+    spec = {f.name: f for f in dataclasses.fields(cls)}[name]
+    if spec.default is not dataclasses.MISSING:
+        return spec.default
+    if spec.default_factory is not dataclasses.MISSING:
+        return spec.default_factory()
+    raise TypeError(f"{cls.__name__}.{name} has no default")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """A model of the suite: a registry name (``timm:`` for timm), a display label, options."""
+
+    name: str
+    label: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    input_size: Size | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+    def with_options(self, **extra: Any) -> ModelSpec:
+        """A copy whose options gain ``extra`` where the user did not set them."""
+        return self.model_copy(update={"options": {**extra, **self.options}})
+
+
+class ComplexitySection(_Strict):
+    """Params and MACs at batch 1. ``input_size`` None = each model's own (224² ImageNet, 32² CIFAR)."""
+
+    input_size: Size | None = None
+    models: list[ModelSpec] | None = None
+    flop_crosscheck: bool = True
+
+
+class TimingSection(_Strict):
+    """Latency (per-iteration samples) or throughput (whole loops at a fixed batch)."""
+
+    batch_sizes: list[PositiveInt] | dict[Literal["cpu", "cuda"], list[PositiveInt]] = Field(
+        default_factory=lambda: [1]
+    )
+    input_size: Size | None = None
+    models: list[ModelSpec] | None = None
+    warmup: Annotated[int, Field(ge=0)] = default_of(TimingConfig, "warmup")
+    min_time_s: Annotated[float, Field(gt=0)] = default_of(TimingConfig, "min_time_s")
+    max_time_s: Annotated[float, Field(gt=0)] = default_of(TimingConfig, "max_time_s")
+    min_samples: PositiveInt = default_of(TimingConfig, "min_samples")
+    rounds: PositiveInt = 1
+    dtype: Dtype = default_of(Mode, "dtype")
+    channels_last: bool = default_of(Mode, "channels_last")
+    compile: str | None = default_of(Mode, "compile")
+    cudnn_benchmark: bool = True
+    tf32: bool = False
+    reference: bool = False  # interleave the reference workload (noise normalisation for `check`)
+    train_step: bool = False  # throughput only: also time forward + backward + SGD step
+
+    @model_validator(mode="after")
+    def _window(self) -> TimingSection:
+        if self.max_time_s < self.min_time_s:
+            raise ValueError(f"max_time_s ({self.max_time_s}) must be ≥ min_time_s ({self.min_time_s})")
+        return self
+
+    def batch_sizes_for(self, device: str) -> list[int]:
+        if isinstance(self.batch_sizes, dict):
+            return list(self.batch_sizes.get(device, []))
+        return list(self.batch_sizes)
+
+
+class TrainSection(_Strict):
+    """Short CIFAR reproductions of [P] Table 5 (protocol defaults: ``harness.train.config.TrainConfig``)."""
+
+    dataset: Literal["cifar10", "cifar100"] = "cifar10"
+    data_dir: str | None = None
+    download: bool = True
+    models: list[ModelSpec]
+    width: Annotated[float, Field(gt=0)] | None = None
+    epochs: PositiveInt = 5
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    batch_size: PositiveInt = default_of(TrainConfig, "batch_size")
+    eval_batch_size: PositiveInt = default_of(TrainConfig, "eval_batch_size")
+    lr: Annotated[float, Field(gt=0)] = default_of(TrainConfig, "lr")
+    momentum: Annotated[float, Field(ge=0, lt=1)] = default_of(TrainConfig, "momentum")
+    nesterov: bool = default_of(TrainConfig, "nesterov")
+    weight_decay: Annotated[float, Field(ge=0)] = default_of(TrainConfig, "weight_decay")
+    schedule: Literal["cosine", "step"] = default_of(TrainConfig, "schedule")
+    warmup_epochs: Annotated[int, Field(ge=0)] = default_of(TrainConfig, "warmup_epochs")
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = default_of(TrainConfig, "label_smoothing")
+    amp_dtype: Literal["bf16", "fp16"] | None = default_of(TrainConfig, "amp_dtype")
+    channels_last: bool = default_of(TrainConfig, "channels_last")
+    compile: str | None = default_of(TrainConfig, "compile")
+    max_batches_per_epoch: PositiveInt | None = default_of(TrainConfig, "max_batches_per_epoch")
+    run_on: list[Literal["cpu", "cuda"]] = Field(default_factory=lambda: ["cpu", "cuda"])
+
+
+class Suite(_Strict):
+    schema_version: Literal[1] = Field(1, alias="schema")
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    imports: list[str] = Field(default_factory=list)
+    models: list[ModelSpec] = Field(default_factory=list)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+    complexity: ComplexitySection | None = None
+    latency: TimingSection | None = None
+    throughput: TimingSection | None = None
+    train: TrainSection | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_labels(cls, models: list[ModelSpec]) -> list[ModelSpec]:
+        seen: set[str] = set()
+        for spec in models:
+            if spec.display in seen:
+                raise ValueError(f"model label {spec.display!r} appears twice; give one a distinct 'label'")
+            seen.add(spec.display)
+        return models
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)

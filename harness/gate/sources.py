@@ -1,0 +1,236 @@
+"""Where benchmark sets come from: a harness run dir, a baseline file, or a pytest-benchmark JSON file.
+
+``load_benchmarks(path)`` tells them apart: a directory is a run dir; a JSON file with ``"format":
+"harness-baseline"`` is a baseline (``harness.gate.baseline``); one with ``machine_info`` and
+``benchmarks`` is pytest-benchmark output (``--benchmark-json`` or autosave). Every malformed input is a
+one-line ``ResultsError`` naming the file and the entry.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ResultsError
+from harness.gate.samples import (
+    KEY_FIELDS,
+    PYTEST_BENCHMARK_KIND,
+    REFERENCE_KIND,
+    TIMED_KINDS,
+    BenchKey,
+    BenchmarkSet,
+    BenchSamples,
+    Rounds,
+)
+from harness.results import load_run
+from harness.results.schema import check_schema
+
+BASELINE_FORMAT = "harness-baseline"
+BASELINE_SCHEMA = 1
+# Fields a reference record should share with a model record to be its yardstick.
+_REFERENCE_MATCH_FIELDS = ("device", "dtype", "batch_size", "channels_last", "compile")
+
+
+# --- harness run dirs -------------------------------------------------------------------------------
+
+
+def float_list(value: Any, *, where: str) -> tuple[float, ...]:
+    if not isinstance(value, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+        raise ResultsError(f"{where}: expected a list of numbers, got {type(value).__name__}")
+    out = tuple(float(x) for x in value)
+    if not all(math.isfinite(x) and x >= 0.0 for x in out):
+        raise ResultsError(f"{where}: timing samples must be finite and non-negative")
+    return out
+
+
+def _round_of(record: Mapping[str, Any]) -> int:
+    value = record.get("round")
+    return int(value) if isinstance(value, int) else 0
+
+
+def _reference_for(record: Mapping[str, Any], rnd: int, refs: Sequence[Mapping[str, Any]]) -> tuple[float, ...]:
+    """Samples of the reference record of round ``rnd`` that best matches ``record``'s device and mode."""
+    # Sorted by task id so that max(), which keeps the first of equal scores, picks deterministically.
+    candidates = sorted((r for r in refs if _round_of(r) == rnd), key=lambda r: str(r.get("task_id", "")))
+    if not candidates:
+        return ()
+
+    def score(ref: Mapping[str, Any]) -> int:
+        return sum(ref.get(f) == record.get(f) for f in _REFERENCE_MATCH_FIELDS if f in ref)
+
+    best = max(candidates, key=score)
+    return tuple(float(x) for x in best["samples_ms"])
+
+
+def _samples_from_records(
+    records: Sequence[Mapping[str, Any]], refs: Sequence[Mapping[str, Any]], *, where: str
+) -> BenchSamples:
+    by_round: dict[int, list[float]] = {}
+    for rec in records:
+        samples = float_list(rec["samples_ms"], where=f"{where}: task {rec.get('task_id')!r} samples_ms")
+        by_round.setdefault(_round_of(rec), []).extend(samples)
+    order = sorted(by_round)
+    threads = records[0].get("threads")
+    return BenchSamples(
+        rounds=tuple(tuple(by_round[r]) for r in order),
+        reference_rounds=tuple(_reference_for(records[0], r, refs) for r in order),
+        threads=threads if isinstance(threads, int) else None,
+    )
+
+
+def benchmarks_from_records(records: Sequence[Mapping[str, Any]], *, where: str) -> dict[BenchKey, BenchSamples]:
+    """Group ok timing records by key (rounds in order) and attach each round's reference samples."""
+    ok = [r for r in records if r.get("status") == "ok" and "samples_ms" in r]
+    refs = [r for r in ok if r.get("kind") == REFERENCE_KIND]
+    for ref in refs:
+        float_list(ref["samples_ms"], where=f"{where}: task {ref.get('task_id')!r} samples_ms")
+    grouped: dict[BenchKey, list[Mapping[str, Any]]] = {}
+    for rec in ok:
+        if rec.get("kind") not in TIMED_KINDS:
+            continue
+        if not isinstance(rec.get("model"), str):
+            raise ResultsError(f"{where}: task {rec.get('task_id')!r} has no string 'model' field")
+        fields = dict(rec, label=rec.get("label") or rec["model"])
+        grouped.setdefault(BenchKey.from_fields(fields), []).append(rec)
+    return {key: _samples_from_records(recs, refs, where=where) for key, recs in grouped.items()}
+
+
+def load_run_dir(path: Path) -> tuple[BenchmarkSet, dict[str, Any]]:
+    """The benchmark set of a run dir, and its manifest."""
+    run = load_run(path)
+    environment = run.manifest.get("environment") or {}
+    bset = BenchmarkSet(
+        environment=dict(environment),
+        benchmarks=benchmarks_from_records(run.records, where=str(path)),
+        source=str(path),
+        origin="harness-run",
+    )
+    return bset, run.manifest
+
+
+# --- baseline files (written by harness.gate.baseline) ---------------------------------------------
+
+
+def _parse_rounds(entry: Mapping[str, Any], *, where: str) -> tuple[Rounds, Rounds]:
+    raw_rounds = entry.get("rounds", [entry.get("samples_ms")])
+    if not isinstance(raw_rounds, list) or not raw_rounds:
+        raise ResultsError(f"{where}.rounds: expected a non-empty list of sample lists")
+    rounds = tuple(float_list(r, where=f"{where}.rounds[{i}]") for i, r in enumerate(raw_rounds))
+    if "samples_ms" in entry:
+        flat = float_list(entry["samples_ms"], where=f"{where}.samples_ms")
+        if flat != tuple(x for r in rounds for x in r):
+            raise ResultsError(f"{where}: samples_ms is not the concatenation of rounds; re-freeze the baseline")
+    if "reference_rounds" in entry:
+        refs = entry["reference_rounds"]
+        if not isinstance(refs, list) or len(refs) != len(rounds):
+            raise ResultsError(f"{where}.reference_rounds: expected one list per round ({len(rounds)})")
+        return rounds, tuple(float_list(r, where=f"{where}.reference_rounds[{i}]") for i, r in enumerate(refs))
+    flat_ref = float_list(entry.get("reference_samples_ms", []), where=f"{where}.reference_samples_ms")
+    # Without per-round alignment the pooled reference is the best yardstick for every round.
+    return rounds, tuple(flat_ref for _ in rounds) if flat_ref else ()
+
+
+def _parse_entry(entry: Any, *, where: str) -> tuple[BenchKey, BenchSamples]:
+    if not isinstance(entry, dict) or not isinstance(entry.get("key"), dict):
+        raise ResultsError(f"{where}: expected an object with a 'key' object")
+    key_fields = entry["key"]
+    missing = [f for f in KEY_FIELDS if f not in key_fields]
+    if missing or not isinstance(key_fields.get("model"), str):
+        raise ResultsError(f"{where}.key: missing or invalid fields {missing or ['model']}")
+    rounds, reference_rounds = _parse_rounds(entry, where=where)
+    threshold = entry.get("threshold_pct")
+    if threshold is not None and (not isinstance(threshold, (int, float)) or threshold <= 0):
+        raise ResultsError(f"{where}.threshold_pct: expected a positive number or null, got {threshold!r}")
+    threads = entry.get("threads")
+    samples = BenchSamples(
+        rounds=rounds,
+        reference_rounds=reference_rounds,
+        threads=threads if isinstance(threads, int) else None,
+        threshold_pct=None if threshold is None else float(threshold),
+    )
+    return BenchKey.from_fields(key_fields), samples
+
+
+def parse_baseline(doc: Mapping[str, Any], *, path: Path) -> BenchmarkSet:
+    check_schema(doc, where=str(path), current=BASELINE_SCHEMA, what="baseline", minimum=1,
+                 hint="upgrade harness or re-freeze the baseline with this version")
+    entries, environment = doc.get("benchmarks"), doc.get("environment", {})
+    if not isinstance(entries, list):
+        raise ResultsError(f"{path}: 'benchmarks' must be a list")
+    if not isinstance(environment, dict):
+        raise ResultsError(f"{path}: 'environment' must be an object")
+    benchmarks: dict[BenchKey, BenchSamples] = {}
+    for i, entry in enumerate(entries):
+        key, samples = _parse_entry(entry, where=f"{path}: benchmarks[{i}]")
+        if key in benchmarks:
+            raise ResultsError(f"{path}: benchmarks[{i}] repeats the key of an earlier entry ({key.label})")
+        benchmarks[key] = samples
+    return BenchmarkSet(environment=environment, benchmarks=benchmarks, source=str(path), origin=BASELINE_FORMAT)
+
+
+# --- pytest-benchmark JSON ---------------------------------------------------------------------------
+
+
+def _pytest_entry(bench: Any, *, where: str) -> tuple[BenchKey, BenchSamples]:
+    if not isinstance(bench, dict) or not isinstance(bench.get("stats"), dict):
+        raise ResultsError(f"{where}: expected an object with a 'stats' object")
+    if not isinstance(bench.get("fullname"), str):
+        raise ResultsError(f"{where}: missing string 'fullname'")
+    extra = bench.get("extra_info") if isinstance(bench.get("extra_info"), dict) else {}
+    params = bench.get("params") if isinstance(bench.get("params"), dict) else {}
+    fields = {f: extra.get(f, params.get(f)) for f in ("batch_size", "device", "dtype", "channels_last", "compile")}
+    fields.update(model=bench["fullname"], label=bench.get("name") or bench["fullname"], options=params)
+    key = BenchKey.from_fields(dict(fields, kind=PYTEST_BENCHMARK_KIND))
+    stats, threads = bench["stats"], extra.get("threads")
+    threads = threads if isinstance(threads, int) else None
+    # pytest-benchmark stores seconds per iteration; raw `data` only with --benchmark-save-data.
+    if "data" in stats:
+        data = float_list(stats["data"], where=f"{where}.stats.data")
+        return key, BenchSamples(rounds=(tuple(x * 1e3 for x in data),), threads=threads)
+    median, n = stats.get("median"), stats.get("rounds")
+    if not isinstance(median, (int, float)) or not isinstance(n, int):
+        raise ResultsError(f"{where}.stats: needs numeric 'median' and integer 'rounds' when 'data' is absent")
+    return key, BenchSamples(summary_median_ms=float(median) * 1e3, summary_n=n, threads=threads)
+
+
+def _parse_pytest_benchmark(doc: Mapping[str, Any], *, path: Path) -> BenchmarkSet:
+    entries = doc.get("benchmarks")
+    if not isinstance(entries, list):
+        raise ResultsError(f"{path}: 'benchmarks' must be a list")
+    benchmarks: dict[BenchKey, BenchSamples] = {}
+    for i, bench in enumerate(entries):
+        key, samples = _pytest_entry(bench, where=f"{path}: benchmarks[{i}]")
+        benchmarks[key] = samples
+    environment = doc.get("machine_info") if isinstance(doc.get("machine_info"), dict) else {}
+    return BenchmarkSet(environment=environment, benchmarks=benchmarks, source=str(path), origin="pytest-benchmark")
+
+
+# --- entry points ------------------------------------------------------------------------------------
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such file or run dir") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsError(f"{path}: not readable JSON ({exc})") from None
+
+
+def load_benchmarks(path: Path) -> BenchmarkSet:
+    """Load a harness run dir, a baseline file or a pytest-benchmark JSON file."""
+    path = Path(path)
+    if path.is_dir():
+        return load_run_dir(path)[0]
+    doc = read_json(path)
+    if isinstance(doc, dict) and doc.get("format") == BASELINE_FORMAT:
+        return parse_baseline(doc, path=path)
+    if isinstance(doc, dict) and "machine_info" in doc and "benchmarks" in doc:
+        return _parse_pytest_benchmark(doc, path=path)
+    raise ResultsError(
+        f"{path}: neither a harness baseline (format {BASELINE_FORMAT!r}) nor a pytest-benchmark JSON file; "
+        "pass a run dir, a file from `freeze_baseline`, or pytest --benchmark-json output"
+    )

@@ -1,0 +1,126 @@
+"""How a model runs on a device: dtypes, the mode (autocast dtype, memory format, compile), host/device
+synchronisation, error translation, and one SGD training step.
+
+Both the timing protocol (``harness.measure.timer``) and the CIFAR training loop (``harness.train.loop``)
+run through here, so a train step timed for throughput is the same code as a train step that trains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.errors import MeasurementError
+from harness.measure.mode import COMPILE_MODES, DTYPE_NAMES, Mode
+
+__all__ = ["COMPILE_MODES", "DTYPES", "Mode", "TrainStep", "autocast", "check_mode", "synchronize"]
+
+DTYPES: dict[str, torch.dtype] = dict(zip(DTYPE_NAMES, (torch.float32, torch.bfloat16, torch.float16), strict=True))
+
+
+def check_mode(mode: Mode, device: torch.device | str) -> None:
+    """Raise ``MeasurementError`` if ``mode`` cannot run on ``device``."""
+    dev = torch.device(device)
+    if mode.dtype not in DTYPES:
+        raise MeasurementError(f"unknown dtype {mode.dtype!r}; use one of {', '.join(DTYPES)}")
+    if mode.compile is not None and mode.compile not in COMPILE_MODES:
+        raise MeasurementError(f"unknown torch.compile mode {mode.compile!r}; use one of {', '.join(COMPILE_MODES)}")
+    if dev.type == "cpu":
+        if mode.dtype == "fp16":
+            raise MeasurementError("fp16 autocast is not supported on CPU; use dtype bf16 or fp32")
+        return
+    if dev.type != "cuda":
+        raise MeasurementError(f"unsupported device {str(dev)!r}; use 'cpu' or 'cuda[:N]'")
+    if not torch.cuda.is_available():
+        raise MeasurementError(f"device {str(dev)!r} requested but CUDA is not available on this machine")
+    if mode.dtype == "bf16" and not torch.cuda.is_bf16_supported():
+        raise MeasurementError(f"bf16 is not supported on {torch.cuda.get_device_name(dev)}; use fp16 or fp32")
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for the device's queue (a no-op on CPU): the host clock then covers the device's work."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def autocast(device: torch.device | str, dtype: str | torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    """``torch.autocast`` to ``dtype``, or nothing for fp32 / None."""
+    if isinstance(dtype, str):
+        dtype = DTYPES[dtype]
+    if dtype is None or dtype is torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+def oom_error(batch_size: int, device: torch.device | str) -> MeasurementError:
+    return MeasurementError(f"out of memory at batch size {batch_size} on {device}; lower the batch size in the suite")
+
+
+def _compile_error_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = []
+    with contextlib.suppress(ImportError, AttributeError):
+        from torch._dynamo.exc import TorchDynamoException
+
+        types.append(TorchDynamoException)
+    with contextlib.suppress(ImportError, AttributeError):
+        from torch._inductor.exc import InductorError
+
+        types.append(InductorError)
+    return tuple(types)
+
+
+@contextlib.contextmanager
+def translating_errors(*, batch_size: int, device: torch.device, compile_mode: str | None) -> Iterator[None]:
+    """An OOM or a torch.compile failure becomes a one-line ``MeasurementError``; nothing else is relabelled."""
+    try:
+        yield
+    except torch.OutOfMemoryError as err:
+        raise oom_error(batch_size, device) from err
+    except _compile_error_types() as err:
+        if compile_mode is None:
+            raise
+        first_line = str(err).splitlines()[0] if str(err) else ""
+        raise MeasurementError(
+            f"torch.compile(mode={compile_mode!r}) failed on {device}: {type(err).__name__}: {first_line}"
+        ) from err
+
+
+Targets = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
+
+
+class TrainStep:
+    """One training step: autocast forward and loss, zero_grad, backward (loss-scaled in fp16), optimizer step.
+
+    fp16 needs loss scaling to train (and to be timed realistically); bf16 has fp32's range and does not. The
+    forward and the loss run under autocast, the backward outside it, as torch recommends.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, *, device: torch.device | str,
+                 amp_dtype: str | None, criterion: nn.Module | None = None) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.device = torch.device(device)
+        self.amp_dtype = amp_dtype
+        self.criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
+        self.scaler = torch.amp.GradScaler(self.device.type) if amp_dtype == "fp16" else None
+
+    def __call__(self, inputs: torch.Tensor, targets: Targets) -> torch.Tensor:
+        """``targets`` are labels, or a function of the logits that gives them (class count unknown before)."""
+        with autocast(self.device, self.amp_dtype):
+            logits = self.model(inputs)
+            labels = targets(logits) if callable(targets) else targets
+            loss = self.criterion(logits, labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        return loss

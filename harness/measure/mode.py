@@ -1,0 +1,34 @@
+"""How a model runs, by name: autocast dtype, memory format and torch.compile mode. Imports no torch, so a
+suite schema can validate against it; ``harness.measure.device`` maps the names to torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+DTYPE_NAMES = ("fp32", "bf16", "fp16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How the model runs: autocast dtype, memory format and torch.compile mode (None = eager)."""
+
+    dtype: str = "fp32"
+    channels_last: bool = False
+    compile: str | None = None
+
+    @property
+    def label(self) -> str:
+        """e.g. ``fp32`` or ``bf16, channels_last, compile:default`` (report and gate headings)."""
+        return mode_label(self.dtype, channels_last=self.channels_last, compile=self.compile)
+
+
+def mode_label(dtype: Any, *, channels_last: Any = False, compile: Any = None) -> str:
+    """The mode's label from record fields (which may be missing or of older forms)."""
+    parts = [str(dtype or "fp32")]
+    if channels_last:
+        parts.append("channels_last")
+    if compile not in (None, False, "", "none"):
+        parts.append("compile" if compile is True else f"compile:{compile}")
+    return ", ".join(parts)

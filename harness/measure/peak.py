@@ -1,0 +1,44 @@
+"""The device's achievable multiply-add rate: a large matmul timed in a given dtype.
+
+It is the denominator of "utilisation" in the throughput report (achieved GMAC/s of a model ÷ this).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+
+from harness.measure.device import DTYPES, Mode, check_mode, synchronize
+
+log = logging.getLogger(__name__)
+_SEED = 0
+
+
+def measure_peak_gmacs(
+    device: torch.device | str, *, dtype: str = "fp32", size: int | None = None, min_time_s: float = 0.5
+) -> float:
+    """Achieved GMAC/s of an ``size``x``size`` matmul in ``dtype`` (MACs = size**3). It follows the current
+    TF32 flags, so measure it under the same ``harness.environment.backend_flags`` as the models."""
+    dev = torch.device(device)
+    check_mode(Mode(dtype=dtype), dev)
+    # 512 on CPU keeps a bf16 run (emulated on CPUs without bf16 units) near one second in total.
+    n = size or (8192 if dev.type == "cuda" else 512)
+    generator = torch.Generator().manual_seed(_SEED)
+    a = torch.randn((n, n), generator=generator).to(device=dev, dtype=DTYPES[dtype])
+    b = torch.randn((n, n), generator=generator).to(device=dev, dtype=DTYPES[dtype])
+    with torch.inference_mode():
+        torch.mm(a, b)  # first call picks kernels and allocates; not timed
+        synchronize(dev)
+        calls = 0
+        start = time.perf_counter()
+        while calls == 0 or time.perf_counter() - start < min_time_s:
+            torch.mm(a, b)
+            calls += 1
+            # On CUDA the host must wait for the queue, or elapsed time would count only launches.
+            synchronize(dev)
+        elapsed_s = time.perf_counter() - start
+    gmacs = calls * n**3 / elapsed_s / 1e9
+    log.debug("peak %s %s: %.1f GMAC/s (n=%d, %d calls)", dev, dtype, gmacs, n, calls)
+    return gmacs

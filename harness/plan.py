@@ -1,0 +1,240 @@
+"""From a suite to the tasks of a run: one ``Task`` per model × kind × batch size × round × seed, each with
+a typed spec of how to run it and a stable id, in the order they run (latency rounds interleave the models).
+
+Specs are built from the suite's sections, which hold every default; nothing downstream looks a setting up by
+name. Task ids are stable across runs of the same suite: resume, merge and the gate match on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from harness.config.schema import ComplexitySection, ModelSpec, Suite, TimingSection, TrainSection
+from harness.errors import ConfigError, HarnessError
+from harness.fileio import canonical_json
+from harness.measure.mode import Mode
+from harness.measure.sampling import TimingConfig
+from harness.train.config import TrainConfig
+
+Size = tuple[int, int, int]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComplexitySpec:
+    input_size: Size | None  # None: the model's own
+    flop_crosscheck: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimingSpec:
+    """One round of a latency / throughput / train-step / reference measurement."""
+
+    timing: TimingConfig  # warmup and the window of all rounds together
+    rounds: int
+    mode: Mode
+    cudnn_benchmark: bool
+    tf32: bool
+    input_size: Size | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PeakSpec:
+    dtype: str
+    cudnn_benchmark: bool
+    tf32: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainSpec:
+    config: TrainConfig  # its seed is the task's
+    dataset: str
+    data_dir: str | None
+    download: bool
+    run_on: tuple[str, ...]
+
+
+Spec = ComplexitySpec | TimingSpec | PeakSpec | TrainSpec
+
+
+@dataclass(frozen=True, kw_only=True)
+class Task:
+    """One unit of work. ``model`` is None for tasks of the device alone (the matmul peak)."""
+
+    task_id: str
+    kind: str
+    spec: Spec
+    device: str
+    model: ModelSpec | None = None
+    batch_size: int | None = None
+    seed: int | None = None
+    round: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.model.display if self.model is not None else f"peak {getattr(self.spec, 'dtype', '')}".strip()
+
+
+def _digest(payload: Any) -> str:
+    return hashlib.sha1(canonical_json(payload).encode()).hexdigest()[:8]
+
+
+def _task_id(kind: str, label: str, name: str, options: dict[str, Any], *parts: Any) -> str:
+    tail = ":".join(str(p) for p in parts if p is not None)
+    return f"{kind}:{label}:{_digest([name, options])}" + (f":{tail}" if tail else "")
+
+
+def _model_task_id(kind: str, spec: ModelSpec, *parts: Any) -> str:
+    return _task_id(kind, spec.display, spec.name, spec.options, *parts)
+
+
+# ------------------------------------------------------------------------------------------------ specs
+
+
+def _timing_spec(section: TimingSection) -> TimingSpec:
+    return TimingSpec(
+        timing=TimingConfig(warmup=section.warmup, min_time_s=section.min_time_s, max_time_s=section.max_time_s,
+                            min_samples=section.min_samples),
+        rounds=section.rounds,
+        mode=Mode(dtype=section.dtype, channels_last=section.channels_last, compile=section.compile),
+        cudnn_benchmark=section.cudnn_benchmark,
+        tf32=section.tf32,
+        input_size=section.input_size,
+    )
+
+
+_TRAIN_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "seed")
+
+
+def _train_spec(section: TrainSection, seed: int) -> TrainSpec:
+    config = TrainConfig(seed=seed, **{name: getattr(section, name) for name in _TRAIN_CONFIG_FIELDS})
+    return TrainSpec(config=config, dataset=section.dataset, data_dir=section.data_dir, download=section.download,
+                     run_on=tuple(section.run_on))
+
+
+# ------------------------------------------------------------------------------------------------ tasks
+
+
+def _complexity_tasks(section: ComplexitySection, models: list[ModelSpec]) -> list[Task]:
+    spec = ComplexitySpec(input_size=section.input_size, flop_crosscheck=section.flop_crosscheck)
+    return [Task(task_id=_model_task_id("complexity", m), kind="complexity", spec=spec, model=m, device="cpu",
+                 batch_size=1) for m in models]
+
+
+def _peak_task(spec: TimingSpec, device: str) -> Task:
+    # the id keeps the form it had when the peak was a pseudo-model called "matmul"
+    label = f"peak {spec.mode.dtype}"
+    task_id = _task_id("peak", label, "matmul", {}, spec.mode.dtype, device)
+    peak = PeakSpec(dtype=spec.mode.dtype, cudnn_benchmark=spec.cudnn_benchmark, tf32=spec.tf32)
+    return Task(task_id=task_id, kind="peak", spec=peak, device=device)
+
+
+REFERENCE_MODEL = ModelSpec(name="reference_convnet", label="reference")
+
+
+def _timing_tasks(kind: str, section: TimingSection, models: list[ModelSpec], device: str) -> list[Task]:
+    spec = _timing_spec(section)
+    kinds = [kind] + (["train_throughput"] if kind == "throughput" and section.train_step else [])
+    tasks = [_peak_task(spec, device)] if kind == "throughput" else []
+    for r in range(section.rounds):
+        for bs in section.batch_sizes_for(device):
+            parts = (f"bs{bs}", section.dtype, device, f"r{r}")
+            for k in kinds:
+                for m in models:
+                    tasks.append(Task(task_id=_model_task_id(k, m, *parts), kind=k, spec=spec, model=m,
+                                      device=device, batch_size=bs, round=r))
+                if section.reference and k == "latency":
+                    tasks.append(Task(task_id=_model_task_id("reference", REFERENCE_MODEL, *parts), kind="reference",
+                                      spec=spec, model=REFERENCE_MODEL, device=device, batch_size=bs, round=r))
+    return tasks
+
+
+def _train_tasks(section: TrainSection, device: str) -> list[Task]:
+    tasks = []
+    for seed in section.seeds:
+        spec = _train_spec(section, seed)
+        for m in section.models:
+            m = m.with_options(width=section.width) if section.width else m
+            tasks.append(Task(task_id=_model_task_id("train", m, section.dataset, f"seed{seed}"), kind="train",
+                              spec=spec, model=m, device=device, batch_size=section.batch_size, seed=seed))
+    return tasks
+
+
+def expand(suite: Suite, *, device: str) -> list[Task]:
+    """Suite → tasks: complexity, then latency / throughput rounds (models interleaved), then training."""
+    tasks: list[Task] = []
+    if suite.complexity is not None:
+        tasks += _complexity_tasks(suite.complexity, suite.complexity.models or suite.models)
+    for kind in ("latency", "throughput"):
+        section = getattr(suite, kind)
+        if section is not None:
+            tasks += _timing_tasks(kind, section, section.models or suite.models, device)
+    if suite.train is not None:
+        tasks += _train_tasks(suite.train, device)
+    return tasks
+
+
+def shard_tasks(tasks: list[Task], shard: tuple[int, int] | None) -> list[Task]:
+    """A deterministic subset: the tasks of every model go to one shard (keeps latency rounds together)."""
+    if shard is None:
+        return tasks
+    index, count = shard
+    labels = list(dict.fromkeys(t.label for t in tasks))
+    mine = set(labels[index::count])
+    return [t for t in tasks if t.label in mine]
+
+
+# ------------------------------------------------------------------------------- model lists (--models)
+
+
+def select_models(models: list[ModelSpec], patterns: list[str]) -> list[ModelSpec]:
+    """Keep models whose name or label matches any fnmatch pattern."""
+    return [m for m in models if any(fnmatch.fnmatchcase(n, p) for p in patterns for n in (m.name, m.display))]
+
+
+def replace_models(suite: Suite, patterns: list[str]) -> Suite:
+    """``--models``: the given names/patterns replace the suite's model list; section lists are filtered."""
+    from harness.models.registry import list_models
+
+    top: list[ModelSpec] = []
+    for pattern in patterns:
+        if any(ch in pattern for ch in "*?["):
+            names = list_models(pattern)
+            if not names:
+                raise ConfigError(f"--models pattern {pattern!r} matches no registered model")
+            top += [ModelSpec(name=n) for n in names]
+        else:
+            top.append(ModelSpec(name=pattern))
+    update: dict[str, Any] = {"models": top}
+    for kind in ("complexity", "latency", "throughput", "train"):
+        section = getattr(suite, kind)
+        if section is not None and section.models is not None:
+            update[kind] = section.model_copy(update={"models": select_models(section.models, patterns)})
+    return suite.model_copy(update=update)
+
+
+def _model_lists(suite: Suite) -> list[tuple[str, list[ModelSpec]]]:
+    lists = [("models", suite.models)]
+    for kind in ("complexity", "latency", "throughput", "train"):
+        section = getattr(suite, kind)
+        if section is not None and section.models is not None:
+            lists.append((f"{kind}.models", section.models))
+    return lists
+
+
+def check_models(suite: Suite, *, source: str) -> None:
+    """Every model name and option of the suite exists in the registry (after plugins are imported).
+
+    Checked before anything runs, so a typo is one line and exit 2 instead of a run of error records.
+    """
+    from harness.models.registry import check_model
+
+    for path, specs in _model_lists(suite):
+        for index, spec in enumerate(specs):
+            try:
+                check_model(spec.name, spec.options)
+            except HarnessError as exc:
+                raise ConfigError(f"{source}: key '{path}[{index}]': {exc}") from None

@@ -1,0 +1,64 @@
+"""Task executors, one module per task kind: typed spec → measurement → record payload.
+
+Each ``execute(task, ctx)`` returns the record payload. It may call ``ctx.emit(record)`` for intermediate
+records (training epochs) and raise ``TaskSkipped`` when a task cannot run here (no dataset); any other
+exception becomes an ``error`` record (the runner's business, not the executor's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.config.schema import ModelSpec
+from harness.errors import HarnessError
+from harness.models.registry import canonical_options, create_model, default_input_size
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from harness.plan import Task
+
+Executor = Callable[["Task", "TaskContext"], dict[str, Any]]
+
+
+@dataclass
+class TaskContext:
+    run_dir: Path
+    emit: Callable[[dict[str, Any]], None]
+    done_records: list[dict[str, Any]]  # earlier records of this task (resume)
+    data_dir: str | None = None
+    distributed: Any = None
+
+
+def build(spec: ModelSpec, **extra: Any) -> nn.Module:
+    """Instantiate a suite model; ``extra`` options apply where the suite did not set them."""
+    return create_model(spec.name, **{**extra, **spec.options})
+
+
+def input_size_of(spec: ModelSpec, section_size: tuple[int, int, int] | None) -> tuple[int, int, int]:
+    if spec.input_size is not None:
+        return tuple(spec.input_size)
+    if section_size is not None:
+        return tuple(section_size)
+    return default_input_size(spec.name)
+
+
+def model_fields(spec: ModelSpec | None, *, label: str) -> dict[str, Any]:
+    """Fields every record carries (the report matches paper rows on ``canonical_options``)."""
+    if spec is None:
+        return {"model": None, "label": label, "options": {}, "canonical_options": None}
+    try:
+        canonical = canonical_options(spec.name, spec.options)
+    except HarnessError:
+        canonical = None
+    return {"model": spec.name, "label": spec.display, "options": spec.options, "canonical_options": canonical}
+
+
+def executors() -> dict[str, Executor]:
+    """Task kind → executor. Imported on call: the executors import torch-heavy measurement and training code."""
+    from harness.tasks import complexity, timing, training
+
+    return {"complexity": complexity.execute, **timing.EXECUTORS, **training.EXECUTORS}

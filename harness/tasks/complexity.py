@@ -1,0 +1,34 @@
+"""Complexity task: exact parameter counts and MACs (fvcore), with a FlopCounterMode cross-check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.measure.macs import count_flops_torch, count_macs
+from harness.measure.params import count_params
+from harness.plan import ComplexitySpec, Task
+from harness.tasks import TaskContext, build, input_size_of
+
+
+def execute(task: Task, ctx: TaskContext) -> dict[str, Any]:
+    spec: ComplexitySpec = task.spec
+    model = build(task.model)
+    size = input_size_of(task.model, spec.input_size)
+    params = count_params(model)
+    macs = count_macs(model, input_size=size)
+    record: dict[str, Any] = {
+        "params": params.params,
+        "params_trainable": params.params_trainable,
+        "macs": macs.macs,
+        "input_size": list(size),
+        "macs_counter": {
+            "name": macs.counter,
+            "version": macs.counter_version,
+            "convention": macs.convention,
+            "uncounted_ops": macs.uncounted_ops,
+        },
+    }
+    if spec.flop_crosscheck:
+        flops = count_flops_torch(model, input_size=size)
+        record["flop_counter"] = {"name": flops.counter, "version": flops.counter_version, "flops": flops.flops}
+    return record

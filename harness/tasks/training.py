@@ -1,0 +1,86 @@
+"""Training task: one model × one seed of a short CIFAR reproduction ([P] Table 5).
+
+Each finished epoch becomes a ``train_epoch`` record as it ends; the task's final ``train`` record carries the
+whole curve. A checkpoint per epoch lives in the run dir so ``--resume`` continues a killed training; an
+epoch already recorded is never recorded again. The checkpoint is removed once the task has succeeded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from harness.errors import DatasetUnavailable, TaskSkipped
+from harness.measure.macs import count_macs
+from harness.measure.params import count_params
+from harness.models.registry import TIMM_PREFIX, get_entry
+from harness.plan import Task, TrainSpec
+from harness.tasks import TaskContext, build
+from harness.train.data import CifarData, load_cifar
+from harness.train.loop import train
+
+log = logging.getLogger(__name__)
+
+@lru_cache(maxsize=2)
+def _dataset(name: str, data_dir: str | None, download: bool) -> CifarData:
+    return load_cifar(name, data_dir=Path(data_dir) if data_dir else None, download=download)
+
+
+def _num_classes_option(task: Task, num_classes: int) -> dict[str, Any]:
+    """Set ``num_classes`` to the dataset's where the model has that option and the suite left it unset."""
+    if "num_classes" in task.model.options:
+        return {}
+    if task.model.name.startswith(TIMM_PREFIX) or "num_classes" in get_entry(task.model.name).options:
+        return {"num_classes": num_classes}
+    return {}
+
+
+def checkpoint_path(ctx: TaskContext, task: Task) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", task.task_id)
+    return ctx.run_dir / "checkpoints" / f"{safe}.pt"
+
+
+def execute(task: Task, ctx: TaskContext) -> dict[str, Any]:
+    spec: TrainSpec = task.spec
+    device_type = task.device.split(":")[0]
+    if device_type not in spec.run_on:
+        raise TaskSkipped(f"training runs on {' and '.join(spec.run_on)} only in this suite (train.run_on); "
+                          f"to train on {device_type} anyway: --set train.run_on=[{device_type}]")
+    try:
+        data = _dataset(spec.dataset, ctx.data_dir or spec.data_dir, spec.download)
+    except DatasetUnavailable as exc:
+        raise TaskSkipped(str(exc)) from None
+    model = build(task.model, **_num_classes_option(task, data.num_classes))
+    config = spec.config
+    if task.device == "cpu":
+        # AMP and channels_last are CUDA settings ([P]-style GPU training); on CPU they slow grouped and dilated
+        # convs down by large factors, so CPU runs train in fp32 / NCHW (the recorded config says so)
+        config = dataclasses.replace(config, amp_dtype=None, channels_last=False)
+    ckpt = checkpoint_path(ctx, task)
+    recorded = {r["epoch"] for r in ctx.done_records if r.get("kind") == "train_epoch"}
+
+    def on_epoch(epoch) -> None:
+        if epoch.epoch not in recorded:
+            recorded.add(epoch.epoch)
+            ctx.emit({"kind": "train_epoch", "status": "ok", **epoch.to_record()})
+
+    dist = ctx.distributed
+    device = dist.device(task.device.split(":")[0]) if dist is not None else task.device
+    result = train(model, data, config, device=device, on_epoch=on_epoch, checkpoint_path=ckpt,
+                   resume=ckpt.exists(), dist=dist)
+    for epoch in result.history:  # epochs restored from a checkpoint whose record a kill cut off
+        on_epoch(epoch)
+    if dist is None or dist.is_writer:
+        ckpt.unlink(missing_ok=True)
+    size = (3, 32, 32)
+    complexity = {"params": count_params(model).params, "macs": count_macs(model, input_size=size).macs}
+    world = {"world_size": dist.world_size, "backend": dist.backend} if dist is not None else {"world_size": 1}
+    return {**result.to_record(), **complexity, "input_size": list(size), "config": config.to_dict(),
+            "num_classes": data.num_classes, "data_root": str(data.root), "distributed": world}
+
+
+EXECUTORS = {"train": execute}

@@ -1,0 +1,118 @@
+"""The latency gate end to end through the CLI, on CPU: run → baseline → run → check (and check --calibrate).
+
+The model is ``gate_convnet`` from ``benchmarks/gate_plugin.py`` (registered through the suite's
+``imports:``): equal 3×3 conv layers whose number scales with a cost factor. The benchmark key includes the
+model's options, so — as in CI, where the suite stays and the code changes — the options stay fixed and the
+"code change" is injected through ``HARNESS_GATE_PLUGIN_COST``: 1.5 builds 15 conv layers instead of 10.
+
+Not flaky on a loaded machine by construction: one intra-op thread (as the CI workflow sets), the reference
+workload interleaved in every round, and the gate's statistic (normalised 5th percentile) moves by a few
+percent between identical runs even on a busy 2-core box (benchmarks/gate_error_rates.py measures that).
+The checks use a 20% threshold: far below the +50% of the slow candidate, far above that A/A drift of
+runs this short.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import run_cli as _cli
+
+PLUGIN = Path(__file__).resolve().parents[2] / "benchmarks" / "gate_plugin.py"
+COST_ENV = "HARNESS_GATE_PLUGIN_COST"
+# Far above A/A drift of short normalised runs here, far below the +40-50% of the slow candidate.
+THRESHOLD = "20"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread, as in CI: two threads on a busy 2-core box stall at every parallel region."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _suite(tmp_path: Path, *, rounds: int = 4, min_time_s: float = 0.6) -> Path:
+    suite = {
+        "name": "gate_e2e",
+        "imports": [str(PLUGIN)],
+        "device": "cpu",
+        "models": [{"name": "gate_convnet", "label": "gate", "options": {"channels": 16, "depth": 10}}],
+        "latency": {"batch_sizes": [1], "warmup": 2, "min_time_s": min_time_s, "max_time_s": 4 * min_time_s,
+                    "min_samples": 8 * rounds, "rounds": rounds, "reference": True},
+    }
+    path = tmp_path / "gate_e2e.yaml"
+    path.write_text(json.dumps(suite))
+    return path
+
+
+def _run(capsys, monkeypatch, tmp_path: Path, suite: Path, cost: float) -> str:
+    monkeypatch.setenv(COST_ENV, str(cost))
+    code, out, err = _cli(capsys, "run", str(suite), "--out", str(tmp_path / "results"), "--reports",
+                          str(tmp_path / "reports"), "--no-progress")
+    assert code == 0, err
+    return out[0]
+
+
+def _md_row(markdown: str, label: str) -> dict[str, str]:
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    row = next(line for line in lines[2:] if line.startswith(f"| {label} |"))
+    return dict(zip(header, (c.strip() for c in row.strip("|").split("|")), strict=True))
+
+
+def test_gate_fails_on_a_real_slowdown_and_passes_an_unchanged_candidate(tmp_path, capsys, monkeypatch):
+    suite = _suite(tmp_path)
+    base_run = _run(capsys, monkeypatch, tmp_path, suite, 1.0)
+    baseline = tmp_path / "baseline.json"
+    code, out, _ = _cli(capsys, "baseline", base_run, "-o", str(baseline))
+    assert code == 0 and out == [str(baseline)]
+    doc = json.loads(baseline.read_text())
+    (entry,) = doc["benchmarks"]
+    assert entry["key"]["label"] == "gate" and len(entry["rounds"]) == 4 and len(entry["reference_rounds"]) == 4
+
+    slow_run = _run(capsys, monkeypatch, tmp_path, suite, 1.5)
+    report_md = tmp_path / "gate.md"
+    code, out, _ = _cli(capsys, "check", slow_run, "--baseline", str(baseline), "--threshold", THRESHOLD,
+                        "--format", "md", "--output", str(report_md))
+    text = "\n".join(out)
+    assert code == 1, text
+    assert report_md.read_text().strip() == text.strip()
+    assert "**Result: FAIL (1 regression)**" in text and "raw ratio" in text and "norm. ratio" in text
+    row = _md_row(text, "gate")
+    assert row["verdict"] == "**regression**"
+    # both ratios shown; the compute grew by 1.5x in the body, so both sit well above the 20% threshold
+    assert float(row["norm. ratio"]) > 1.2 and float(row["raw ratio"]) > 1.0
+    low, high = (float(x) for x in re.findall(r"[\d.]+", row["95% CI"]))
+    assert 1.0 < low <= float(row["norm. ratio"]) <= high
+
+    same_run = _run(capsys, monkeypatch, tmp_path, suite, 1.0)
+    code, out, _ = _cli(capsys, "check", same_run, "--baseline", str(baseline), "--threshold", THRESHOLD,
+                        "--format", "md")
+    text = "\n".join(out)
+    assert code == 0, text
+    assert "**Result: PASS" in text and "regression" not in _md_row(text, "gate")["verdict"]
+    assert float(_md_row(text, "gate")["norm. ratio"]) == pytest.approx(1.0, abs=0.2)
+
+
+def test_check_calibrate_runs_the_suite_k_times_and_writes_thresholds(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(COST_ENV, "1.0")
+    suite = _suite(tmp_path, rounds=3, min_time_s=0.3)
+    baseline = tmp_path / "calibrated.json"
+    code, out, err = _cli(capsys, "check", "--calibrate", str(suite), "--repeats", "2", "--baseline",
+                          str(baseline), "--out", str(tmp_path / "results"), "--no-progress")
+    assert code == 0, err
+    assert len(out) == 3 and out[-1] == str(baseline)  # two run dirs, then the baseline file
+    assert all(Path(p).is_dir() for p in out[:2])
+    assert "calibration run 2/2" in err and re.search(r"gate bs1 fp32: threshold \d+\.\d%", err)
+    (entry,) = json.loads(baseline.read_text())["benchmarks"]
+    assert entry["threshold_pct"] >= 2.0  # calibrate_thresholds' floor
+    # the gate then uses the stored threshold instead of the command-line default
+    code, out, _ = _cli(capsys, "check", str(baseline), "--baseline", str(baseline), "--format", "json")
+    (row,) = json.loads("\n".join(out))["rows"]
+    assert code == 0 and row["threshold_pct"] == entry["threshold_pct"] and row["verdict"] == "unchanged"

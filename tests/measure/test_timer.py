@@ -1,0 +1,365 @@
+"""Timing protocol on a tiny CPU model (fast), plus the CUDA event path where a GPU exists."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from harness.environment import backend_flags, current_backend_flags
+from harness.errors import ConfigError, MeasurementError
+from harness.measure.device import Mode, check_mode
+from harness.measure.peak import measure_peak_gmacs
+from harness.measure.results import LatencyResult, ThroughputResult
+from harness.measure.sampling import SampleWindow, TimingConfig
+from harness.measure.timer import Benchmark, measure_latency, measure_throughput
+from harness.measure.timer import prepare_benchmark as prepare
+
+SHAPE = (3, 16, 16)
+# Short windows keep every test well under a second on two cores.
+FAST = TimingConfig(warmup=2, min_time_s=0.05, max_time_s=2.0, min_samples=5, max_samples=200)
+
+# Fields from docs/CONTRACTS.md, spelled out here so a change to either side fails this test.
+LATENCY_FIELDS = {
+    "kind", "wall_s", "batch_size", "device", "dtype", "channels_last", "compile", "samples_ms", "warmup_ms",
+    "threads", "peak_mem_bytes", "timer", "round", "cudnn_benchmark", "tf32",
+}  # fmt: skip
+THROUGHPUT_FIELDS = LATENCY_FIELDS | {"samples_per_s", "loop_samples_s", "images"}
+
+
+def tiny_net(classes: int = 5) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, classes),
+    )
+
+
+class Exploding(nn.Module):
+    """Raises a chosen exception from forward, to test error translation without real OOMs."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise self.error
+
+
+# ------------------------------------------------------------------------------------------- modes
+
+
+def test_fp16_on_cpu_is_a_measurement_error() -> None:
+    with pytest.raises(MeasurementError, match="fp16 autocast is not supported on CPU; use dtype bf16"):
+        check_mode(Mode(dtype="fp16"), "cpu")
+    with pytest.raises(MeasurementError, match="fp16"):
+        measure_latency(tiny_net(), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode(dtype="fp16"))
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        (Mode(dtype="int8"), "unknown dtype 'int8'; use one of fp32, bf16, fp16"),
+        (Mode(compile="fastest"), "unknown torch.compile mode 'fastest'"),
+    ],
+)
+def test_invalid_modes_are_one_line_errors(mode: Mode, message: str) -> None:
+    with pytest.raises(MeasurementError, match=message) as info:
+        check_mode(mode, "cpu")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when CUDA is absent")
+def test_cuda_without_cuda_is_a_measurement_error() -> None:
+    with pytest.raises(MeasurementError, match="CUDA is not available"):
+        check_mode(Mode(), "cuda")
+
+
+def test_timing_config_validates_and_splits_into_rounds() -> None:
+    with pytest.raises(ConfigError, match="min_samples"):
+        TimingConfig(min_samples=0)
+    with pytest.raises(ConfigError, match="max_time_s"):
+        TimingConfig(min_time_s=5.0, max_time_s=1.0)
+    window = TimingConfig(min_time_s=2.0, max_time_s=10.0, min_samples=10, max_samples=100).split(3)
+    assert window == SampleWindow(min_time_s=2.0 / 3, max_time_s=10.0 / 3, min_samples=4, max_samples=34)
+
+
+# ----------------------------------------------------------------------------------------- latency
+
+
+def test_latency_samples_are_positive_and_warmup_kept_apart() -> None:
+    result = measure_latency(tiny_net(), input_shape=SHAPE, batch_size=2, device="cpu", config=FAST)
+    assert isinstance(result, LatencyResult)
+    assert len(result.samples_ms) >= FAST.min_samples
+    assert all(sample > 0 for sample in result.samples_ms)
+    assert len(result.warmup_ms) == FAST.warmup
+    assert result.timer == "perf_counter_ns"
+    assert result.threads == torch.get_num_threads()
+    assert result.peak_mem_bytes >= 0
+    assert result.wall_s >= sum(result.samples_ms) / 1e3
+
+
+def test_sampling_stops_at_max_time() -> None:
+    prepared = prepare(tiny_net(), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode())
+    window = SampleWindow(min_time_s=0.0, max_time_s=0.2, min_samples=1_000_000, max_samples=1_000_000)
+    start = time.perf_counter()
+    samples = prepared.sample(window)
+    elapsed = time.perf_counter() - start
+    # Stops after the first iteration that crosses max_time; allow for a slow iteration on a busy box.
+    assert elapsed < 0.2 + 0.5
+    assert 0 < len(samples) < 1_000_000
+
+
+def test_sampling_stops_at_max_samples_before_min_time() -> None:
+    prepared = prepare(tiny_net(), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode())
+    samples = prepared.sample(SampleWindow(min_time_s=60.0, max_time_s=120.0, min_samples=4, max_samples=7))
+    assert len(samples) == 7
+
+
+def test_inference_runs_in_eval_and_inference_mode() -> None:
+    seen: dict[str, bool] = {}
+
+    class Probe(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen["training"] = self.training
+            seen["inference"] = torch.is_inference_mode_enabled()
+            return x.mean(dim=(2, 3))
+
+    prepared = prepare(Probe().train(), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode())
+    prepared.warmup(1)
+    assert seen == {"training": False, "inference": True}
+
+
+def test_interleaved_rounds_carry_their_round_index() -> None:
+    models = [prepare(tiny_net(), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode()) for _ in range(2)]
+    warmups = [p.warmup(1) for p in models]
+    window = FAST.split(2)
+    records = [
+        p.latency(window, round_index=r, warmup_ms=tuple(w) if r == 0 else ()).to_record()
+        for r in range(2)
+        for p, w in zip(models, warmups, strict=True)
+    ]
+    assert [rec["round"] for rec in records] == [0, 0, 1, 1]
+    assert [len(rec["warmup_ms"]) for rec in records] == [1, 1, 0, 0]
+    assert all(len(rec["samples_ms"]) >= window.min_samples for rec in records)
+
+
+# -------------------------------------------------------------------------------------- throughput
+
+
+def test_throughput_counts_whole_loops() -> None:
+    result = measure_throughput(tiny_net(), input_shape=SHAPE, batch_size=3, device="cpu", config=FAST)
+    assert isinstance(result, ThroughputResult) and result.kind == "throughput"
+    loops = len(result.loop_samples_s)
+    assert loops >= FAST.min_samples
+    assert result.images == loops * result.iters_per_loop * 3
+    assert result.samples_per_s == pytest.approx(result.images / sum(result.loop_samples_s))
+    assert len(result.samples_ms) == loops
+
+
+def test_train_step_updates_parameters() -> None:
+    model = tiny_net()
+    before = [p.detach().clone() for p in model.parameters()]
+    config = TimingConfig(warmup=1, min_time_s=0.0, max_time_s=2.0, min_samples=2, max_samples=2)
+    result = measure_throughput(model, input_shape=SHAPE, batch_size=4, device="cpu", config=config, train=True)
+    assert result.kind == "train_throughput" and result.train
+    assert model.training
+    changed = [not torch.equal(b, p.detach()) for b, p in zip(before, model.parameters(), strict=True)]
+    # The conv bias feeds a BatchNorm, so its gradient is exactly zero; every other tensor must move.
+    assert changed == [True, False, True, True, True, True]
+
+
+def test_bf16_autocast_runs_on_cpu() -> None:
+    result = measure_latency(
+        tiny_net(), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode(dtype="bf16"), config=FAST
+    )
+    assert result.to_record()["dtype"] == "bf16"
+
+
+# ----------------------------------------------------------------------------------------- records
+
+
+def test_latency_record_fields_match_the_contract() -> None:
+    mode = Mode(channels_last=True)
+    result = measure_latency(tiny_net(), input_shape=SHAPE, batch_size=2, device="cpu", mode=mode, config=FAST)
+    record = result.to_record()
+    assert set(record) == LATENCY_FIELDS
+    assert record["kind"] == "latency"
+    assert record["channels_last"] is True
+    assert record["compile"] is None
+    assert (record["dtype"], record["device"], record["batch_size"]) == ("fp32", "cpu", 2)
+    assert record["cudnn_benchmark"] == current_backend_flags()["cudnn_benchmark"]
+    json.dumps(record)
+
+
+def test_channels_last_input_is_channels_last() -> None:
+    prepared = prepare(tiny_net(), input_shape=SHAPE, batch_size=2, device="cpu", mode=Mode(channels_last=True))
+    assert prepared.inputs.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize(("train", "kind"), [(False, "throughput"), (True, "train_throughput")])
+def test_throughput_record_fields_match_the_contract(train: bool, kind: str) -> None:
+    result = measure_throughput(tiny_net(), input_shape=SHAPE, batch_size=2, device="cpu", config=FAST, train=train)
+    record = result.to_record()
+    assert set(record) == THROUGHPUT_FIELDS
+    assert record["kind"] == kind
+    assert record["images"] == result.images
+    json.dumps(record)
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+
+def test_oom_becomes_a_measurement_error_without_shrinking_the_batch() -> None:
+    prepared = prepare(
+        Exploding(torch.OutOfMemoryError("CUDA out of memory")),
+        input_shape=SHAPE,
+        batch_size=64,
+        device="cpu",
+        mode=Mode(),
+    )
+    with pytest.raises(MeasurementError, match="out of memory at batch size 64 on cpu; lower the batch size"):
+        prepared.warmup(1)
+    assert prepared.batch_size == 64 and prepared.inputs.shape[0] == 64
+
+
+def test_compile_failure_names_the_compile_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch._dynamo.exc import TorchDynamoException
+
+    # Stand in for a real backend failure: compiling for real takes tens of seconds on CPU.
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: Exploding(TorchDynamoException("boom")))
+    prepared = prepare(tiny_net(), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode(compile="max-autotune"))
+    with pytest.raises(MeasurementError, match=r"torch.compile\(mode='max-autotune'\) failed on cpu"):
+        prepared.warmup(1)
+
+
+def test_eager_model_errors_are_not_relabelled() -> None:
+    prepared = prepare(Exploding(ValueError("bad shape")), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode())
+    with pytest.raises(ValueError, match="bad shape"):
+        prepared.warmup(1)
+
+
+# ------------------------------------------------------------------------------- flags and peak
+
+
+def test_backend_flags_are_set_and_restored() -> None:
+    before = current_backend_flags()
+    with backend_flags(cudnn_benchmark=not before["cudnn_benchmark"], tf32=True):
+        inside = current_backend_flags()
+        assert inside["cudnn_benchmark"] is not before["cudnn_benchmark"]
+        assert inside["tf32"] and inside["tf32_matmul"] and inside["tf32_cudnn"]
+    assert current_backend_flags() == before
+
+
+def test_backend_flags_restore_after_an_exception() -> None:
+    before = current_backend_flags()
+    with pytest.raises(RuntimeError), backend_flags(cudnn_benchmark=True, tf32=False):
+        raise RuntimeError("inside")
+    assert current_backend_flags() == before
+
+
+def test_measure_peak_gmacs_on_cpu_is_positive_and_quick() -> None:
+    start = time.perf_counter()
+    gmacs = measure_peak_gmacs("cpu", size=128, min_time_s=0.05)
+    assert gmacs > 0
+    assert time.perf_counter() - start < 2.0
+    with pytest.raises(MeasurementError, match="fp16"):
+        measure_peak_gmacs("cpu", dtype="fp16")
+
+
+@pytest.mark.slow  # a fresh interpreter importing torch takes ~5 s on two cores
+def test_measure_package_does_not_import_runner_layers() -> None:
+    code = (
+        "import sys, harness.measure.timer, harness.measure.stats, harness.environment; "
+        "bad = [m for m in ('harness.config', 'harness.plan', 'harness.runner', 'harness.results') "
+        "if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+# ----------------------------------------------------------------------------------------- compile
+
+
+@pytest.mark.slow
+def test_compiled_model_is_timed_and_recorded() -> None:
+    config = TimingConfig(warmup=1, min_time_s=0.0, max_time_s=5.0, min_samples=3, max_samples=3)
+    mode = Mode(compile="default")
+    result = measure_latency(tiny_net(), input_shape=SHAPE, batch_size=1, device="cpu", mode=mode, config=config)
+    assert result.to_record()["compile"] == "default"
+    # Compilation happens in the first warmup iteration, which is why warmup is kept apart.
+    assert result.warmup_ms[0] > max(result.samples_ms)
+
+
+# -------------------------------------------------------------------------------------------- CUDA
+
+
+class FakeEvent:
+    """Host-clock stand-in for torch.cuda.Event, to run the event bookkeeping without a GPU."""
+
+    synced = False
+
+    def __init__(self, enable_timing: bool = False) -> None:
+        assert enable_timing
+        self.at_ns: int | None = None
+
+    def record(self) -> None:
+        self.at_ns = time.perf_counter_ns()
+
+    def elapsed_time(self, end: FakeEvent) -> float:
+        # Reading an event before the closing synchronize is the bug this fake exists to catch.
+        assert FakeEvent.synced, "elapsed_time read before the final synchronize"
+        return (end.at_ns - self.at_ns) / 1e6
+
+
+def test_cuda_event_bookkeeping_with_fake_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    syncs: list[int] = []
+
+    def synchronize(device: object = None) -> None:
+        syncs.append(1)
+        FakeEvent.synced = True
+
+    def step_hook(module: nn.Module, args: object) -> None:
+        FakeEvent.synced = False  # any iteration after a sync makes earlier reads premature again
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", synchronize)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    model = tiny_net().eval()
+    model.register_forward_pre_hook(step_hook)
+    inputs = torch.randn(2, *SHAPE)
+    prepared = Benchmark(model, inputs=inputs, device=torch.device("cuda"), mode=Mode(), train=False)
+    assert prepared.timer == "cuda_event"
+    samples = prepared.sample(SampleWindow(min_time_s=0.0, max_time_s=5.0, min_samples=6, max_samples=6))
+    assert len(samples) == 6 and all(sample > 0 for sample in samples)
+    assert len(syncs) == 2  # once before and once after the loop, never per iteration
+    syncs.clear()
+    loops = prepared.loops(SampleWindow(0.0, 5.0, 3, 3), iters_per_loop=4)
+    assert len(loops) == 3 and len(syncs) == 2 * 3  # both ends of each loop
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_event_path() -> None:
+    result = measure_latency(tiny_net(), input_shape=SHAPE, batch_size=8, device="cuda", config=FAST)
+    record = result.to_record()
+    assert record["timer"] == "cuda_event"
+    assert len(record["samples_ms"]) >= FAST.min_samples
+    assert all(sample > 0 for sample in record["samples_ms"])
+    assert record["peak_mem_bytes"] > 0
+    throughput = measure_throughput(
+        tiny_net(), input_shape=SHAPE, batch_size=8, device="cuda", mode=Mode(dtype="fp16"), config=FAST, train=True
+    )
+    assert throughput.samples_per_s > 0 and throughput.timer == "cuda_event"

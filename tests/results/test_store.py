@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.errors import ResultsError
+from harness.results import RESULTS_SCHEMA, RecordWriter, create_run_dir, load_run, write_manifest
+
+
+def test_manifest_records_roundtrip_and_last_record_wins(tmp_path):
+    run_dir = create_run_dir(tmp_path, "suite")
+    write_manifest(run_dir, {"suite_name": "suite"})
+    with RecordWriter(run_dir) as writer:
+        writer.write({"task_id": "a", "kind": "complexity", "status": "error"})
+        writer.write({"task_id": "a", "kind": "complexity", "status": "ok", "params": 3})
+        writer.write({"task_id": "t", "kind": "train_epoch", "epoch": 1, "status": "ok"})
+        writer.write({"task_id": "t", "kind": "train_epoch", "epoch": 2, "status": "ok"})
+    run = load_run(run_dir)
+    assert run.manifest["schema"] == RESULTS_SCHEMA == 2
+    assert [(r["task_id"], r.get("epoch"), r["status"]) for r in run.records] == [
+        ("a", None, "ok"), ("t", 1, "ok"), ("t", 2, "ok")]
+    assert all(r["schema"] == 2 for r in run.records)
+
+
+def test_newer_schema_is_refused(tmp_path):
+    run_dir = create_run_dir(tmp_path, "s")
+    (run_dir / "manifest.json").write_text(json.dumps({"schema": 9}))
+    with pytest.raises(ResultsError, match="written with results schema 9, this harness reads up to 2; upgrade"):
+        load_run(run_dir)
+
+
+def test_version_0_records_migrate(tmp_path):
+    run_dir = create_run_dir(tmp_path, "s")
+    (run_dir / "manifest.json").write_text(json.dumps({"suite_name": "s"}))
+    (run_dir / "records.jsonl").write_text(json.dumps({"task_id": "x", "kind": "complexity", "status": "ok"}) + "\n")
+    run = load_run(run_dir)
+    assert run.manifest["schema"] == 2 and run.records[0]["schema"] == 2
+
+
+def test_schema_1_reference_and_peak_records_migrate_to_schema_2(tmp_path):
+    """Schema 1 named the reference workload's records ``calibration`` and the peak's model ``matmul``."""
+    run_dir = create_run_dir(tmp_path, "s")
+    write_manifest(run_dir, {})
+    old = [
+        {"schema": 1, "task_id": "calibration:reference:1a2b3c4d:bs1:fp32:cpu:r0", "kind": "calibration",
+         "model": "reference_convnet", "status": "ok", "round": 0},
+        {"schema": 1, "task_id": "peak:peak fp32:5e6f7a8b:fp32:cpu", "kind": "peak", "model": "matmul",
+         "label": "peak fp32", "status": "ok"},
+        {"schema": 1, "task_id": "latency:x:00000000:bs1:fp32:cpu:r0", "kind": "latency", "model": "x",
+         "status": "ok", "round": 0},
+    ]
+    (run_dir / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    ref, peak, lat = load_run(run_dir).records
+    assert (ref["kind"], ref["task_id"]) == ("reference", "reference:reference:1a2b3c4d:bs1:fp32:cpu:r0")
+    assert ref["model"] == "reference_convnet" and ref["schema"] == 2
+    assert (peak["kind"], peak["model"], peak["label"]) == ("peak", None, "peak fp32")
+    assert {k: v for k, v in lat.items() if k != "schema"} == {k: v for k, v in old[2].items() if k != "schema"}
+
+
+def test_torn_last_line_is_ignored_but_a_torn_middle_line_is_an_error(tmp_path):
+    run_dir = create_run_dir(tmp_path, "s")
+    write_manifest(run_dir, {})
+    good = json.dumps({"task_id": "x", "kind": "complexity", "status": "ok"})
+    (run_dir / "records.jsonl").write_text(good + "\n" + '{"task_id": "y", "kin')
+    assert [r["task_id"] for r in load_run(run_dir).records] == ["x"]
+    (run_dir / "records.jsonl").write_text('{"task_id": "y", "kin\n' + good + "\n")
+    with pytest.raises(ResultsError, match=r"records.jsonl:1: malformed JSON"):
+        load_run(run_dir)
+
+
+def test_not_a_run_dir(tmp_path):
+    with pytest.raises(ResultsError, match="no manifest.json"):
+        load_run(tmp_path)
