@@ -7,11 +7,11 @@ import dataclasses
 
 import pytest
 
+from harness.config import parse_suite
 from harness.config.schema import TimingSection, TrainSection, default_of
 from harness.measure.mode import Mode
 from harness.measure.sampling import TimingConfig
 from harness.plan import expand
-from harness.config import parse_suite
 from harness.train.config import TrainConfig
 
 PAIRS = [(TimingSection, TimingConfig), (TimingSection, Mode), (TrainSection, TrainConfig)]
