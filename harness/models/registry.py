@@ -54,6 +54,7 @@ class ModelEntry:
     paper_table: str
     description: str
     input_size: tuple[int, int, int] = (3, 224, 224)
+    plain: str | None = None  # the network this one adds attention to (its overhead is measured against it)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -81,7 +82,7 @@ def _load_builtins() -> None:
 
 
 def _add(fn: Builder, *, name: str | None, family: str, paper_table: str, description: str,
-         input_size: tuple[int, int, int]) -> Builder:
+         input_size: tuple[int, int, int], plain: str | None) -> Builder:
     if not callable(fn):
         raise TypeError(f"register_model needs a builder function, got {type(fn).__name__}")
     if fn.__module__ not in BUILTIN_MODULES:
@@ -96,7 +97,7 @@ def _add(fn: Builder, *, name: str | None, family: str, paper_table: str, descri
             f"{prev.__module__}.{prev.__qualname__}; pick another name"
         )
     doc = description or (inspect.getdoc(fn) or "").split("\n", 1)[0]
-    _REGISTRY[key] = ModelEntry(key, fn, family, paper_table, doc, tuple(input_size))
+    _REGISTRY[key] = ModelEntry(key, fn, family, paper_table, doc, tuple(input_size), plain)
     return fn
 
 
@@ -107,12 +108,16 @@ def register_model(
     paper_table: str = "",
     description: str = "",
     input_size: tuple[int, int, int] = (3, 224, 224),
+    plain: str | None = None,
 ) -> Any:
     """Register a builder under ``name`` (default: the function's name); returns the builder unchanged.
 
-    The builder takes only keyword-only options with defaults; they become the model's options.
+    The builder takes only keyword-only options with defaults; they become the model's options. ``plain``
+    names the network this one adds attention to (SKNet-50 → ResNeXt-50): reports measure its overhead
+    against that one.
     """
-    meta = {"family": family, "paper_table": paper_table, "description": description, "input_size": input_size}
+    meta = {"family": family, "paper_table": paper_table, "description": description, "input_size": input_size,
+            "plain": plain}
     if callable(name):  # @register_model or register_model(fn)
         return _add(name, name=None, **meta)
     if name is not None and not isinstance(name, str):

@@ -24,7 +24,7 @@ from harness.models.resnext import _plain, build_cifar, build_imagenet
 from harness.models.se import SqueezeExcite
 
 
-@register_model(family="senet", paper_table="P Table 2")
+@register_model(family="senet", paper_table="P Table 2", plain="resnext50")
 def senet50(*, layers: Sequence[int] = (3, 4, 6, 3), cardinality: int = 32, base_width: int = 4, r: int = 16,
             width: float = 1.0, num_classes: int = 1000) -> nn.Module:
     """SENet-50 (SE-ResNeXt-50 32×4d, r=16), ImageNet, 27.7M / 4.25 GMACs."""
@@ -33,7 +33,7 @@ def senet50(*, layers: Sequence[int] = (3, 4, 6, 3), cardinality: int = 32, base
                           post=partial(SqueezeExcite, reduction=r))
 
 
-@register_model(family="senet", paper_table="P Table 2")
+@register_model(family="senet", paper_table="P Table 2", plain="resnext101")
 def senet101(*, layers: Sequence[int] = (3, 4, 23, 3), cardinality: int = 32, base_width: int = 4, r: int = 16,
              width: float = 1.0, num_classes: int = 1000) -> nn.Module:
     """SENet-101 (SE-ResNeXt-101 32×4d, r=16), ImageNet, 49.2M / 8.00 GMACs."""
@@ -42,7 +42,7 @@ def senet101(*, layers: Sequence[int] = (3, 4, 23, 3), cardinality: int = 32, ba
                           post=partial(SqueezeExcite, reduction=r))
 
 
-@register_model(family="senet", paper_table="P Table 5", input_size=(3, 32, 32))
+@register_model(family="senet", paper_table="P Table 5", input_size=(3, 32, 32), plain="resnext29_16x32d")
 def senet29(*, cardinality: int = 16, base_width: int = 32, r: int = 16, width: float = 1.0,
             num_classes: int = 10) -> nn.Module:
     """SENet-29 on ResNeXt-29 16×32d, CIFAR (paper: 35.0M; this build 25.66M, see Deviations)."""

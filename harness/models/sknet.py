@@ -48,7 +48,7 @@ def sknet26(*, layers: Sequence[int] = (2, 2, 2, 2), cardinality: int = 32, base
     return _imagenet(layers, cardinality, base_width, branches, r, L, attention, width, num_classes)
 
 
-@register_model(family="sknet", paper_table="P Table 2")
+@register_model(family="sknet", paper_table="P Table 2", plain="resnext50")
 def sknet50(*, layers: Sequence[int] = (3, 4, 6, 3), cardinality: int = 32, base_width: int = 4,
             branches: Sequence[Any] = PAPER_BRANCH_SPECS, r: int = 16, L: int = 32, attention: bool = True,
             width: float = 1.0, num_classes: int = 1000) -> nn.Module:
@@ -56,7 +56,7 @@ def sknet50(*, layers: Sequence[int] = (3, 4, 6, 3), cardinality: int = 32, base
     return _imagenet(layers, cardinality, base_width, branches, r, L, attention, width, num_classes)
 
 
-@register_model(family="sknet", paper_table="P Table 2")
+@register_model(family="sknet", paper_table="P Table 2", plain="resnext101")
 def sknet101(*, layers: Sequence[int] = (3, 4, 23, 3), cardinality: int = 32, base_width: int = 4,
              branches: Sequence[Any] = PAPER_BRANCH_SPECS, r: int = 16, L: int = 32, attention: bool = True,
              width: float = 1.0, num_classes: int = 1000) -> nn.Module:
@@ -64,7 +64,7 @@ def sknet101(*, layers: Sequence[int] = (3, 4, 23, 3), cardinality: int = 32, ba
     return _imagenet(layers, cardinality, base_width, branches, r, L, attention, width, num_classes)
 
 
-@register_model(family="sknet", paper_table="P Table 5", input_size=(3, 32, 32))
+@register_model(family="sknet", paper_table="P Table 5", input_size=(3, 32, 32), plain="resnext29_16x32d")
 def sknet29(*, cardinality: int = 16, base_width: int = 32, groups: int = 32,
             branches: Sequence[Any] = PAPER_BRANCH_SPECS,
             r: int = 16, L: int = 32, attention: bool = True, width: float = 1.0, num_classes: int = 10) -> nn.Module:

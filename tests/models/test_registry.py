@@ -157,3 +157,13 @@ def test_a_failed_builtin_load_is_retried_not_remembered(monkeypatch):
     importlib.reload(harness.models.resnext)  # its registrations ran into the real registry before
     assert "resnext50" in registry.list_models()
     assert registry._builtins_state == "loaded"
+
+
+def test_attention_models_name_the_plain_network_they_extend():
+    assert get_entry("sknet50").plain == get_entry("senet50").plain == "resnext50"
+    assert get_entry("sknet101").plain == get_entry("senet101").plain == "resnext101"
+    assert get_entry("sknet29").plain == get_entry("senet29").plain == "resnext29_16x32d"
+    assert get_entry("resnext50").plain is None
+    for name in list_models():
+        plain = get_entry(name).plain
+        assert plain is None or get_entry(plain).input_size == get_entry(name).input_size
