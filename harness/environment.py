@@ -189,6 +189,18 @@ def capture_environment(device: str | None = None) -> dict[str, Any]:
     }
 
 
+def fingerprint(environment: dict[str, Any]) -> dict[str, Any]:
+    """What in an environment changes measured results: torch version, CPU and GPU models, thread count."""
+    cpu = environment.get("cpu") if isinstance(environment.get("cpu"), dict) else {}
+    gpus = environment.get("gpus") if isinstance(environment.get("gpus"), list) else []
+    return {
+        "torch": environment.get("torch"),
+        "CPU": cpu.get("model"),
+        "torch threads": cpu.get("torch_threads"),
+        "GPUs": [g.get("name") for g in gpus if isinstance(g, dict)],
+    }
+
+
 def resolve_device(requested: str) -> str:
     """``auto`` → cuda when available, else cpu; an explicit ``cuda`` without CUDA is a ``ConfigError``."""
     if requested == "auto":
@@ -199,11 +211,16 @@ def resolve_device(requested: str) -> str:
 
 
 def git_state(cwd: Path | None = None) -> dict[str, Any]:
-    """Commit and dirty flag of the working tree the harness runs from (None outside git)."""
+    """Commit and dirty flag of the working tree the harness runs from (None outside git).
+
+    Read-only: ``--no-optional-locks`` keeps ``git status`` from refreshing and rewriting a stale index (and
+    from taking ``index.lock``, which would break a git command the user runs at the same time).
+    """
 
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+            out = subprocess.run(["git", "--no-optional-locks", *args], cwd=cwd, capture_output=True, text=True,
+                                 timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             return None
         return out.stdout.strip() if out.returncode == 0 else None

@@ -46,9 +46,27 @@ class TaskSkipped(HarnessError):
     """The task cannot run in this environment (e.g. its dataset is absent); recorded as ``skipped``."""
 
 
-class TaskFailed(HarnessError):
+class RecordWriteError(ResultsError):
+    """A record could not be written (a full disk, a vanished folder): the run cannot go on."""
+
+
+class RunStopped(HarnessError):
+    """A run stopped before its end. What was recorded is kept; ``--resume RUN_DIR`` continues it.
+
+    ``exit_code`` is 2 (the run could not go on: a full disk) unless a subclass says otherwise.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, run_dir: Path) -> None:
+        super().__init__(message)
+        self.run_dir = Path(run_dir)
+
+
+class TaskFailed(RunStopped):
     """A task failed under ``--fail-fast``: the run stops there. Exit code 1 (a failed task), not 2."""
 
+    exit_code = 1
+
     def __init__(self, run_dir: Path, task_id: str, message: str) -> None:
-        super().__init__(f"task {task_id} failed: {message} (--fail-fast)")
-        self.run_dir = Path(run_dir)
+        super().__init__(f"task {task_id} failed: {message} (--fail-fast)", run_dir=run_dir)

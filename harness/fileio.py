@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,19 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def _mode_for(path: Path) -> int:
+    """An existing file keeps its mode; a new one gets what ``open()`` would give it (0o666 minus the umask).
+
+    ``mkstemp`` creates 0600 files, which a colleague or a CI artifact step could not read.
+    """
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)  # reading the umask means setting it; put it straight back
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Call ``write(handle)`` on a temp file beside ``path``, then rename it over ``path``."""
     path = Path(path)
@@ -30,6 +44,9 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -13,16 +13,26 @@ import sys
 import time
 import traceback
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.config.schema import Suite
-from harness.environment import capture_environment, git_state, resolve_device
-from harness.errors import ConfigError, HarnessError, TaskFailed, TaskSkipped
+from harness.environment import capture_environment, fingerprint, git_state, resolve_device
+from harness.errors import (
+    ConfigError,
+    HarnessError,
+    RecordWriteError,
+    ResultsError,
+    RunStopped,
+    TaskFailed,
+    TaskSkipped,
+)
 from harness.models.registry import import_plugins
 from harness.plan import Task, expand, shard_tasks
 from harness.results import RecordWriter, create_run_dir, load_run, read_records, utc_now, write_manifest
+from harness.results.lock import RunLock
 from harness.tasks import Executor, TaskContext, executors, model_fields
 from harness.train.rng import seed_everything
 
@@ -41,7 +51,17 @@ class RunOptions:
     progress: bool = True
 
 
+def _run_options(options: RunOptions, device: str) -> dict[str, Any]:
+    """The command-line choices that change what a run measures: a resume must make the same ones."""
+    return {
+        "device": device,
+        "shard": None if options.shard is None else {"index": options.shard[0], "count": options.shard[1]},
+        "data dir": str(Path(options.data_dir).expanduser().resolve()) if options.data_dir else None,
+    }
+
+
 def _manifest(suite: Suite, options: RunOptions, device: str, run_id: str) -> dict[str, Any]:
+    chosen = _run_options(options, device)
     return {
         "run_id": run_id,
         "suite_name": suite.name,
@@ -51,22 +71,37 @@ def _manifest(suite: Suite, options: RunOptions, device: str, run_id: str) -> di
         "environment": capture_environment(device),
         "device": device,
         "suite": suite.to_dict(),
-        "shard": None if options.shard is None else {"index": options.shard[0], "count": options.shard[1]},
+        "shard": chosen["shard"],
+        "run_options": chosen,
     }
 
 
-def _open_run(suite: Suite, options: RunOptions, device: str) -> Path:
-    if options.resume is None:
-        run_dir = create_run_dir(options.out_root, suite.name)
+def _new_run(suite: Suite, options: RunOptions, device: str) -> Path:
+    run_dir = create_run_dir(options.out_root, suite.name)
+    try:
         write_manifest(run_dir, _manifest(suite, options, device, run_dir.name))
-        return run_dir
-    run = load_run(options.resume)
-    if run.manifest.get("suite") != suite.to_dict():
-        raise ConfigError(
-            f"--resume {options.resume}: the suite differs from the one this run was started with; "
-            "resume with the same suite file and flags, or start a new run"
-        )
-    return Path(options.resume)
+    except OSError as exc:
+        raise ResultsError(f"{run_dir}: cannot write the manifest ({exc.strerror or exc})") from None
+    return run_dir
+
+
+def _check_resumable(manifest: dict[str, Any], suite: Suite, options: RunOptions, device: str) -> None:
+    """A resume continues the same measurement: same suite, same options, same machine and software."""
+    where = f"--resume {options.resume}"
+    if manifest.get("suite") != suite.to_dict():
+        raise ConfigError(f"{where}: the suite differs from the one this run was started with; "
+                          "resume with the same suite file and flags, or start a new run")
+    recorded = manifest.get("run_options") or {"device": manifest.get("device"), "shard": manifest.get("shard")}
+    for name, value in _run_options(options, device).items():
+        if name in recorded and recorded[name] != value:
+            raise ConfigError(f"{where}: the {name} differs from the one this run was started with "
+                              f"({recorded[name]!r}, now {value!r}); resume with the same flags, or start a new run")
+    then = fingerprint(manifest.get("environment") or {})
+    now = fingerprint(capture_environment(device))
+    for name, value in now.items():
+        if then.get(name) not in (None, [], value):
+            raise ConfigError(f"{where}: the {name} differs from the one this run was started with "
+                              f"({then[name]!r}, now {value!r}); its results would not compare, start a new run")
 
 
 def _finished(records: list[dict[str, Any]]) -> set[str]:
@@ -78,14 +113,31 @@ def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
 
     Under torchrun (``WORLD_SIZE`` > 1) every rank trains each ``train`` task on its shard of the data;
     rank 0 alone runs the other tasks, writes the run dir, and gets the path back (other ranks get None).
+    The writing process holds the run dir's lock (``RunLock``) from start to end.
     """
     import_plugins(suite.imports)
     device = resolve_device(options.device if options.device != "auto" else suite.device)
     tasks = shard_tasks(expand(suite, device=device), options.shard)
     dist = _join_process_group(device)
     is_writer = dist is None or dist.is_writer
-    run_dir = _open_run(suite, options, device) if is_writer else None
+    run_dir = (Path(options.resume) if options.resume is not None else _new_run(suite, options, device)) \
+        if is_writer else None
     run_dir = _broadcast_path(run_dir, dist)
+    with RunLock(run_dir, argv=options.argv or sys.argv, utc=utc_now()) if is_writer else nullcontext():
+        if is_writer and options.resume is not None:
+            _check_resumable(load_run(run_dir).manifest, suite, options, device)
+        try:
+            _run_tasks(tasks, suite=suite, options=options, run_dir=run_dir, dist=dist, is_writer=is_writer)
+        except RecordWriteError as exc:
+            raise RunStopped(str(exc), run_dir=run_dir) from exc
+        except KeyboardInterrupt as exc:
+            exc.run_dir = run_dir  # the CLI says where the records are and how to resume
+            raise
+    return run_dir if is_writer else None
+
+
+def _run_tasks(tasks: list[Task], *, suite: Suite, options: RunOptions, run_dir: Path, dist: Any,
+               is_writer: bool) -> None:
     # read once: what is done, and the earlier records of each task (a resumed training's epochs)
     earlier: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in read_records(run_dir / "records.jsonl"):
@@ -96,19 +148,10 @@ def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
     reported_skips: set[str] = set()
     with RecordWriter(run_dir) if is_writer else _NullWriter() as writer:
         for task in _progress(todo, enabled=options.progress and is_writer):
-            record = run_task(
-                task,
-                suite=suite,
-                run_dir=run_dir,
-                writer=writer,
-                data_dir=options.data_dir,
-                dist=dist,
-                earlier=earlier[task.task_id],
-                reported_skips=reported_skips,
-            )
+            record = run_task(task, suite=suite, run_dir=run_dir, writer=writer, data_dir=options.data_dir,
+                              dist=dist, earlier=earlier[task.task_id], reported_skips=reported_skips)
             if record["status"] == "error" and options.fail_fast:
                 raise TaskFailed(run_dir, task.task_id, record["error"]["message"])
-    return run_dir if is_writer else None
 
 
 def _join_process_group(device: str):
@@ -195,14 +238,26 @@ def run_task(
             reported_skips.add(str(exc))
             log.warning("%s", exc)
         record = {**base, "status": "skipped", "reason": str(exc)}
-    except (KeyboardInterrupt, SystemExit):
-        raise
+    except RecordWriteError:
+        raise  # the run cannot go on (a full disk): not this task's failure
+    except KeyboardInterrupt as exc:
+        if type(exc) is KeyboardInterrupt:
+            raise  # Ctrl-C: stop the run (the CLI says how to resume)
+        record = _error_record(base, task, exc)  # a subclass raised by model code is that code's failure
+    except SystemExit as exc:  # a builder calling sys.exit() must not end the whole run
+        record = _error_record(base, task, exc, message=f"the task called sys.exit({exc.code!r})")
     except Exception as exc:  # noqa: BLE001 - any task failure becomes an error record; the suite goes on
-        log.error("task %s failed: %s: %s", task.task_id, type(exc).__name__, exc)
-        log.debug("%s", traceback.format_exc())
-        record = {**base, "status": "error", "error": {"type": type(exc).__name__, "message": str(exc)}}
+        record = _error_record(base, task, exc)
     record["wall_s"] = time.perf_counter() - start
     return writer.write(record)
+
+
+def _error_record(base: dict[str, Any], task: Task, exc: BaseException, *,
+                  message: str | None = None) -> dict[str, Any]:
+    message = message or str(exc)
+    log.error("task %s failed: %s: %s", task.task_id, type(exc).__name__, message)
+    log.debug("%s", traceback.format_exc())
+    return {**base, "status": "error", "error": {"type": type(exc).__name__, "message": message}}
 
 
 def _executor(task: Task) -> Executor:

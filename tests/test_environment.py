@@ -69,3 +69,24 @@ def test_physical_cores_count_distinct_socket_core_pairs() -> None:
         "processor : 3", "physical id : 1", "core id : 0",
     ]  # fmt: skip
     assert environment._physical_cores(lines) == 3
+
+
+def test_git_state_does_not_write_to_the_repository(tmp_path) -> None:
+    """Plain `git status` refreshes a stale index and writes it (taking index.lock); a run must not."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / "f.txt").write_text("a\n")
+    subprocess.run([*git, "add", "f.txt"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    index = repo / ".git" / "index"
+    before = index.stat().st_mtime_ns
+    import os
+    import time
+
+    time.sleep(0.01)
+    os.utime(repo / "f.txt")  # same content, new stat info: the index is stale
+    state = environment.git_state(repo)
+    assert state["commit"] and state["dirty"] is False
+    assert index.stat().st_mtime_ns == before

@@ -6,18 +6,22 @@ nothing heavy at module level, so ``--help`` and argument errors never import to
 
 stdout carries results (run dir and report paths, model lists, check verdicts); progress and log messages go
 to stderr. Exit codes: 0 success; 1 the command's one meaning of failure (a task failed under --fail-fast, a
-latency regression); 2 bad input (``HarnessError``: one line on stderr, no traceback); 130 interrupted.
+latency regression); 2 the command could not do its job: bad input (``HarnessError``, an unreadable or
+unwritable path: one line on stderr, no traceback) or an internal error (one line; ``-v`` shows the traceback);
+130 interrupted. A run that stops early says where its records are and the exact command that resumes it.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from harness.cli import data, gate, models, run
-from harness.errors import HarnessError, TaskFailed
+from harness.errors import HarnessError, RunStopped
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -50,18 +54,52 @@ def _configure_logging(verbosity: int) -> None:
     root.setLevel(level)
 
 
+def resume_command(argv: Sequence[str], run_dir: Path) -> str:
+    """The command that continues a stopped run: the same arguments, with ``--resume RUN_DIR``."""
+    args, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--resume", "--out"):
+            skip = True  # --out is implied by the run dir
+            continue
+        if arg.startswith(("--resume=", "--out=")):
+            continue
+        args.append(arg)
+    return shlex.join(["python", "-m", "harness", *args, "--resume", str(run_dir)])
+
+
+def _stopped(exc: BaseException, argv: Sequence[str]) -> None:
+    run_dir = getattr(exc, "run_dir", None)
+    if run_dir is not None:
+        print(f"records so far are kept in {run_dir}; resume with: {resume_command(argv, run_dir)}",
+              file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
-    except TaskFailed as exc:
+    except RunStopped as exc:
         print(f"error: {exc}", file=sys.stderr)
-        print(f"records so far are kept in {exc.run_dir}; resume with --resume {exc.run_dir}", file=sys.stderr)
-        return EXIT_FAILED
+        _stopped(exc, argv)
+        return exc.exit_code
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted; records written so far are kept (resume with --resume RUN_DIR)", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print("interrupted", file=sys.stderr)
+        _stopped(exc, argv)
         return EXIT_INTERRUPTED
+    except OSError as exc:  # a path the user gave that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - a bug must not pass for a verdict: exit 1 has one meaning per command
+        logging.getLogger(__name__).debug("internal error", exc_info=True)
+        print(f"error: internal error in `{args.command}`: {type(exc).__name__}: {exc} "
+              "(rerun with -v for the traceback; please report it)", file=sys.stderr)
+        return EXIT_USAGE

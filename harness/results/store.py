@@ -3,11 +3,18 @@
 Records keep raw data (exact counts, per-iteration samples, per-epoch curves); summaries are computed when
 reading. Every line carries a ``schema`` version (``harness.results.schema``): older versions are migrated
 on load, newer ones refused.
+
+A crash or a full disk can leave the last line of ``records.jsonl`` unterminated. Readers and the writer
+agree on one rule: an unterminated last line that parses as a JSON object is a record (only its newline was
+lost); any other unterminated tail is torn. Readers skip a torn tail; the writer, on opening the file for
+append, moves its bytes to ``records.jsonl.torn`` (never deleting data) and cuts the file back to its last
+complete line, so the next record starts on a line of its own.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 from dataclasses import dataclass
@@ -15,12 +22,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ResultsError
+from harness.errors import RecordWriteError, ResultsError
 from harness.fileio import write_json_atomic
 from harness.results.schema import RESULTS_SCHEMA, migrate_record
 
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
+TORN_SUFFIX = ".torn"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,7 +54,11 @@ def new_run_id() -> str:
 
 def create_run_dir(root: Path, suite_name: str, run_id: str | None = None) -> Path:
     run_dir = Path(root) / suite_name / (run_id or new_run_id())
-    run_dir.mkdir(parents=True, exist_ok=False)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except OSError as exc:
+        raise ResultsError(f"cannot create the run dir {run_dir} ({exc.strerror or exc}); "
+                           "pass --out DIR, a folder you can write to") from None
     return run_dir
 
 
@@ -53,27 +67,72 @@ def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
 
 
 class RecordWriter:
-    """Appends one JSON line per record and flushes + fsyncs it, so a killed run loses nothing written."""
+    """Appends one JSON line per record and fsyncs it, so a killed run loses nothing written.
+
+    Opening it first sets aside a torn tail (see the module docstring). A failed write (a full disk) is a
+    ``RecordWriteError``; the partial line it may leave is set aside by the next writer.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / RECORDS
-        self._handle = self.path.open("a", encoding="utf-8")
+        _repair_tail(self.path)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
 
     def write(self, record: dict[str, Any]) -> dict[str, Any]:
         record = {"schema": RESULTS_SCHEMA, **record}
-        self._handle.write(json.dumps(record, sort_keys=True, default=_json_default) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        data = (json.dumps(record, sort_keys=True, default=_json_default) + "\n").encode("utf-8")
+        try:
+            while data:
+                data = data[os.write(self._fd, data):]
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise RecordWriteError(f"{self.path}: cannot write a record ({exc.strerror or exc})") from exc
         return record
 
     def close(self) -> None:
-        self._handle.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def __enter__(self) -> RecordWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _parse_object(line: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _repair_tail(path: Path) -> None:
+    """Before appending: end a complete unterminated last record, or move a torn tail to ``<file>.torn``."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return
+    start = data.rfind(b"\n") + 1
+    tail = data[start:]
+    with path.open("r+b") as handle:
+        if _parse_object(tail) is not None:
+            handle.seek(0, os.SEEK_END)
+            handle.write(b"\n")
+        else:
+            side = path.with_name(path.name + TORN_SUFFIX)
+            with side.open("ab") as kept:
+                kept.write((b"\n" if side.exists() and side.stat().st_size else b"") + tail)
+                kept.flush()
+                os.fsync(kept.fileno())
+            log.warning("%s: moved a torn last line (%d bytes, from an interrupted write) to %s",
+                        path, len(tail), side)
+            handle.truncate(start)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _json_default(value: Any) -> Any:
@@ -92,21 +151,35 @@ def record_key(record: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """All records of a ``records.jsonl`` in file order (a torn last line from a kill is skipped)."""
+    """All records of a ``records.jsonl`` in file order; a torn last line (see the module docstring) is skipped."""
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    out = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            out.append(migrate_record(json.loads(line), where=f"{path}:{number}"))
-        except json.JSONDecodeError as exc:
-            if number == len(lines):
-                continue  # the process was killed mid-write; the task will be re-run on resume
-            raise ResultsError(f"{path}:{number}: malformed JSON ({exc}); fix or delete that line") from None
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    terminated = lines[:-1]
+    out = [_record(line, path, number) for number, line in enumerate(terminated, start=1) if line.strip()]
+    tail = lines[-1]
+    if tail.strip():
+        record = _parse_object(tail)
+        if record is None:
+            log.warning("%s: skipped an unterminated last line (%d bytes): a run was cut off mid-write; "
+                        "the next --resume moves it to %s%s", path, len(tail), path.name, TORN_SUFFIX)
+        else:
+            out.append(migrate_record(record, where=f"{path}:{len(lines)}"))
     return out
+
+
+def _record(line: bytes, path: Path, number: int) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}:{number}: malformed JSON ({exc}); fix or delete that line") from None
+    if not isinstance(value, dict):
+        raise ResultsError(f"{path}:{number}: a record must be a JSON object, got {type(value).__name__}; "
+                           "fix or delete that line")
+    return migrate_record(value, where=f"{path}:{number}")
 
 
 def load_run(path: Path) -> RunData:
@@ -117,8 +190,10 @@ def load_run(path: Path) -> RunData:
         raise ResultsError(f"{path}: no {MANIFEST}; pass a run dir like results/<suite>/<run_id>")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"{manifest_path}: malformed JSON ({exc})") from None
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{manifest_path}: not readable JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ResultsError(f"{manifest_path}: a manifest must be a JSON object, got {type(manifest).__name__}")
     manifest = migrate_record(manifest, where=str(manifest_path))
     latest: dict[tuple[Any, ...], dict[str, Any]] = {}
     for record in read_records(path / RECORDS):

@@ -81,7 +81,8 @@ def test_failing_task_is_recorded_and_suite_continues(tmp_path, plugin_file, cap
     # a failed task is exit 1 (2 is for bad input), and the message says how to go on
     assert code == 1 and out == [] and "--fail-fast" in err
     stopped = next(p for p in (tmp_path / "r" / "e2e").iterdir() if str(p) != str(run.path))
-    assert f"resume with --resume {stopped}" in err
+    assert f"records so far are kept in {stopped}; resume with: python -m harness run {suite} --fail-fast " \
+           f"--no-progress --resume {stopped}" in err
 
 
 def test_resume_runs_only_missing_tasks_without_duplicates(tmp_path, plugin_file, capsys):
