@@ -150,3 +150,55 @@ def test_default_suite_report_has_all_table2_rows_within_tolerance(tmp_path, cap
     for row in ("ResNeXt-50", "SENet-50", "SKNet-50", "ResNeXt-101", "SENet-101", "SKNet-101"):
         line = next(x for x in table2.splitlines() if x.startswith(f"| {row} |"))
         assert line.endswith("✓ |"), line
+
+
+def _raising_plugin(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "raising_plugin.py"
+    path.write_text(
+        "import sys\nfrom torch import nn\nfrom harness import register_model\n\n"
+        "class Interrupt(KeyboardInterrupt):\n    pass\n\n"
+        f"@register_model('raiser_{tmp_path.name[-6:]}'.replace('-', '_'), input_size=(3, 4, 4))\n"
+        "def build(*, how: str = 'ok') -> nn.Module:\n" + body
+        + "    return nn.Sequential(nn.Flatten(), nn.Linear(48, 2))\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize(("how", "message"), [("exit", "the task called sys.exit(3)"), ("subclass", "boom")])
+def test_a_builder_that_exits_or_raises_an_interrupt_subclass_is_an_error_record(tmp_path, capsys, how, message):
+    plugin = _raising_plugin(tmp_path, "    if how == 'exit':\n        sys.exit(3)\n"
+                                       "    if how == 'subclass':\n        raise Interrupt('boom')\n")
+    name = f"raiser_{tmp_path.name[-6:]}".replace("-", "_")
+    suite = _suite(tmp_path, plugin, [{"name": name, "label": "bad", "options": {"how": how}}, name])
+    code, out, err = _run(capsys, "run", str(suite), "--out", str(tmp_path / "r"), "--reports", str(tmp_path / "p"),
+                          "--no-progress")
+    assert code == 0, err
+    records = {r["label"]: r for r in load_run(Path(out[0])).records}
+    assert records["bad"]["status"] == "error" and records["bad"]["error"]["message"] == message
+    assert records[name]["status"] == "ok"  # the run went on
+
+
+def test_ctrl_c_stops_with_the_run_dir_and_the_exact_resume_command(tmp_path, capsys):
+    plugin = _raising_plugin(tmp_path, "    if how == 'ctrl-c':\n        raise KeyboardInterrupt\n")
+    name = f"raiser_{tmp_path.name[-6:]}".replace("-", "_")
+    suite = _suite(tmp_path, plugin, [name, {"name": name, "label": "stop", "options": {"how": "ctrl-c"}}])
+    code, out, err = _run(capsys, "run", str(suite), "--out", str(tmp_path / "r"), "--no-progress")
+    assert code == 130 and out == []
+    run_dir = next((tmp_path / "r" / "e2e").iterdir())
+    assert err.strip().splitlines()[-1] == (
+        f"records so far are kept in {run_dir}; resume with: python -m harness run {suite} --no-progress "
+        f"--resume {run_dir}")
+    assert [r["label"] for r in load_run(run_dir).records] == [name]  # the first task's record is kept
+
+
+def test_an_internal_error_is_exit_2_and_one_line(tmp_path, capsys, monkeypatch):
+    import harness.report
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(harness.report, "render", broken)
+    code, out, err = _run(capsys, "report", str(tmp_path))
+    assert code == 2 and out == []
+    assert err.strip() == ("error: internal error in `report`: ZeroDivisionError: a bug "
+                           "(rerun with -v for the traceback; please report it)")
