@@ -178,13 +178,26 @@ def expand(suite: Suite, *, device: str) -> list[Task]:
 
 
 def shard_tasks(tasks: list[Task], shard: tuple[int, int] | None) -> list[Task]:
-    """A deterministic subset: the tasks of every model go to one shard (keeps latency rounds together)."""
+    """A deterministic subset: the tasks of every model go to one shard (keeps latency rounds together).
+
+    The reference workload is timed in every shard, because each process's models must be normalised by the
+    machine speed that process saw; its task ids name the shard, so merging keeps every shard's copy.
+    """
     if shard is None:
         return tasks
     index, count = shard
-    labels = list(dict.fromkeys(t.label for t in tasks))
+    labels = list(dict.fromkeys(t.label for t in tasks if t.kind != "reference"))
     mine = set(labels[index::count])
-    return [t for t in tasks if t.label in mine]
+    own_reference = [dataclasses.replace(t, task_id=f"{t.task_id}:shard{index + 1}of{count}")
+                     for t in tasks if t.kind == "reference"]
+    by_id = {t.task_id: t for t in own_reference}
+    out = []
+    for t in tasks:
+        if t.kind == "reference":
+            out.append(by_id[f"{t.task_id}:shard{index + 1}of{count}"])
+        elif t.label in mine:
+            out.append(t)
+    return out
 
 
 # ------------------------------------------------------------------------------- model lists (--models)

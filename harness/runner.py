@@ -149,7 +149,8 @@ def _run_tasks(tasks: list[Task], *, suite: Suite, options: RunOptions, run_dir:
     with RecordWriter(run_dir) if is_writer else _NullWriter() as writer:
         for task in _progress(todo, enabled=options.progress and is_writer):
             record = run_task(task, suite=suite, run_dir=run_dir, writer=writer, data_dir=options.data_dir,
-                              dist=dist, earlier=earlier[task.task_id], reported_skips=reported_skips)
+                              dist=dist, earlier=earlier[task.task_id], reported_skips=reported_skips,
+                              shard=options.shard)
             if record["status"] == "error" and options.fail_fast:
                 raise TaskFailed(run_dir, task.task_id, record["error"]["message"])
 
@@ -203,6 +204,7 @@ def run_task(
     dist: Any = None,
     earlier: list[dict[str, Any]] | None = None,
     reported_skips: set[str] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Execute one task and append its record; never raises for a task failure.
 
@@ -221,6 +223,8 @@ def run_task(
     }
     if task.seed is not None:
         base["seed"] = task.seed
+    if shard is not None:  # which process measured it: the gate normalises by that process's reference
+        base["shard"] = {"index": shard[0], "count": shard[1]}
     ctx = TaskContext(
         run_dir=run_dir,
         emit=lambda rec: writer.write({**base, **rec}),

@@ -101,8 +101,9 @@ def _missing(key: BenchKey, base: BenchSamples | None, cand: BenchSamples | None
 
 
 def _validate(threshold_pct: float, alpha: float) -> None:
-    if not threshold_pct > 0:
-        raise ConfigError(f"threshold_pct must be > 0 (got {threshold_pct}); e.g. --threshold 5")
+    # NaN fails every comparison and inf makes every change "within threshold": both would pass anything
+    if not (math.isfinite(threshold_pct) and threshold_pct > 0):
+        raise ConfigError(f"threshold_pct must be a finite number > 0 (got {threshold_pct}); e.g. --threshold 5")
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must be in (0, 1) (got {alpha}); e.g. --alpha 0.002")
 

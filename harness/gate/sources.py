@@ -41,8 +41,9 @@ def float_list(value: Any, *, where: str) -> tuple[float, ...]:
     if not isinstance(value, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
         raise ResultsError(f"{where}: expected a list of numbers, got {type(value).__name__}")
     out = tuple(float(x) for x in value)
-    if not all(math.isfinite(x) and x >= 0.0 for x in out):
-        raise ResultsError(f"{where}: timing samples must be finite and non-negative")
+    if not all(math.isfinite(x) and x > 0.0 for x in out):
+        # a zero or non-finite time cannot be measured; left in, it would make every ratio NaN ("unchanged")
+        raise ResultsError(f"{where}: timing samples must be finite and positive")
     return out
 
 
@@ -52,9 +53,14 @@ def _round_of(record: Mapping[str, Any]) -> int:
 
 
 def _reference_for(record: Mapping[str, Any], rnd: int, refs: Sequence[Mapping[str, Any]]) -> tuple[float, ...]:
-    """Samples of the reference record of round ``rnd`` that best matches ``record``'s device and mode."""
+    """Samples of the reference record of round ``rnd`` that best matches ``record``'s device and mode.
+
+    Only references measured by the same process count: after ``--shard`` + ``merge`` each shard's rounds are
+    normalised by the machine speed that shard saw, never by another process's.
+    """
     # Sorted by task id so that max(), which keeps the first of equal scores, picks deterministically.
-    candidates = sorted((r for r in refs if _round_of(r) == rnd), key=lambda r: str(r.get("task_id", "")))
+    candidates = sorted((r for r in refs if _round_of(r) == rnd and r.get("shard") == record.get("shard")),
+                        key=lambda r: str(r.get("task_id", "")))
     if not candidates:
         return ()
 
@@ -142,8 +148,9 @@ def _parse_entry(entry: Any, *, where: str) -> tuple[BenchKey, BenchSamples]:
         raise ResultsError(f"{where}.key: missing or invalid fields {missing or ['model']}")
     rounds, reference_rounds = _parse_rounds(entry, where=where)
     threshold = entry.get("threshold_pct")
-    if threshold is not None and (not isinstance(threshold, (int, float)) or threshold <= 0):
-        raise ResultsError(f"{where}.threshold_pct: expected a positive number or null, got {threshold!r}")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not math.isfinite(threshold) or threshold <= 0):
+        raise ResultsError(f"{where}.threshold_pct: expected a finite positive number or null, got {threshold!r}")
     threads = entry.get("threads")
     samples = BenchSamples(
         rounds=rounds,

@@ -166,7 +166,7 @@ def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
         (lambda d: d["benchmarks"][0].update(samples_ms="fast"), r"benchmarks\[0\]\.samples_ms: expected a list"),
         (lambda d: d["benchmarks"][1]["rounds"][0].append(float("nan")), r"benchmarks\[1\]\.rounds\[0\]: timing"),
         (lambda d: d["benchmarks"][0]["key"].pop("dtype"), r"benchmarks\[0\]\.key: missing .*dtype"),
-        (lambda d: d["benchmarks"][0].update(threshold_pct=-1), r"threshold_pct: expected a positive number"),
+        (lambda d: d["benchmarks"][0].update(threshold_pct=-1), r"threshold_pct: expected a finite positive number"),
         (lambda d: d.update(schema="1"), r"'schema' must be a positive integer"),
         (lambda d: d.update(benchmarks={}), r"'benchmarks' must be a list"),
     ],
