@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+# A name the harness turns into a folder (results/<suite>/): one plain path component, never "." or "..".
+FOLDER_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+MAX_FOLDER_NAME = 100
+
+
+def is_folder_name(name: object) -> bool:
+    return isinstance(name, str) and len(name) <= MAX_FOLDER_NAME and re.fullmatch(FOLDER_NAME_PATTERN, name) is not None
 
 
 def canonical_json(value: Any) -> str:

@@ -59,7 +59,14 @@ def _format_error(err: dict[str, Any], source: str) -> str:
         return f"{source}: missing required key '{path}'"
     got = err.get("input")
     shown = json.dumps(got, default=str) if not isinstance(got, dict) else "a mapping"
-    return f"{source}: key '{path}': {err['msg']} (got {shown[:60]})"
+    message = _PATTERN_HINTS.get(str(loc[-1]), err["msg"]) if err["type"] == "string_pattern_mismatch" else err["msg"]
+    return f"{source}: key '{path}': {message} (got {shown[:60]})"
+
+
+_PATTERN_HINTS = {
+    "name": "a suite name becomes a folder: letters, digits, '_', '-' and '.', not starting with '.'",
+    "label": "a label is one line of text, without control characters",
+}
 
 
 def parse_suite(data: Any, *, source: str = "<suite>") -> Suite:
@@ -76,6 +83,58 @@ def parse_suite(data: Any, *, source: str = "<suite>") -> Suite:
         raise ConfigError(_format_error(errors[0], source) + more) from None
 
 
+# A suite is a few levels deep and a few hundred nodes; these bounds leave room and stop hostile YAML
+# ("billion laughs" aliases, thousands of nested brackets) before it costs memory or time.
+MAX_NODES = 100_000
+MAX_DEPTH = 32
+
+
+def _bounded(node: yaml.Node, where: str) -> None:
+    """Refuse a composed YAML graph whose expansion (aliases followed) is too large or too deep."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+    while stack:
+        current, expanded = stack.pop()
+        if id(current) in size:
+            continue
+        children = _children(current)
+        if not expanded:
+            stack.append((current, True))
+            stack.extend((child, False) for child in children if id(child) not in size)
+            continue
+        size[id(current)] = 1 + sum(size[id(c)] for c in children)
+        depth[id(current)] = 1 + max((depth[id(c)] for c in children), default=0)
+        if size[id(current)] > MAX_NODES:
+            raise ConfigError(f"{where}: expands to more than {MAX_NODES:,} values (YAML aliases?); "
+                              "a suite is a few hundred")
+        if depth[id(current)] > MAX_DEPTH:
+            raise ConfigError(f"{where}: nested deeper than {MAX_DEPTH} levels; a suite is a few levels deep")
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def safe_yaml(text: str, *, where: str) -> Any:
+    """``yaml.safe_load`` that refuses alias bombs and very deep nesting with a one-line ``ConfigError``."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _bounded(node, where)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError(f"{where}: nested deeper than {MAX_DEPTH} levels; a suite is a few levels deep") from None
+    finally:
+        loader.dispose()
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """``KEY.PATH=VALUE`` overrides (values parsed as YAML) applied to a suite's raw mapping."""
     data = json.loads(json.dumps(data))  # a deep copy; the caller's mapping stays as read
@@ -84,7 +143,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set train.epochs=2")
         try:
-            value = yaml.safe_load(raw)
+            value = safe_yaml(raw, where=f"--set {key.strip()}")
         except yaml.YAMLError:
             raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
         node = data
@@ -98,13 +157,26 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"suite file {str(path)!r} not found; pass a path like suites/sknet_vs_senet.yaml") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory; pass a suite file like suites/sknet_vs_senet.yaml") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}); a suite is YAML text") from None
+
+
 def load_suite(path: str | Path, *, overrides: list[str] | None = None) -> Suite:
     """Read and validate a suite file (plus ``--set`` overrides); every problem is a one-line ``ConfigError``."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"suite file {str(path)!r} not found; pass a path like suites/sknet_vs_senet.yaml")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml(_read_text(path), where=str(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

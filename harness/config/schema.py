@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from harness.fileio import FOLDER_NAME_PATTERN, MAX_FOLDER_NAME
 from harness.measure.mode import Mode
 from harness.measure.sampling import TimingConfig
 from harness.train.config import TrainConfig
@@ -21,6 +22,9 @@ SUITE_SCHEMA = 1
 Dtype = Literal["fp32", "bf16", "fp16"]
 PositiveInt = Annotated[int, Field(gt=0)]
 Size = tuple[PositiveInt, PositiveInt, PositiveInt]
+# Names become folders (results/<suite>/) and labels become parts of file names and table cells.
+SuiteName = Annotated[str, Field(min_length=1, max_length=MAX_FOLDER_NAME, pattern=FOLDER_NAME_PATTERN)]
+Label = Annotated[str, Field(min_length=1, max_length=MAX_FOLDER_NAME, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 def default_of(cls: type, name: str) -> Any:
@@ -41,7 +45,7 @@ class ModelSpec(_Strict):
     """A model of the suite: a registry name (``timm:`` for timm), a display label, options."""
 
     name: str
-    label: str | None = None
+    label: Label | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     input_size: Size | None = None
 
@@ -128,7 +132,7 @@ class TrainSection(_Strict):
 
 class Suite(_Strict):
     schema_version: Literal[1] = Field(1, alias="schema")
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: SuiteName
     description: str = ""
     imports: list[str] = Field(default_factory=list)
     models: list[ModelSpec] = Field(default_factory=list)

@@ -219,3 +219,17 @@ def test_rewriting_a_file_keeps_its_mode(tmp_path):
     path.chmod(0o640)
     write_text_atomic(path, "{}\n")
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "../../etc", "x" * 300])
+def test_merge_refuses_suite_names_from_manifests_that_are_paths(tmp_path, name):
+    from harness.results import merge_runs
+
+    run_dir = _run_dir(tmp_path)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    (run_dir / "manifest.json").write_text(json.dumps({**manifest, "suite_name": name}))
+    out = tmp_path / "merged"
+    with pytest.raises(ResultsError, match="is not a folder name"):
+        merge_runs([run_dir], out_root=out)
+    assert not out.exists() or not any(out.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged", "s"] or not (tmp_path / "merged").exists()
