@@ -23,7 +23,9 @@ MAX_FOLDER_NAME = 100
 
 
 def is_folder_name(name: object) -> bool:
-    return isinstance(name, str) and len(name) <= MAX_FOLDER_NAME and re.fullmatch(FOLDER_NAME_PATTERN, name) is not None
+    if not isinstance(name, str) or len(name) > MAX_FOLDER_NAME:
+        return False
+    return re.fullmatch(FOLDER_NAME_PATTERN, name) is not None
 
 
 def canonical_json(value: Any) -> str:
