@@ -29,7 +29,7 @@ from harness.errors import (
     TaskFailed,
     TaskSkipped,
 )
-from harness.models.registry import import_plugins
+from harness.models.plugins import import_plugins
 from harness.plan import Task, expand, shard_tasks
 from harness.results import RecordWriter, create_run_dir, load_run, read_records, utc_now, write_manifest
 from harness.results.lock import RunLock

@@ -19,6 +19,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from harness.cli import data, gate, models, run
 from harness.errors import HarnessError, RunStopped
@@ -29,15 +30,36 @@ EXIT_INTERRUPTED = 130
 COMMAND_GROUPS = (run, gate, models, data)
 
 
+class HarnessArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line usage on errors (as git and pip do): ``usage: PROG ARGS [options]`` and the error,
+    not every option of the command. ``--help`` still lists them all."""
+
+    def format_usage(self) -> str:
+        words = []
+        for action in self._actions:
+            if action.option_strings or action.help == argparse.SUPPRESS:
+                continue
+            name = action.metavar or action.dest.upper()
+            if action.nargs == "?":
+                name = f"[{name}]"
+            elif action.nargs in ("+", "*"):
+                name = f"{name}..."
+            words.append(name)
+        return f"usage: {' '.join([self.prog, *words])} [options]  (--help for all)\n"
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.format_usage()}{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = HarnessArgumentParser(
         prog="python -m harness",
         description="Reproduce Selective Kernel Networks (CVPR 2019) against SENet and ResNeXt: complexity, "
         "latency, short CIFAR training, and a latency regression gate.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     # -v is also accepted after the subcommand; SUPPRESS keeps an absent flag from resetting the count
-    common = argparse.ArgumentParser(add_help=False)
+    common = HarnessArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.errors import ConfigError
+
 
 def _shard(value: str) -> tuple[int, int]:
     try:
@@ -19,7 +21,7 @@ def _shard(value: str) -> tuple[int, int]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.config import load_suite
-    from harness.models.registry import import_plugins
+    from harness.models.plugins import import_plugins
     from harness.plan import check_models, replace_models
     from harness.report import render
     from harness.runner import RunOptions, run_suite
@@ -27,8 +29,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     import_plugins(args.imports)
     suite = load_suite(args.suite, overrides=args.overrides)
     import_plugins(suite.imports)
-    if args.models:
-        suite = replace_models(suite, [m.strip() for m in args.models.split(",") if m.strip()])
+    if args.models is not None:
+        patterns = [m.strip() for m in args.models.split(",") if m.strip()]
+        if not patterns:
+            raise ConfigError(f"--models {args.models!r} names no model; write names or patterns, "
+                              "e.g. --models 'sknet5*,resnext50'")
+        suite = replace_models(suite, patterns)
     check_models(suite, source=args.suite)
     options = RunOptions(out_root=Path(args.out), device=args.device, resume=args.resume, fail_fast=args.fail_fast,
                          data_dir=args.data_dir, shard=args.shard, argv=sys.argv, progress=not args.no_progress)

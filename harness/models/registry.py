@@ -17,14 +17,12 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
-import importlib.util
 import inspect
 import logging
 import re
-import sys
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError, DuplicateModelError, UnknownModelError
@@ -67,7 +65,8 @@ _REGISTRY: dict[str, ModelEntry] = {}
 _builtins_state = "unloaded"  # → "loading" → "loaded"; back to "unloaded" when an import fails
 
 
-def _load_builtins() -> None:
+def load_builtins() -> None:
+    """Register the built-in families (once; retried after a failed import)."""
     global _builtins_state
     if _builtins_state != "unloaded":
         return  # loaded, or loading: the built-in modules' own registrations come through here
@@ -86,7 +85,7 @@ def _add(fn: Builder, *, name: str | None, family: str, paper_table: str, descri
     if not callable(fn):
         raise TypeError(f"register_model needs a builder function, got {type(fn).__name__}")
     if fn.__module__ not in BUILTIN_MODULES:
-        _load_builtins()  # built-in names first, so a user's duplicate is blamed on the user's builder
+        load_builtins()  # built-in names first, so a user's duplicate is blamed on the user's builder
     key = name or fn.__name__
     if key.startswith(TIMM_PREFIX):
         raise DuplicateModelError(f"model name {key!r}: the 'timm:' prefix is reserved for timm models")
@@ -135,7 +134,7 @@ def _suggest(name: str, candidates: list[str]) -> str:
 
 def get_entry(name: str) -> ModelEntry:
     """The registry entry for ``name``; raises ``UnknownModelError`` with close matches."""
-    _load_builtins()
+    load_builtins()
     if name in _REGISTRY:
         return _REGISTRY[name]
     raise UnknownModelError(
@@ -145,19 +144,26 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def check_model(name: str, options: dict[str, Any]) -> None:
-    """Raise ``ConfigError`` / ``UnknownModelError`` if ``name`` or one of ``options`` does not exist.
+    """Raise ``ConfigError`` / ``UnknownModelError`` if ``name``, an option name or an option value is wrong.
 
-    Builds nothing: suites are checked with it before a run starts, and ``create_model`` before it builds.
-    timm models' options are timm's business (``timm.create_model`` rejects bad ones itself).
+    Builds nothing: suites are checked with it before a run starts.
+    """
+    resolve_options(name, options)
+
+
+def resolve_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` checked against the builder's keyword-only parameters and coerced to their types.
+
+    Coerced where the meaning is clear (``"false"`` → False, ``"1e-9"`` → 1e-9, ``"8"`` → 8), refused with one
+    line naming the option otherwise. Types come from the annotations, or for an unannotated option from its
+    default's type (bool, int, float, str). timm models' options are timm's business (``timm.create_model``
+    rejects bad ones itself).
     """
     if name.startswith(TIMM_PREFIX):
-        import timm
-
-        timm_name = name[len(TIMM_PREFIX):]
-        if not timm.list_models(timm_name):
-            raise UnknownModelError(f"unknown timm model {timm_name!r}{_suggest(timm_name, timm.list_models())}")
-        return
-    valid = sorted(get_entry(name).options)
+        _check_timm_name(name)
+        return dict(options)
+    entry = get_entry(name)
+    valid = sorted(entry.options)
     unknown = sorted(set(options) - set(valid))
     if unknown:
         close = difflib.get_close_matches(unknown[0], valid, n=1, cutoff=0.5)
@@ -165,11 +171,53 @@ def check_model(name: str, options: dict[str, Any]) -> None:
         raise ConfigError(
             f"model {name!r} has no option {unknown[0]!r}{hint}; valid options: {', '.join(valid) or '(none)'}"
         )
+    types = _option_types(entry.builder)
+    return {key: _coerce(name, key, value, types.get(key)) for key, value in options.items()}
+
+
+def _check_timm_name(name: str) -> None:
+    import timm
+
+    timm_name = name[len(TIMM_PREFIX):]
+    if not timm_name or any(ch in timm_name for ch in "*?["):
+        raise UnknownModelError(f"model {name!r}: write one timm model name after 'timm:' (e.g. "
+                                "timm:skresnext50_32x4d); patterns are for `python -m harness list 'timm:*sk*'`")
+    if not timm.list_models(timm_name):
+        raise UnknownModelError(f"unknown timm model {timm_name!r}{_suggest(timm_name, timm.list_models())}")
+
+
+def _option_types(builder: Builder) -> dict[str, Any]:
+    try:
+        hints = typing.get_type_hints(builder)
+    except Exception:  # noqa: BLE001 - a plugin's unresolvable annotation: fall back to its defaults' types
+        hints = {}
+    types = {}
+    for param in inspect.signature(builder).parameters.values():
+        if param.kind is not inspect.Parameter.KEYWORD_ONLY:
+            continue
+        if param.name in hints:
+            types[param.name] = hints[param.name]
+        elif type(param.default) in (bool, int, float, str):
+            types[param.name] = type(param.default)
+    return types
+
+
+def _coerce(model: str, key: str, value: Any, hint: Any) -> Any:
+    if hint is None or hint is Any:
+        return value
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(hint).validate_python(value)
+    except ValidationError as exc:
+        shown = re.sub(r"\b(?:[A-Za-z_]\w*\.)+(\w+)", r"\1", hint.__name__ if isinstance(hint, type) else str(hint))
+        raise ConfigError(f"model {model!r}: option {key!r} expects {shown}, got {value!r} "
+                          f"({exc.errors()[0]['msg'].lower()})") from None
 
 
 def create_model(name: str, **options: Any) -> nn.Module:
-    """Build model ``name`` with ``options`` (keyword-only options of its builder)."""
-    check_model(name, options)
+    """Build model ``name`` with ``options`` (keyword-only options of its builder), checked and coerced."""
+    options = resolve_options(name, options)
     if name.startswith(TIMM_PREFIX):
         import timm
 
@@ -193,37 +241,8 @@ def list_models(pattern: str = "*") -> list[str]:
         import timm
 
         return sorted(TIMM_PREFIX + n for n in timm.list_models(pattern[len(TIMM_PREFIX):]))
-    _load_builtins()
+    load_builtins()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
-
-
-def import_plugin(spec: str) -> None:
-    """Import user code that registers models: a module name or a path to a ``.py`` file (once per process)."""
-    _load_builtins()  # a plugin's duplicate of a built-in name is then blamed on the plugin
-    if spec.endswith(".py") or "/" in spec:
-        path = Path(spec).expanduser().resolve()
-        if not path.is_file():
-            raise ConfigError(f"plugin file {spec!r} not found; pass a module name or an existing .py path")
-        mod_name = f"harness_plugin_{path.stem}_{abs(hash(str(path))) % 10**8}"
-        if mod_name in sys.modules:
-            return
-        loader_spec = importlib.util.spec_from_file_location(mod_name, path)
-        module = importlib.util.module_from_spec(loader_spec)
-        sys.modules[mod_name] = module
-        loader_spec.loader.exec_module(module)
-    else:
-        try:
-            importlib.import_module(spec)
-        except ModuleNotFoundError as exc:
-            raise ConfigError(
-                f"plugin module {spec!r} cannot be imported ({exc}); check the name or PYTHONPATH"
-            ) from exc
-    log.info("imported plugin %s", spec)
-
-
-def import_plugins(specs: list[str] | tuple[str, ...]) -> None:
-    for spec in specs:
-        import_plugin(spec)
 
 
 def _jsonable(value: Any) -> Any:
@@ -245,4 +264,4 @@ def canonical_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     if name.startswith(TIMM_PREFIX):
         return _jsonable(dict(options))
     defaults = get_entry(name).options
-    return _jsonable({**defaults, **options})
+    return _jsonable({**defaults, **resolve_options(name, options)})

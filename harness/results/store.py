@@ -25,6 +25,7 @@ from typing import Any
 from harness.errors import RecordWriteError, ResultsError
 from harness.fileio import is_folder_name, write_json_atomic
 from harness.results.schema import RESULTS_SCHEMA, migrate_record
+from harness.results.validate import check_record
 
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
@@ -172,7 +173,9 @@ def read_records(path: Path) -> list[dict[str, Any]]:
             log.warning("%s: skipped an unterminated last line (%d bytes): a run was cut off mid-write; "
                         "the next --resume moves it to %s%s", path, len(tail), path.name, TORN_SUFFIX)
         else:
-            out.append(migrate_record(record, where=f"{path}:{len(lines)}"))
+            record = migrate_record(record, where=f"{path}:{len(lines)}")
+            check_record(record, where=f"{path}:{len(lines)}")
+            out.append(record)
     return out
 
 
@@ -184,7 +187,9 @@ def _record(line: bytes, path: Path, number: int) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ResultsError(f"{path}:{number}: a record must be a JSON object, got {type(value).__name__}; "
                            "fix or delete that line")
-    return migrate_record(value, where=f"{path}:{number}")
+    record = migrate_record(value, where=f"{path}:{number}")
+    check_record(record, where=f"{path}:{number}")
+    return record
 
 
 def load_run(path: Path) -> RunData:

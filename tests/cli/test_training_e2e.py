@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import plugin_model_name, run_cli
 
 from harness.results import load_run
@@ -94,9 +95,14 @@ def test_kill_mid_training_then_resume_records_each_epoch_once(tmp_path, plugin_
     proc.wait()
     run_dir = records.parent
     assert not any('"kind": "train",' in line for line in records.read_text().splitlines())
-    code, out, _ = _run(capsys, "run", suite, "--resume", run_dir, "--data-dir", fake_data, "--reports",
-                        tmp_path / "p")
-    assert code == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # resume as the run was started (OMP_NUM_THREADS=1): a resume checks that
+    try:
+        code, out, err = _run(capsys, "run", suite, "--resume", run_dir, "--data-dir", fake_data, "--reports",
+                              tmp_path / "p")
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0, err
     lines = [json.loads(x) for x in records.read_text().splitlines()]
     epochs = [r["epoch"] for r in lines if r["kind"] == "train_epoch"]
     assert sorted(epochs) == [1, 2, 3, 4]  # none missing, none twice

@@ -71,6 +71,7 @@ def write_run(path: Path, *, seed: int = 0, rounds: int = 3, n: int = 20) -> Pat
             "status": "ok",
             "params": 27_500_000,
             "macs": 4_470_000_000,
+            "input_size": [3, 224, 224],
         }
     )
     records.append(

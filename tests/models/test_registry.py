@@ -6,7 +6,8 @@ from torch import nn
 
 import harness
 from harness.errors import ConfigError, DuplicateModelError, UnknownModelError
-from harness.models.registry import canonical_options, get_entry, import_plugin, list_models, register_model
+from harness.models.plugins import import_plugin
+from harness.models.registry import canonical_options, get_entry, list_models, register_model
 
 
 def test_list_models_fnmatch_sorted():

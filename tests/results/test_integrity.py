@@ -27,7 +27,7 @@ def _run_dir(tmp_path: Path) -> Path:
 
 
 def _rec(task_id: str, **extra) -> dict:
-    return {"task_id": task_id, "kind": "complexity", "status": "ok", **extra}
+    return {"task_id": task_id, "kind": "note", "status": "ok", **extra}
 
 
 # ------------------------------------------------------------------------------------------ torn lines
@@ -37,7 +37,7 @@ def test_appending_after_a_torn_tail_sets_it_aside_and_loses_nothing(tmp_path):
     run_dir = _run_dir(tmp_path)
     with RecordWriter(run_dir) as writer:
         writer.write(_rec("a"))
-    torn = b'{"task_id": "b", "kind": "compl'
+    torn = b'{"task_id": "b", "kind": "no'
     with (run_dir / RECORDS).open("ab") as handle:
         handle.write(torn)  # a crash (or a full disk) mid-line
     with RecordWriter(run_dir) as writer:  # a resume opens the file for append

@@ -8,14 +8,17 @@ from harness.errors import ResultsError
 from harness.results import RESULTS_SCHEMA, RecordWriter, create_run_dir, load_run, write_manifest
 
 
+EPOCH = {"test_acc": 0.5, "img_per_s": 100.0}
+
+
 def test_manifest_records_roundtrip_and_last_record_wins(tmp_path):
     run_dir = create_run_dir(tmp_path, "suite")
     write_manifest(run_dir, {"suite_name": "suite"})
     with RecordWriter(run_dir) as writer:
-        writer.write({"task_id": "a", "kind": "complexity", "status": "error"})
-        writer.write({"task_id": "a", "kind": "complexity", "status": "ok", "params": 3})
-        writer.write({"task_id": "t", "kind": "train_epoch", "epoch": 1, "status": "ok"})
-        writer.write({"task_id": "t", "kind": "train_epoch", "epoch": 2, "status": "ok"})
+        writer.write({"task_id": "a", "kind": "note", "status": "error", "error": {"type": "E", "message": "m"}})
+        writer.write({"task_id": "a", "kind": "note", "status": "ok", "params": 3})
+        writer.write({"task_id": "t", "kind": "train_epoch", "epoch": 1, "status": "ok", **EPOCH})
+        writer.write({"task_id": "t", "kind": "train_epoch", "epoch": 2, "status": "ok", **EPOCH})
     run = load_run(run_dir)
     assert run.manifest["schema"] == RESULTS_SCHEMA == 2
     assert [(r["task_id"], r.get("epoch"), r["status"]) for r in run.records] == [
@@ -33,7 +36,7 @@ def test_newer_schema_is_refused(tmp_path):
 def test_version_0_records_migrate(tmp_path):
     run_dir = create_run_dir(tmp_path, "s")
     (run_dir / "manifest.json").write_text(json.dumps({"suite_name": "s"}))
-    (run_dir / "records.jsonl").write_text(json.dumps({"task_id": "x", "kind": "complexity", "status": "ok"}) + "\n")
+    (run_dir / "records.jsonl").write_text(json.dumps({"task_id": "x", "kind": "note", "status": "ok"}) + "\n")
     run = load_run(run_dir)
     assert run.manifest["schema"] == 2 and run.records[0]["schema"] == 2
 
@@ -44,11 +47,12 @@ def test_schema_1_reference_and_peak_records_migrate_to_schema_2(tmp_path):
     write_manifest(run_dir, {})
     old = [
         {"schema": 1, "task_id": "calibration:reference:1a2b3c4d:bs1:fp32:cpu:r0", "kind": "calibration",
-         "model": "reference_convnet", "status": "ok", "round": 0},
+         "model": "reference_convnet", "label": "reference", "status": "ok", "round": 0, "samples_ms": [1.0],
+         "batch_size": 1},
         {"schema": 1, "task_id": "peak:peak fp32:5e6f7a8b:fp32:cpu", "kind": "peak", "model": "matmul",
-         "label": "peak fp32", "status": "ok"},
+         "label": "peak fp32", "status": "ok", "dtype": "fp32", "peak_gmacs_per_s": 50.0},
         {"schema": 1, "task_id": "latency:x:00000000:bs1:fp32:cpu:r0", "kind": "latency", "model": "x",
-         "status": "ok", "round": 0},
+         "label": "x", "status": "ok", "round": 0, "samples_ms": [2.0], "batch_size": 1},
     ]
     (run_dir / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
     ref, peak, lat = load_run(run_dir).records
@@ -61,7 +65,7 @@ def test_schema_1_reference_and_peak_records_migrate_to_schema_2(tmp_path):
 def test_torn_last_line_is_ignored_but_a_torn_middle_line_is_an_error(tmp_path):
     run_dir = create_run_dir(tmp_path, "s")
     write_manifest(run_dir, {})
-    good = json.dumps({"task_id": "x", "kind": "complexity", "status": "ok"})
+    good = json.dumps({"task_id": "x", "kind": "note", "status": "ok"})
     (run_dir / "records.jsonl").write_text(good + "\n" + '{"task_id": "y", "kin')
     assert [r["task_id"] for r in load_run(run_dir).records] == ["x"]
     (run_dir / "records.jsonl").write_text('{"task_id": "y", "kin\n' + good + "\n")
