@@ -156,11 +156,31 @@ def _download(name: str, base: Path) -> None:
         ) from exc
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what CIFAR files hold (dicts, lists, bytes/str, numbers, numpy arrays): a pickle is a
+    program, and a crafted "CIFAR" file from a mirror or a shared disk must not be able to run code."""
+
+    ALLOWED = frozenset({
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),  # as pickled by numpy 1 (the original files)
+        ("numpy._core.multiarray", "_reconstruct"),  # numpy 2
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
+    })
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"forbidden global {module}.{name} (CIFAR files hold only data)")
+        return super().find_class(module, name)
+
+
 def _read_pickle(path: Path) -> dict[str, Any]:
     """Read one CIFAR pickle; keys come back as str whether the file stores py2 str, bytes or py3 str."""
     try:
         with path.open("rb") as fh:
-            obj = pickle.load(fh, encoding="bytes")
+            obj = _CifarUnpickler(fh, encoding="bytes").load()
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError) as exc:
         raise DatasetUnavailable(f"{path} is not a readable CIFAR pickle ({exc}); delete it and fetch again") from exc
     if not isinstance(obj, dict):

@@ -239,3 +239,38 @@ def test_cuda_batches_equal_cpu_batches() -> None:
     for (xc, yc), (xg, yg) in zip(cpu.epoch(3), gpu.epoch(3), strict=True):
         assert torch.equal(yc, yg.cpu()) and torch.allclose(xc, xg.cpu())
         assert xg.is_cuda and xg.is_contiguous(memory_format=torch.channels_last)
+
+
+class _RunsCode:
+    """Unpickling this calls os.system: what a crafted 'CIFAR' file downloaded from a mirror could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_crafted_pickle_cannot_run_code(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_fake_cifar(root, "cifar10", n_train=20, n_test=10, seed=0)
+    marker = tmp_path / "pwned"
+    batch = root / "cifar-10-batches-py" / "data_batch_1"
+    batch.write_bytes(pickle.dumps({b"data": _RunsCode(marker), b"labels": []}, protocol=2))
+    with pytest.raises(DatasetUnavailable, match=r"data_batch_1 .*forbidden.*posix\.system|data_batch_1 .*forbidden.*os\.system"):
+        load_cifar("cifar10", data_dir=root)
+    assert not marker.exists()
+
+
+def test_the_real_format_still_loads_under_the_restricted_unpickler(tmp_path: Path) -> None:
+    """torchvision's own pickles (py2 str keys, numpy arrays) and ours load through the same gate."""
+    root = tmp_path / "data"
+    write_fake_cifar(root, "cifar10", n_train=20, n_test=10, seed=0)
+    folder = root / "cifar-10-batches-py"
+    # a batch as a Python 3 program would re-save it (protocol 2 bytes go through _codecs.encode)
+    original = pickle.loads((folder / "data_batch_2").read_bytes(), encoding="bytes")
+    (folder / "data_batch_2").write_bytes(pickle.dumps({k.decode(): v for k, v in original.items()}, protocol=2))
+    data = load_cifar("cifar10", data_dir=root)
+    assert data.train_x.dtype == torch.uint8 and len(data.train_x) == 20
