@@ -44,7 +44,7 @@ from typing import Any
 
 import torch
 
-from harness import check
+from harness.gate import statistic as gate_statistic
 from harness.gate.calibrate import calibrate_thresholds
 from harness.gate.compare import compare
 from harness.gate.samples import BenchmarkSet
@@ -181,11 +181,11 @@ def _judge(aa: list[BenchmarkSet], slow: list[BenchmarkSet], variant: str, args:
            **settings: Any) -> dict[str, Any]:
     """False alarms over (A_i, A_i+1) and detections over (A_i, S_i) for one way of judging."""
     if variant == "median":  # the same gate on medians instead of its low quantile, for contrast
-        saved, check.GATE_QUANTILE = check.GATE_QUANTILE, 0.5
+        saved, gate_statistic.GATE_QUANTILE = gate_statistic.GATE_QUANTILE, 0.5
         try:
             return dict(_judge(aa, slow, "default", args, **settings), variant="median")
         finally:
-            check.GATE_QUANTILE = saved
+            gate_statistic.GATE_QUANTILE = saved
     def prep(bset: BenchmarkSet, exclude: set[int], start: int) -> BenchmarkSet:
         if variant == "raw":
             return _raw_only(bset)
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "suite": json.loads(suite.read_text()),
         "slowdown": args.slowdown,
         "threads_env": args.threads or None,
-        "gate_quantile": check.GATE_QUANTILE,
+        "gate_quantile": gate_statistic.GATE_QUANTILE,
         "machine": machine_before,
         "loadavg_after": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "total_wall_s": time.perf_counter() - start,
