@@ -7,7 +7,6 @@ import pytest
 from harness.errors import ResultsError
 from harness.results import RESULTS_SCHEMA, RecordWriter, create_run_dir, load_run, write_manifest
 
-
 EPOCH = {"test_acc": 0.5, "img_per_s": 100.0}
 
 
