@@ -25,10 +25,13 @@ from harness.errors import ConfigError
 
 NAME = "gate_convnet"
 COST_ENV = "HARNESS_GATE_PLUGIN_COST"
+# The cost when neither the option nor the environment variable sets one. The same-job gate's tests and error
+# rates copy this file into two "checkouts" with different values here: a code change, as in a pull request.
+DEFAULT_COST = 1.0
 
 
 def _cost_factor(cost: float | None) -> float:
-    raw = os.environ.get(COST_ENV, "1.0") if cost is None else cost
+    raw = os.environ.get(COST_ENV, DEFAULT_COST) if cost is None else cost
     try:
         value = float(raw)
     except ValueError:
@@ -42,7 +45,8 @@ def _cost_factor(cost: float | None) -> float:
                 input_size=(3, 32, 32))
 def gate_convnet(*, channels: int = 32, depth: int = 10, cost: float | None = None,
                  num_classes: int = 10) -> nn.Module:
-    """``round(depth × cost)`` equal 3×3 conv layers; ``cost`` None reads $HARNESS_GATE_PLUGIN_COST (default 1)."""
+    """``round(depth × cost)`` equal 3×3 conv layers; ``cost`` None reads $HARNESS_GATE_PLUGIN_COST, else
+    ``DEFAULT_COST``."""
     layers_n = max(1, round(depth * _cost_factor(cost)))
     layers: list[nn.Module] = [nn.Conv2d(3, channels, 3, padding=1), nn.ReLU()]
     for _ in range(layers_n):

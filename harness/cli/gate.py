@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import ConfigError
@@ -45,6 +46,32 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _same_job(args: argparse.Namespace):
+    """``--ab BASE HEAD --suite S``: both checkouts measured here, alternating; head judged against base."""
+    from harness.gate.ab import load_sides, noise_note, run_ab
+    from harness.gate.compare import compare
+    from harness.results.store import new_run_id
+
+    if args.suite is None:
+        raise ConfigError("--ab needs --suite SUITE: the suite both checkouts run, e.g. suites/ci_latency.yaml")
+    if args.candidate is not None or args.baseline is not None:
+        raise ConfigError("--ab measures both sides itself; drop CANDIDATE and --baseline")
+    out = Path(args.out) / "same_job" / new_run_id()
+
+    def show(step: int, steps: int, side: str) -> None:
+        print(f"same-job gate: run {step}/{steps} ({side})", file=sys.stderr)
+
+    runs = run_ab(base=Path(args.ab[0]), head=Path(args.ab[1]), suite=Path(args.suite), pairs=args.pairs, out=out,
+                  device=args.device, on_step=None if args.no_progress else show)
+    base, head, base_even, base_odd = load_sides(runs)
+    report = compare(base, head, threshold_pct=args.threshold, alpha=args.alpha)
+    noise = compare(base_even, base_odd, threshold_pct=args.threshold, alpha=args.alpha)
+    order = " ".join("B" if side == "base" else "H" for side in runs.order)
+    notes = (f"same job: {len(runs.base)} runs of base ({args.ab[0]}) and {len(runs.head)} of head ({args.ab[1]}), "
+             f"alternating {order}; run dirs under {out}", noise_note(noise))
+    return replace(report, notes=notes)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from harness.gate.compare import compare
     from harness.gate.render import render
@@ -52,10 +79,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if args.calibrate:
         return _calibrate(args)
-    if args.candidate is None or args.baseline is None:
-        raise ConfigError("check needs CANDIDATE and --baseline FILE (or --calibrate SUITE --repeats K)")
-    report = compare(load_benchmarks(Path(args.baseline)), load_benchmarks(Path(args.candidate)),
-                     threshold_pct=args.threshold, alpha=args.alpha, force=args.force)
+    if args.ab:
+        report = _same_job(args)
+    elif args.candidate is None or args.baseline is None:
+        raise ConfigError("check needs CANDIDATE and --baseline FILE (or --ab BASE HEAD --suite SUITE, or "
+                          "--calibrate SUITE --repeats K)")
+    else:
+        report = compare(load_benchmarks(Path(args.baseline)), load_benchmarks(Path(args.candidate)),
+                         threshold_pct=args.threshold, alpha=args.alpha, force=args.force)
     text = render(report, args.format)
     if args.output:
         Path(args.output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
@@ -79,8 +110,14 @@ def register(sub: argparse._SubParsersAction, *, parents: list[argparse.Argument
     check.add_argument("--format", choices=["md", "text", "json"], default="text")
     check.add_argument("--output", help="also write the rendered report to this file")
     check.add_argument("--force", action="store_true", help="compare even across different environments")
+    check.add_argument("--ab", nargs=2, metavar=("BASE", "HEAD"),
+                       help="same-job gate: run --suite in both checkouts here, alternating, and judge HEAD "
+                            "against BASE (no frozen baseline)")
+    check.add_argument("--suite", help="with --ab: the suite both checkouts run")
+    check.add_argument("--pairs", type=int, default=3, metavar="K", help="with --ab: runs per side (default 3)")
+    check.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="with --ab: device (default cpu)")
     check.add_argument("--calibrate", metavar="SUITE", help="run SUITE --repeats times and calibrate thresholds")
     check.add_argument("--repeats", type=int, default=5, metavar="K")
-    check.add_argument("--out", default="results", help="results root for calibration runs")
+    check.add_argument("--out", default="results", help="results root for --ab and --calibrate runs")
     check.add_argument("--no-progress", action="store_true")
     check.set_defaults(func=cmd_check)

@@ -71,9 +71,11 @@ def _header(report: CheckReport) -> list[str]:
     lines.append(f"Result: {'FAIL' if report.exit_code else 'PASS'} ({summary or 'no benchmarks'})")
     return lines
 
+
 def render_markdown(report: CheckReport) -> str:
     head = _header(report)
     lines = [f"### {head[0]}", "", head[1], ""]
+    lines += [*(f"- {note}" for note in report.notes), *([""] if report.notes else [])]
     lines += [f"> **{line}**" for line in head[2:-1]] + ([""] if len(head) > 3 else [])
     lines.append("| " + " | ".join(_COLUMNS) + " |")
     lines.append("|" + "|".join(["---"] * 3 + ["---:"] * 6 + ["---"]) + "|")
@@ -85,11 +87,14 @@ def render_markdown(report: CheckReport) -> str:
     lines += ["", f"**{head[-1]}**", ""]
     return "\n".join(lines)
 
+
 def render_text(report: CheckReport) -> str:
     table = [list(_COLUMNS)] + [_cells(row, report.threshold_pct) for row in report.rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(_COLUMNS) - 1)]
     body = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in table]
-    return "\n".join(_header(report)[:-1] + [""] + body + ["", _header(report)[-1]]) + "\n"
+    head = _header(report)
+    return "\n".join(head[:2] + list(report.notes) + head[2:-1] + [""] + body + ["", head[-1]]) + "\n"
+
 
 def render_json(report: CheckReport) -> str:
     rows = []
@@ -104,6 +109,7 @@ def render_json(report: CheckReport) -> str:
         "baseline": report.baseline_source,
         "candidate": report.candidate_source,
         "counts": report.counts(),
+        "notes": list(report.notes),
         "rows": rows,
     }
     return json.dumps(doc, indent=2)

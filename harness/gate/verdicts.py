@@ -54,6 +54,7 @@ class CheckReport:
     env_mismatches: tuple[str, ...] = ()
     baseline_source: str = ""
     candidate_source: str = ""
+    notes: tuple[str, ...] = ()  # lines shown under the header (how the two sides were measured, noise check)
 
     @property
     def exit_code(self) -> int:
