@@ -1,0 +1,139 @@
+"""Error rates of the same-job gate (``check --ab``) on this machine: false alarms on unchanged code (A/A),
+and detection of real 5% and 20% slowdowns.
+
+Every trial makes two "checkouts" — folders holding a copy of ``benchmarks/gate_plugin.py`` whose
+``DEFAULT_COST`` differs, as a pull request's code would — and runs ``python -m harness check --ab base head
+--suite <suite> --pairs K`` as CI would, one intra-op thread. The plugin model is ``gate_convnet`` with 20
+equal 3×3 conv layers: a cost of 1.05 builds 21 (a real +5% of the body's multiply-adds), 1.2 builds 24.
+Trial kinds alternate (A/A, 1.05, 1.2, A/A, …) so a change of the machine's load hits all alike.
+
+    python benchmarks/ab_error_rates.py --trials 20 --out ab_error_rates.json          # ~40-80 min on 2 cores
+    python benchmarks/ab_error_rates.py --rejudge ab_error_rates.json --threshold 3    # judge the same runs again
+
+A false alarm is an A/A trial with exit code 1; a detection is a slowdown trial with exit code 1. The JSON
+keeps every trial's run dirs, so ``--rejudge`` can apply other thresholds without measuring again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PLUGIN = HERE / "gate_plugin.py"
+KINDS = (("aa", 1.0), ("slow_5", 1.05), ("slow_20", 1.2))
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--trials", type=int, default=20, help="trials of each kind (A/A, +5%%, +20%%)")
+    p.add_argument("--pairs", type=int, default=3, help="runs per side in each trial (check --pairs)")
+    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--min-time", type=float, default=1.5, help="min_time_s per benchmark (all rounds)")
+    p.add_argument("--max-time", type=float, default=4.0)
+    p.add_argument("--min-samples", type=int, default=60)
+    p.add_argument("--threshold", type=float, default=5.0, help="check --threshold, percent")
+    p.add_argument("--alpha", type=float, default=0.002)
+    p.add_argument("--out", help="JSON summary to write")
+    p.add_argument("--workdir", help="where checkouts and run dirs go (default: a temporary folder, kept)")
+    p.add_argument("--rejudge", metavar="JSON", help="judge the runs of an earlier summary again (no measuring)")
+    return p.parse_args(argv)
+
+
+def _checkout(root: Path, name: str, cost: float) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True)
+    source = PLUGIN.read_text().replace("DEFAULT_COST = 1.0\n", f"DEFAULT_COST = {cost}\n")
+    (folder / "gate_plugin.py").write_text(source)
+    return folder
+
+
+def _suite(root: Path, args: argparse.Namespace) -> Path:
+    path = root / "ab_error_rates.yaml"
+    path.write_text(json.dumps({
+        "name": "ab_error_rates", "imports": ["gate_plugin.py"], "device": "cpu",
+        "models": [{"name": "gate_convnet", "label": "gate", "options": {"channels": 16, "depth": 20}}],
+        "latency": {"batch_sizes": [1], "warmup": 3, "min_time_s": args.min_time, "max_time_s": args.max_time,
+                    "min_samples": args.min_samples, "rounds": args.rounds, "reference": True}}))
+    return path
+
+
+def _trial(root: Path, suite: Path, kind: str, cost: float, index: int, args: argparse.Namespace) -> dict:
+    trial_dir = root / f"{kind}_{index:02d}"
+    base, head = _checkout(trial_dir, "base", 1.0), _checkout(trial_dir, "head", cost)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "harness", "check", "--ab", str(base), str(head), "--suite", str(suite),
+               "--pairs", str(args.pairs), "--threshold", str(args.threshold), "--alpha", str(args.alpha),
+               "--out", str(trial_dir / "results"), "--format", "json", "--no-progress"]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    wall_s = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{kind} trial {index}: check failed (exit {done.returncode}): {done.stderr[-500:]}")
+    doc = json.loads(done.stdout)
+    (row,) = doc["rows"]
+    load = os.getloadavg()[0]
+    print(f"{kind:8s} {index:2d}: exit {done.returncode}  norm. ratio {row['normalised_ratio']:.3f}  "
+          f"p {row['p_value']:.2g}  {row['verdict']:26s} {wall_s:5.0f} s  load {load:.1f}", flush=True)
+    return {"kind": kind, "cost": cost, "index": index, "exit_code": done.returncode, "verdict": row["verdict"],
+            "normalised_ratio": row["normalised_ratio"], "raw_ratio": row["raw_ratio"], "p_value": row["p_value"],
+            "ci": [row["ci_low"], row["ci_high"]], "notes": doc["notes"], "wall_s": wall_s, "load": load,
+            "trial_dir": str(trial_dir)}
+
+
+def _rates(trials: list[dict]) -> dict:
+    out = {}
+    for kind, _ in KINDS:
+        mine = [t for t in trials if t["kind"] == kind]
+        failed = sum(t["exit_code"] == 1 for t in mine)
+        ratios = [t["normalised_ratio"] for t in mine]
+        out[kind] = {"trials": len(mine), "failed": failed,
+                     "ratio_min": min(ratios, default=None), "ratio_max": max(ratios, default=None)}
+    return out
+
+
+def _rejudge(path: Path, args: argparse.Namespace) -> None:
+    from harness.gate.ab import ABRuns, load_sides
+    from harness.gate.compare import compare
+
+    doc = json.loads(path.read_text())
+    for trial in doc["trials"]:
+        results = Path(trial["trial_dir"]) / "results" / "same_job"
+        (job,) = list(results.iterdir())
+        runs = ABRuns(base=tuple(sorted((job / "base").glob("*/*"))), head=tuple(sorted((job / "head").glob("*/*"))),
+                      order=())
+        base, head, _, _ = load_sides(runs)
+        (row,) = compare(base, head, threshold_pct=args.threshold, alpha=args.alpha).rows
+        trial["exit_code"] = int(row.verdict.value == "regression")
+    rates = _rates(doc["trials"])
+    print(f"rejudged with threshold {args.threshold}%, alpha {args.alpha}: {json.dumps(rates)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(argv)
+    if args.rejudge:
+        _rejudge(Path(args.rejudge), args)
+        return
+    root = Path(args.workdir or tempfile.mkdtemp(prefix="ab_error_rates_"))
+    root.mkdir(parents=True, exist_ok=True)
+    suite = _suite(root, args)
+    trials = []
+    for index in range(args.trials):
+        for kind, cost in KINDS:
+            trials.append(_trial(root, suite, kind, cost, index, args))
+            shutil.rmtree(Path(trials[-1]["trial_dir"]) / "results" / "same_job" / "reports", ignore_errors=True)
+    summary = {"settings": vars(args), "rates": _rates(trials), "trials": trials, "workdir": str(root)}
+    print(json.dumps(summary["rates"], indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
