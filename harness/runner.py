@@ -8,7 +8,6 @@ have an ``ok`` (or ``skipped``) record and never writes a record twice.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 import traceback
@@ -156,11 +155,9 @@ def _run_tasks(tasks: list[Task], *, suite: Suite, options: RunOptions, run_dir:
 
 
 def _join_process_group(device: str):
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
-    from harness.train.distributed import init_from_env
+    from harness.train import distributed
 
-    return init_from_env(device_type=device)
+    return distributed.init_from_env(device_type=device) if distributed.wanted() else None
 
 
 def _broadcast_path(run_dir: Path | None, dist) -> Path:

@@ -53,11 +53,25 @@ def _env_int(name: str) -> int:
         raise ConfigError(f"environment variable {name}={raw!r} is not an integer; launch with torchrun") from None
 
 
+FORCE_ENV = "HARNESS_DISTRIBUTED"  # "always": join a process group even in a world of one (tests the NCCL path)
+
+
+def wanted() -> bool:
+    """Launched by torchrun with more than one process, or forced with HARNESS_DISTRIBUTED=always."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        world = 2  # init_from_env says what is wrong with it
+    return "WORLD_SIZE" in os.environ and (world > 1 or os.environ.get(FORCE_ENV) == "always")
+
+
 def init_from_env(*, device_type: str | None = None) -> DistContext | None:
     """Join the process group described by torchrun's variables; ``None`` when not launched that way.
 
     ``device_type`` ("cuda" or "cpu") picks the backend; by default CUDA if available. A world of one
-    process returns ``None`` too, so a single-process torchrun run takes the plain code path.
+    process returns ``None`` too, so a single-process torchrun run takes the plain code path, unless
+    ``HARNESS_DISTRIBUTED=always`` asks for the distributed path anyway (DDP over a one-rank NCCL group: how
+    the GPU acceptance run exercises NCCL on one GPU).
     """
     if "WORLD_SIZE" not in os.environ:
         return None
@@ -65,7 +79,7 @@ def init_from_env(*, device_type: str | None = None) -> DistContext | None:
     if missing:
         raise ConfigError(f"WORLD_SIZE is set but {', '.join(missing)} is not; launch with torchrun")
     rank, world_size, local_rank = (_env_int(v) for v in _ENV_VARS)
-    if world_size <= 1:
+    if world_size <= 1 and os.environ.get(FORCE_ENV) != "always":
         return None
     if device_type is None:
         device_type = "cuda" if torch.cuda.is_available() else "cpu"

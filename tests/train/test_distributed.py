@@ -167,3 +167,19 @@ def test_context_roles() -> None:
     assert writer.is_writer and not other.is_writer
     assert writer.device("cpu") == torch.device("cpu") and other.device("cuda") == torch.device("cuda", 1)
     assert hdist.all_reduce([1, 2.5], op="sum", ctx=None) == [1.0, 2.5]
+
+
+def test_a_world_of_one_takes_the_plain_path_unless_forced(monkeypatch):
+    for name, value in {"WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(_free_port())}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv(hdist.FORCE_ENV, raising=False)
+    assert not hdist.wanted() and hdist.init_from_env(device_type="cpu") is None
+    monkeypatch.setenv(hdist.FORCE_ENV, "always")  # how the GPU acceptance run exercises NCCL on one GPU
+    assert hdist.wanted()
+    ctx = hdist.init_from_env(device_type="cpu")
+    try:
+        assert (ctx.rank, ctx.world_size, ctx.backend, ctx.is_writer) == (0, 1, "gloo", True)
+        assert hdist.all_reduce([2.0, 3.0], op="sum", ctx=ctx) == [2.0, 3.0]
+    finally:
+        hdist.shutdown()
