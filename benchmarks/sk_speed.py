@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per model per round")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--input-size", type=int, default=224, help="square input side (224: ImageNet)")
     parser.add_argument("--json", help="write the numbers here")
     args = parser.parse_args(argv)
     if args.threads:
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     models = {"sknet50": harness.create_model("sknet50"), "timm": timm.create_model("skresnext50_32x4d")}
     assert count_params(models["sknet50"]).params == count_params(models["timm"]).params
     mode = Mode(dtype=args.dtype)
-    prepared = {k: prepare_benchmark(m, input_shape=(3, 224, 224), batch_size=args.batch, device=args.device, mode=mode)
+    shape = (3, args.input_size, args.input_size)
+    prepared = {k: prepare_benchmark(m, input_shape=shape, batch_size=args.batch, device=args.device, mode=mode)
                 for k, m in models.items()}
     for p in prepared.values():
         p.warmup(3)
