@@ -148,8 +148,14 @@ def check_model(name: str, options: dict[str, Any]) -> None:
     """Raise ``ConfigError`` / ``UnknownModelError`` if ``name`` or one of ``options`` does not exist.
 
     Builds nothing: suites are checked with it before a run starts, and ``create_model`` before it builds.
-    timm models' options are timm's business (``timm.create_model`` rejects bad ones itself).
+    timm models' options are timm's business (``timm.create_model`` rejects bad ones itself). The weights
+    options (``weights``; ``pretrained`` for timm models) are checked by ``harness.models.weights``.
     """
+    from harness.models.weights import check_source, split_options
+
+    options, source = split_options(name, options)
+    if source is not None:
+        check_source(source)
     if name.startswith(TIMM_PREFIX):
         import timm
 
@@ -168,13 +174,24 @@ def check_model(name: str, options: dict[str, Any]) -> None:
 
 
 def create_model(name: str, **options: Any) -> nn.Module:
-    """Build model ``name`` with ``options`` (keyword-only options of its builder)."""
+    """Build model ``name`` with ``options`` (keyword-only options of its builder).
+
+    ``weights=`` (a file or ``"timm:<model>[.<tag>]"``; ``pretrained=True`` for timm models) loads trained
+    weights into it, exactly (``harness.models.weights``).
+    """
+    from harness.models.weights import load_weights, split_options
+
     check_model(name, options)
+    options, source = split_options(name, options)
     if name.startswith(TIMM_PREFIX):
         import timm
 
-        return timm.create_model(name[len(TIMM_PREFIX):], pretrained=False, **options)
-    return get_entry(name).builder(**options)
+        model = timm.create_model(name[len(TIMM_PREFIX):], pretrained=False, **options)
+    else:
+        model = get_entry(name).builder(**options)
+    if source is not None:
+        load_weights(model, name, source)
+    return model
 
 
 def default_input_size(name: str) -> tuple[int, int, int]:
@@ -240,8 +257,12 @@ def _jsonable(value: Any) -> Any:
 def canonical_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """Options with the builder's defaults filled in, in JSON form: equal configs compare equal.
 
-    Used to match a measured model to the paper rows that describe the same network.
+    Used to match a measured model to the paper rows that describe the same network; the weights options
+    (what to load, not what to build) are left out.
     """
+    from harness.models.weights import split_options
+
+    options, _ = split_options(name, options)
     if name.startswith(TIMM_PREFIX):
         return _jsonable(dict(options))
     defaults = get_entry(name).options
