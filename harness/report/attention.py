@@ -80,9 +80,9 @@ def _claim_table(task: dict[str, Any], units: dict[tuple[str, float], dict[str, 
         rows.append([f"{name} ({role})", claim.paper_unit, claim.reading, f"{rise.share_classes:.0%} of {rise.classes}",
                      f"{rise.share_images:.0%}", f"{rise.mean_low:+.4f} → {rise.mean_high:+.4f}", p,
                      verdict(rise, expect_rise=claim.expect_rise)])
-    return [f"Claim ([P] Fig. 4): does the larger kernel's attention rise from {_x(low)} to {_x(high)}? A rise counts as "
-            f"reproduced when the one-sided Wilcoxon signed-rank test over images gives p < 0.05 and at least "
-            f"{ESSENTIALLY_ALL:.0%} of classes rise (\"essentially all\").", "",
+    return [f"Claim ([P] Fig. 4): does the larger kernel's attention rise from {_x(low)} to {_x(high)}? A rise "
+            f"counts as reproduced when the one-sided Wilcoxon signed-rank test over images gives p < 0.05 and at "
+            f"least {ESSENTIALLY_ALL:.0%} of classes rise (\"essentially all\").", "",
             *table(["our unit", "paper unit", "paper", "classes rising", "images rising", "mean difference", "p",
                     "verdict"], rows, align="llllrrrl"), ""]
 
