@@ -8,7 +8,8 @@
   ``meta.bin`` parsed from it, or a text file of ``<file> <label>`` lines with 0-based labels in sorted-wnid
   order (Caffe's ``val.txt``). The flat layout always has the 1000 ILSVRC2012 classes.
 
-``layout: auto`` takes ``DIR/val`` when present, then whichever layout the folder has. A missing folder is
+``layout: auto`` takes ``DIR/val`` when present, then the flat layout if ILSVRC2012_val_*.JPEG files are there,
+else the folder layout. A missing folder is
 ``DatasetUnavailable`` (the tasks are skipped); a folder in neither layout, or flat images without ground
 truth, is a one-line ``DatasetError``.
 """
@@ -74,14 +75,14 @@ def open_imagenet_val(root: Path, *, layout: str = "auto", ground_truth: str | N
 
 
 def detect_layout(root: Path) -> str:
-    flat = any(_FLAT.match(p.name) for p in root.iterdir() if p.is_file())
-    folders = any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir())
-    if flat and not folders:
+    """``ilsvrc`` when the folder holds ILSVRC2012_val_*.JPEG files (sub-folders, e.g. an extracted devkit, are
+    then ignored), ``imagefolder`` when it holds sub-folders only."""
+    entries = list(root.iterdir())
+    if any(p.is_file() and _FLAT.match(p.name) for p in entries):
         return "ilsvrc"
-    if folders and not flat:
+    if any(p.is_dir() and not p.name.startswith(".") for p in entries):
         return "imagefolder"
-    what = "both ILSVRC2012_val_*.JPEG files and sub-folders" if flat else "no images"
-    raise DatasetError(f"{root} has {what}; expected one ImageNet-val layout ({_HOW}), or set layout explicitly")
+    raise DatasetError(f"{root} has no images; expected an ImageNet-val layout ({_HOW})")
 
 
 def _image_folder(root: Path, transform: Any) -> ImageNetVal:
