@@ -57,8 +57,7 @@ def _mean_table(task: dict[str, Any], units: dict[tuple[str, float], dict[str, A
         for s in task["scales"]:
             diff = np.asarray(units[(name, s)]["image_diff"])
             cells.append(f"{diff.mean():+.3f} ± {diff.std():.3f}")
-        paper = FIG3_MEAN_DIFF.get(name) if imagenet else None
-        rows.append([name, *cells, f"{paper[0]:+.2f} → {paper[1]:+.2f}" if paper else None])
+        rows.append([name, *cells, FIG3_MEAN_DIFF.get(name) if imagenet else None])
     headers = ["unit", *(_x(s) for s in task["scales"]), "[P] Fig. 3 (1.0× → 2.0×, read from the plot)"]
     return ["Mean attention difference (larger − smaller kernel), mean ± std over images, last unit of each stage:",
             "", *table(headers, rows, align="l" + "r" * (len(headers) - 1)), ""]

@@ -76,13 +76,16 @@ def weights_label(record: dict[str, Any]) -> str:
 
 
 def _published(record: dict[str, Any]) -> tuple[Any, Any]:
-    """timm's published top-1 error for these weights at this crop, and whether ours is consistent with it."""
+    """timm's published top-1 error for these weights at this crop, and whether it lies in our 95% interval
+    (judged only when we used timm's preprocessing, as the published number did)."""
     w = record.get("weights") or {}
     crop = (record.get("preprocess") or {}).get("crop")
     img = crop[0] if isinstance(crop, list) else crop
     row = published(w.get("ref", ""), img=img) if w.get("source") == "timm" and img else None
     if row is None:
         return None, None
+    if (record.get("preprocess") or {}).get("name") != "timm":
+        return row.top1_err, "– (other preprocessing)"  # timm's number is for its own data config
     low, high = wilson(record["images"] - record["top1_correct"], record["images"])
     return row.top1_err, OK if low <= row.top1_err <= high else BAD
 
@@ -104,7 +107,9 @@ def _preprocess_rows(records: list[dict[str, Any]]) -> list[list[Any]]:
         p = r.get("preprocess") or {}
         mean = "/".join(f"{v:.4g}" for v in p.get("mean", []))
         std = "/".join(f"{v:.4g}" for v in p.get("std", []))
-        rows.append([r["label"], p.get("name"), p.get("resize"), p.get("crop"), p.get("interpolation"), mean, std,
+        crop = p.get("crop")
+        crop = "×".join(str(c) for c in crop) if isinstance(crop, list) else crop
+        rows.append([r["label"], p.get("name"), p.get("resize"), crop, p.get("interpolation"), mean, std,
                      p.get("source") or None])
     return rows
 
