@@ -59,6 +59,7 @@ def test_accuracy_rows_put_paper_and_published_numbers_beside_ours(tmp_path):
     assert sk[8] == "19.83" and sk[9] == "✓"  # 19.832 lies in 17.6–22.6
     rx = _line(text, "rx")
     assert rx[1] == "none (random init)" and rx[7] == "22.23 ([P] Table 2)" and rx[8] == "–"
+    assert "| rx | paper | 256 | 224×224 | bilinear | 0.485/0.456/0.406 | 0.229/0.224/0.225 | – |" in text
     pair = _line(text, "rx − sk timm-pre")
     only_rx, only_sk = 0, sum(1 for i in range(n) if i % 5 != 0 and i % 7 == 0)
     assert pair[1] == "1.44" and pair[3:5] == [str(only_rx), str(only_sk)] and pair[-1] == "significant"
@@ -123,7 +124,6 @@ def test_attention_claim_verdicts_and_plots(tmp_path):
     assets = sorted(p.name for p in (tmp_path / "reports" / "s").glob("*.png"))
     assert assets == ["r1_attention_sk_fig3.png", "r1_attention_sk_fig4.png"]
     assert "SYNTHETIC" not in text
-    assert "| sk | paper | 256 | 224×224 | bilinear |" not in text  # no eval records: no accuracy section
 
 
 def test_attention_without_a_rise_is_not_reproduced_and_untrained_nets_are_flagged(tmp_path):
