@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.utils.data import Dataset
 
 from harness.errors import DatasetError, DatasetUnavailable
@@ -32,7 +31,6 @@ from harness.errors import DatasetError, DatasetUnavailable
 log = logging.getLogger(__name__)
 
 ILSVRC_CLASSES = 1000
-ILSVRC_VAL_IMAGES = 50_000
 DEVKIT = "ILSVRC2012_devkit_t12.tar.gz"
 META_BIN = "meta.bin"  # torchvision's parsed devkit
 VAL_TXT = "val.txt"
@@ -187,7 +185,3 @@ def _from_text(source: Path):
     if not labels:
         raise DatasetError(f"{source} holds no '<file> <label>' lines")
     return labels.get, tuple(str(i) for i in range(ILSVRC_CLASSES))
-
-
-def label_tensor(images: ImageNetVal) -> torch.Tensor:
-    return torch.tensor(images.labels, dtype=torch.int64)

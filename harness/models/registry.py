@@ -5,7 +5,8 @@
 (``@register_model()``, ``@register_model("name", family=...)``) and as a plain call on a function
 (``register_model(fn)``). ``create_model`` validates options against the builder's signature, so an unknown
 option fails with the list of valid ones. Names prefixed ``timm:`` are built by timm with
-``pretrained=False`` so a peer implementation can sit beside ours in a report.
+``pretrained=False`` (unless ``pretrained: true`` or ``weights:`` says otherwise, see ``harness.models.weights``)
+so a peer implementation can sit beside ours in a report.
 
 The built-in families are registered before anything else reads or writes the registry, exactly once; a
 built-in module that fails to import is retried on the next call instead of leaving the registry empty.

@@ -1,5 +1,5 @@
 """Loading trained weights into a model: our own state dicts, the training task's checkpoints, and timm's
-state dicts of the structurally equal timm models, converted by an explicit key map.
+state dicts of the structurally equal timm models, converted by the explicit key map of ``timm_keys``.
 
 ``create_model(name, weights=SOURCE)`` and the ``weights:`` model option of suites take SOURCE as
 - a file, read with ``torch.load(weights_only=True)`` (``.safetensors`` with safetensors), holding
@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import WeightsError
+from harness.models.timm_keys import convert_timm_state_dict, first_keys
 
 if TYPE_CHECKING:
     import torch
@@ -37,41 +37,6 @@ log = logging.getLogger(__name__)
 TIMM_PREFIX = "timm:"
 WEIGHTS_OPTION = "weights"
 PRETRAINED_OPTION = "pretrained"  # timm: models only
-
-# Our model ← the timm model with the same function (asserted to 1e-4 on random weights by the tests).
-TIMM_EQUIVALENTS: dict[str, str] = {
-    "resnext50": "resnext50_32x4d",
-    "resnext101": "resnext101_32x4d",
-    "senet50": "seresnext50_32x4d",
-    "senet101": "seresnext101_32x4d",
-    "sknet50": "skresnext50_32x4d",
-}
-
-_BN = r"(?P<p>weight|bias|running_mean|running_var|num_batches_tracked)"
-_BLOCK = r"layer(?P<layer>[1-9])\.(?P<block>\d+)\."
-# timm key (full match) → our key; "{blk}" is our block prefix ``stages.<layer - 1>.<block>.``.
-# timm.models.resnet (ResNet, Bottleneck with optional SE) and timm.models.sknet (SelectiveKernelBottleneck).
-_TIMM_TO_OURS: tuple[tuple[str, str], ...] = (
-    (r"conv1\.weight", "stem.0.0.weight"),
-    (rf"bn1\.{_BN}", "stem.0.1.{p}"),
-    (r"fc\.(?P<p>weight|bias)", "fc.{p}"),
-    # Bottleneck: conv1/bn1 (1×1), conv2/bn2 (3×3 grouped), conv3/bn3 (1×1), se, downsample
-    (_BLOCK + r"conv(?P<i>[123])\.weight", "{blk}conv{i}.0.weight"),
-    (_BLOCK + rf"bn(?P<i>[123])\.{_BN}", "{blk}conv{i}.1.{p}"),
-    (_BLOCK + r"se\.fc(?P<i>[12])\.(?P<p>weight|bias)", "{blk}post.fc{i}.{p}"),
-    (_BLOCK + r"downsample\.0\.weight", "{blk}shortcut.0.weight"),
-    (_BLOCK + rf"downsample\.1\.{_BN}", "{blk}shortcut.1.{p}"),
-    # SelectiveKernelBottleneck: conv1/conv3 are ConvNormAct, conv2 the SK unit (paths + attn)
-    (_BLOCK + r"conv(?P<i>[13])\.conv\.weight", "{blk}conv{i}.0.weight"),
-    (_BLOCK + rf"conv(?P<i>[13])\.bn\.{_BN}", "{blk}conv{i}.1.{p}"),
-    (_BLOCK + r"conv2\.paths\.(?P<m>\d+)\.conv\.weight", "{blk}conv2.paths.{m}.0.weight"),
-    (_BLOCK + rf"conv2\.paths\.(?P<m>\d+)\.bn\.{_BN}", "{blk}conv2.paths.{m}.1.{p}"),
-    (_BLOCK + r"conv2\.attn\.fc_reduce\.weight", "{blk}conv2.fc_reduce.0.weight"),
-    (_BLOCK + rf"conv2\.attn\.bn\.{_BN}", "{blk}conv2.fc_reduce.1.{p}"),
-    (_BLOCK + r"conv2\.attn\.fc_select\.weight", "{blk}conv2.fc_select.weight"),
-)
-_COMPILED = tuple((re.compile(pattern), template) for pattern, template in _TIMM_TO_OURS)
-_SHOWN = 3  # keys named in an error
 
 
 @dataclass(frozen=True)
@@ -155,6 +120,16 @@ def load_weights(model: nn.Module, name: str, source: str) -> WeightsInfo:
         path = Path(source).expanduser()
         fmt, state = read_state_dict(path)
         info = WeightsInfo("file", str(path), fmt, False, len(state), sha256=_sha256(path))
+    try:
+        converted = _load(model, name, state, fmt, info)
+    except WeightsError as exc:
+        raise WeightsError(f"{exc}{_trained_as(source)}") from None
+    log.info("loaded %s into %s (%s)", info.ref, name, info.format)
+    return replace(info, converted_from_timm=converted)
+
+
+def _load(model: nn.Module, name: str, state: dict[str, torch.Tensor], fmt: str, info: WeightsInfo) -> bool:
+    """Convert if needed and load exactly; whether the state was converted from timm's key names."""
     converted = False
     if fmt == "timm-state-dict" and not name.startswith(TIMM_PREFIX):
         state = convert_timm_state_dict(state, where=info.ref)
@@ -163,8 +138,17 @@ def load_weights(model: nn.Module, name: str, source: str) -> WeightsInfo:
         raise WeightsError(f"{info.ref}: a harness state dict cannot be loaded into timm model {name!r}; build "
                            "the harness model it was saved from instead")
     load_exactly(model, state, where=info.ref)
-    log.info("loaded %s into %s (%s)", info.ref, name, info.format)
-    return replace(info, converted_from_timm=converted)
+    return converted
+
+
+def _trained_as(source: str) -> str:
+    """For a harness training file that does not fit: the model and options it was trained with."""
+    if source.startswith(TIMM_PREFIX):
+        return ""
+    obj = _read_file(Path(source).expanduser())
+    if isinstance(obj, Mapping) and obj.get("model_name"):
+        return f" (the file was trained as {obj['model_name']} with options {dict(obj.get('options') or {})})"
+    return ""
 
 
 def _timm_pretrained_state(source: str) -> dict[str, torch.Tensor]:
@@ -238,7 +222,7 @@ def _check_tensors(state: Mapping[str, Any], path: Path) -> None:
 
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise WeightsError(f"{path}: entries {', '.join(bad[:_SHOWN])} are not tensors; not a state dict")
+        raise WeightsError(f"{path}: entries {', '.join(bad[:3])} are not tensors; not a state dict")
 
 
 def _guess_format(state: Mapping[str, Any], path: Path) -> str:
@@ -248,40 +232,6 @@ def _guess_format(state: Mapping[str, Any], path: Path) -> str:
     if any(k.startswith("layer1.") for k in keys) or "conv1.weight" in state:
         return "timm-state-dict"
     return "harness-state-dict"  # e.g. a plugin model's own state dict; the exact load judges it
-
-
-def convert_timm_state_dict(state: Mapping[str, torch.Tensor], *, where: str = "timm state dict"
-                            ) -> dict[str, torch.Tensor]:
-    """Rename every key of a timm ResNeXt / SE-ResNeXt / SK-ResNeXt state dict to ours (``_TIMM_TO_OURS``)."""
-    out: dict[str, torch.Tensor] = {}
-    unmatched = []
-    for key, value in state.items():
-        new = _rename(key)
-        if new is None:
-            unmatched.append(key)
-        else:
-            out[new] = value
-    if unmatched:
-        raise WeightsError(
-            f"{where}: {len(unmatched)} keys have no counterpart in our models ({_first(unmatched)}); only timm's "
-            f"{', '.join(sorted(TIMM_EQUIVALENTS.values()))} convert"
-        )
-    return out
-
-
-def _rename(key: str) -> str | None:
-    for pattern, template in _COMPILED:
-        match = pattern.fullmatch(key)
-        if match:
-            groups = match.groupdict()
-            blk = f"stages.{int(groups['layer']) - 1}.{groups['block']}." if "layer" in groups else ""
-            return template.format(blk=blk, **groups)
-    return None
-
-
-def _first(keys: list[str]) -> str:
-    more = f" … +{len(keys) - _SHOWN} more" if len(keys) > _SHOWN else ""
-    return ", ".join(keys[:_SHOWN]) + more
 
 
 def load_exactly(model: nn.Module, state: Mapping[str, torch.Tensor], *, where: str) -> None:
@@ -294,13 +244,13 @@ def load_exactly(model: nn.Module, state: Mapping[str, torch.Tensor], *, where: 
     missing = [k for k in own if k not in state]
     extra = [k for k in state if k not in own]
     if missing or extra:
-        parts = ([f"missing {len(missing)} keys ({_first(missing)})"] if missing else []) + (
-            [f"{len(extra)} keys the model does not have ({_first(extra)})"] if extra else [])
+        parts = ([f"missing {len(missing)} keys ({first_keys(missing)})"] if missing else []) + (
+            [f"{len(extra)} keys the model does not have ({first_keys(extra)})"] if extra else [])
         raise WeightsError(f"{where} does not fit {type(model).__name__}: {'; '.join(parts)}; "
                            "build the model with the options the weights were trained with")
     wrong = [k for k in own if tuple(own[k].shape) != tuple(state[k].shape)]
     if wrong:
-        shown = ", ".join(f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in wrong[:_SHOWN])
+        shown = ", ".join(f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in wrong[:3])
         hint = (f"; set the model's num_classes to {state[wrong[0]].shape[0]}" if wrong[0].startswith("fc.")
                 and len(wrong) <= 2 else "; build the model with the options the weights were trained with")
         raise WeightsError(f"{where}: {len(wrong)} tensors have the wrong shape ({shown}){hint}")

@@ -32,7 +32,7 @@ def wilson(errors: int, images: int) -> tuple[float, float]:
 
 
 def _paper_model(record: dict[str, Any]) -> str:
-    from harness.models.weights import TIMM_EQUIVALENTS
+    from harness.models.timm_keys import TIMM_EQUIVALENTS
 
     model = record["model"]
     if model.startswith("timm:"):
@@ -142,6 +142,18 @@ def _pairs(records: list[dict[str, Any]]) -> list[str]:
                    align="lrrrrrl"), ""]
 
 
+def _notes(records: list[dict[str, Any]]) -> list[str]:
+    notes = []
+    if any(r["dataset"] == "imagenet" for r in records):
+        notes.append("ImageNet: the paper's numbers are single-crop errors on all 50,000 validation images, means of "
+                     "3 runs ([P] §4.1); \"published for these weights\" is timm's results table for the same weights "
+                     "and crop ([T]).")
+    if any(r["dataset"] != "imagenet" for r in records):
+        notes.append("CIFAR: the paper's numbers are full-width 300-epoch runs; these weights come from the run "
+                     "that produced them.")
+    return [" ".join(notes), ""]
+
+
 def section(run: RunData, assets: Path, stem: str) -> list[str]:
     records = sorted(run.of_kind("eval"), key=lambda r: canonical_json([r.get("dataset"), r["label"]]))
     if not records:
@@ -155,10 +167,7 @@ def section(run: RunData, assets: Path, stem: str) -> list[str]:
                   "pipeline works and say nothing about the paper's claims.**", ""]
     lines += [*table(["model", "weights", "data (layout)", "images", "top-1 err %", "95% CI (Wilson)", "top-5 err %",
                       "paper top-1 err %", "published for these weights", "in our CI"],
-                     [_row(r) for r in records], align="lllrrrrlrc"), "",
-              "Paper numbers are single-crop errors on all 50,000 ImageNet-val images, means of 3 runs ([P] §4.1); "
-              "\"published for these weights\" is timm's results table for the same weights and crop ([T]). CIFAR "
-              "rows compare a short, narrow run with the paper's full-width 300-epoch one.", "",
+                     [_row(r) for r in records], align="lllrrrrlrc"), "", *_notes(records),
               "Preprocessing as run:", "",
               *table(["model", "preprocess", "resize", "crop", "interpolation", "mean", "std", "from"],
                      _preprocess_rows(records), align="llrrllll"), "", *_pairs(records)]

@@ -12,14 +12,15 @@ from typing import Any
 from harness.analysis.attention import analyse, find_sk_units
 from harness.plan import AttentionSpec, Task
 from harness.tasks import TaskContext
-from harness.tasks.images import build_with_weights, loader, open_images, progress
+from harness.tasks.images import build_with_weights, loader, open_images, progress, weights_source
 
 
 def execute(task: Task, ctx: TaskContext) -> dict[str, Any]:
     spec: AttentionSpec = task.spec
-    model, weights = build_with_weights(task, ctx, spec.from_train)
+    options, source = weights_source(task, ctx, spec.from_train)
+    images = open_images(spec.images, ctx, task, source)
+    model, weights = build_with_weights(task, ctx, options, source, spec.from_train)
     find_sk_units(model)  # a model without SK units fails before any image is read
-    images = open_images(spec.images, ctx, task, weights)
     with progress(images, desc=f"attention {task.label}") as bar:
         result = analyse(model, loader(images, spec.images, task.device), scales=spec.scales, device=task.device,
                          num_classes=images.num_classes, on_batch=bar.update)

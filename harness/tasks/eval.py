@@ -12,13 +12,14 @@ from typing import Any
 from harness.measure.accuracy import evaluate
 from harness.plan import EvalSpec, Task
 from harness.tasks import TaskContext
-from harness.tasks.images import build_with_weights, loader, open_images, progress
+from harness.tasks.images import build_with_weights, loader, open_images, progress, weights_source
 
 
 def execute(task: Task, ctx: TaskContext) -> dict[str, Any]:
     spec: EvalSpec = task.spec
-    model, weights = build_with_weights(task, ctx, spec.from_train)
-    images = open_images(spec.images, ctx, task, weights)
+    options, source = weights_source(task, ctx, spec.from_train)
+    images = open_images(spec.images, ctx, task, source)
+    model, weights = build_with_weights(task, ctx, options, source, spec.from_train)
     with progress(images, desc=f"eval {task.label}") as bar:
         acc = evaluate(model, loader(images, spec.images, task.device), device=task.device,
                        num_classes=images.num_classes, on_batch=bar.update)

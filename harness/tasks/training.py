@@ -14,7 +14,7 @@ import logging
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.config.schema import ModelSpec
 from harness.errors import DatasetUnavailable, TaskSkipped
@@ -26,6 +26,11 @@ from harness.tasks import TaskContext, build
 from harness.train.checkpoint import save_checkpoint
 from harness.train.data import CifarData, load_cifar
 from harness.train.loop import train
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from harness.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +61,7 @@ def trained_weights_path(run_dir: Path, task_id: str) -> Path:
     return Path(run_dir) / "weights" / f"{_safe(task_id)}.pt"
 
 
-def _save_weights(path: Path, model, task: Task, config, epochs: int) -> None:
+def _save_weights(path: Path, model: nn.Module, task: Task, config: TrainConfig, epochs: int) -> None:
     # the training checkpoint's format without optimizer and RNG state: what an evaluation needs
     save_checkpoint(path, {"model": model.state_dict(), "model_name": task.model.name,
                            "options": task.model.options, "config": config.to_dict(), "epoch": epochs})

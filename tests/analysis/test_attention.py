@@ -13,7 +13,8 @@ from harness import create_model
 from harness.analysis.attention import SKUnit, _ours, analyse, capture, find_sk_units, zoom
 from harness.errors import ConfigError
 from harness.models.sk import Branch, SelectiveKernel
-from harness.models.weights import convert_timm_state_dict, load_exactly
+from harness.models.timm_keys import convert_timm_state_dict
+from harness.models.weights import load_exactly
 
 
 def _sk_unit(branches, seed=0) -> SelectiveKernel:

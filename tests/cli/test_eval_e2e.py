@@ -72,11 +72,10 @@ def test_top1_and_top5_error_are_exact_in_the_flat_ilsvrc_layout(tmp_path, plugi
 
 def test_bad_data_and_class_mismatch_are_error_records_and_the_run_goes_on(tmp_path, plugin, capsys):
     write_image_folder(tmp_path / "val", FOLDER_LABELS, FOLDER_CONTENT)
-    write_flat(tmp_path / "flat", [0, 1], [0, 1])
     three = {"name": "colournet", "label": "three", "options": {"num_classes": 3}}
     suite = _suite(tmp_path, plugin, eval={"models": ["colournet", three], "data_dir": str(tmp_path / "val"),
                                            "workers": 0},
-                   attention={"models": ["colournet"], "data_dir": str(tmp_path / "flat"), "workers": 0})
+                   attention={"models": ["colournet"], "data_dir": str(tmp_path / "val"), "workers": 0})
     code, out, err = _run(capsys, tmp_path, suite)
     assert code == 0
     by_label = {(r["kind"], r["label"]): r for r in load_run(Path(out[0])).records}
@@ -85,7 +84,7 @@ def test_bad_data_and_class_mismatch_are_error_records_and_the_run_goes_on(tmp_p
     assert wrong["error"]["message"].startswith("the model outputs (1000,) logits per image but the data set has 3")
     assert by_label[("eval", "three")]["status"] == "ok"
     flat = by_label[("attention", "colournet")]
-    assert flat["status"] == "error" and "has no SK units" in flat["error"]["message"]  # checked before the data
+    assert flat["status"] == "error" and "has no SK units" in flat["error"]["message"]  # before any image is read
     report = Path(out[1]).read_text()
     assert "## Errors and skipped tasks" in report and "DatasetError: the model outputs (1000,)" in report
 

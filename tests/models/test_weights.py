@@ -11,13 +11,8 @@ from torch import nn
 from harness import create_model
 from harness.errors import ConfigError, WeightsError
 from harness.models.registry import canonical_options, check_model
-from harness.models.weights import (
-    TIMM_EQUIVALENTS,
-    convert_timm_state_dict,
-    load_exactly,
-    load_weights,
-    read_state_dict,
-)
+from harness.models.timm_keys import TIMM_EQUIVALENTS, convert_timm_state_dict
+from harness.models.weights import load_exactly, load_weights, read_state_dict
 
 TOL = 1e-4
 
@@ -170,3 +165,13 @@ def test_weights_options_are_not_architecture():
         check_model("sknet50", {"pretrained": True})  # ours take weights: timm:<model>.<tag>
     with pytest.raises(WeightsError, match="pretrained must be true or false"):
         check_model("timm:resnet18", {"pretrained": "yes"})
+
+
+def test_a_training_file_that_does_not_fit_says_what_it_was_trained_as(tmp_path):
+    from harness.train.checkpoint import save_checkpoint
+
+    state = create_model("sknet29", width=0.0625).state_dict()
+    save_checkpoint(tmp_path / "w.pt", {"model": state, "model_name": "sknet29", "options": {"width": 0.0625}})
+    msg = _error("sknet29", tmp_path / "w.pt", width=0.125)
+    assert "tensors have the wrong shape" in msg
+    assert msg.endswith("(the file was trained as sknet29 with options {'width': 0.0625})")
