@@ -149,8 +149,7 @@ def _notes(records: list[dict[str, Any]]) -> list[str]:
                      "3 runs ([P] §4.1); \"published for these weights\" is timm's results table for the same weights "
                      "and crop ([T]).")
     if any(r["dataset"] != "imagenet" for r in records):
-        notes.append("CIFAR: the paper's numbers are full-width 300-epoch runs; these weights come from the run "
-                     "that produced them.")
+        notes.append("CIFAR: the paper's numbers are full-width 300-epoch runs, not this run's training budget.")
     return [" ".join(notes), ""]
 
 
