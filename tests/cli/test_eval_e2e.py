@@ -220,3 +220,33 @@ def test_attention_on_a_training_weights_file_offline(tmp_path, plugin, capsys):
     report = Path(out[1]).read_text()
     assert "tasks | 2 ok, 0 error, 0 skipped" in report and "| SK_4_3 (last) | SK_5_3 |" in report
     assert report.count("_attention_sknet29_fig") == 2 and "SYNTHETIC" in report
+
+
+@pytest.mark.slow
+def test_imagenet_claims_shaped_suite_offline_ours_and_timms_sk_agree(tmp_path, plugin, capsys):
+    """imagenet_claims' sections on a generated flat ILSVRC folder, with one random timm SK-ResNeXt-50 state dict
+    loaded into our sknet50 (converted) and into timm's model: the same errors and the same attention."""
+    import timm
+    import torch
+
+    labels = [0, 1, 2, 3, 4, 5]
+    names = write_flat(tmp_path / "val", labels, labels)
+    write_val_txt(tmp_path / "val" / "val.txt", names, labels)
+    torch.save(timm.create_model("skresnext50_32x4d").state_dict(), tmp_path / "sk.pth")
+    models = [{"name": "sknet50", "options": {"weights": str(tmp_path / "sk.pth")}},
+              {"name": "timm:skresnext50_32x4d", "options": {"weights": str(tmp_path / "sk.pth")}}]
+    sections = {"eval": {"models": models, "preprocess": "timm", "workers": 0},
+                "attention": {"models": models, "preprocess": "timm", "scales": [1.0, 1.5], "workers": 0}}
+    code, out, err = _run(capsys, tmp_path, _suite(tmp_path, plugin, **sections), "--data-dir", tmp_path / "val")
+    assert code == 0, err
+    ours, theirs = sorted(_records(out, "eval"), key=lambda r: r["model"])
+    assert ours["weights"]["converted_from_timm"] and not theirs["weights"]["converted_from_timm"]
+    assert ours["preprocess"]["interpolation"] == "bicubic"
+    assert ours["preprocess"]["source"] == "skresnext50_32x4d.ra_in1k"  # the timm equivalent's data config
+    assert ours["top1_hits"] == theirs["top1_hits"]
+    units = [r for r in _records(out, "attention") if r["unit"]]
+    ours_units = {(r["unit"], r["scale"]): r for r in units if r["model"] == "sknet50"}
+    timm_units = {(r["unit"], r["scale"]): r for r in units if r["model"] == "timm:skresnext50_32x4d"}
+    assert len(ours_units) == 16 * 2 and ours_units.keys() == timm_units.keys()
+    for key, record in ours_units.items():
+        assert record["image_diff"] == pytest.approx(timm_units[key]["image_diff"], abs=1e-5)
