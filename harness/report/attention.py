@@ -136,6 +136,8 @@ def _suffix(task: dict[str, Any]) -> str:
 
 
 def _plot_fig3(task: dict[str, Any], units: dict[tuple[str, float], dict[str, Any]], path: Path) -> Path:
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     mid = claim_units(task["units"]).get("mid") or task["units"][0]
@@ -143,12 +145,15 @@ def _plot_fig3(task: dict[str, Any], units: dict[tuple[str, float], dict[str, An
         record = units[(mid, s)]
         groups = channel_groups(record["channel_mean"][record["large_branch"]])
         left.plot(range(1, len(groups) + 1), groups, marker="o", label=_x(s))
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set(xlabel=f"channel group ({CHANNEL_GROUP} channels each)", ylabel="attention of the larger kernel",
              title=f"{mid}: larger-kernel attention per channel{_suffix(task)}")
-    for name in stage_last_units(task["units"]):
+    lasts = stage_last_units(task["units"])
+    for i, name in enumerate(lasts):
         diffs = [np.asarray(units[(name, s)]["image_diff"]) for s in task["scales"]]
-        right.errorbar(task["scales"], [d.mean() for d in diffs], yerr=[d.std() for d in diffs], marker="o",
-                       capsize=3, label=name)
+        dodge = (i - (len(lasts) - 1) / 2) * 0.015  # side by side, so the std bars do not hide each other
+        right.errorbar([s + dodge for s in task["scales"]], [d.mean() for d in diffs], yerr=[d.std() for d in diffs],
+                       marker="o", capsize=3, label=name)
     right.set(xlabel="object scale", ylabel="mean attention difference (large − small)",
               title=f"Mean attention difference ± std{_suffix(task)}")
     return _save(fig, (left, right), path)
