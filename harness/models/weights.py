@@ -183,7 +183,7 @@ def read_state_dict(path: Path) -> tuple[str, dict[str, torch.Tensor]]:
     state = _strip_prefix(dict(obj), "module.")
     _check_tensors(state, path)
     if fmt is None:
-        fmt = _guess_format(state, path)
+        fmt = _guess_format(state)
     return fmt, state
 
 
@@ -225,7 +225,7 @@ def _check_tensors(state: Mapping[str, Any], path: Path) -> None:
         raise WeightsError(f"{path}: entries {', '.join(bad[:3])} are not tensors; not a state dict")
 
 
-def _guess_format(state: Mapping[str, Any], path: Path) -> str:
+def _guess_format(state: Mapping[str, Any]) -> str:
     keys = list(state)
     if any(k.startswith(("stem.", "stages.")) for k in keys):
         return "harness-state-dict"
