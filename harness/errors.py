@@ -30,6 +30,14 @@ class DatasetUnavailable(HarnessError):
     """A dataset is neither on disk nor downloadable."""
 
 
+class DatasetError(HarnessError):
+    """A dataset is on disk but cannot be used: bad layout, no ground truth, class count ≠ the model's outputs."""
+
+
+class WeightsError(HarnessError):
+    """A weights file or source cannot be loaded into the model it was given for (format, keys, shapes)."""
+
+
 class ResultsError(HarnessError):
     """A run directory, record file or baseline is missing, malformed or of an unsupported schema."""
 

@@ -3,6 +3,9 @@ a typed spec of how to run it and a stable id, in the order they run (latency ro
 
 Specs are built from the suite's sections, which hold every default; nothing downstream looks a setting up by
 name. Task ids are stable across runs of the same suite: resume, merge and the gate match on them.
+
+One piece: a section's spec, its expansion and its place in the model lists change together whenever a
+suite section is added, so they stay in one module.
 """
 
 from __future__ import annotations
@@ -13,7 +16,16 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from harness.config.schema import ComplexitySection, ModelSpec, Suite, TimingSection, TrainSection
+from harness.config.schema import (
+    AttentionSection,
+    ComplexitySection,
+    EvalSection,
+    ImageSetSection,
+    ModelSpec,
+    Suite,
+    TimingSection,
+    TrainSection,
+)
 from harness.errors import ConfigError, HarnessError
 from harness.fileio import canonical_json
 from harness.measure.mode import Mode
@@ -55,9 +67,38 @@ class TrainSpec:
     data_dir: str | None
     download: bool
     run_on: tuple[str, ...]
+    save_weights: bool = True
 
 
-Spec = ComplexitySpec | TimingSpec | PeakSpec | TrainSpec
+@dataclass(frozen=True, kw_only=True)
+class ImageSetSpec:
+    """A labelled image set as the eval and attention tasks read it (``harness.data.sets.open_image_set``)."""
+
+    dataset: str
+    data_dir: str | None
+    layout: str
+    ground_truth: str | None
+    preprocess: str
+    batch_size: int
+    max_images: int | None
+    workers: int | None
+    subset_seed: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalSpec:
+    images: ImageSetSpec
+    from_train: str | None = None  # the id of the training task (of this run) whose weights are evaluated
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttentionSpec:
+    images: ImageSetSpec
+    scales: tuple[float, ...]
+    from_train: str | None = None
+
+
+Spec = ComplexitySpec | TimingSpec | PeakSpec | TrainSpec | EvalSpec | AttentionSpec
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,7 +153,14 @@ _TRAIN_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if 
 def _train_spec(section: TrainSection, seed: int) -> TrainSpec:
     config = TrainConfig(seed=seed, **{name: getattr(section, name) for name in _TRAIN_CONFIG_FIELDS})
     return TrainSpec(config=config, dataset=section.dataset, data_dir=section.data_dir, download=section.download,
-                     run_on=tuple(section.run_on))
+                     run_on=tuple(section.run_on), save_weights=section.save_weights)
+
+
+def _image_set_spec(section: ImageSetSection, seed: int) -> ImageSetSpec:
+    return ImageSetSpec(dataset=section.dataset, data_dir=section.data_dir, layout=section.layout,
+                        ground_truth=section.ground_truth, preprocess=section.preprocess,
+                        batch_size=section.batch_size, max_images=section.max_images, workers=section.workers,
+                        subset_seed=seed)
 
 
 # ------------------------------------------------------------------------------------------------ tasks
@@ -152,19 +200,50 @@ def _timing_tasks(kind: str, section: TimingSection, models: list[ModelSpec], de
     return tasks
 
 
+def _trained_model(section: TrainSection, m: ModelSpec) -> ModelSpec:
+    return m.with_options(width=section.width) if section.width else m
+
+
+def _train_task_id(section: TrainSection, m: ModelSpec, seed: int) -> str:
+    return _model_task_id("train", _trained_model(section, m), section.dataset, f"seed{seed}")
+
+
 def _train_tasks(section: TrainSection, device: str) -> list[Task]:
     tasks = []
     for seed in section.seeds:
         spec = _train_spec(section, seed)
         for m in section.models:
-            m = m.with_options(width=section.width) if section.width else m
-            tasks.append(Task(task_id=_model_task_id("train", m, section.dataset, f"seed{seed}"), kind="train",
-                              spec=spec, model=m, device=device, batch_size=section.batch_size, seed=seed))
+            tasks.append(Task(task_id=_train_task_id(section, m, seed), kind="train", spec=spec,
+                              model=_trained_model(section, m), device=device, batch_size=section.batch_size,
+                              seed=seed))
+    return tasks
+
+
+def _image_tasks(kind: str, section: EvalSection | AttentionSection, suite: Suite, device: str) -> list[Task]:
+    """One task per model (weights as its options say), then one per ``from_train`` model (its trained weights)."""
+    images = _image_set_spec(section, suite.seed)
+
+    def spec(from_train: str | None) -> EvalSpec | AttentionSpec:
+        if kind == "eval":
+            return EvalSpec(images=images, from_train=from_train)
+        return AttentionSpec(images=images, scales=tuple(section.scales), from_train=from_train)
+
+    models = section.models if section.models is not None else ([] if section.from_train else suite.models)
+    tasks = [Task(task_id=_model_task_id(kind, m, section.dataset), kind=kind, spec=spec(None), model=m,
+                  device=device, batch_size=section.batch_size) for m in models]
+    for label in section.from_train:
+        train = suite.train
+        seed = section.train_seed if section.train_seed is not None else train.seeds[0]
+        m = next(m for m in train.models if m.display == label)
+        trained = _trained_model(train, m)
+        tasks.append(Task(task_id=_model_task_id(kind, trained, section.dataset, f"trained-seed{seed}"), kind=kind,
+                          spec=spec(_train_task_id(train, m, seed)), model=trained, device=device,
+                          batch_size=section.batch_size))
     return tasks
 
 
 def expand(suite: Suite, *, device: str) -> list[Task]:
-    """Suite → tasks: complexity, then latency / throughput rounds (models interleaved), then training."""
+    """Suite → tasks: complexity, latency / throughput rounds (models interleaved), training, eval, attention."""
     tasks: list[Task] = []
     if suite.complexity is not None:
         tasks += _complexity_tasks(suite.complexity, suite.complexity.models or suite.models)
@@ -174,6 +253,10 @@ def expand(suite: Suite, *, device: str) -> list[Task]:
             tasks += _timing_tasks(kind, section, section.models or suite.models, device)
     if suite.train is not None:
         tasks += _train_tasks(suite.train, device)
+    for kind in ("eval", "attention"):  # after training: from_train reads the weights it saved
+        section = getattr(suite, kind)
+        if section is not None:
+            tasks += _image_tasks(kind, section, suite, device)
     return tasks
 
 
@@ -202,6 +285,8 @@ def shard_tasks(tasks: list[Task], shard: tuple[int, int] | None) -> list[Task]:
 
 # ------------------------------------------------------------------------------- model lists (--models)
 
+MODEL_SECTIONS = ("complexity", "latency", "throughput", "train", "eval", "attention")
+
 
 def select_models(models: list[ModelSpec], patterns: list[str]) -> list[ModelSpec]:
     """Keep models whose name or label matches any fnmatch pattern."""
@@ -222,7 +307,7 @@ def replace_models(suite: Suite, patterns: list[str]) -> Suite:
         else:
             top.append(ModelSpec(name=pattern))
     update: dict[str, Any] = {"models": top}
-    for kind in ("complexity", "latency", "throughput", "train"):
+    for kind in MODEL_SECTIONS:
         section = getattr(suite, kind)
         if section is not None and section.models is not None:
             update[kind] = section.model_copy(update={"models": select_models(section.models, patterns)})
@@ -231,7 +316,7 @@ def replace_models(suite: Suite, patterns: list[str]) -> Suite:
 
 def _model_lists(suite: Suite) -> list[tuple[str, list[ModelSpec]]]:
     lists = [("models", suite.models)]
-    for kind in ("complexity", "latency", "throughput", "train"):
+    for kind in MODEL_SECTIONS:
         section = getattr(suite, kind)
         if section is not None and section.models is not None:
             lists.append((f"{kind}.models", section.models))

@@ -77,7 +77,8 @@ def register(sub: argparse._SubParsersAction, *, parents: list[argparse.Argument
                      help="import user code that registers models (repeatable)")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first failing task (exit code 1)")
-    run.add_argument("--data-dir", help="dataset folder (overrides the suite's train.data_dir)")
+    run.add_argument("--data-dir", help="dataset folder (overrides the data_dir of the suite's train, eval and "
+                     "attention sections; ImageNet-val for eval/attention on imagenet)")
     run.add_argument("--shard", type=_shard, metavar="I/N", help="run the I-th of N deterministic task shards")
     run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     run.set_defaults(func=cmd_run)

@@ -57,6 +57,8 @@ def _format_error(err: dict[str, Any], source: str) -> str:
         return f"{source}: unknown key '{path}'; {hint}"
     if err["type"] == "missing":
         return f"{source}: missing required key '{path}'"
+    if not path:  # a check across sections (Suite's own validators): the message names the keys
+        return f"{source}: {err['msg'].removeprefix('Value error, ')}"
     got = err.get("input")
     shown = json.dumps(got, default=str) if not isinstance(got, dict) else "a mapping"
     message = _PATTERN_HINTS.get(str(loc[-1]), err["msg"]) if err["type"] == "string_pattern_mismatch" else err["msg"]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from harness.fileio import FOLDER_NAME_PATTERN, MAX_FOLDER_NAME
 from harness.measure.mode import Mode
 from harness.measure.sampling import TimingConfig
+from harness.paper.figures import PAPER_SCALES
 from harness.train.config import TrainConfig
 
 SUITE_SCHEMA = 1
@@ -128,6 +129,53 @@ class TrainSection(_Strict):
     compile: str | None = default_of(TrainConfig, "compile")
     max_batches_per_epoch: PositiveInt | None = default_of(TrainConfig, "max_batches_per_epoch")
     run_on: list[Literal["cpu", "cuda"]] = Field(default_factory=lambda: ["cpu", "cuda"])
+    save_weights: bool = True  # keep each trained model's weights in the run dir (eval / attention from_train)
+
+
+class ImageSetSection(_Strict):
+    """What ``eval`` and ``attention`` read: a labelled image set, and the models (or trained runs) to apply.
+
+    ``models`` None = the suite's models (none when ``from_train`` is given). ``from_train`` names models of the
+    ``train`` section by label: their weights trained in this run (seed ``train_seed``, default the first).
+    ImageNet-val: ``layout`` auto | imagefolder | ilsvrc, ``ground_truth`` for the flat layout (default:
+    searched beside the images). ``preprocess``: ``paper`` (resize 256, centre crop 224) or ``timm`` (the
+    weight's own data config); CIFAR sets always use the training normalisation. ``workers`` None = up to 8.
+    """
+
+    models: list[ModelSpec] | None = None
+    from_train: list[str] = Field(default_factory=list)
+    train_seed: int | None = None
+    dataset: Literal["imagenet", "cifar10", "cifar100"] = "imagenet"
+    data_dir: str | None = None
+    layout: Literal["auto", "imagefolder", "ilsvrc"] = "auto"
+    ground_truth: str | None = None
+    preprocess: Literal["paper", "timm"] = "paper"
+    batch_size: PositiveInt = 64
+    max_images: PositiveInt | None = None
+    workers: Annotated[int, Field(ge=0)] | None = None
+
+    @field_validator("from_train", mode="before")
+    @classmethod
+    def _one_label(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class EvalSection(ImageSetSection):
+    """Top-1 / top-5 error of each model on the image set ([P] Table 2: single 224×224 centre crop)."""
+
+
+class AttentionSection(ImageSetSection):
+    """SK attention vs. object scale ([P] §4.4, Figs. 3–4): scale s = centre crop of 1/s, resized back."""
+
+    batch_size: PositiveInt = 32
+    scales: list[Annotated[float, Field(ge=1.0)]] = Field(default_factory=lambda: list(PAPER_SCALES))
+
+    @field_validator("scales")
+    @classmethod
+    def _distinct(cls, scales: list[float]) -> list[float]:
+        if len(set(scales)) != len(scales) or not scales:
+            raise ValueError(f"scales must be distinct and non-empty, got {scales}")
+        return scales
 
 
 class Suite(_Strict):
@@ -142,6 +190,8 @@ class Suite(_Strict):
     latency: TimingSection | None = None
     throughput: TimingSection | None = None
     train: TrainSection | None = None
+    eval: EvalSection | None = None
+    attention: AttentionSection | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -154,6 +204,27 @@ class Suite(_Strict):
                 raise ValueError(f"model label {spec.display!r} appears twice; give one a distinct 'label'")
             seen.add(spec.display)
         return models
+
+    @model_validator(mode="after")
+    def _from_train(self) -> Suite:
+        for key in ("eval", "attention"):
+            section = getattr(self, key)
+            if section is None or not section.from_train:
+                continue
+            if self.train is None:
+                raise ValueError(f"{key}.from_train needs a train section in the suite")
+            labels = [m.display for m in self.train.models]
+            for label in section.from_train:
+                if label not in labels:
+                    raise ValueError(f"{key}.from_train: {label!r} is not a train model; train models: {labels}")
+            if section.dataset != self.train.dataset:
+                raise ValueError(f"{key}.from_train evaluates models trained on {self.train.dataset}; set "
+                                 f"{key}.dataset: {self.train.dataset}")
+            if section.train_seed is not None and section.train_seed not in self.train.seeds:
+                raise ValueError(f"{key}.train_seed {section.train_seed} is not one of train.seeds {self.train.seeds}")
+            if not self.train.save_weights:
+                raise ValueError(f"{key}.from_train needs train.save_weights: true")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)

@@ -5,7 +5,8 @@
 (``@register_model()``, ``@register_model("name", family=...)``) and as a plain call on a function
 (``register_model(fn)``). ``create_model`` validates options against the builder's signature, so an unknown
 option fails with the list of valid ones. Names prefixed ``timm:`` are built by timm with
-``pretrained=False`` so a peer implementation can sit beside ours in a report.
+``pretrained=False`` (unless ``pretrained: true`` or ``weights:`` says otherwise, see ``harness.models.weights``)
+so a peer implementation can sit beside ours in a report.
 
 The built-in families are registered before anything else reads or writes the registry, exactly once; a
 built-in module that fails to import is retried on the next call instead of leaving the registry empty.
@@ -152,13 +153,19 @@ def check_model(name: str, options: dict[str, Any]) -> None:
 
 
 def resolve_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` checked against the builder's keyword-only parameters and coerced to their types.
+    """The build options of ``options``, checked against the builder's keyword-only parameters and coerced.
 
     Coerced where the meaning is clear (``"false"`` → False, ``"1e-9"`` → 1e-9, ``"8"`` → 8), refused with one
     line naming the option otherwise. Types come from the annotations, or for an unannotated option from its
     default's type (bool, int, float, str). timm models' options are timm's business (``timm.create_model``
-    rejects bad ones itself).
+    rejects bad ones itself). The weights options (``weights``; ``pretrained`` for timm models) are split off
+    and checked by ``harness.models.weights``; they are not in the result.
     """
+    from harness.models.weights import check_source, split_options
+
+    options, source = split_options(name, options)
+    if source is not None:
+        check_source(source)
     if name.startswith(TIMM_PREFIX):
         _check_timm_name(name)
         return dict(options)
@@ -216,13 +223,24 @@ def _coerce(model: str, key: str, value: Any, hint: Any) -> Any:
 
 
 def create_model(name: str, **options: Any) -> nn.Module:
-    """Build model ``name`` with ``options`` (keyword-only options of its builder), checked and coerced."""
+    """Build model ``name`` with ``options`` (keyword-only options of its builder), checked and coerced.
+
+    ``weights=`` (a file or ``"timm:<model>[.<tag>]"``; ``pretrained=True`` for timm models) loads trained
+    weights into it, exactly (``harness.models.weights``).
+    """
+    from harness.models.weights import load_weights, split_options
+
+    _, source = split_options(name, options)
     options = resolve_options(name, options)
     if name.startswith(TIMM_PREFIX):
         import timm
 
-        return timm.create_model(name[len(TIMM_PREFIX):], pretrained=False, **options)
-    return get_entry(name).builder(**options)
+        model = timm.create_model(name[len(TIMM_PREFIX):], pretrained=False, **options)
+    else:
+        model = get_entry(name).builder(**options)
+    if source is not None:
+        load_weights(model, name, source)
+    return model
 
 
 def default_input_size(name: str) -> tuple[int, int, int]:
@@ -259,8 +277,12 @@ def _jsonable(value: Any) -> Any:
 def canonical_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """Options with the builder's defaults filled in, in JSON form: equal configs compare equal.
 
-    Used to match a measured model to the paper rows that describe the same network.
+    Used to match a measured model to the paper rows that describe the same network; the weights options
+    (what to load, not what to build) are left out.
     """
+    from harness.models.weights import split_options
+
+    options, _ = split_options(name, options)
     if name.startswith(TIMM_PREFIX):
         return _jsonable(dict(options))
     defaults = get_entry(name).options

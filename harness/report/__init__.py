@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from harness.fileio import write_text_atomic
-from harness.report import complexity, latency, training
+from harness.report import attention, complexity, latency, training
+from harness.report import eval as eval_section
 from harness.report.markdown import table
 from harness.results import RunData, load_run
 
 log = logging.getLogger(__name__)
 
 Section = Callable[[RunData, Path, str], list[str]]
-SECTIONS: tuple[Section, ...] = (complexity.section, latency.section, training.section)
+SECTIONS: tuple[Section, ...] = (complexity.section, latency.section, training.section, eval_section.section,
+                                 attention.section)
 
 
 def report_path(run_dir: Path, reports_root: Path) -> Path:
@@ -55,8 +57,9 @@ def _header(run: RunData) -> list[str]:
     env = m.get("environment") or {}
     git = m.get("git") or {}
     commit = (git.get("commit") or "unknown")[:12] + (" (dirty)" if git.get("dirty") else "")
-    counts = {s: sum(1 for r in run.records if r.get("status") == s and r.get("kind") != "train_epoch")
-              for s in ("ok", "error", "skipped")}
+    # per-epoch and per-unit records are parts of a task, not tasks
+    counts = {s: sum(1 for r in run.records if r.get("status") == s and r.get("kind") != "train_epoch"
+                     and not r.get("parent_task")) for s in ("ok", "error", "skipped")}
     rows = [
         ["suite", m.get("suite_name")], ["run", m.get("run_id")], ["created (UTC)", m.get("created_utc")],
         ["git commit", commit], ["device", m.get("device")],

@@ -14,7 +14,8 @@ def _write(tmp_path, text):
 
 
 def test_shipped_suites_validate():
-    for name in ("sknet_vs_senet", "paper_complexity", "cifar_short", "cifar_demo_cpu", "ci_latency"):
+    for name in ("sknet_vs_senet", "paper_complexity", "cifar_short", "cifar_demo_cpu", "ci_latency",
+                 "imagenet_claims"):
         suite = load_suite(f"suites/{name}.yaml")
         assert suite.name == name
 

@@ -1,0 +1,173 @@
+"""Accuracy section: each evaluated model's top-1 / top-5 error beside [P] Table 2 (ImageNet, single 224 crop)
+or Table 5 (CIFAR) and, for timm weights, the number timm publishes for exactly those weights ([T]).
+
+The 95% interval of an error rate is Wilson's score interval over the images evaluated. Models evaluated on
+the same images are compared pairwise with McNemar's exact test on the images only one of them gets right
+(the paper's claims are orderings: SKNet-50 < SENet-50 < ResNeXt-50 in top-1 error).
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+from scipy import stats
+
+from harness.fileio import canonical_json
+from harness.paper import all_rows
+from harness.paper.pretrained import published
+from harness.report.markdown import BAD, OK, num, table
+from harness.results import RunData
+
+SYNTHETIC = "⚠ SYNTHETIC DATA"
+ALPHA = 0.05
+_IMAGENET_TABLES = ("P Table 2", "P Fig. 2", "P Table 3", "P Table 6", "P Table 7")
+
+
+def wilson(errors: int, images: int) -> tuple[float, float]:
+    """95% Wilson score interval of an error rate, in percent."""
+    ci = stats.binomtest(errors, images).proportion_ci(confidence_level=0.95, method="wilson")
+    return 100.0 * ci.low, 100.0 * ci.high
+
+
+def _paper_model(record: dict[str, Any]) -> str:
+    from harness.models.timm_keys import TIMM_EQUIVALENTS
+
+    model = record["model"]
+    if model.startswith("timm:"):
+        ours = {v: k for k, v in TIMM_EQUIVALENTS.items()}
+        return ours.get(model[len("timm:"):], model)
+    return model
+
+
+def paper_error(record: dict[str, Any]) -> tuple[float | None, str]:
+    """The paper's top-1 error for this network on this data set, and where it is printed."""
+    from harness.errors import HarnessError
+    from harness.models.registry import canonical_options
+
+    model, dataset = _paper_model(record), record.get("dataset")
+    for row in all_rows():
+        if row.model != model:
+            continue
+        if dataset in ("cifar10", "cifar100") and row.table == "P Table 5":  # by name: short runs use other widths
+            err = row.top1_err if dataset == "cifar10" else row.top1_err_alt.get("CIFAR-100")
+            return err, f"{row.source}, full width"
+        if dataset == "imagenet" and row.table in _IMAGENET_TABLES and row.top1_err is not None:
+            try:
+                same = canonical_options(model, row.options) == (
+                    record.get("canonical_options") if model == record["model"] else canonical_options(model, {}))
+            except HarnessError:
+                same = False
+            if same:
+                return row.top1_err, row.source
+    return None, ""
+
+
+def weights_label(record: dict[str, Any]) -> str:
+    w = record.get("weights")
+    if not w:
+        return "none (random init)"
+    if w.get("source") == "train":
+        return f"trained in this run ({w['train_task'].rsplit(':', 1)[-1]})"
+    if w.get("source") == "timm":
+        return f"timm {w['ref']}"
+    return Path(w["ref"]).name + (" (timm → ours)" if w.get("converted_from_timm") else "")
+
+
+def _published(record: dict[str, Any]) -> tuple[Any, Any]:
+    """timm's published top-1 error for these weights at this crop, and whether it lies in our 95% interval
+    (judged only when we used timm's preprocessing, as the published number did)."""
+    w = record.get("weights") or {}
+    crop = (record.get("preprocess") or {}).get("crop")
+    img = crop[0] if isinstance(crop, list) else crop
+    row = published(w.get("ref", ""), img=img) if w.get("source") == "timm" and img else None
+    if row is None:
+        return None, None
+    if (record.get("preprocess") or {}).get("name") != "timm":
+        return row.top1_err, "– (other preprocessing)"  # timm's number is for its own data config
+    low, high = wilson(record["images"] - record["top1_correct"], record["images"])
+    return row.top1_err, OK if low <= row.top1_err <= high else BAD
+
+
+def _row(record: dict[str, Any]) -> list[Any]:
+    low, high = wilson(record["images"] - record["top1_correct"], record["images"])
+    paper, source = paper_error(record)
+    pub, consistent = _published(record)
+    images = f"{record['images']:,}" + (f" of {record['dataset_images']:,}" if record.get("subset") else "")
+    return [record["label"], weights_label(record), f"{record['dataset']} ({record['layout']})", images,
+            num(record["top1_err"]), f"{low:.2f}–{high:.2f}", num(record["top5_err"]),
+            num(paper) + (f" ({source})" if source else ""),
+            num(pub), consistent]
+
+
+def _preprocess_rows(records: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for r in records:
+        p = r.get("preprocess") or {}
+        mean = "/".join(f"{v:.4g}" for v in p.get("mean", []))
+        std = "/".join(f"{v:.4g}" for v in p.get("std", []))
+        crop = p.get("crop")
+        crop = "×".join(str(c) for c in crop) if isinstance(crop, list) else crop
+        rows.append([r["label"], p.get("name"), p.get("resize"), crop, p.get("interpolation"), mean, std,
+                     p.get("source") or None])
+    return rows
+
+
+def _same_images(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = ("dataset", "data_root", "images", "subset_seed", "layout")
+    return all(a.get(k) == b.get(k) for k in keys) and bool(a.get("top1_hits")) and bool(b.get("top1_hits"))
+
+
+def _pairs(records: list[dict[str, Any]]) -> list[str]:
+    from harness.measure.accuracy import unpack_hits
+
+    rows = []
+    for a, b in combinations(records, 2):
+        if not _same_images(a, b):
+            continue
+        ha, hb = unpack_hits(a["top1_hits"], a["images"]), unpack_hits(b["top1_hits"], b["images"])
+        only_a, only_b = int((ha & ~hb).sum()), int((~ha & hb).sum())
+        p = stats.binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
+        pa, pb = paper_error(a)[0], paper_error(b)[0]
+        gap = num(pa - pb) if pa is not None and pb is not None else None
+        verdict = "significant" if p < ALPHA else "not significant on these images"
+        rows.append([f"{a['label']} − {b['label']}", gap, f"{a['top1_err'] - b['top1_err']:+.2f}", only_a, only_b,
+                     f"{p:.3g}", verdict])
+    if not rows:
+        return []
+    return [f"Gaps in top-1 error on the same images (percentage points; negative = the first is better), McNemar's "
+            f"exact test on the images only one of the two gets right, α = {ALPHA}:", "",
+            *table(["pair", "paper gap", "our gap", "only first right", "only second right", "p", "verdict"], rows,
+                   align="lrrrrrl"), ""]
+
+
+def _notes(records: list[dict[str, Any]]) -> list[str]:
+    notes = []
+    if any(r["dataset"] == "imagenet" for r in records):
+        notes.append("ImageNet: the paper's numbers are single-crop errors on all 50,000 validation images, means of "
+                     "3 runs ([P] §4.1); \"published for these weights\" is timm's results table for the same weights "
+                     "and crop ([T]).")
+    if any(r["dataset"] != "imagenet" for r in records):
+        notes.append("CIFAR: the paper's numbers are full-width 300-epoch runs, not this run's training budget.")
+    return [" ".join(notes), ""]
+
+
+def section(run: RunData, assets: Path, stem: str) -> list[str]:
+    records = sorted(run.of_kind("eval"), key=lambda r: canonical_json([r.get("dataset"), r["label"]]))
+    if not records:
+        skipped = [r for r in run.records if r.get("kind") == "eval" and r.get("status") == "skipped"]
+        return ["## Accuracy (ImageNet-val / CIFAR test, [P] Table 2)", "", f"Skipped: {skipped[0].get('reason')}",
+                ""] if skipped else []
+    synthetic = any(r.get("synthetic") for r in records)
+    lines = ["## Accuracy (ImageNet-val / CIFAR test, [P] Table 2)" + (f" — {SYNTHETIC}" if synthetic else ""), ""]
+    if synthetic:
+        lines += [f"**{SYNTHETIC}: evaluated on generated images in CIFAR's file format; the errors show that the "
+                  "pipeline works and say nothing about the paper's claims.**", ""]
+    lines += [*table(["model", "weights", "data (layout)", "images", "top-1 err %", "95% CI (Wilson)", "top-5 err %",
+                      "paper top-1 err %", "published for these weights", "in our CI"],
+                     [_row(r) for r in records], align="lllrrrrlrc"), "", *_notes(records),
+              "Preprocessing as run:", "",
+              *table(["model", "preprocess", "resize", "crop", "interpolation", "mean", "std", "from"],
+                     _preprocess_rows(records), align="llrrllll"), "", *_pairs(records)]
+    return lines
