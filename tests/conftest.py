@@ -35,3 +35,19 @@ def plugin_file(tmp_path: Path) -> Path:
         "    return nn.Sequential(*layers)\n"
     )
     return path
+
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def _outputs() -> set[Path]:
+    return {p for folder in ("results", "reports") for p in (_REPO / folder).rglob("*")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tests_write_nothing_into_the_repository():
+    """Tests write under tmp_path: a test that forgets --out / --reports would litter results/ or reports/."""
+    before = _outputs()
+    yield
+    new = sorted(str(p.relative_to(_REPO)) for p in _outputs() - before)
+    assert not new, f"tests wrote into the repository: {new[:5]}"
