@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.fileio import write_text_atomic
-from harness.report import complexity, latency, training
+from harness.report import complexity, cost, latency, training
 from harness.report.markdown import table
 from harness.results import RunData, load_run
 
 log = logging.getLogger(__name__)
 
 Section = Callable[[RunData, Path, str], list[str]]
-SECTIONS: tuple[Section, ...] = (complexity.section, latency.section, training.section)
+SECTIONS: tuple[Section, ...] = (complexity.section, latency.section, cost.section, training.section)
 
 
 def report_path(run_dir: Path, reports_root: Path) -> Path:
