@@ -26,5 +26,5 @@ def complexity(name: str, macs: int, acts: int, label: str | None = None, **opti
     return {"task_id": f"complexity:{label or name}", "kind": "complexity", "status": "ok",
             **_model(name, label, **options), "params": 1000, "params_trainable": 1000, "macs": macs,
             "activations": acts, "input_size": [3, 224, 224],
-            "stages": ["stem", "stages.0"], "modules": {"stem": [10, 1], "stages.0": [macs - 10, acts - 1],
-                                                        "stages.0.0.conv2.paths.1": [5, 1]}}
+            "stages": ["stem", "stages.0"],
+            "modules": [["stem", 10, 1], ["stages.0", macs - 10, acts - 1], ["stages.0.0.conv2.paths.1", 5, 1]]}

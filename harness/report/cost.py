@@ -112,39 +112,51 @@ def _verdict(v: pd.Series, timing: list[tuple[str, str, pd.DataFrame]]) -> list[
         if cost is None:
             continue
         where = ("above" if cost.low > macs else "below" if cost.high < macs else "consistent with") + " the MACs'"
-        if _present(acts):
+        if _present(acts) and abs(acts - macs) >= 0.02:  # otherwise "closer to" one of them means nothing
             near = "closer to the activations'" if abs(cost.value - acts) < abs(cost.value - macs) else \
                 "closer to the MACs'"
             where += f" and {near}"
         versus = f"MACs {_pct(macs)}" + (f", activations {_pct(acts)}" if _present(acts) else "")
-        lines.append(f"- {v['label']} ({heading}): {measure} {_pct(cost.value)} (95% CI {_pct(cost.low)} to "
-                     f"{_pct(cost.high)}) vs {versus}: {where}.")
+        ci = f"95% CI {_pct(cost.low)} to {_pct(cost.high)}" if cost.low < cost.high else \
+            "no CI: fewer than 3 samples"
+        lines.append(f"- {v['label']} ({heading}): {measure} {_pct(cost.value)} ({ci}) vs {versus}: {where}.")
     return lines
 
 
 # --------------------------------------------------------------------------------- per stage and per part
 
 
-def _module_table(modules: pd.DataFrame, plain: str, variants: list[str], *, by: str) -> list[str]:
-    """MACs and activations of the plain network per stage (or block part) and what each variant adds there."""
-    rows = modules[modules[by].map(bool)] if by == "part" else modules[modules["is_stage"]]
-    sums = rows.groupby(["label", by], sort=False)[["macs", "activations"]].sum()
-    names = list(dict.fromkeys(rows[by]))
-    extra = {v: (sums.loc[v].sum() - sums.loc[plain].sum()) for v in variants}
-    out = []
-    for name in names:
-        base = sums.loc[plain].loc[name] if name in sums.loc[plain].index else None
-        cell = {by: name, f"{plain} MMACs": num(base["macs"] / 1e6, 1) if base is not None else None,
-                f"{plain} activations (M)": num(base["activations"] / 1e6, 2) if base is not None else None}
+def _stage_table(modules: pd.DataFrame, plain: str, variants: list[str]) -> list[str]:
+    """The plain network's MACs and activations per stage, and what each variant adds there (its share of the
+    variant's whole extra)."""
+    stages = modules[modules["is_stage"]].set_index(["label", "module"])[["macs", "activations"]]
+    extra = {v: stages.loc[v].sum() - stages.loc[plain].sum() for v in variants}
+    rows = []
+    for name, base in stages.loc[plain].iterrows():
+        cell = {"stage": name, f"{plain} MMACs": num(base["macs"] / 1e6, 1),
+                f"{plain} activations (M)": num(base["activations"] / 1e6, 2)}
         for v in variants:
-            mine = sums.loc[v].loc[name] if name in sums.loc[v].index else None
-            for col, scale, digits in (("macs", 1e6, 1), ("activations", 1e6, 2)):
-                delta = (mine[col] if mine is not None else 0) - (base[col] if base is not None else 0)
-                share = f" ({delta / extra[v][col] * 100:.0f}%)" if extra[v][col] and by == "stage" else ""
-                label = "ΔMMACs" if col == "macs" else "Δ activations (M)"
-                cell[f"{v} {label}"] = f"{delta / scale:+.{digits}f}{share}" if delta else "0"
-        out.append(cell)
-    return frame_table(pd.DataFrame(out))
+            delta = stages.loc[(v, name)] - base
+            for col, title, digits in (("macs", "ΔMMACs", 1), ("activations", "Δ activations (M)", 2)):
+                share = f" ({delta[col] / extra[v][col] * 100:.0f}%)" if extra[v][col] else ""
+                cell[f"{v} {title}"] = f"{delta[col] / 1e6:+.{digits}f}{share}" if delta[col] else "0"
+        rows.append(cell)
+    return frame_table(pd.DataFrame(rows))
+
+
+def _part_table(modules: pd.DataFrame, labels: list[str]) -> list[str]:
+    """MACs and activations of each block part, summed over all blocks, for every network."""
+    parts = modules[modules["part"].map(bool)]
+    sums = parts.groupby(["part", "label"], sort=False)[["macs", "activations"]].sum()
+    rows = []
+    for part in dict.fromkeys(parts["part"]):
+        cell: dict[str, Any] = {"part": part}
+        for label in labels:
+            has = (part, label) in sums.index
+            cell[f"{label} MMACs"] = num(sums.loc[(part, label), "macs"] / 1e6, 1) if has else None
+            cell[f"{label} activations (M)"] = num(sums.loc[(part, label), "activations"] / 1e6, 2) if has else None
+        rows.append(cell)
+    return frame_table(pd.DataFrame(rows))
 
 
 def _breakdown(run: RunData, plain: str, variants: list[str]) -> list[str]:
@@ -156,10 +168,10 @@ def _breakdown(run: RunData, plain: str, variants: list[str]) -> list[str]:
     if not stage_sets.get(plain) or any(s != stage_sets[plain] for s in stage_sets.values()):
         return []  # no breakdown recorded, or networks whose stages are not the same modules
     return ["Per stage: the plain network's counts and what each variant adds (its share of the variant's whole "
-            "extra in brackets).", "", *_module_table(modules, plain, variants, by="stage"), "",
-            "Per block part, summed over all blocks (`conv2` is the 3×3 grouped conv, or the whole SK unit with its "
-            "`paths` and `fc_*` layers; `post` is the SE unit):", "",
-            *_module_table(modules, plain, variants, by="part"), ""]
+            "extra in brackets).", "", *_stage_table(modules, plain, variants), "",
+            "Per block part, summed over all blocks, in millions (`conv2` is the 3×3 grouped conv, or the whole SK "
+            "unit: its `paths` — the branches — and its `fc_reduce` / `fc_select` attention layers; `post` is the SE "
+            "unit):", "", *_part_table(modules, labels), ""]
 
 
 def _panels(families: dict[str, list[pd.Series]], timing: list[tuple[str, str, pd.DataFrame]]) -> list[tuple]:

@@ -158,6 +158,7 @@ def render_history(suite_dir: Path, *, metric: str = "p50", threshold_pct: float
     """Write the history of every run under ``suite_dir`` (markdown + PNG next to it); returns the path."""
     if metric not in METRICS:
         raise ConfigError(f"--metric {metric!r}: choose {' or '.join(METRICS)}")
+    source = "the regression gate's threshold" if threshold_pct is None else "--threshold"
     threshold_pct = gate_threshold_pct() if threshold_pct is None else threshold_pct
     if not threshold_pct > 0:
         raise ConfigError(f"--threshold must be > 0 (got {threshold_pct}); e.g. --threshold 5")
@@ -169,7 +170,7 @@ def render_history(suite_dir: Path, *, metric: str = "p50", threshold_pct: float
         machines.setdefault(_machine(run), []).append(run)
     lines = [f"# {suite}: history of {UNITS[metric]}", "",
              f"{len(runs)} runs in creation order. A change point (▲ up / ▼ down: for latency up is slower, for "
-             f"images/s up is faster) is a step of more than {threshold_pct:g}% (the regression gate's threshold) "
+             f"images/s up is faster) is a step of more than {threshold_pct:g}% ({source}) "
              "from the level before it (the median since the previous change point) that persists: the next run "
              "stays beyond the threshold on the same side (a single run beyond it is an outlier, not a change). `?` "
              "marks a step in the last run, which no later run can confirm yet. Each machine has its own trend.", ""]

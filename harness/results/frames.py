@@ -112,7 +112,7 @@ def _module_rows(run: RunData) -> list[dict[str, Any]]:
     rows = []
     for r in run.of_kind("complexity"):
         stages = list(r.get("stages") or [])
-        for module, (macs, acts) in (r.get("modules") or {}).items():
+        for module, macs, acts in r.get("modules") or ():
             stage = stage_of(module, stages)
             rows.append({**_model_fields(r), "input_size": _size(r), "module": module, "stage": stage,
                          "part": part_of(module, stage), "is_stage": module in stages, "macs": macs,

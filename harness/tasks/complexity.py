@@ -33,7 +33,8 @@ def execute(task: Task, ctx: TaskContext) -> dict[str, Any]:
         "macs_by_operator": macs.by_operator,
         "activations_by_operator": macs.activations_by_operator,
         "stages": list(macs.stages),
-        "modules": {name: [cost.macs, cost.activations] for name, cost in macs.modules.items()},
+        # a list, not a dict: records are written with sorted keys, and the model's order is part of the data
+        "modules": [[name, cost.macs, cost.activations] for name, cost in macs.modules.items()],
     }
     if spec.flop_crosscheck:
         flops = count_flops_torch(model, input_size=size)
