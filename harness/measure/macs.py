@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any
 
@@ -120,8 +120,9 @@ def _module_costs(names: set[str], macs: dict[str, int], acts: dict[str, int]) -
             for name, count in macs.items() if name in names and (count or acts.get(name, 0))}
 
 
-def count_macs(model: nn.Module, *, input_size: tuple[int, int, int]) -> MacCount:
-    """fvcore MACs and activations of one forward pass at batch 1 in eval mode, in total and per module."""
+def count_macs(model: nn.Module, *, input_size: tuple[int, int, int], breakdown: bool = False) -> MacCount:
+    """fvcore MACs of one forward pass at batch 1 in eval mode; with ``breakdown`` also the activations, in total,
+    per operator and per module (a second fvcore trace)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # fvcore imports torch.jit.script at import time
         from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
@@ -131,37 +132,24 @@ def count_macs(model: nn.Module, *, input_size: tuple[int, int, int]) -> MacCoun
     try:
         example = _example(input_size, model)
         flops = _analysed(FlopCountAnalysis, model, example)
-        acts = _analysed(ActivationCountAnalysis, model, example)
+        acts = _analysed(ActivationCountAnalysis, model, example) if breakdown else None
     finally:
         model.train(was_training)
-    stages = stage_names(model)
-    return MacCount(
+    count = MacCount(
         macs=int(flops.total()),
         counter="fvcore",
         counter_version=_version("fvcore"),
         convention=CONVENTION,
         uncounted_ops={str(k): int(v) for k, v in sorted(flops.unsupported_ops().items())},
         by_operator={str(k): int(v) for k, v in sorted(flops.by_operator().items())},
+    )
+    if acts is None:
+        return count
+    stages = stage_names(model)
+    return replace(
+        count,
         activations=int(acts.total()),
         activations_by_operator={str(k): int(v) for k, v in sorted(acts.by_operator().items())},
         stages=stages,
         modules=_module_costs(_recorded(model, stages), flops.by_module(), acts.by_module()),
-    )
-
-
-def count_flops_torch(model: nn.Module, *, input_size: tuple[int, int, int]) -> FlopCount:
-    """FLOPs from ``torch.utils.flop_counter.FlopCounterMode`` (2 per multiply-add, conv/matmul only)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(_example(input_size, model))
-    finally:
-        model.train(was_training)
-    return FlopCount(
-        flops=int(counter.get_total_flops()),
-        counter="torch.utils.flop_counter",
-        counter_version=torch.__version__,
     )

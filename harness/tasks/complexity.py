@@ -16,7 +16,7 @@ def execute(task: Task, ctx: TaskContext) -> dict[str, Any]:
     model = build(task.model)
     size = input_size_of(task.model, spec.input_size)
     params = count_params(model)
-    macs = count_macs(model, input_size=size)
+    macs = count_macs(model, input_size=size, breakdown=True)
     record: dict[str, Any] = {
         "params": params.params,
         "params_trainable": params.params_trainable,

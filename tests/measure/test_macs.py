@@ -35,7 +35,7 @@ def counts():
     # two blocks in the second stage keep the three traces fast; the block structure is the paper's
     models = {name: create_model(name, width=0.25, num_classes=10, layers=[1, 2, 1, 1])
               for name in ("resnext50", "senet50", "sknet50")}
-    return {name: (model, count_macs(model, input_size=SIZE)) for name, model in models.items()}
+    return {name: (model, count_macs(model, input_size=SIZE, breakdown=True)) for name, model in models.items()}
 
 
 def test_activations_are_the_conv_and_linear_outputs(counts):
@@ -62,6 +62,12 @@ def test_sk_branches_double_the_middle_activations_and_se_adds_almost_nothing(co
     assert sk[f"{block}.conv2"].activations == 2 * mid + fc and fc < mid / 10
     assert se[f"{block}.post"].activations < rx[f"{block}.conv3"].activations / 10
     assert f"{block}.conv2.paths.0.0" not in sk  # conv-inside-ConvBnAct is below the recorded depth
+
+
+def test_without_breakdown_only_macs_are_counted(counts):
+    model, full = counts["sknet50"]
+    plain = count_macs(model, input_size=SIZE)
+    assert plain.macs == full.macs and plain.activations is None and plain.modules == {}
 
 
 def test_stage_names_of_a_timm_resnet():
