@@ -153,3 +153,21 @@ def count_macs(model: nn.Module, *, input_size: tuple[int, int, int], breakdown:
         stages=stages,
         modules=_module_costs(_recorded(model, stages), flops.by_module(), acts.by_module()),
     )
+
+
+def count_flops_torch(model: nn.Module, *, input_size: tuple[int, int, int]) -> FlopCount:
+    """FLOPs from ``torch.utils.flop_counter.FlopCounterMode`` (2 per multiply-add, conv/matmul only)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(_example(input_size, model))
+    finally:
+        model.train(was_training)
+    return FlopCount(
+        flops=int(counter.get_total_flops()),
+        counter="torch.utils.flop_counter",
+        counter_version=torch.__version__,
+    )

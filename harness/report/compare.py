@@ -148,13 +148,12 @@ def timing_tables(runs: list[RunData], names: list[str], kind: str) -> tuple[lis
                 cost = _cost(e.row)
                 rows.append({"model": e.bench.label, "run": names[i], "device": e.bench.fields["device"],
                              "threads": e.row["threads"], unit: _measure(kind, e.row),
-                             f"÷ {names[first.run]}": with_ci(ratio.value, ratio.low, ratio.high) if ratio else None,
+                             "÷ first run": with_ci(ratio.value, ratio.low, ratio.high) if ratio else None,
                              "plain": e.row["plain"],
                              "time ÷ plain (95% CI)": with_ci(cost.value, cost.low, cost.high) if cost else None,
                              "MACs ÷ plain": num(e.row["macs_ratio_plain"], 3)
                              if e.row["macs_ratio_plain"] == e.row["macs_ratio_plain"] else None})
-        table = pd.DataFrame(rows).rename(columns=lambda c: "÷ first run" if c.startswith("÷ #") else c)
-        lines += [f"### {title}", "", *frame_table(table, align="lllrrrlrr"), ""]
+        lines += [f"### {title}", "", *frame_table(pd.DataFrame(rows), align="lllrrrlrr"), ""]
         plot_data[title] = benches
     return lines, plot_data
 

@@ -215,7 +215,8 @@ def cost_section(run: RunData, assets: Path, stem: str) -> list[str]:
              "both, so its extra time may follow its activations rather than its MACs.", ""]
     for plain, variants in families.items():
         mine = [(m, h, rows[rows["label"].isin([plain, *[v["label"] for v in variants]])]) for m, h, rows in timing]
-        lines += [f"### {' / '.join(v['label'] for v in variants)} over {plain}", "",
+        names = " / ".join(v["label"] for v in variants) if len(variants) <= 3 else f"{len(variants)} variants"
+        lines += [f"### {names} over {plain}", "",
                   *_overhead_table(variants, mine), ""]
         verdicts = [line for v in variants for line in _verdict(v, mine)]
         lines += [*verdicts, ""] if verdicts else []
