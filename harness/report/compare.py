@@ -193,7 +193,24 @@ def _interval(kind: str, row: pd.Series) -> plots.Interval | None:
     return plots.Interval.of(row["p50_ms"], row["ci_low_ms"], row["ci_high_ms"])
 
 
+# What tells runs apart in a legend, when it differs between them.
+_DISTINCT = (("run_device", "{}"), ("gpu_name", "{}"), ("cpu_model", "{}"), ("torch", "torch {}"),
+             ("torch_threads", "{} threads"))
+
+
+def legend_names(runs: list[RunData], names: list[str]) -> list[str]:
+    """``#1 (1 threads)``: each run's name with the environment fields that differ between the runs."""
+    envs = [environment_columns(r.manifest) for r in runs]
+    differing = [(f, fmt) for f, fmt in _DISTINCT if len({str(e.get(f)) for e in envs}) > 1]
+    out = []
+    for name, env in zip(names, envs, strict=True):
+        detail = ", ".join(fmt.format(env.get(f)) for f, fmt in differing)
+        out.append(f"{name} ({detail})" if detail else name)
+    return out
+
+
 def _plot(names: list[str], plot_data: dict[str, Any], path: Path) -> Path | None:
+    """``names``: the legend's name of each run."""
     panels = []
     for title, benches in plot_data.items():
         kind = benches[0][min(benches[0])].bench.kind
@@ -243,7 +260,7 @@ def render_compare(run_dirs: list[Path], *, out: Path | None = None, reports_roo
                   *timing]
     lines += overhead_table(runs, names, plot_data)
     out.parent.mkdir(parents=True, exist_ok=True)
-    path = _plot(names, plot_data, out.parent / f"{out.stem}.png")
+    path = _plot(legend_names(runs, names), plot_data, out.parent / f"{out.stem}.png")
     if path is not None:
         lines += [f"![runs compared]({path.name})", ""]
     write_text_atomic(out, "\n".join(lines).rstrip() + "\n")

@@ -103,6 +103,10 @@ def _overhead_table(variants: list[pd.Series], timing: list[tuple[str, str, pd.D
     return frame_table(pd.DataFrame(rows).dropna(axis="columns", how="all"))
 
 
+def _relation(cost: plots.Interval, ratio: float) -> str:
+    return "above" if cost.low > ratio else "below" if cost.high < ratio else "consistent with"
+
+
 def _verdict(v: pd.Series, timing: list[tuple[str, str, pd.DataFrame]]) -> list[str]:
     macs, acts = v["macs_ratio_plain"], v["activations_ratio_plain"]
     lines = []
@@ -111,11 +115,9 @@ def _verdict(v: pd.Series, timing: list[tuple[str, str, pd.DataFrame]]) -> list[
         cost = _cost(match.iloc[0]) if len(match) else None
         if cost is None:
             continue
-        where = ("above" if cost.low > macs else "below" if cost.high < macs else "consistent with") + " the MACs'"
-        if _present(acts) and abs(acts - macs) >= 0.02:  # otherwise "closer to" one of them means nothing
-            near = "closer to the activations'" if abs(cost.value - acts) < abs(cost.value - macs) else \
-                "closer to the MACs'"
-            where += f" and {near}"
+        where = f"{_relation(cost, macs)} the MACs ratio"
+        if _present(acts) and abs(acts - macs) >= 0.02:  # otherwise the two say the same
+            where += f" and {_relation(cost, acts)} the activations ratio"
         versus = f"MACs {_pct(macs)}" + (f", activations {_pct(acts)}" if _present(acts) else "")
         ci = f"95% CI {_pct(cost.low)} to {_pct(cost.high)}" if cost.low < cost.high else \
             "no CI: fewer than 3 samples"

@@ -112,6 +112,12 @@ def _series(runs: list[RunData], metric: str) -> dict[str, dict[str, list[plots.
     return {title: dict(series.values()) for title, series in out.items()}
 
 
+def _x_label(number: int, run: RunData) -> str:
+    env = environment_columns(run.manifest)
+    when = str(env["created_utc"] or "")[5:16].replace("T", " ")
+    return f"#{number} {when} {(env['git_commit'] or '')[:7]}".strip()
+
+
 def _run_rows(runs: list[RunData], numbers: list[int]) -> list[dict[str, Any]]:
     rows = []
     for number, run in zip(numbers, runs, strict=True):
@@ -181,7 +187,7 @@ def render_history(suite_dir: Path, *, metric: str = "p50", threshold_pct: float
         for title, series in _series(mine, metric).items():
             part, steps = _group(title, series, mine, numbers, metric, threshold_pct)
             lines += part
-            labels = [f"#{n} {r.path.name[:15]}" for n, r in zip(numbers, mine, strict=True)]
+            labels = [_x_label(n, r) for n, r in zip(numbers, mine, strict=True)]
             panels.append({"x_labels": labels, "series": series, "steps": steps, "ylabel": UNITS[metric],
                            "title": f"{machine}\n{title}"})
     if panels:

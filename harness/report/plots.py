@@ -98,7 +98,12 @@ def overhead_bars(ax: Any, labels: Sequence[str], cost: Sequence[Interval], *, m
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=9)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    _legend_below(ax)
+
+
+def _legend_below(ax: Any) -> None:
+    """The legend under the axes, so it never covers a bar or its error bar."""
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False)
 
 
 def grouped_bars(ax: Any, categories: Sequence[str], series: dict[str, Sequence[Interval | None]], *,
@@ -126,7 +131,7 @@ def grouped_bars(ax: Any, categories: Sequence[str], series: dict[str, Sequence[
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=9)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    _legend_below(ax)
 
 
 # Where a label may go around its point, in pixels (x, y); tried in order, then farther out with a leader line.
@@ -193,6 +198,10 @@ def trend(ax: Any, x_labels: Sequence[str], series: dict[str, Sequence[Interval 
             ax.scatter(marked, [points[i].value for i in marked], s=160, facecolors="none",
                        edgecolors=line[0].get_color(), linewidths=1.5, zorder=5)
     ax.set_xticks(x, x_labels, rotation=30, ha="right", fontsize=7)
+    values = [p.value for points in series.values() for p in points if p is not None and p.value > 0]
+    if values and max(values) / min(values) > 10:  # a step of 10× or more would flatten everything else
+        ax.set_yscale("log")
+        ylabel += " (log scale)"
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)

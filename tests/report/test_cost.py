@@ -45,8 +45,10 @@ def test_where_the_extra_cost_goes(tmp_path):
     latency_ratio = float(overhead[4].split()[0])
     assert abs(latency_ratio - 1.28) < 0.01 and "(" in overhead[4]
     assert "- sknet50 (batch 1 · fp32 · cpu): latency +2" in text
-    assert "above the MACs' and closer to the activations'." in text  # +28% vs +5.0% MACs, +29.7% activations
-    assert "- senet50 (batch 1 · fp32 · cpu): latency +1." in text and "consistent with the MACs'" not in text
+    # +28% (CI about ±1%) vs +5.0% MACs and +29.7% activations
+    assert "latency +2" in text and ": above the MACs ratio and below the activations ratio." in text
+    senet = next(x for x in text.splitlines() if x.startswith("- senet50 (batch 1"))
+    assert senet.startswith("- senet50 (batch 1 · fp32 · cpu): latency +1.") and "above the MACs ratio." in senet
     stage = _row(text, "Per stage", "stages.0")
     assert stage[1:3] == ["1000.0", "100.00"] and stage[3:7] == ["+1.0 (100%)", "0", "+50.0 (100%)", "+30.00 (100%)"]
     assert _row(text, "Per stage", "stem")[1:] == ["10.0", "1.00", "0", "0", "0", "0"]
