@@ -118,13 +118,6 @@ def _measure(kind: str, row: pd.Series) -> str:
     return with_ci(row["p50_ms"], row["ci_low_ms"], row["ci_high_ms"], digits=2)
 
 
-def _cost(row: pd.Series) -> plots.Interval | None:
-    r = plots.Interval.of(row.get("ratio_plain"), row.get("ratio_plain_ci_low"), row.get("ratio_plain_ci_high"))
-    if r is None or row["kind"] not in S.LOOP_KINDS:
-        return r
-    return plots.Interval(1.0 / r.value, 1.0 / r.high, 1.0 / r.low)
-
-
 def _group_title(kind: str, entry: Entry) -> str:
     f = entry.bench.fields
     return f"{KIND_TITLES[kind]} · batch {f['batch_size']} · {entry.bench.mode}"
@@ -145,7 +138,7 @@ def timing_tables(runs: list[RunData], names: list[str], kind: str) -> tuple[lis
             first = entries[min(entries)]
             for i, e in sorted(entries.items()):
                 ratio = S.Ratio(1.0, 1.0, 1.0) if e is first else S.ratio(first.bench, e.bench)
-                cost = _cost(e.row)
+                cost = plots.time_ratio(e.row)
                 rows.append({"model": e.bench.label, "run": names[i], "device": e.bench.fields["device"],
                              "threads": e.row["threads"], unit: _measure(kind, e.row),
                              "÷ first run": with_ci(ratio.value, ratio.low, ratio.high) if ratio else None,
@@ -173,7 +166,7 @@ def overhead_table(runs: list[RunData], names: list[str], plot_data: dict[str, A
                    if first.row["activations_ratio_plain"] == first.row["activations_ratio_plain"]
                    and first.row["activations_ratio_plain"] is not None else None}
             for i, name in enumerate(names):
-                cost = _cost(entries[i].row) if i in entries else None
+                cost = plots.time_ratio(entries[i].row) if i in entries else None
                 row[f"{name} time ÷ plain"] = with_ci(cost.value, cost.low, cost.high) if cost else None
             rows.append(row)
         if rows:
@@ -220,7 +213,7 @@ def _plot(names: list[str], plot_data: dict[str, Any], path: Path) -> Path | Non
         panels.append({"title": title, "categories": labels, "series": series, "xlabel": f"{unit} (95% CI)"})
         variants = [e for e in benches if e[min(e)].row["plain"] == e[min(e)].row["plain"] and e[min(e)].row["plain"]]
         if variants:
-            cost = {n: [_cost(e[i].row) if i in e else None for e in variants] for i, n in enumerate(names)}
+            cost = {n: [plots.time_ratio(e[i].row) if i in e else None for e in variants] for i, n in enumerate(names)}
             panels.append({"title": f"{title}: time ÷ plain", "categories": [e[min(e)].bench.label for e in variants],
                            "series": cost, "reference": [e[min(e)].row["macs_ratio_plain"] for e in variants],
                            "baseline": 1.0, "xlabel": "time ÷ plain network (95% CI); red: MACs ratio"})
@@ -256,7 +249,8 @@ def render_compare(run_dirs: list[Path], *, out: Path | None = None, reports_roo
         lines += ["## Latency and throughput", "",
                   "Matched across runs by model, options, batch size, dtype, memory format and compile mode (the "
                   "gate's key without the device). Each value with its bootstrap 95% CI; \"÷ first run\": the ratio "
-                  "to the first run that has the benchmark (ratio of medians, or of images/s), with its CI.", "",
+                  "to the first run that has the benchmark (ratio of medians, or of images/s), with its CI. A value "
+                  "without an interval had fewer than 3 samples (loops) to resample.", "",
                   *timing]
     lines += overhead_table(runs, names, plot_data)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,6 @@ from harness.report import plots
 from harness.report.latency import groups
 from harness.report.markdown import frame_table, mb, num, with_ci
 from harness.results import RunData
-from harness.results.summaries import LOOP_KINDS
 
 TIMED = (("latency", "latency"), ("throughput", "time / image"), ("train_throughput", "train step time / image"))
 
@@ -32,14 +31,6 @@ def _timing(run: RunData) -> list[tuple[str, str, pd.DataFrame]]:
         for heading, rows in groups(run.frame(kind)):
             out.append((measure, heading, rows))
     return out
-
-
-def _cost(row: pd.Series) -> plots.Interval | None:
-    """Time ratio over the plain network (> 1: slower): latency ratio, or inverted images/s ratio."""
-    r = plots.Interval.of(row.get("ratio_plain"), row.get("ratio_plain_ci_low"), row.get("ratio_plain_ci_high"))
-    if r is None or row["kind"] not in LOOP_KINDS:
-        return r
-    return plots.Interval(1.0 / r.value, 1.0 / r.high, 1.0 / r.low)
 
 
 def _pct(ratio: float | None) -> str:
@@ -97,7 +88,7 @@ def _overhead_table(variants: list[pd.Series], timing: list[tuple[str, str, pd.D
                if _present(v["activations_ratio_plain"]) else None}
         for measure, heading, trows in timing:
             match = trows[trows["label"] == v["label"]]
-            cost = _cost(match.iloc[0]) if len(match) else None
+            cost = plots.time_ratio(match.iloc[0]) if len(match) else None
             row[f"{measure} ÷ plain ({heading})"] = with_ci(cost.value, cost.low, cost.high) if cost else None
         rows.append(row)
     return frame_table(pd.DataFrame(rows).dropna(axis="columns", how="all"))
@@ -112,7 +103,7 @@ def _verdict(v: pd.Series, timing: list[tuple[str, str, pd.DataFrame]]) -> list[
     lines = []
     for measure, heading, trows in timing:
         match = trows[trows["label"] == v["label"]]
-        cost = _cost(match.iloc[0]) if len(match) else None
+        cost = plots.time_ratio(match.iloc[0]) if len(match) else None
         if cost is None:
             continue
         where = f"{_relation(cost, macs)} the MACs ratio"
@@ -184,7 +175,7 @@ def _panels(families: dict[str, list[pd.Series]], timing: list[tuple[str, str, p
             shown = []
             for v in variants:
                 match = rows[rows["label"] == v["label"]]
-                cost = _cost(match.iloc[0]) if len(match) else None
+                cost = plots.time_ratio(match.iloc[0]) if len(match) else None
                 if cost is not None:
                     shown.append((v, cost))
             if shown:

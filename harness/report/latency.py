@@ -97,9 +97,9 @@ def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], 
     paper = paper_gmacs(run)
     lines = [f"## {title}", "",
              "Images per second over whole timed loops at a fixed batch (total images ÷ total loop time, rounds "
-             "pooled), measured separately from latency; 95% CI: bootstrap over loops. Ratios are of images/s "
-             "(below 1: slower). Achieved GMAC/s = our MACs per image × images/s; utilisation is against a large "
-             "matmul timed on this device in the same dtype.", ""]
+             "pooled), measured separately from latency; 95% CI: bootstrap over loops (none from fewer than 3 "
+             "loops). Ratios are of images/s (below 1: slower). Achieved GMAC/s = our MACs per image × images/s; "
+             "utilisation is against a large matmul timed on this device in the same dtype.", ""]
     panels = {}
     for heading, rows in groups(frame):
         cells = pd.DataFrame([{

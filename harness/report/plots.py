@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.results.summaries import LOOP_KINDS
+
 BAR = "tab:blue"
 REFERENCE = "tab:red"
 SECONDARY = "tab:orange"
@@ -33,6 +35,15 @@ class Interval:
         low = value if low is None or not math.isfinite(low) else low
         high = value if high is None or not math.isfinite(high) else high
         return cls(value, low, high)
+
+
+def time_ratio(row: Any) -> Interval | None:
+    """A frame row's time ratio over its plain network (> 1: slower), with its CI: the latency ratio, or the
+    inverted images/s ratio for throughput kinds."""
+    r = Interval.of(row.get("ratio_plain"), row.get("ratio_plain_ci_low"), row.get("ratio_plain_ci_high"))
+    if r is None or row["kind"] not in LOOP_KINDS:
+        return r
+    return Interval(1.0 / r.value, 1.0 / r.high, 1.0 / r.low)
 
 
 def figure(panels: int, *, width: float = 5.5, height: float = 4.0, columns: int | None = None) -> tuple[Any, list]:

@@ -38,9 +38,6 @@ class Ratio:
     low: float
     high: float
 
-    def inverse(self) -> Ratio:
-        return Ratio(1.0 / self.value, 1.0 / self.high, 1.0 / self.low)
-
 
 @dataclass(frozen=True)
 class Benchmark:
@@ -168,12 +165,6 @@ def ratio(base: Benchmark, other: Benchmark) -> Ratio | None:
     if not base.samples_ms.size or not other.samples_ms.size:
         return None
     return Ratio(*ratio_of_medians_ci(base.samples_ms, other.samples_ms))
-
-
-def cost_ratio(base: Benchmark, other: Benchmark) -> Ratio | None:
-    """Time ratio ``other`` ÷ ``base`` (> 1: slower): latency, or seconds per image for loop kinds."""
-    r = ratio(base, other)
-    return r.inverse() if r is not None and base.kind in LOOP_KINDS else r
 
 
 # --------------------------------------------------------------------------------------- plain counterpart

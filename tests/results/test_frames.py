@@ -4,7 +4,6 @@ de-duplication, plain counterparts from the registry, environment columns, conca
 from __future__ import annotations
 
 import math
-import re
 import statistics
 from pathlib import Path
 
@@ -133,9 +132,12 @@ def test_load_runs_concatenates_with_run_ids(tmp_path):
     assert len(runs) == 2 and list(frame["run_id"]) == ["a", "b"] and list(frame["p50_ms"]) == [2.0, 5.0]
 
 
-def _report_rows(heading: str) -> dict[str, list[str]]:
-    report = (ROOT / "reports" / "sknet_vs_senet" / f"{DEFAULT_RUN.name}.md").read_text()
-    block = report.split("## Latency", 1)[1].split(heading, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+COMMITTED = sorted(p for p in (ROOT / "results").glob("*/*") if (p / "manifest.json").is_file())
+
+
+def _report_rows(run_dir: Path, section: str, heading: str) -> dict[str, list[str]]:
+    report = (ROOT / "reports" / run_dir.parent.name / f"{run_dir.name}.md").read_text()
+    block = report.split(section, 1)[1].split(heading, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
     rows = {}
     for line in block.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -144,16 +146,37 @@ def _report_rows(heading: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_latency_frame_reproduces_the_committed_reports_latency_table():
+def _ratio_cell(f: pd.Series) -> str:
+    if f["ratio_base_ci_low"] == f["ratio_base_ci_high"]:  # itself, or too few samples: no interval
+        return f"{f['ratio_base']:.3f}"
+    return f"{f['ratio_base']:.3f} ({f['ratio_base_ci_low']:.3f}–{f['ratio_base_ci_high']:.3f})"
+
+
+def test_latency_frame_reproduces_the_committed_default_reports_latency_table():
     frame = load_run(DEFAULT_RUN).frame("latency").set_index("label")
-    rows = _report_rows("### batch 1 · fp32 · cpu")
-    assert set(rows) == set(frame.index)
+    rows = _report_rows(DEFAULT_RUN, "## Latency", "### batch 1 · fp32 · cpu")
+    assert set(rows) == set(frame.index) == {"resnext50", "senet50", "sknet50", "timm:skresnext50_32x4d"}
     for label, cells in rows.items():
         f = frame.loc[label]
         assert cells[1:4] == [str(f["n"]), str(f["rounds"]), f"{f['p50_ms']:.2f}"]
         assert cells[4] == f"{f['p90_ms']:.2f}" and cells[5] == "–"  # p99 below 100 samples
         assert cells[6] == f"{f['ci_low_ms']:.2f}–{f['ci_high_ms']:.2f}" and cells[7] == f"{f['cv'] * 100:.1f}%"
-        ratio = re.match(r"([\d.]+)", cells[8]).group(1)
-        assert ratio == f"{f['ratio_base']:.3f}"
-        if f["ratio_base"] != 1.0:
-            assert cells[8] == f"{f['ratio_base']:.3f} ({f['ratio_base_ci_low']:.3f}–{f['ratio_base_ci_high']:.3f})"
+        assert cells[8] == _ratio_cell(f)
+
+
+@pytest.mark.parametrize("run_dir", COMMITTED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_timing_frames_equal_every_committed_reports_tables(run_dir):
+    run = load_run(run_dir)
+    for kind, section in (("latency", "## Latency"), ("throughput", "## Throughput (inference)")):
+        frame = run.frame(kind)
+        for (bs, mode, device), rows in frame.groupby(["batch_size", "mode", "device"]):
+            cells = _report_rows(run_dir, section, f"### batch {bs} · {mode} · {device}")
+            assert set(cells) == set(rows["label"])
+            for _, f in rows.iterrows():
+                row = cells[f["label"]]
+                if kind == "latency":
+                    p99 = "–" if f["n"] < P99_MIN_SAMPLES else f"{f['p99_ms']:.2f}"
+                    assert row[3:6] == [f"{f['p50_ms']:.2f}", f"{f['p90_ms']:.2f}", p99] and row[8] == _ratio_cell(f)
+                else:
+                    assert row[1:4] == [f"{f['img_s']:.1f}", f"{f['img_s_ci_low']:.1f}–{f['img_s_ci_high']:.1f}",
+                                        _ratio_cell(f)]
