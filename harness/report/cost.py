@@ -42,7 +42,7 @@ def _pct(ratio: float | None) -> str:
 
 def memory_section(run: RunData) -> list[str]:
     blocks = []
-    for measure, heading, rows in _timing(run):
+    for _, heading, rows in _timing(run):
         if not rows["iter_peak_mem_bytes"].map(_present).any():
             continue
         method = rows["mem_method"].dropna().iloc[0] if rows["mem_method"].notna().any() else "–"
@@ -54,7 +54,9 @@ def memory_section(run: RunData) -> list[str]:
             "÷ plain": num(r["iter_peak_mem_ratio_plain"], 3) if _present(r["iter_peak_mem_ratio_plain"]) else None,
             "process RSS peak MiB" if "rss" in method else "allocator peak MiB": mb(r["peak_mem_bytes"]),
         } for _, r in rows.iterrows()])
-        blocks += [f"### {measure} · {heading}", "", *frame_table(cells, align="lrrlrr"), ""]
+        what = {"latency": "latency task", "throughput": "throughput task", "train_throughput": "training step"}
+        blocks += [f"### {what.get(rows['kind'].iloc[0], rows['kind'].iloc[0])} · {heading}", "",
+                   *frame_table(cells, align="lrrlrr"), ""]
     if not blocks:
         return []
     return ["## Memory", "",
