@@ -180,3 +180,22 @@ def test_timing_frames_equal_every_committed_reports_tables(run_dir):
                 else:
                     assert row[1:4] == [f"{f['img_s']:.1f}", f"{f['img_s_ci_low']:.1f}–{f['img_s_ci_high']:.1f}",
                                         _ratio_cell(f)]
+
+
+def test_training_frames_have_a_row_per_epoch_and_per_seed(tmp_path):
+    def epoch(seed: int, n: int) -> dict:
+        return {"task_id": f"train:sk:seed{seed}", "kind": "train_epoch", "status": "ok", "model": "sknet29",
+                "label": "sk", "options": {}, "seed": seed, "epoch": n, "train_loss": 1.0 / n, "test_acc": 0.5 + n / 10,
+                "lr": 0.1, "img_per_s": 100.0, "wall_s": 2.0, "train_wall_s": 1.5, "dataset": "cifar10",
+                "synthetic": True, "device": "cpu"}
+
+    final = {"task_id": "train:sk:seed0", "kind": "train", "status": "ok", "model": "sknet29", "label": "sk",
+             "options": {}, "seed": 0, "epochs": 2, "top1_err": 30.0, "train_time_s": 4.0, "params": 10, "macs": 20,
+             "num_classes": 10, "dataset": "cifar10", "synthetic": True, "device": "cpu",
+             "distributed": {"world_size": 2, "backend": "gloo"}}
+    records = [epoch(0, 1), epoch(0, 2), epoch(1, 1), epoch(0, 2), final]  # epoch 2 of seed 0 recorded twice
+    run = load_run(write_run(tmp_path / "s" / "r1", records, MANIFEST))
+    epochs = run.frame("train_epoch")
+    assert list(zip(epochs["seed"], epochs["epoch"], strict=True)) == [(0, 1), (1, 1), (0, 2)]
+    train = run.frame("train").iloc[0]
+    assert (train["top1_err"], train["world_size"], train["synthetic"]) == (30.0, 2, True)
