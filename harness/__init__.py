@@ -18,6 +18,7 @@ _API = {
     "list_models": "harness.models.registry",
     "load_suite": "harness.config",
     "load_run": "harness.results",
+    "load_runs": "harness.results",
     "run_suite": "harness.runner",
     "RunOptions": "harness.runner",
 }
@@ -27,6 +28,7 @@ __all__ = [
     "create_model",
     "list_models",
     "load_run",
+    "load_runs",
     "load_suite",
     "register_model",
     "run_suite",
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from harness.config import load_suite
     from harness.errors import HarnessError
     from harness.models.registry import create_model, list_models, register_model
-    from harness.results import load_run
+    from harness.results import load_run, load_runs
     from harness.runner import RunOptions, run_suite
 
 

@@ -1,7 +1,8 @@
 """Command line: the only place that prints or exits.
 
 ``build_parser`` knows every command: one module per group registers its subcommands (``run``: run, report,
-merge; ``gate``: baseline, check; ``models``: list; ``data``: make-fake-cifar). Command modules import
+merge; ``gate``: baseline, check; ``models``: list; ``data``: make-fake-cifar; ``results``: export, compare,
+history). Command modules import
 nothing heavy at module level, so ``--help`` and argument errors never import torch.
 
 stdout carries results (run dir and report paths, model lists, check verdicts); progress and log messages go
@@ -21,13 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from harness.cli import data, gate, models, run
+from harness.cli import data, gate, models, results, run
 from harness.errors import HarnessError, RunStopped
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-COMMAND_GROUPS = (run, gate, models, data)
+COMMAND_GROUPS = (run, gate, models, data, results)
 
 
 class HarnessArgumentParser(argparse.ArgumentParser):

@@ -19,7 +19,9 @@ class LatencyResult:
     device: str
     mode: Mode
     threads: int
-    peak_mem_bytes: int
+    peak_mem_bytes: int  # CUDA: allocator peak of the timed loop; CPU: process RSS peak (harness.measure.memory)
+    iter_peak_mem_bytes: int  # the most one iteration allocated above what was held when it began
+    mem_method: str
     timer: str
     wall_s: float
     cudnn_benchmark: bool
@@ -45,6 +47,8 @@ class LatencyResult:
             "warmup_ms": list(self.warmup_ms),
             "threads": self.threads,
             "peak_mem_bytes": self.peak_mem_bytes,
+            "iter_peak_mem_bytes": self.iter_peak_mem_bytes,
+            "mem_method": self.mem_method,
             "timer": self.timer,
             "round": self.round,
             "cudnn_benchmark": self.cudnn_benchmark,

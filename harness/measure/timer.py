@@ -25,7 +25,7 @@ from torch import nn
 from harness.environment import current_backend_flags
 from harness.errors import MeasurementError
 from harness.measure.device import TrainStep, autocast, check_mode, oom_error, synchronize, translating_errors
-from harness.measure.memory import PeakMemory
+from harness.measure.memory import MemoryUse, PeakMemory
 from harness.measure.mode import Mode
 from harness.measure.results import LatencyResult, ThroughputResult
 from harness.measure.sampling import SampleWindow, TimingConfig, gc_paused, repeat_until
@@ -163,7 +163,13 @@ class Benchmark:
 
     # -- results ------------------------------------------------------------------------------------
 
-    def _result_fields(self, *, warmup_ms: tuple[float, ...], wall_s: float, round_index: int) -> dict[str, Any]:
+    def _memory(self) -> MemoryUse:
+        """Peak memory of the loop just timed (CUDA), or of one extra untimed iteration (CPU; see ``memory``)."""
+        with self._running():
+            return self.memory.measure(self.step)
+
+    def _result_fields(self, *, warmup_ms: tuple[float, ...], wall_s: float, round_index: int,
+                       memory: MemoryUse) -> dict[str, Any]:
         flags = current_backend_flags()
         return {
             "warmup_ms": warmup_ms,
@@ -171,7 +177,9 @@ class Benchmark:
             "device": str(self.device),
             "mode": self.mode,
             "threads": torch.get_num_threads(),
-            "peak_mem_bytes": self.memory.peak_bytes(),
+            "peak_mem_bytes": memory.peak_bytes,
+            "iter_peak_mem_bytes": memory.iteration_peak_bytes,
+            "mem_method": memory.method,
             "timer": self.timer,
             "wall_s": wall_s,
             "cudnn_benchmark": flags["cudnn_benchmark"],
@@ -186,8 +194,9 @@ class Benchmark:
         start = time.perf_counter()
         self.memory.reset()
         samples_ms = self.sample(window)
-        fields = self._result_fields(warmup_ms=tuple(warmup_ms), wall_s=time.perf_counter() - start,
-                                     round_index=round_index)
+        wall_s = time.perf_counter() - start
+        fields = self._result_fields(warmup_ms=tuple(warmup_ms), wall_s=wall_s, round_index=round_index,
+                                     memory=self._memory())
         return LatencyResult(samples_ms=tuple(samples_ms), **fields)
 
     def throughput(self, window: TimingConfig | SampleWindow, *, iters_per_loop: int | None = None,
@@ -200,8 +209,9 @@ class Benchmark:
         start = time.perf_counter()
         self.memory.reset()
         loop_s = self.loops(window, iters_per_loop=iters_per_loop)
-        fields = self._result_fields(warmup_ms=tuple(warmup_ms), wall_s=time.perf_counter() - start,
-                                     round_index=round_index)
+        wall_s = time.perf_counter() - start
+        fields = self._result_fields(warmup_ms=tuple(warmup_ms), wall_s=wall_s, round_index=round_index,
+                                     memory=self._memory())
         return ThroughputResult(
             samples_ms=tuple(s * 1e3 / iters_per_loop for s in loop_s),
             loop_samples_s=tuple(loop_s),

@@ -1,4 +1,5 @@
-"""Complexity section: every paper table beside our params and MACs, with Δ% and ✓/✗."""
+"""Complexity section: every paper table beside our params and MACs, with Δ% and ✓/✗; every model's counts
+(fvcore MACs and activations, the FlopCounterMode cross-check); a params-vs-GMACs plot."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from harness.fileio import canonical_json
 from harness.paper import TABLE5_GAP, PaperRow, all_rows
-from harness.report.markdown import BAD, OK, delta_pct, num, pct, table
+from harness.report import plots
+from harness.report.markdown import BAD, OK, delta_pct, frame_table, num, pct
 from harness.results import RunData
 
 log = logging.getLogger(__name__)
@@ -72,7 +76,8 @@ def _table_row(m: Match) -> list[Any]:
 
 def _table_block(name: str, group: list[Match]) -> list[str]:
     shown = [m for m in group if m.record or not m.row.model]
-    lines = [f"### {name}", "", *table(HEADERS, [_table_row(m) for m in shown], align="llrrrrrrc"), ""]
+    rows = pd.DataFrame([_table_row(m) for m in shown], columns=HEADERS)
+    lines = [f"### {name}", "", *frame_table(rows, align="llrrrrrrc"), ""]
     unbuilt = sorted({m.row.note for m in shown if not m.record and m.row.note})
     lines += [f"¹ {note}." for note in unbuilt]
     lines += [f"- {m.row.row}: {m.row.note}" for m in group if m.record and m.row.note]
@@ -117,7 +122,7 @@ def section(run: RunData, assets: Path, stem: str) -> list[str]:
     if "P Table 5" in shown_tables:
         lines += [TABLE5_GAP, ""]
     lines += _others(records, matches)
-    lines += _crosscheck(records)
+    lines += _counts(run)
     lines += _uncounted(records)
     plot = _plot(records, matches, assets / f"{stem}_complexity.png")
     if plot is not None:
@@ -130,25 +135,33 @@ def _others(records: list[dict[str, Any]], matches: list[Match]) -> list[str]:
     rest = [r for r in records if id(r) not in matched]
     if not rest:
         return []
-    rows = [[r["label"], r["model"], num(r["params"] / 1e6, 3), num(r["macs"] / 1e9, 3),
-             "×".join(map(str, r["input_size"]))] for r in rest]
-    return ["### Models without a paper row", "",
-            *table(["model", "registry name", "#P (M)", "GMACs", "input"], rows), ""]
+    rows = pd.DataFrame([[r["label"], r["model"], num(r["params"] / 1e6, 3), num(r["macs"] / 1e9, 3),
+                          "×".join(map(str, r["input_size"]))] for r in rest],
+                        columns=["model", "registry name", "#P (M)", "GMACs", "input"])
+    return ["### Models without a paper row", "", *frame_table(rows, align="llrrr"), ""]
 
 
-def _crosscheck(records: list[dict[str, Any]]) -> list[str]:
-    rows = []
-    for r in records:
-        fc = r.get("flop_counter")
-        if fc:
-            half = fc["flops"] / 2
-            rows.append([r["label"], num(r["macs"] / 1e9, 4), num(half / 1e9, 4), pct(delta_pct(half, r["macs"]))])
-    if not rows:
-        return []
-    return ["### Counter cross-check", "",
-            "`torch.utils.flop_counter.FlopCounterMode` FLOPs ÷ 2 beside fvcore MACs. FlopCounterMode counts "
-            "convolutions and matmuls only (no batch-norm, no pooling), so it sits slightly below fvcore.", "",
-            *table(["model", "fvcore GMACs", "FlopCounterMode GFLOPs ÷ 2", "difference"], rows), ""]
+def _scaled(value: Any, scale: float, digits: int) -> str | None:
+    return None if value is None or value != value else num(value / scale, digits)
+
+
+def _counts(run: RunData) -> list[str]:
+    """Every model's counts: params, fvcore MACs and activations, and the FlopCounterMode cross-check."""
+    f = run.frame("complexity")
+    half = pd.to_numeric(f["flops_torch"], errors="coerce") / 2
+    rows = pd.DataFrame({
+        "model": f["label"], "#P (M)": [_scaled(v, 1e6, 3) for v in f["params"]],
+        "fvcore GMACs": [_scaled(v, 1e9, 4) for v in f["macs"]],
+        "FlopCounterMode GFLOPs ÷ 2": [_scaled(v, 1e9, 4) for v in half],
+        "difference": [pct(delta_pct(h, m)) if h == h else None for h, m in zip(half, f["macs"], strict=True)],
+        "activations (M)": [_scaled(v, 1e6, 2) for v in f["activations"]],
+    })
+    return ["### Counts of every model", "",
+            "fvcore MACs beside `torch.utils.flop_counter.FlopCounterMode` FLOPs ÷ 2 (it counts convolutions and "
+            "matmuls only — no batch-norm, no pooling — so it sits slightly below fvcore), and fvcore's activations: "
+            "the elements written by conv and linear layers in one forward pass at batch 1 (not BN, ReLU or "
+            "elementwise outputs) — the feature maps a network reads and writes, which cost time that MACs do not "
+            "show.", "", *frame_table(rows), ""]
 
 
 def _uncounted(records: list[dict[str, Any]]) -> list[str]:
@@ -165,36 +178,40 @@ def _uncounted(records: list[dict[str, Any]]) -> list[str]:
 
 
 def _plot(records: list[dict[str, Any]], matches: list[Match], path: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     sizes = list(dict.fromkeys(tuple(r["input_size"]) for r in records))
-    fig, axes = plt.subplots(1, len(sizes), figsize=(6.5 * len(sizes), 5), squeeze=False)
-    for ax, size in zip(axes[0], sizes, strict=True):
+    fig, axes = plots.figure(len(sizes), width=6.5, height=5.0)
+    for ax, size in zip(axes, sizes, strict=True):
         group = [r for r in records if tuple(r["input_size"]) == size]
         _scatter(ax, group, [m for m in matches if m.record in group])
         ax.set_title(f"input {'×'.join(map(str, size))}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.suptitle("Parameters vs. multiply-adds (filled: measured, hollow: paper)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    for ax, size in zip(axes, sizes, strict=True):
+        group = [r for r in records if tuple(r["input_size"]) == size]
+        _label(ax, group, [m for m in matches if m.record in group])
+    return plots.save(fig, path, layout=False)
+
+
+def _points(records: list[dict[str, Any]]) -> dict[tuple[float, float], list[str]]:
+    """(GMACs, params M) → labels; models with the same counts share a point and a label."""
+    points: dict[tuple[float, float], list[str]] = {}
+    for r in records:
+        points.setdefault((r["macs"] / 1e9, r["params"] / 1e6), []).append(r["label"])
+    return points
 
 
 def _scatter(ax: Any, records: list[dict[str, Any]], matches: list[Match]) -> None:
-    points: dict[tuple[float, float], list[str]] = {}
-    for r in records:
-        points.setdefault((round(r["macs"] / 1e9, 3), round(r["params"] / 1e6, 2)), []).append(r["label"])
-    for (x, y), labels in points.items():
-        ax.scatter(x, y, color="tab:blue", zorder=3)
-        text = labels[0] if len(labels) == 1 else f"{labels[0]} (+{len(labels) - 1})"
-        ax.annotate(text, (x, y), fontsize=7, xytext=(4, -3), textcoords="offset points")
+    for x, y in _points(records):
+        ax.scatter(x, y, color=plots.BAR, zorder=3)
     for m in matches:
         if m.row.params_m and m.row.gmacs:
-            ax.scatter(m.row.gmacs, m.row.params_m, facecolors="none", edgecolors="tab:red", s=60, zorder=2)
+            ax.scatter(m.row.gmacs, m.row.params_m, facecolors="none", edgecolors=plots.REFERENCE, s=60, zorder=2)
+    ax.margins(x=0.25, y=0.12)
     ax.set_xlabel("GMACs (paper: \"GFLOPs\")")
     ax.set_ylabel("parameters (M)")
     ax.grid(alpha=0.3)
+
+
+def _label(ax: Any, records: list[dict[str, Any]], matches: list[Match]) -> None:
+    paper = [(m.row.gmacs, m.row.params_m) for m in matches if m.row.params_m and m.row.gmacs]
+    plots.place_labels(ax, [(x, y, " = ".join(labels)) for (x, y), labels in _points(records).items()], avoid=paper)

@@ -1,203 +1,161 @@
-"""Latency and throughput sections: robust statistics from the raw samples, ratios to ResNeXt-50 beside
-the paper's compute ratio, achieved GMAC/s against the measured device peak, and a throughput plot."""
+"""Latency and throughput sections: the statistics of ``RunData.frame()`` (raw samples, rounds pooled), each
+model's ratio to the run's reference (ResNeXt-50 in Table 2 runs) and to its own plain counterpart with a
+bootstrap 95% CI, beside the compute ratios; achieved GMAC/s against the measured device peak; a plot of
+latency and throughput with their CIs as error bars."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.measure.mode import mode_label
-from harness.measure.stats import Summary, summarize
+import pandas as pd
+
+from harness.report import plots
 from harness.report.complexity import match_rows
-from harness.report.markdown import num, table
+from harness.report.markdown import frame_table, num, with_ci
 from harness.results import RunData
+from harness.results.summaries import P99_MIN_SAMPLES
 
-BASE_MODEL = "resnext50"
-
-
-def _mode(r: dict[str, Any]) -> str:
-    return mode_label(r.get("dtype", "fp32"), channels_last=r.get("channels_last"), compile=r.get("compile"))
+GROUP = ["batch_size", "mode", "device"]
 
 
-def _group(records: list[dict[str, Any]]) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
-    """(batch, mode, device) → records of every model, all rounds."""
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        groups[(r["batch_size"], _mode(r), r.get("device"))].append(r)
-    return groups
-
-
-def _by_model(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        out[r["label"]].append(r)
-    return out
-
-
-def _complexity(run: RunData) -> dict[str, dict[str, float | None]]:
-    """label → measured GMACs and paper GMACs (for the compute ratio)."""
-    out: dict[str, dict[str, float | None]] = {}
+def paper_gmacs(run: RunData) -> dict[str, float]:
+    """label → the GMACs of its SKNet-paper row (the paper's own compute ratios)."""
+    out: dict[str, float] = {}
     for m in match_rows(run.of_kind("complexity")):
-        if m.record is not None:
-            entry = out.setdefault(m.record["label"], {"macs": m.record["macs"], "paper_gmacs": None})
-            if entry["paper_gmacs"] is None and m.row.gmacs and m.row.table.startswith("P "):
-                entry["paper_gmacs"] = m.row.gmacs
-    for r in run.of_kind("complexity"):
-        out.setdefault(r["label"], {"macs": r["macs"], "paper_gmacs": None})
+        if m.record is not None and m.row.gmacs and m.row.table.startswith("P "):
+            out.setdefault(m.record["label"], m.row.gmacs)
     return out
 
 
-def _base_label(labels: list[str], records: list[dict[str, Any]]) -> str:
-    for r in records:
-        if r["model"] == BASE_MODEL and not r.get("options"):
-            return r["label"]
-    return labels[0]
+def groups(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(heading, rows) per batch size · mode · device, in a stable order."""
+    for (bs, mode, device), rows in frame.groupby(GROUP, sort=True, dropna=False):
+        yield f"batch {bs} · {mode} · {device}", rows
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b in (None, 0) else a / b
+def _paper_ratio(label: str, base: str, paper: dict[str, float]) -> str:
+    mine, ref = paper.get(label), paper.get(base)
+    return num(mine / ref, 3) if mine and ref else "–"
 
 
-def _compute_ratios(label: str, base: str, cx: dict[str, dict[str, float | None]]) -> tuple[str, str]:
-    mine, ref = cx.get(label, {}), cx.get(base, {})
-    ours = _ratio(mine.get("macs"), ref.get("macs"))
-    paper = _ratio(mine.get("paper_gmacs"), ref.get("paper_gmacs"))
-    return num(paper, 3), num(ours, 3)
+def _ratio_cells(row: pd.Series, paper: dict[str, float]) -> dict[str, Any]:
+    return {
+        f"÷ {row['base']}": with_ci(row["ratio_base"], row["ratio_base_ci_low"], row["ratio_base_ci_high"]),
+        "GMACs ratio (paper)": _paper_ratio(row["label"], row["base"], paper),
+        "GMACs ratio (ours)": num(row["macs_ratio_base"], 3) if row["macs_ratio_base"] == row["macs_ratio_base"]
+        else None,
+        "plain": row["plain"],
+        "÷ plain": with_ci(row["ratio_plain"], row["ratio_plain_ci_low"], row["ratio_plain_ci_high"]),
+        "MACs ÷ plain": num(row["macs_ratio_plain"], 3) if row["macs_ratio_plain"] == row["macs_ratio_plain"]
+        else None,
+    }
 
 
-def _seconds(records: list[dict[str, Any]]) -> float:
-    return sum(r.get("wall_s", 0.0) for r in records)
+def _name(row: pd.Series) -> str:
+    return row["label"] + (" ⚠" if row["unstable"] else "")
 
 
-def latency_section(run: RunData) -> list[str]:
-    records = run.of_kind("latency")
-    if not records:
-        return []
-    cx = _complexity(run)
+def latency_section(run: RunData) -> tuple[list[str], dict[str, pd.DataFrame]]:
+    frame = run.frame("latency")
+    if frame.empty:
+        return [], {}
+    paper = paper_gmacs(run)
     lines = ["## Latency", "",
              "Per-iteration samples (`model.eval()`, `torch.inference_mode()`), warmup excluded, rounds pooled. "
-             "CI: bootstrap 95% CI of the median. Ratio: p50 ÷ the ResNeXt-50 p50 of the same run; beside it the "
-             "compute ratio (GMACs ÷ ResNeXt-50's) from the paper and from our count.", ""]
-    unstable = []
-    for (bs, mode, device), group in sorted(_group(records).items(), key=lambda kv: str(kv[0])):
-        per_model = _by_model(group)
-        stats = {label: summarize([x for r in recs for x in r["samples_ms"]]) for label, recs in per_model.items()}
-        base = _base_label(list(per_model), group)
-        rows = []
-        for label, s in stats.items():
-            paper_ratio, our_ratio = _compute_ratios(label, base, cx)
-            flag = " ⚠" if s.unstable else ""
-            unstable += [label] if s.unstable else []
-            rounds = len(per_model[label])
-            rows.append([label + flag, s.n, rounds, num(s.median), num(s.p90), num(s.p99),
-                         f"{num(s.ci_low)}–{num(s.ci_high)}", f"{s.cv * 100:.1f}%",
-                         num(_ratio(s.median, stats[base].median), 3), paper_ratio, our_ratio,
-                         num(_seconds(per_model[label]), 1)])
-        lines += [f"### batch {bs} · {mode} · {device}", "",
-                  *table(["model", "n", "rounds", "p50 ms", "p90 ms", "p99 ms", "95% CI p50", "CV", "÷ ResNeXt-50",
-                          "GMACs ratio (paper)", "GMACs ratio (ours)", "timed s"], rows), ""]
+             "95% CI: bootstrap of the median. Ratios: p50 ÷ the p50 of the run's reference network and of each "
+             "model's plain counterpart (the network it adds attention to), with a bootstrap 95% CI; beside them the "
+             "compute ratios (GMACs ÷ the same network's) from the paper and from our count.", ""]
+    panels = {}
+    for heading, rows in groups(frame):
+        cells = pd.DataFrame([{
+            "model": _name(r), "n": r["n"], "rounds": r["rounds"], "p50 ms": num(r["p50_ms"]),
+            "p90 ms": num(r["p90_ms"]), "p99 ms": num(r["p99_ms"]) if r["p99_ms"] == r["p99_ms"] else None,
+            "95% CI p50": f"{num(r['ci_low_ms'])}–{num(r['ci_high_ms'])}", "CV": f"{r['cv'] * 100:.1f}%",
+            **_ratio_cells(r, paper), "timed s": num(r["timed_s"], 1)} for _, r in rows.iterrows()])
+        lines += [f"### {heading}", "", *frame_table(cells, align="lrrrrrrrrrrlrrr"), ""]
+        panels[f"latency · {heading}"] = rows
+    if (frame["n"] < P99_MIN_SAMPLES).any():
+        lines += [f"p99 is shown from {P99_MIN_SAMPLES} samples on: from fewer, the 99th percentile is the maximum "
+                  "or next to it, not an estimate (raise `min_samples` or `rounds` to get it).", ""]
+    unstable = sorted(set(frame.loc[frame["unstable"].astype(bool), "label"]))
     if unstable:
-        lines += [f"⚠ unstable (CV ≥ 10%): {', '.join(sorted(set(unstable)))} — the machine was noisy; "
-                  "treat these medians with care or rerun with more rounds.", ""]
-    return lines
+        lines += [f"⚠ unstable (CV ≥ 10%): {', '.join(unstable)} — the machine was noisy; treat these medians with "
+                  "care or rerun with more rounds.", ""]
+    return lines, panels
 
 
-def _pooled_rate(records: list[dict[str, Any]]) -> float:
-    images = sum(r["images"] for r in records)
-    seconds = sum(sum(r["loop_samples_s"]) for r in records)
-    return images / seconds if seconds > 0 else 0.0
-
-
-def _peak(run: RunData) -> dict[str, float]:
+def _peaks(run: RunData) -> dict[str, float]:
     return {r["dtype"]: r["peak_gmacs_per_s"] for r in run.of_kind("peak")}
 
 
-def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], dict[str, Any]]:
-    records = run.of_kind(kind)
-    if not records:
+def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], dict[str, pd.DataFrame]]:
+    frame = run.frame(kind)
+    if frame.empty:
         return [], {}
-    cx, peak = _complexity(run), _peak(run)
+    paper = paper_gmacs(run)
     lines = [f"## {title}", "",
              "Images per second over whole timed loops at a fixed batch (total images ÷ total loop time, rounds "
-             "pooled), measured separately from latency. Achieved GMAC/s = our MACs per image × images/s; "
+             "pooled), measured separately from latency; 95% CI: bootstrap over loops (none from fewer than 3 "
+             "loops). Ratios are of images/s (below 1: slower). Achieved GMAC/s = our MACs per image × images/s; "
              "utilisation is against a large matmul timed on this device in the same dtype.", ""]
-    plot_data: dict[str, Any] = {}
-    unstable: set[str] = set()
-    for (bs, mode, device), group in sorted(_group(records).items(), key=lambda kv: str(kv[0])):
-        per_model = _by_model(group)
-        rates = {label: _pooled_rate(recs) for label, recs in per_model.items()}
-        base = _base_label(list(per_model), group)
-        rows = []
-        for label, rate in rates.items():
-            loop_s = [s for r in per_model[label] for s in r["loop_samples_s"]]
-            spread: Summary | None = summarize(loop_s) if len(loop_s) >= 2 else None
-            if spread is not None and spread.unstable:
-                unstable.add(label)
-            macs = cx.get(label, {}).get("macs")
-            achieved = macs * rate / 1e9 if macs and kind == "throughput" else None
-            peak_val = peak.get(group[0].get("dtype", "fp32"))
-            util = f"{achieved / peak_val * 100:.0f}%" if achieved and peak_val else "–"
-            paper_ratio, _ = _compute_ratios(label, base, cx)
-            rows.append([label + (" ⚠" if label in unstable else ""), num(rate, 1),
-                         num(_ratio(rate, rates[base]), 3), paper_ratio, num(achieved, 1), util,
-                         f"{spread.cv * 100:.1f}%" if spread else "–", len(loop_s),
-                         num(_seconds(per_model[label]), 1)])
-        lines += [f"### batch {bs} · {mode} · {device}", "",
-                  *table(["model", "img/s", "÷ ResNeXt-50", "GMACs ratio (paper)", "GMAC/s", "of peak",
-                          "loop CV", "loops", "timed s"], rows), ""]
-        plot_data[f"batch {bs} · {mode} · {device}"] = rates
+    panels = {}
+    for heading, rows in groups(frame):
+        cells = pd.DataFrame([{
+            "model": _name(r), "img/s": num(r["img_s"], 1),
+            "95% CI": f"{num(r['img_s_ci_low'], 1)}–{num(r['img_s_ci_high'], 1)}", **_ratio_cells(r, paper),
+            "GMAC/s": num(r["gmac_s"], 1) if r["gmac_s"] == r["gmac_s"] else None,
+            "of peak": f"{r['util'] * 100:.0f}%" if r["util"] == r["util"] and r["util"] is not None else None,
+            "loop CV": f"{r['loop_cv'] * 100:.1f}%" if r["loop_cv"] == r["loop_cv"] else None,
+            "loops": r["loops"], "timed s": num(r["timed_s"], 1)} for _, r in rows.iterrows()])
+        cells = cells.drop(columns=["GMACs ratio (ours)"])
+        lines += [f"### {heading}", "", *frame_table(cells, align="lrrrrlrrrrrrr"), ""]
+        panels[f"{title.lower()} · {heading}"] = rows
+    peak = _peaks(run)
     if peak and kind == "throughput":
         lines += ["Device peak (matmul): " + ", ".join(f"{d}: {v:.1f} GMAC/s" for d, v in peak.items()), ""]
-    lines += _sk_comparison(plot_data, unstable)
-    return lines, plot_data
+    lines += _sk_comparison(frame)
+    return lines, panels
 
 
-def _sk_comparison(plot_data: dict[str, Any], unstable: set[str]) -> list[str]:
+def _sk_comparison(frame: pd.DataFrame) -> list[str]:
     lines = []
-    for key, rates in plot_data.items():
-        ours, timm = rates.get("sknet50"), rates.get("timm:skresnext50_32x4d")
-        if ours and timm:
-            noisy = {"sknet50", "timm:skresnext50_32x4d"} & unstable
-            caveat = (f" — but {', '.join(sorted(noisy))} was unstable in this run; "
-                      "`benchmarks/sk_speed.py` measures the ratio over interleaved rounds") if noisy else ""
-            lines.append(f"- {key}: our `sknet50` runs at **{ours / timm:.3f}×** the throughput of timm's "
-                         f"`skresnext50_32x4d` (same structure, same parameter count){caveat}.")
+    for heading, rows in groups(frame):
+        by_label = rows.set_index("label")
+        if not {"sknet50", "timm:skresnext50_32x4d"} <= set(by_label.index):
+            continue
+        ours, timm = by_label.loc["sknet50"], by_label.loc["timm:skresnext50_32x4d"]
+        noisy = [name for name, r in (("sknet50", ours), ("timm:skresnext50_32x4d", timm)) if r["unstable"]]
+        caveat = (f" — but {', '.join(noisy)} was unstable in this run; `benchmarks/sk_speed.py` measures the ratio "
+                  "over interleaved rounds") if noisy else ""
+        lines.append(f"- {heading}: our `sknet50` runs at **{ours['img_s'] / timm['img_s']:.3f}×** the throughput of "
+                     f"timm's `skresnext50_32x4d` (same structure, same parameter count){caveat}.")
     return lines + ([""] if lines else [])
 
 
-def _plot(data: dict[str, dict[str, Any]], path: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [(kind, key, rates) for kind, groups in data.items() for key, rates in groups.items()]
-    if not panels:
-        return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    for ax, (kind, key, rates) in zip(axes[0], panels, strict=True):
-        ax.barh(list(rates), list(rates.values()), color="tab:blue")
-        ax.set_title(f"{kind}\n{key}", fontsize=9)
-        ax.set_xlabel("images / s")
-        ax.invert_yaxis()
-        ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def _plot(panels: dict[str, pd.DataFrame], path: Path) -> Path:
+    fig, axes = plots.figure(len(panels), width=5.0, height=0.45 * max(len(r) for r in panels.values()) + 1.6,
+                             columns=min(3, len(panels)))
+    for ax, (title, rows) in zip(axes, panels.items(), strict=True):
+        if title.startswith("latency"):
+            values = [plots.Interval.of(r["p50_ms"], r["ci_low_ms"], r["ci_high_ms"]) for _, r in rows.iterrows()]
+            xlabel = "p50 latency, ms (95% CI)"
+        else:
+            values = [plots.Interval.of(r["img_s"], r["img_s_ci_low"], r["img_s_ci_high"]) for _, r in rows.iterrows()]
+            xlabel = "images / s (95% CI)"
+        kept = [(label, v) for label, v in zip(rows["label"], values, strict=True) if v is not None]
+        plots.bars_with_ci(ax, [k for k, _ in kept], [v for _, v in kept], xlabel=xlabel, title=title)
+    return plots.save(fig, path)
 
 
 def section(run: RunData, assets: Path, stem: str) -> list[str]:
-    lines = latency_section(run)
-    plots = {}
+    lines, panels = latency_section(run)
     for kind, title in (("throughput", "Throughput (inference)"), ("train_throughput", "Throughput (training step)")):
-        part, data = throughput_section(run, kind, title)
+        part, more = throughput_section(run, kind, title)
         lines += part
-        if data:
-            plots[title] = data
-    path = _plot(plots, assets / f"{stem}_throughput.png") if plots else None
-    if path is not None:
-        lines += [f"![throughput]({path.name})", ""]
+        panels.update(more)
+    if panels:
+        path = _plot(panels, assets / f"{stem}_timing.png")
+        lines += [f"![latency and throughput with 95% CIs]({path.name})", ""]
     return lines

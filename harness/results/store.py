@@ -17,19 +17,26 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import RecordWriteError, ResultsError
 from harness.fileio import is_folder_name, write_json_atomic
 from harness.results.schema import RESULTS_SCHEMA, migrate_record
 from harness.results.validate import check_record
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
 TORN_SUFFIX = ".torn"
+# What ``RunData.frame(kind)`` can tabulate (the columns of each: ``harness.results.frames.COLUMNS``).
+FRAME_KINDS = ("complexity", "modules", "latency", "reference", "throughput", "train_throughput", "peak",
+               "train_epoch", "train")
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,31 @@ class RunData:
 
     def of_kind(self, *kinds: str, status: str | None = "ok") -> list[dict[str, Any]]:
         return [r for r in self.records if r.get("kind") in kinds and (status is None or r.get("status") == status)]
+
+    def frame(self, kind: str, *, by_round: bool = False) -> pd.DataFrame:
+        """Tidy pandas DataFrame of this run's ``kind`` records (``harness.results.frames``)."""
+        from harness.results.frames import frame  # pandas is imported only when a frame is asked for
+
+        return frame(self, kind, by_round=by_round)
+
+
+@dataclass(frozen=True)
+class Runs(Sequence[RunData]):
+    """Several runs; ``frame(kind)`` concatenates theirs (each row carries its ``run_id``)."""
+
+    runs: tuple[RunData, ...]
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.runs[index]
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def frame(self, kind: str, *, by_round: bool = False) -> pd.DataFrame:
+        import pandas as pd
+
+        frames = [run.frame(kind, by_round=by_round) for run in self.runs]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def utc_now() -> str:
@@ -210,3 +242,8 @@ def load_run(path: Path) -> RunData:
         latest.pop(record_key(record), None)
         latest[record_key(record)] = record
     return RunData(path=path, manifest=manifest, records=list(latest.values()))
+
+
+def load_runs(paths: Iterable[Path]) -> Runs:
+    """``load_run`` of each path, in the order given."""
+    return Runs(tuple(load_run(Path(p)) for p in paths))

@@ -36,6 +36,7 @@ def test_latency_throughput_and_train_step_records_and_report(tmp_path, plugin_f
         assert len(r["samples_ms"]) >= 2 and all(x > 0 for x in r["samples_ms"])  # min_samples 4 over 2 rounds
         assert len(r["warmup_ms"]) == 1 and r["timer"] == "perf_counter_ns" and r["threads"] >= 1
         assert r["dtype"] == "fp32" and r["channels_last"] is False and r["device"] == "cpu"
+        assert r["iter_peak_mem_bytes"] > 0 and r["mem_method"] == "torch_profiler+rss"  # a real CPU measurement
     assert len(run.of_kind("reference")) == 2 * 2  # the reference workload in every round and batch size
     thr = run.of_kind("throughput")
     assert {r["batch_size"] for r in thr} == {4}
@@ -45,9 +46,9 @@ def test_latency_throughput_and_train_step_records_and_report(tmp_path, plugin_f
     assert run.of_kind("peak")[0]["peak_gmacs_per_s"] > 0
     text = report.read_text()
     for heading in ("## Latency", "### batch 1 · fp32 · cpu", "## Throughput (inference)",
-                    "## Throughput (training step)", "Device peak (matmul)"):
+                    "## Throughput (training step)", "Device peak (matmul)", "## Memory"):
         assert heading in text
-    assert (report.parent / f"{run_dir.name}_throughput.png").is_file()
+    assert (report.parent / f"{run_dir.name}_timing.png").is_file()
 
 
 def test_invalid_modes_become_error_records_and_the_suite_continues(tmp_path, plugin_file, capsys):

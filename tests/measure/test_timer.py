@@ -28,7 +28,7 @@ FAST = TimingConfig(warmup=2, min_time_s=0.05, max_time_s=2.0, min_samples=5, ma
 # Fields from docs/CONTRACTS.md, spelled out here so a change to either side fails this test.
 LATENCY_FIELDS = {
     "kind", "wall_s", "batch_size", "device", "dtype", "channels_last", "compile", "samples_ms", "warmup_ms",
-    "threads", "peak_mem_bytes", "timer", "round", "cudnn_benchmark", "tf32",
+    "threads", "peak_mem_bytes", "iter_peak_mem_bytes", "mem_method", "timer", "round", "cudnn_benchmark", "tf32",
 }  # fmt: skip
 THROUGHPUT_FIELDS = LATENCY_FIELDS | {"samples_per_s", "loop_samples_s", "images"}
 
@@ -106,7 +106,9 @@ def test_latency_samples_are_positive_and_warmup_kept_apart() -> None:
     assert len(result.warmup_ms) == FAST.warmup
     assert result.timer == "perf_counter_ns"
     assert result.threads == torch.get_num_threads()
-    assert result.peak_mem_bytes >= 0
+    # the profiled extra iteration holds at least the conv's output: batch 2 x 8 channels x 16 x 16 fp32
+    assert result.iter_peak_mem_bytes >= 2 * 8 * 16 * 16 * 4 and result.mem_method == "torch_profiler+rss"
+    assert result.peak_mem_bytes > result.iter_peak_mem_bytes  # the whole process's RSS
     assert result.wall_s >= sum(result.samples_ms) / 1e3
 
 

@@ -42,8 +42,8 @@ def _render(tmp_path: Path, records: list[dict], **manifest) -> str:
 
 def test_sections_are_an_explicit_list_of_functions():
     assert [s.__module__ for s in SECTIONS] == ["harness.report.complexity", "harness.report.latency",
-                                                "harness.report.training", "harness.report.eval",
-                                                "harness.report.attention"]
+                                                "harness.report.cost", "harness.report.training",
+                                                "harness.report.eval", "harness.report.attention"]
 
 
 def test_complexity_rows_deltas_and_verdicts(tmp_path):
@@ -88,10 +88,15 @@ def test_latency_statistics_ratios_and_unstable_flag(tmp_path):
     text = _render(tmp_path, records)
     row = _row(text, "### batch 1 · fp32 · cpu", "resnext50")
     assert row[1:4] == ["6", "2", f"{statistics.median(base):.2f}"] and row[8] == "1.000"
+    assert row[5] == "–" and "p99 is shown from 100 samples on" in text
     sk_row = _row(text, "### batch 1 · fp32 · cpu", "sknet50")
     assert sk_row[3] == f"{statistics.median(sk):.2f}"
-    assert sk_row[8] == f"{statistics.median(sk) / statistics.median(base):.3f}"
+    ratio, ci = sk_row[8].split(" ", 1)
+    assert ratio == f"{statistics.median(sk) / statistics.median(base):.3f}" and ci.startswith("(")
+    low, high = (float(x) for x in ci.strip("()").split("–"))
+    assert low < float(ratio) < high
     assert sk_row[9:11] == [f"{4.47 / 4.24:.3f}", f"{4_497_132_736 / 4_259_381_248:.3f}"]  # paper and ours
+    assert sk_row[11:14] == ["resnext50", sk_row[8], f"{4_497_132_736 / 4_259_381_248:.3f}"]  # its plain network
     assert _row(text, "### batch 1 · fp32 · cpu", "noisy ⚠")[0] == "noisy ⚠"
     assert "⚠ unstable (CV ≥ 10%): noisy" in text
 
@@ -103,7 +108,8 @@ def test_throughput_is_images_over_loop_time(tmp_path):
             "dtype": "fp32", "peak_gmacs_per_s": 100.0}
     text = _render(tmp_path, [rec, peak, _complexity("resnext50", 25_028_904, 4_259_381_248)])
     row = _row(text, "## Throughput (inference)", "resnext50")
-    assert row[1] == "80.0" and row[4] == f"{4_259_381_248 * 80 / 1e9:.1f}" and row[5] == "341%"
+    assert row[1:4] == ["80.0", "80.0–80.0", "1.000"]  # two identical loops: the interval is the value
+    assert row[8:10] == [f"{4_259_381_248 * 80 / 1e9:.1f}", "341%"]
     assert "Device peak (matmul): fp32: 100.0 GMAC/s" in text
 
 

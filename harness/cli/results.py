@@ -1,0 +1,96 @@
+"""``export`` (run dirs → CSV / parquet / JSON), ``compare`` (runs and machines side by side) and ``history``
+(every run of a suite in time order, with change points)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+FORMATS = ("csv", "parquet", "json")
+PARQUET_HINT = ("--format parquet needs pyarrow: pip install -e \".[parquet]\" (or pip install pyarrow), or use "
+                "--format csv")
+
+
+def _write(frame, fmt: str, output: Path | None) -> str | None:  # noqa: ANN001 (pandas is imported lazily)
+    """Write ``frame``; returns the text for stdout when there is no output file."""
+    if fmt == "parquet":
+        if output is None:
+            raise ConfigError("--format parquet writes a binary file: give -o FILE.parquet")
+        try:
+            frame.to_parquet(output, index=False)
+        except ImportError:
+            raise ConfigError(PARQUET_HINT) from None
+        return None
+    text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=1)
+    if output is None:
+        return text
+    output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    return None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from harness.results import load_runs
+
+    frame = load_runs([Path(p) for p in args.run_dirs]).frame(args.kind, by_round=args.by_round)
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    text = _write(frame, args.format, output)
+    if text is not None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        print(output)
+    print(f"{len(frame)} rows of {args.kind}", file=sys.stderr)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.report.compare import render_compare
+
+    print(render_compare([Path(p) for p in args.run_dirs], out=args.output, reports_root=Path(args.reports)))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from harness.report.history import render_history
+
+    print(render_history(Path(args.suite_dir), metric=args.metric, threshold_pct=args.threshold, out=args.output,
+                         reports_root=Path(args.reports)))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction, *, parents: list[argparse.ArgumentParser]) -> None:
+    from harness.results.store import FRAME_KINDS
+
+    export = sub.add_parser("export", parents=parents,
+                            help="results as a table: one row per benchmark, task or epoch (CSV, parquet, JSON)")
+    export.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    export.add_argument("--kind", choices=FRAME_KINDS, default="latency", help="which records (default: latency)")
+    export.add_argument("--format", choices=FORMATS, default="csv")
+    export.add_argument("--by-round", action="store_true", help="one row per round instead of rounds pooled")
+    export.add_argument("-o", "--output", help="file to write (default: stdout; parquet needs a file)")
+    export.set_defaults(func=cmd_export)
+
+    compare = sub.add_parser("compare", parents=parents,
+                             help="line up the same benchmarks across runs and machines → markdown + PNG")
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    compare.add_argument("-o", "--output", type=Path,
+                         help="markdown to write (default: reports/compare/<suite>/<run>_vs_<run>.md)")
+    compare.add_argument("--reports", default="reports", help="reports root for the default path")
+    compare.set_defaults(func=cmd_compare)
+
+    history = sub.add_parser("history", parents=parents,
+                             help="every run of a suite in time order: trend table, plot and change points")
+    history.add_argument("suite_dir", metavar="SUITE_DIR",
+                         help="a suite's results folder, e.g. results/sknet_vs_senet/")
+    history.add_argument("--metric", choices=("p50", "img_s"), default="p50",
+                         help="p50: latency medians; img_s: throughput (default: p50)")
+    history.add_argument("--threshold", type=float, metavar="PCT",
+                         help="smallest step that counts, percent (default: the regression gate's, 5)")
+    history.add_argument("-o", "--output", type=Path,
+                         help="markdown to write (default: reports/<suite>/history-METRIC.md)")
+    history.add_argument("--reports", default="reports", help="reports root for the default path")
+    history.set_defaults(func=cmd_history)

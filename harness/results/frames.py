@@ -1,0 +1,241 @@
+"""A run's results as tidy pandas DataFrames: ``load_run(path).frame(kind)``.
+
+One row per benchmark for the timed kinds (rounds pooled, as the report shows them; ``by_round=True`` gives one
+row per round), per task for complexity, peak and training runs, per module for the complexity breakdown
+(``modules``) and per epoch for ``train_epoch``. The columns are the statistics the report prints, computed by
+the same code (``harness.results.summaries``), plus the run's identity and environment, so frames of several
+runs (``load_runs(paths).frame(kind)``) concatenate into one table. Missing values are NaN / None; nothing is
+rounded. ``p99_ms`` is NaN below ``P99_MIN_SAMPLES`` samples, as in the report.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from harness.errors import ConfigError
+from harness.fileio import canonical_json
+from harness.results import summaries as S
+
+if TYPE_CHECKING:
+    from harness.results.store import RunData
+
+ENV_COLUMNS = ["suite", "created_utc", "git_commit", "git_dirty", "run_device", "cpu_model", "gpu_name", "torch",
+               "cuda", "fvcore", "torch_threads"]
+MODEL_COLUMNS = ["model", "label", "options"]
+TIMING_COLUMNS = [
+    "kind", *MODEL_COLUMNS, "batch_size", "device", "dtype", "channels_last", "compile", "mode", "threads", "timer",
+    "n", "rounds", "p50_ms", "p90_ms", "p99_ms", "iqr_ms", "mean_ms", "std_ms", "cv", "ci_low_ms", "ci_high_ms",
+    "unstable", "timed_s", "img_s", "img_s_ci_low", "img_s_ci_high", "loops", "loop_cv", "gmac_s", "peak_gmac_s",
+    "util", "peak_mem_bytes", "iter_peak_mem_bytes", "mem_method", "params", "macs", "activations",
+    "base", "ratio_base", "ratio_base_ci_low", "ratio_base_ci_high", "macs_ratio_base", "iter_peak_mem_ratio_base",
+    "plain", "ratio_plain", "ratio_plain_ci_low", "ratio_plain_ci_high", "macs_ratio_plain",
+    "activations_ratio_plain", "iter_peak_mem_ratio_plain",
+]
+COLUMNS: dict[str, list[str]] = {
+    "complexity": [*MODEL_COLUMNS, "input_size", "params", "params_trainable", "macs", "activations", "flops_torch",
+                   "counter", "counter_version", "base", "macs_ratio_base", "plain", "params_ratio_plain",
+                   "macs_ratio_plain", "activations_ratio_plain"],
+    "modules": [*MODEL_COLUMNS, "input_size", "module", "stage", "part", "is_stage", "macs", "activations"],
+    **{kind: TIMING_COLUMNS for kind in S.TIMED_KINDS},
+    "peak": ["device", "dtype", "peak_gmacs_per_s", "threads", "tf32"],
+    "train_epoch": [*MODEL_COLUMNS, "device", "dataset", "synthetic", "seed", "epoch", "train_loss", "test_acc", "lr",
+                    "img_per_s", "wall_s", "train_wall_s"],
+    "train": [*MODEL_COLUMNS, "device", "dataset", "synthetic", "seed", "epochs", "top1_err", "train_time_s",
+              "params", "macs", "num_classes", "world_size"],
+}
+KINDS = tuple(COLUMNS)  # == harness.results.store.FRAME_KINDS (tested), which the CLI reads without pandas
+
+
+def environment_columns(manifest: dict[str, Any]) -> dict[str, Any]:
+    env = manifest.get("environment") or {}
+    cpu, packages, git = env.get("cpu") or {}, env.get("packages") or {}, manifest.get("git") or {}
+    gpus = ", ".join(str(g.get("name", "?")) for g in env.get("gpus") or []) or None
+    return {"run_id": manifest.get("run_id"), "suite": manifest.get("suite_name"),
+            "created_utc": manifest.get("created_utc"), "git_commit": git.get("commit"), "git_dirty": git.get("dirty"),
+            "run_device": manifest.get("device"), "cpu_model": cpu.get("model"), "gpu_name": gpus,
+            "torch": packages.get("torch") or env.get("torch"), "cuda": env.get("cuda"),
+            "fvcore": packages.get("fvcore"), "torch_threads": cpu.get("torch_threads")}
+
+
+def _model_fields(record: dict[str, Any]) -> dict[str, Any]:
+    return {"model": record.get("model"), "label": record.get("label"),
+            "options": canonical_json(record.get("options") or {})}
+
+
+def _size(record: dict[str, Any]) -> str | None:
+    size = record.get("input_size")
+    return "x".join(map(str, size)) if size else None
+
+
+# --------------------------------------------------------------------------------------------- complexity
+
+
+def _complexity_rows(run: RunData) -> list[dict[str, Any]]:
+    records = run.of_kind("complexity")
+    base = records[S.base_index(records)] if records else None
+    rows = []
+    for r in records:
+        plain_at = S.plain_match(r, records)
+        plain = records[plain_at] if plain_at is not None else None
+        flop = (r.get("flop_counter") or {}).get("flops")
+        counter = r.get("macs_counter") or {}
+        rows.append({**_model_fields(r), "input_size": _size(r), "params": r["params"],
+                     "params_trainable": r.get("params_trainable"), "macs": r["macs"],
+                     "activations": r.get("activations"), "flops_torch": flop, "counter": counter.get("name"),
+                     "counter_version": counter.get("version"), "base": base["label"] if base else None,
+                     "macs_ratio_base": S.value_ratio(r["macs"], base["macs"]) if base else None,
+                     "plain": plain["label"] if plain else None,
+                     "params_ratio_plain": S.value_ratio(r["params"], plain["params"]) if plain else None,
+                     "macs_ratio_plain": S.value_ratio(r["macs"], plain["macs"]) if plain else None,
+                     "activations_ratio_plain": S.value_ratio(r.get("activations"), plain.get("activations"))
+                     if plain else None})
+    return rows
+
+
+def stage_of(module: str, stages: list[str]) -> str | None:
+    return next((s for s in stages if module == s or module.startswith(s + ".")), None)
+
+
+def part_of(module: str, stage: str | None) -> str:
+    """The module's name inside its block (``stages.1.2.conv2.paths.1`` → ``conv2.paths.1``); '' for stages
+    and blocks themselves."""
+    if stage is None or module == stage:
+        return ""
+    rest = module[len(stage) + 1:].split(".", 1)
+    return rest[1] if len(rest) == 2 else ""
+
+
+def _module_rows(run: RunData) -> list[dict[str, Any]]:
+    rows = []
+    for r in run.of_kind("complexity"):
+        stages = list(r.get("stages") or [])
+        for module, macs, acts in r.get("modules") or ():
+            stage = stage_of(module, stages)
+            rows.append({**_model_fields(r), "input_size": _size(r), "module": module, "stage": stage,
+                         "part": part_of(module, stage), "is_stage": module in stages, "macs": macs,
+                         "activations": acts})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------- timing
+
+
+def _stats(bench: S.Benchmark) -> dict[str, Any]:
+    s = bench.summary
+    if s is None:
+        return {}
+    return {"n": s.n, "p50_ms": s.median, "p90_ms": s.p90,
+            "p99_ms": s.p99 if s.n >= S.P99_MIN_SAMPLES else float("nan"), "iqr_ms": s.iqr, "mean_ms": s.mean,
+            "std_ms": s.std, "cv": s.cv, "ci_low_ms": s.ci_low, "ci_high_ms": s.ci_high, "unstable": s.unstable}
+
+
+def _loop_stats(bench: S.Benchmark, macs: int | None, peak: float | None) -> dict[str, Any]:
+    if bench.kind not in S.LOOP_KINDS:
+        return {}
+    rate, ci = bench.img_per_s, S.img_per_s_ci(bench)
+    loop = S.summarize(bench.loop_s) if bench.loop_s.size >= 2 else None
+    gmac_s = macs * rate / 1e9 if macs and rate and bench.kind == "throughput" else None
+    return {"img_s": rate, "img_s_ci_low": ci[0] if ci else None, "img_s_ci_high": ci[1] if ci else None,
+            "loops": int(bench.loop_s.size), "loop_cv": loop.cv if loop else None,
+            "unstable": bool(loop.unstable) if loop else False, "gmac_s": gmac_s, "peak_gmac_s": peak,
+            "util": gmac_s / peak if gmac_s and peak else None}
+
+
+def _ratio_columns(prefix: str, r: S.Ratio | None) -> dict[str, Any]:
+    if r is None:
+        return {}
+    return {f"ratio_{prefix}": r.value, f"ratio_{prefix}_ci_low": r.low, f"ratio_{prefix}_ci_high": r.high}
+
+
+def _ratio(base: S.Benchmark, bench: S.Benchmark) -> S.Ratio | None:
+    # a benchmark against itself is 1 exactly: resampling the same samples twice is no interval of anything
+    return S.Ratio(1.0, 1.0, 1.0) if base is bench else S.ratio(base, bench)
+
+
+def _group_rows(group: list[S.Benchmark], cx: dict[str, dict[str, Any]], peaks: dict[str, float]) -> list[dict]:
+    fields = [b.fields for b in group]
+    base = group[S.base_index(fields)]
+    rows = []
+    for bench in group:
+        plain_at = S.plain_match(bench.fields, fields)
+        plain = group[plain_at] if plain_at is not None else None
+        mine, base_cx = cx.get(bench.label, {}), cx.get(base.label, {})
+        plain_cx = cx.get(plain.label, {}) if plain else {}
+        mem, base_mem = bench.max_of("iter_peak_mem_bytes"), base.max_of("iter_peak_mem_bytes")
+        f = bench.fields
+        row = {"kind": bench.kind, **_model_fields(f), **{k: f[k] for k in ("batch_size", "device", "dtype")},
+               "channels_last": f["channels_last"], "compile": f["compile"], "mode": bench.mode,
+               "threads": bench.first_of("threads"), "timer": bench.first_of("timer"), "rounds": bench.rounds,
+               "timed_s": bench.timed_s, **_stats(bench),
+               **_loop_stats(bench, mine.get("macs"), peaks.get(f["dtype"])),
+               "peak_mem_bytes": bench.max_of("peak_mem_bytes"), "iter_peak_mem_bytes": mem,
+               "mem_method": bench.first_of("mem_method"), "params": mine.get("params"), "macs": mine.get("macs"),
+               "activations": mine.get("activations"), "base": base.label,
+               **_ratio_columns("base", _ratio(base, bench)),
+               "macs_ratio_base": S.value_ratio(mine.get("macs"), base_cx.get("macs")),
+               "iter_peak_mem_ratio_base": S.value_ratio(mem, base_mem)}
+        if plain is not None:
+            row.update({"plain": plain.label, **_ratio_columns("plain", _ratio(plain, bench)),
+                        "macs_ratio_plain": S.value_ratio(mine.get("macs"), plain_cx.get("macs")),
+                        "activations_ratio_plain": S.value_ratio(mine.get("activations"), plain_cx.get("activations")),
+                        "iter_peak_mem_ratio_plain": S.value_ratio(mem, plain.max_of("iter_peak_mem_bytes"))})
+        rows.append(row)
+    return rows
+
+
+def _split_rounds(benches: list[S.Benchmark]) -> list[S.Benchmark]:
+    return [S.Benchmark(key=(*b.key, r.get("round")), fields={**b.fields, "round": r.get("round")}, records=(r,))
+            for b in benches for r in b.records]
+
+
+def _timing_rows(run: RunData, kind: str, *, by_round: bool) -> list[dict[str, Any]]:
+    benches = S.benchmarks(run, kind)
+    if by_round:
+        benches = _split_rounds(benches)
+    groups: dict[tuple[Any, ...], list[S.Benchmark]] = defaultdict(list)
+    for b in benches:
+        groups[(*b.group, b.fields.get("round"))].append(b)
+    cx = S.complexity_of(run)
+    peaks = {r["dtype"]: r["peak_gmacs_per_s"] for r in run.of_kind("peak")}
+    rows = []
+    for group in groups.values():
+        for row, bench in zip(_group_rows(group, cx, peaks), group, strict=True):
+            rows.append({**row, "round": bench.fields["round"]} if by_round else row)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------- other kinds
+
+
+def _simple_rows(run: RunData, kind: str) -> list[dict[str, Any]]:
+    rows = []
+    for r in run.of_kind(kind):
+        row = {c: r.get(c) for c in COLUMNS[kind]}
+        if kind != "peak":
+            row.update(_model_fields(r))
+        if kind == "train":
+            row["world_size"] = (r.get("distributed") or {}).get("world_size")
+        rows.append(row)
+    return rows
+
+
+def frame(run: RunData, kind: str, *, by_round: bool = False) -> pd.DataFrame:
+    """Tidy DataFrame of ``run``'s ``kind`` records (status ok); see the module docstring for the rows."""
+    if kind not in COLUMNS:
+        raise ConfigError(f"unknown kind {kind!r} for a results frame; choose one of {', '.join(KINDS)}")
+    if by_round and kind not in S.TIMED_KINDS:
+        raise ConfigError(f"by_round applies to timed kinds ({', '.join(S.TIMED_KINDS)}), not {kind!r}")
+    if kind in S.TIMED_KINDS:
+        rows = _timing_rows(run, kind, by_round=by_round)
+    elif kind == "complexity":
+        rows = _complexity_rows(run)
+    elif kind == "modules":
+        rows = _module_rows(run)
+    else:
+        rows = _simple_rows(run, kind)
+    env = environment_columns(run.manifest)
+    columns = ["run_id", *COLUMNS[kind], *(["round"] if by_round else []), *ENV_COLUMNS]
+    return pd.DataFrame([{**row, **env} for row in rows], columns=columns)

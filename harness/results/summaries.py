@@ -1,0 +1,235 @@
+"""A run's timing records as benchmarks (rounds pooled), their ratios with bootstrap CIs, and each model's plain
+counterpart — the numbers the report, ``frame()``, ``compare`` and ``history`` all read, computed in one place.
+
+A benchmark is identified by the regression gate's key (``harness.gate.samples.KEY_FIELDS``: model, label, options,
+batch size, device, dtype, memory format, compile mode, kind). Latency ratios are ratios of medians with the
+bootstrap CI of ``harness.measure.stats``; throughput ratios are ratios of pooled images/s (total images ÷ total
+loop time), their CI a bootstrap over loops of the ratio of mean seconds per image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.fileio import canonical_json
+from harness.gate.samples import KEY_FIELDS
+from harness.measure.mode import mode_label
+from harness.measure.stats import Summary, bootstrap_ci, ratio_of_medians_ci, summarize
+from harness.results.store import RunData
+
+LATENCY_KINDS = ("latency", "reference")
+LOOP_KINDS = ("throughput", "train_throughput")
+TIMED_KINDS = LATENCY_KINDS + LOOP_KINDS
+# The reports' reference network for the paper's Table 2 ratios ("÷ ResNeXt-50").
+BASE_MODEL = "resnext50"
+# A 99th percentile from fewer samples is the maximum or next to it, not an estimate.
+P99_MIN_SAMPLES = 100
+
+
+@dataclass(frozen=True)
+class Ratio:
+    value: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """Every round of one benchmark of one run, pooled."""
+
+    key: tuple[Any, ...]  # KEY_FIELDS values, options as canonical JSON
+    fields: dict[str, Any]
+    records: tuple[dict[str, Any], ...] = field(repr=False)
+
+    @property
+    def kind(self) -> str:
+        return self.fields["kind"]
+
+    @property
+    def label(self) -> str:
+        return self.fields["label"]
+
+    @property
+    def mode(self) -> str:
+        return mode_label(self.fields["dtype"], channels_last=self.fields["channels_last"],
+                          compile=self.fields["compile"])
+
+    @property
+    def group(self) -> tuple[Any, ...]:
+        """Benchmarks compared with each other inside a run: same kind, batch size, mode and device."""
+        return self.kind, self.fields["batch_size"], self.mode, self.fields["device"]
+
+    @cached_property
+    def samples_ms(self) -> np.ndarray:
+        return np.asarray([x for r in self.records for x in r.get("samples_ms") or ()], dtype=np.float64)
+
+    @cached_property
+    def summary(self) -> Summary | None:
+        return summarize(self.samples_ms) if self.samples_ms.size else None
+
+    @cached_property
+    def loop_s(self) -> np.ndarray:
+        return np.asarray([s for r in self.records for s in r.get("loop_samples_s") or ()], dtype=np.float64)
+
+    @cached_property
+    def s_per_image(self) -> np.ndarray:
+        """Seconds per image of every timed loop (a record's images are spread evenly over its loops)."""
+        out = [s / (r["images"] / len(r["loop_samples_s"]))
+               for r in self.records if r.get("loop_samples_s") for s in r["loop_samples_s"]]
+        return np.asarray(out, dtype=np.float64)
+
+    @property
+    def img_per_s(self) -> float | None:
+        seconds = float(self.loop_s.sum())
+        images = sum(r.get("images", 0) for r in self.records if r.get("loop_samples_s"))
+        return images / seconds if seconds > 0 else None
+
+    @property
+    def rounds(self) -> int:
+        return len(self.records)
+
+    @property
+    def timed_s(self) -> float:
+        return float(sum(r.get("wall_s", 0.0) for r in self.records))
+
+    def max_of(self, name: str) -> Any:
+        values = [r[name] for r in self.records if r.get(name) is not None]
+        return max(values) if values else None
+
+    def first_of(self, name: str) -> Any:
+        return next((r[name] for r in self.records if r.get(name) is not None), None)
+
+
+def _key_value(record: dict[str, Any], name: str) -> Any:
+    value = record.get(name)
+    if name == "options":
+        return canonical_json(value or {})
+    return canonical_json(value) if isinstance(value, (dict, list)) else value
+
+
+def benchmarks(run: RunData, kind: str) -> list[Benchmark]:
+    """Benchmarks of ``kind`` in the order they first ran; records without samples are left out."""
+    pooled: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in run.of_kind(kind):
+        if r.get("samples_ms") or r.get("loop_samples_s"):
+            pooled.setdefault(tuple(_key_value(r, n) for n in KEY_FIELDS), []).append(r)
+    out = []
+    for key, records in pooled.items():
+        first = records[0]
+        fields = {n: first.get(n) for n in KEY_FIELDS}
+        fields.update(options=first.get("options") or {}, canonical_options=first.get("canonical_options"),
+                      dtype=first.get("dtype", "fp32"), channels_last=bool(first.get("channels_last")),
+                      input_size=first.get("input_size"))
+        out.append(Benchmark(key=key, fields=fields, records=tuple(records)))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- ratios
+
+
+def _ratio_of_mean_s(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(a, axis=axis) / np.mean(b, axis=axis)
+
+
+def _inverse_mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return 1.0 / np.mean(x, axis=axis)
+
+
+def img_per_s_ci(bench: Benchmark) -> tuple[float, float] | None:
+    """Bootstrap 95% CI of images/s (1 ÷ mean seconds per image, over loops)."""
+    spi = bench.s_per_image
+    if spi.size < 3 or np.ptp(spi) == 0.0:
+        rate = bench.img_per_s
+        return None if rate is None else (rate, rate)
+    return bootstrap_ci((spi,), _inverse_mean)
+
+
+def ratio(base: Benchmark, other: Benchmark) -> Ratio | None:
+    """``other`` ÷ ``base``: p50 latency ratio, or images/s ratio for loop kinds, with a bootstrap 95% CI."""
+    if base.kind in LOOP_KINDS:
+        a, b = base.s_per_image, other.s_per_image
+        rate_a, rate_b = base.img_per_s, other.img_per_s
+        if not a.size or not b.size or not rate_a or not rate_b:
+            return None
+        value = rate_b / rate_a
+        if min(a.size, b.size) < 3 or (np.ptp(a) == 0.0 and np.ptp(b) == 0.0):
+            return Ratio(value, value, value)
+        low, high = bootstrap_ci((a, b), _ratio_of_mean_s)
+        return Ratio(value, low, high)
+    if not base.samples_ms.size or not other.samples_ms.size:
+        return None
+    return Ratio(*ratio_of_medians_ci(base.samples_ms, other.samples_ms))
+
+
+# --------------------------------------------------------------------------------------- plain counterpart
+
+
+def plain_of(model: str | None) -> str | None:
+    """The registered plain network ``model`` adds attention to (None for plain, timm and unknown models)."""
+    from harness.models.registry import TIMM_PREFIX, get_entry
+
+    if not model or model.startswith(TIMM_PREFIX):
+        return None
+    try:
+        return get_entry(model).plain
+    except HarnessError:  # a plugin model whose plugin is not imported in this process
+        return None
+
+
+def identity(model: str | None, options: dict[str, Any] | None, canonical: dict[str, Any] | None) -> tuple[str, str]:
+    """(model, options) as compared across records: the builder's canonical options when recorded."""
+    return str(model), canonical_json(canonical if canonical is not None else (options or {}))
+
+
+def plain_identity(model: str | None, options: dict[str, Any] | None) -> tuple[str, str] | None:
+    """The identity of ``model``'s plain counterpart with the options they share (width, layers, classes …)."""
+    from harness.models.registry import canonical_options, get_entry
+
+    plain = plain_of(model)
+    if plain is None:
+        return None
+    shared = {k: v for k, v in (options or {}).items() if k in get_entry(plain).options}
+    try:
+        return plain, canonical_json(canonical_options(plain, shared))
+    except HarnessError:
+        return None
+
+
+def base_index(items: Sequence[dict[str, Any]]) -> int:
+    """Index of the Table 2 reference (plain ResNeXt-50 without options), else of the first item."""
+    for i, item in enumerate(items):
+        if item.get("model") == BASE_MODEL and not item.get("options"):
+            return i
+    return 0
+
+
+def plain_match(item: dict[str, Any], items: Sequence[dict[str, Any]]) -> int | None:
+    """Index in ``items`` of ``item``'s plain counterpart (fields model, options, canonical_options)."""
+    wanted = plain_identity(item.get("model"), item.get("options"))
+    if wanted is None:
+        return None
+    for i, other in enumerate(items):
+        if identity(other.get("model"), other.get("options"), other.get("canonical_options")) == wanted:
+            return i
+    return None
+
+
+def complexity_of(run: RunData) -> dict[str, dict[str, Any]]:
+    """label → its (first) complexity record."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in run.of_kind("complexity"):
+        out.setdefault(r["label"], r)
+    return out
+
+
+def value_ratio(a: Any, b: Any) -> float | None:
+    """``a / b`` for numbers, None when either is missing or ``b`` is 0."""
+    if a is None or b is None or b == 0:
+        return None
+    return float(a) / float(b)

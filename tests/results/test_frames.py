@@ -1,0 +1,201 @@
+"""Results as DataFrames: numbers against formulas and the committed report, one row per benchmark after resume
+de-duplication, plain counterparts from the registry, environment columns, concatenation of runs."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fake_records import MANIFEST, complexity, latency
+from helpers import write_run
+
+import harness
+from harness.errors import ConfigError
+from harness.results import load_run
+from harness.results.frames import COLUMNS, KINDS, part_of
+from harness.results.store import FRAME_KINDS
+from harness.results.summaries import P99_MIN_SAMPLES
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_RUN = ROOT / "results" / "sknet_vs_senet" / "20261128T090620Z-f760"  # one thread
+def test_frame_kinds_are_the_cli_choices_and_every_kind_has_its_columns(tmp_path):
+    assert KINDS == FRAME_KINDS
+    run = load_run(write_run(tmp_path / "s" / "r1", [], MANIFEST))
+    for kind in KINDS:
+        frame = run.frame(kind)
+        assert frame.empty and list(frame.columns)[0] == "run_id" and set(COLUMNS[kind]) <= set(frame.columns)
+    with pytest.raises(ConfigError, match="unknown kind 'latncy' for a results frame; choose one of complexity"):
+        run.frame("latncy")
+
+
+def test_latency_statistics_and_ratios_against_formulas(tmp_path):
+    base, se, sk = [10.0, 10.2, 9.8, 10.1, 9.9, 10.0], [11.0, 11.1, 10.9, 11.2, 10.8], [13.0, 13.2, 12.8, 13.1, 12.9]
+    records = [latency("resnext50", "resnext50", base[:3], 0), latency("resnext50", "resnext50", base[3:], 1),
+               latency("senet50", "senet50", se), latency("sknet50", "sknet50", sk),
+               complexity("resnext50", 4_000, 100), complexity("senet50", 4_004, 101),
+               complexity("sknet50", 4_200, 130)]
+    frame = load_run(write_run(tmp_path / "s" / "r1", records, MANIFEST)).frame("latency").set_index("label")
+    assert list(frame.index) == ["resnext50", "senet50", "sknet50"]  # rounds pooled: one row per benchmark
+    rx, sk_row = frame.loc["resnext50"], frame.loc["sknet50"]
+    assert (rx["n"], rx["rounds"], rx["p50_ms"]) == (6, 2, statistics.median(base))
+    assert rx["p90_ms"] == pytest.approx(np.percentile(base, 90)) and math.isnan(rx["p99_ms"])
+    assert rx["cv"] == pytest.approx(statistics.stdev(base) / statistics.mean(base))
+    assert (rx["ratio_base"], rx["ratio_base_ci_low"]) == (1.0, 1.0)  # itself: no interval
+    assert sk_row["ratio_base"] == pytest.approx(statistics.median(sk) / statistics.median(base))
+    assert sk_row["ratio_base_ci_low"] < sk_row["ratio_base"] < sk_row["ratio_base_ci_high"]
+    assert (sk_row["plain"], sk_row["ratio_plain"]) == ("resnext50", sk_row["ratio_base"])
+    assert sk_row["macs_ratio_plain"] == pytest.approx(4_200 / 4_000)
+    assert sk_row["activations_ratio_plain"] == pytest.approx(1.3)
+    assert sk_row["iter_peak_mem_ratio_plain"] == 1.0 and sk_row["iter_peak_mem_bytes"] == 10 << 20
+    assert pd.isna(rx["plain"])
+    env = frame.iloc[0]
+    assert (env["run_id"], env["cpu_model"], env["torch"], env["git_commit"], env["threads"]) == (
+        "r1", "Test CPU", "2.9.0", "abc123", 2)
+
+
+def test_p99_is_given_from_100_samples(tmp_path):
+    samples = list(np.linspace(1.0, 2.0, P99_MIN_SAMPLES))
+    run = load_run(write_run(tmp_path / "s" / "r1", [latency("resnext50", "resnext50", samples)], MANIFEST))
+    assert run.frame("latency")["p99_ms"].iloc[0] == pytest.approx(np.percentile(samples, 99))
+
+
+def test_plain_counterpart_shares_options_and_timm_or_unknown_models_have_none(tmp_path):
+    records = [latency("rx", "resnext29_16x32d", [5.0] * 4, width=0.25),
+               latency("rx-full", "resnext29_16x32d", [50.0] * 4),
+               latency("sk", "sknet29", [6.0] * 4, width=0.25),
+               latency("K3+K7", "sknet50", [7.0] * 4, branches=["3x3", "3x3d3"]),
+               latency("resnext50", "resnext50", [5.0] * 4),
+               latency("timm", "timm:skresnext50_32x4d", [8.0] * 4),
+               {**latency("plug", "resnext50", [8.0] * 4), "model": "my_plugin_net", "canonical_options": None}]
+    frame = load_run(write_run(tmp_path / "s" / "r1", records, MANIFEST)).frame("latency").set_index("label")
+    assert frame.loc["sk", "plain"] == "rx" and frame.loc["sk", "ratio_plain"] == pytest.approx(6.0 / 5.0)
+    assert frame.loc["K3+K7", "plain"] == "resnext50"  # SK options are not the plain network's: the default one
+    assert frame[["plain"]].loc[["timm", "plug", "rx", "resnext50"]].isna().all().all()
+
+
+def test_resumed_run_has_no_duplicate_rows(tmp_path):
+    first = latency("resnext50", "resnext50", [99.0, 99.0, 99.0])
+    retry = latency("resnext50", "resnext50", [10.0, 11.0, 12.0])
+    error = {**latency("sknet50", "sknet50", []), "status": "error", "error": {"type": "X", "message": "y"}}
+    fixed = latency("sknet50", "sknet50", [13.0, 14.0, 15.0])
+    run = load_run(write_run(tmp_path / "s" / "r1", [first, error, retry, fixed], MANIFEST))
+    frame = run.frame("latency")
+    assert list(frame["label"]) == ["resnext50", "sknet50"]
+    assert list(frame["p50_ms"]) == [11.0, 14.0] and list(frame["n"]) == [3, 3]
+
+
+def test_throughput_is_pooled_images_over_seconds_with_a_ci(tmp_path):
+    def loops(label: str, name: str, loop_s: list[float]) -> dict:
+        return {**latency(label, name, [x * 1e3 / 2 for x in loop_s]), "kind": "throughput", "batch_size": 8,
+                "task_id": f"throughput:{label}", "loop_samples_s": loop_s, "images": 16 * len(loop_s)}
+
+    rx, sk = [0.40, 0.42, 0.38, 0.41], [0.50, 0.52, 0.48, 0.51]
+    frame = load_run(write_run(tmp_path / "s" / "r1", [loops("resnext50", "resnext50", rx),
+                                                       loops("sknet50", "sknet50", sk)], MANIFEST)).frame("throughput")
+    rx_row, sk_row = frame.iloc[0], frame.iloc[1]
+    assert rx_row["img_s"] == pytest.approx(16 * 4 / sum(rx)) and rx_row["loops"] == 4
+    assert rx_row["img_s_ci_low"] < rx_row["img_s"] < rx_row["img_s_ci_high"]
+    assert sk_row["ratio_plain"] == pytest.approx(sum(rx) / sum(sk))
+    assert sk_row["ratio_plain_ci_low"] < sk_row["ratio_plain"] < sk_row["ratio_plain_ci_high"] < 1.0
+
+
+def test_by_round_gives_one_row_per_round(tmp_path):
+    records = [latency("resnext50", "resnext50", [10.0, 10.0, 10.0], 0),
+               latency("resnext50", "resnext50", [20.0, 20.0, 20.0], 1)]
+    frame = load_run(write_run(tmp_path / "s" / "r1", records, MANIFEST)).frame("latency", by_round=True)
+    assert list(frame["round"]) == [0, 1] and list(frame["p50_ms"]) == [10.0, 20.0]
+
+
+def test_complexity_and_module_frames(tmp_path):
+    records = [complexity("resnext50", 4_000, 100), complexity("sknet50", 4_200, 130)]
+    run = load_run(write_run(tmp_path / "s" / "r1", records, MANIFEST))
+    cx = run.frame("complexity").set_index("label")
+    assert cx.loc["sknet50", "macs_ratio_plain"] == pytest.approx(1.05)
+    assert cx.loc["sknet50", "activations"] == 130 and cx.loc["sknet50", "input_size"] == "3x224x224"
+    modules = run.frame("modules")
+    sk = modules[modules["label"] == "sknet50"].set_index("module")
+    assert sk.loc["stages.0", "is_stage"] and sk.loc["stages.0", "macs"] == 4_190
+    assert sk.loc["stages.0.0.conv2.paths.1", "part"] == "conv2.paths.1"
+    assert sk.loc["stages.0.0.conv2.paths.1", "stage"] == "stages.0"
+    assert part_of("layer1.0.conv2", "layer1") == "conv2" and part_of("stages.1.2", "stages.1") == ""
+
+
+def test_load_runs_concatenates_with_run_ids(tmp_path):
+    a, b = (write_run(tmp_path / "s" / name, [latency("resnext50", "resnext50", samples)], {**MANIFEST, "run_id": name})
+            for name, samples in (("a", [1.0, 2.0, 3.0]), ("b", [4.0, 5.0, 6.0])))
+    runs = harness.load_runs([a, b])
+    frame = runs.frame("latency")
+    assert len(runs) == 2 and list(frame["run_id"]) == ["a", "b"] and list(frame["p50_ms"]) == [2.0, 5.0]
+
+
+COMMITTED = sorted(p for p in (ROOT / "results").glob("*/*") if (p / "manifest.json").is_file())
+
+
+def _report_rows(run_dir: Path, section: str, heading: str) -> dict[str, list[str]]:
+    report = (ROOT / "reports" / run_dir.parent.name / f"{run_dir.name}.md").read_text()
+    block = report.split(section, 1)[1].split(heading, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    rows = {}
+    for line in block.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and not set(cells[0]) <= set(":-") and cells[0] != "model":
+            rows[cells[0].removesuffix(" ⚠")] = cells
+    return rows
+
+
+def _ratio_cell(f: pd.Series) -> str:
+    if f["ratio_base_ci_low"] == f["ratio_base_ci_high"]:  # itself, or too few samples: no interval
+        return f"{f['ratio_base']:.3f}"
+    return f"{f['ratio_base']:.3f} ({f['ratio_base_ci_low']:.3f}–{f['ratio_base_ci_high']:.3f})"
+
+
+def test_latency_frame_reproduces_the_committed_default_reports_latency_table():
+    frame = load_run(DEFAULT_RUN).frame("latency").set_index("label")
+    rows = _report_rows(DEFAULT_RUN, "## Latency", "### batch 1 · fp32 · cpu")
+    assert set(rows) == set(frame.index) == {"resnext50", "senet50", "sknet50", "timm:skresnext50_32x4d"}
+    for label, cells in rows.items():
+        f = frame.loc[label]
+        assert cells[1:4] == [str(f["n"]), str(f["rounds"]), f"{f['p50_ms']:.2f}"]
+        assert cells[4] == f"{f['p90_ms']:.2f}" and cells[5] == "–"  # p99 below 100 samples
+        assert cells[6] == f"{f['ci_low_ms']:.2f}–{f['ci_high_ms']:.2f}" and cells[7] == f"{f['cv'] * 100:.1f}%"
+        assert cells[8] == _ratio_cell(f)
+
+
+@pytest.mark.parametrize("run_dir", COMMITTED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_timing_frames_equal_every_committed_reports_tables(run_dir):
+    run = load_run(run_dir)
+    for kind, section in (("latency", "## Latency"), ("throughput", "## Throughput (inference)")):
+        frame = run.frame(kind)
+        for (bs, mode, device), rows in frame.groupby(["batch_size", "mode", "device"]):
+            cells = _report_rows(run_dir, section, f"### batch {bs} · {mode} · {device}")
+            assert set(cells) == set(rows["label"])
+            for _, f in rows.iterrows():
+                row = cells[f["label"]]
+                if kind == "latency":
+                    p99 = "–" if f["n"] < P99_MIN_SAMPLES else f"{f['p99_ms']:.2f}"
+                    assert row[3:6] == [f"{f['p50_ms']:.2f}", f"{f['p90_ms']:.2f}", p99] and row[8] == _ratio_cell(f)
+                else:
+                    assert row[1:4] == [f"{f['img_s']:.1f}", f"{f['img_s_ci_low']:.1f}–{f['img_s_ci_high']:.1f}",
+                                        _ratio_cell(f)]
+
+
+def test_training_frames_have_a_row_per_epoch_and_per_seed(tmp_path):
+    def epoch(seed: int, n: int) -> dict:
+        return {"task_id": f"train:sk:seed{seed}", "kind": "train_epoch", "status": "ok", "model": "sknet29",
+                "label": "sk", "options": {}, "seed": seed, "epoch": n, "train_loss": 1.0 / n, "test_acc": 0.5 + n / 10,
+                "lr": 0.1, "img_per_s": 100.0, "wall_s": 2.0, "train_wall_s": 1.5, "dataset": "cifar10",
+                "synthetic": True, "device": "cpu"}
+
+    final = {"task_id": "train:sk:seed0", "kind": "train", "status": "ok", "model": "sknet29", "label": "sk",
+             "options": {}, "seed": 0, "epochs": 2, "top1_err": 30.0, "train_time_s": 4.0, "params": 10, "macs": 20,
+             "num_classes": 10, "dataset": "cifar10", "synthetic": True, "device": "cpu",
+             "distributed": {"world_size": 2, "backend": "gloo"}}
+    records = [epoch(0, 1), epoch(0, 2), epoch(1, 1), epoch(0, 2), final]  # epoch 2 of seed 0 recorded twice
+    run = load_run(write_run(tmp_path / "s" / "r1", records, MANIFEST))
+    epochs = run.frame("train_epoch")
+    assert list(zip(epochs["seed"], epochs["epoch"], strict=True)) == [(0, 1), (1, 1), (0, 2)]
+    train = run.frame("train").iloc[0]
+    assert (train["top1_err"], train["world_size"], train["synthetic"]) == (30.0, 2, True)
