@@ -192,7 +192,7 @@ def test_training_frames_have_a_row_per_epoch_and_per_seed(tmp_path):
     final = {"task_id": "train:sk:seed0", "kind": "train", "status": "ok", "model": "sknet29", "label": "sk",
              "options": {}, "seed": 0, "epochs": 2, "top1_err": 30.0, "train_time_s": 4.0, "params": 10, "macs": 20,
              "num_classes": 10, "dataset": "cifar10", "synthetic": True, "device": "cpu",
-             "distributed": {"world_size": 2, "backend": "gloo"}}
+             "distributed": {"world_size": 2, "backend": "gloo"}, "curve": [epoch(0, 1), epoch(0, 2)]}
     records = [epoch(0, 1), epoch(0, 2), epoch(1, 1), epoch(0, 2), final]  # epoch 2 of seed 0 recorded twice
     run = load_run(write_run(tmp_path / "s" / "r1", records, MANIFEST))
     epochs = run.frame("train_epoch")
