@@ -36,6 +36,10 @@ BUILT_MACS = {
     "shufflenetv2_100": 148_808_392, "shufflenetv2_100_se": 149_022_520, "shufflenetv2_100_sk": 154_070_272,
 }
 
+# fvcore's conv + fc MACs and BN MACs of the plain nets (quoted in the Table 4 notes; asserted in a slow test)
+CONV_FC_MACS = {"shufflenetv2_050": 40_476_448, "shufflenetv2_100": 144_907_992}
+BN_MACS = {"shufflenetv2_050": 2_047_808, "shufflenetv2_100": 3_900_400}
+
 
 def _torchvision(name: str) -> nn.Module:
     return getattr(torchvision.models, TORCHVISION[name])()
@@ -56,6 +60,14 @@ def test_plain_050_has_torchvisions_fvcore_macs():
 def test_plain_100_has_torchvisions_fvcore_macs():
     ours, theirs = harness.create_model("shufflenetv2_100"), _torchvision("shufflenetv2_100")
     assert count_macs(ours, input_size=(3, 224, 224)).macs == count_macs(theirs, input_size=(3, 224, 224)).macs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(TORCHVISION))
+def test_plain_nets_conv_fc_and_bn_macs_are_the_pinned_ones(name):
+    ops = count_macs(harness.create_model(name), input_size=(3, 224, 224)).by_operator
+    assert ops["conv"] + ops["linear"] == CONV_FC_MACS[name]
+    assert ops["batch_norm"] == BN_MACS[name]
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION))
@@ -244,12 +256,21 @@ def _matches(quoted: str, values: set[float]) -> bool:
 
 def _published_and_built() -> set[float]:
     values = {r.params_m for r in T4.values()} | {r.gmacs * 1000 for r in T4.values()}
-    values |= {v / 1e6 for v in BUILT_PARAMS.values()} | {v / 1e6 for v in BUILT_MACS.values()}
+    values |= {v / 1e6 for counts in (BUILT_PARAMS, BUILT_MACS, CONV_FC_MACS, BN_MACS) for v in counts.values()}
     for size in ("050", "100"):
         for kind in ("se", "sk"):  # what SE / SK add, printed and built
-            values.add(_paper(size, kind).params_m - _paper(size, "plain").params_m)
-            values.add((BUILT_PARAMS[f"shufflenetv2_{size}_{kind}"] - BUILT_PARAMS[f"shufflenetv2_{size}"]) / 1e6)
+            plain, row = _paper(size, "plain"), _paper(size, kind)
+            values |= {row.params_m - plain.params_m, (row.gmacs - plain.gmacs) * 1000}
+            for built in (BUILT_PARAMS, BUILT_MACS):
+                values.add((built[f"shufflenetv2_{size}_{kind}"] - built[f"shufflenetv2_{size}"]) / 1e6)
     return values
+
+
+def test_table4_notes_quote_published_or_built_numbers():
+    known = _published_and_built()
+    quoted = [q for row in T4.values() for q in _quoted(row.note)]
+    assert len(quoted) >= 20, "nothing quoted: the test would prove nothing"
+    assert [q for q in quoted if not _matches(q, known)] == []
 
 
 def test_registry_descriptions_quote_published_or_built_numbers():
