@@ -317,3 +317,36 @@ def test_search_ranks_within_tolerance_by_fewest_departures_then_score(monkeypat
              for name, departures, score in [("outside", 0, 1.3), ("close, 2 departures", 2, 0.5),
                                              ("inside, 1 departure", 1, 0.95), ("far", 0, 4.0)]]
     assert [c.label for c in search.rank(cands)] == ["inside, 1 departure", "close, 2 departures", "outside", "far"]
+
+
+def _overhead_module(monkeypatch):
+    path = ROOT / "benchmarks" / "lightweight_overhead.py"
+    spec = importlib.util.spec_from_file_location("lightweight_overhead", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_overhead_table_divides_each_attention_model_by_its_plain_net(tmp_path, monkeypatch):
+    from helpers import write_run
+
+    def latency(model, rnd, samples):
+        return {"task_id": f"latency:{model}:{rnd}", "kind": "latency", "status": "ok", "model": model,
+                "label": model, "options": {}, "batch_size": 1, "round": rnd, "threads": 1, "samples_ms": samples}
+
+    def complexity(model, macs):
+        return {"task_id": f"complexity:{model}", "kind": "complexity", "status": "ok", "model": model,
+                "label": model, "options": {}, "batch_size": 1, "macs": macs, "params": 1}
+
+    records = [complexity("shufflenetv2_050", 40_000_000), complexity("shufflenetv2_050_sk", 42_000_000)]
+    for rnd in range(3):
+        records += [latency("shufflenetv2_050", rnd, [10.0, 10.0, 11.0, 9.0]),
+                    latency("shufflenetv2_050_sk", rnd, [15.0, 15.0, 16.0, 14.0] if rnd else [20.0] * 4)]
+    run = write_run(tmp_path / "lightweight_cpu" / "r1", records)
+    (row,) = _overhead_module(monkeypatch).rows(run)
+    assert row[:3] == ["shufflenetv2_050_sk", "1", "1"]
+    assert row[5].startswith("**1.550**")  # pooled medians: 15.5 (of 14 14 15 15 15 15 16 16 20 20 20 20) / 10
+    assert row[6] == "1.500–2.000 (3)"  # per-round ratios
+    assert row[7] == "–"  # no throughput records
+    assert row[8] == "1.050"  # MACs ratio
