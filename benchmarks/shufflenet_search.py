@@ -17,7 +17,7 @@ tolerance). Among those within tolerance the fewest departures from the literal 
 each unit's branch, no head SE; SK 3×3 + 3×3 dilation 2, depthwise, r = 16, L = 32, every depthwise conv
 replaced), then the lower score. The winners are the defaults of ``harness.models.shufflenetv2``.
 
-    python benchmarks/shufflenet_search.py --out shufflenet_search.json   # ~10 min on 2 busy CPU cores
+    python benchmarks/shufflenet_search.py --out shufflenet_search.json   # 7–14 min on 2 busy CPU cores
 
 fvcore traces every candidate at 224×224 (2–6 s each); SE / SK candidates whose parameter count alone is
 off by more than twice the tolerance are not traced (their MACs show as "–").

@@ -32,15 +32,15 @@ Deviations (each a named option; the attention defaults are the search's choice)
   as in torchvision (fvcore lists it as uncounted).
 - + SE: scored on what it adds ([P]'s plain row + ours − our plain net, against [P]'s SE row), so the plain
   net's offset is not soaked up by SE settings. [P]'s SE adds 0.16M / 0.21M at 0.5× / 1.0×; per-unit SE
-  alone cannot add 0.16M to the 0.5× net (r < 1), and SENet's r = 16 with a head SE adds too little (score
-  1.33). Chosen (score 0.80): SE on each unit's branch output (``se_position`` "branch", "unit" = on the
-  concatenated output) with ``r`` = 8, and an SE on the 1024-channel head conv with ``head_r`` = 16
-  (None: none): +0.15M / +0.22M.
+  alone cannot add 0.16M to the 0.5× net (r < 1; SENet's r = 16 alone: score 9.74), and r = 16 with an
+  r = 16 head SE still adds too little (score 1.33). Chosen (score 0.80): SE on each unit's branch output
+  (``se_position`` "branch"; "unit" = on the concatenated output) with ``r`` = 8, and an SE on the
+  1024-channel head conv with ``head_r`` = 16 (None: none): +0.15M / +0.22M.
 - + SK: M = 2 depthwise branches 3×3 and 3×3 dilation 2 (``branches``; ``group_width`` = channels per
   group, 1 = depthwise), each conv → BN → ReLU as [P] §3.1's SK unit (the plain depthwise conv has no ReLU);
   every 3×3 depthwise conv is replaced, the stride-2 units' projection ones too (``sk_proj``). d = max(C/r,
   L) with r = 16 and L = 24 (score 0.95): the ImageNet SKNets' L = 32 adds 0.22M at 1.0× against [P]'s
-  0.18M (score 1.69 and over). Scored like SE.
+  0.18M even with only the branches' depthwise convs replaced (score 1.69; all replaced: score 3.21).
 - MSRA init for convs (torchvision keeps PyTorch's default); PyTorch BN defaults.
 - ``width`` scales every channel count for short runs; ``stem`` "cifar" (3×3/1 conv, no max-pool) keeps
   32×32 inputs at 16×16 in the first stage for CIFAR training. Neither is in the papers.
