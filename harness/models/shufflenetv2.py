@@ -110,7 +110,6 @@ class ShuffleUnit(nn.Module):
         half = cout // 2
         if stride == 1 and cin != 2 * half:
             raise ConfigError(f"a stride-1 ShuffleNetV2 unit needs equal even in/out channels, got {cin} → {cout}")
-        self.stride = stride
         self.proj = nn.Sequential(proj_dw(cin, stride), conv_bn_act(cin, half, kernel=1)) if stride > 1 else None
         self.branch = nn.Sequential(
             conv_bn_act(cin if stride > 1 else half, half, kernel=1),
