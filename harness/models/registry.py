@@ -39,6 +39,7 @@ BUILTIN_MODULES = (
     "harness.models.resnext",
     "harness.models.senet",
     "harness.models.sknet",
+    "harness.models.shufflenetv2",
     "harness.workloads.reference",
 )
 

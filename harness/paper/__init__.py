@@ -4,7 +4,8 @@ stated configurations give. One copy: reports, tests and docstrings take their n
 
 Sources: [P] Li et al., Selective Kernel Networks, CVPR 2019 (arXiv 1903.06586); [SE] Hu et al.,
 Squeeze-and-Excitation Networks, CVPR 2018; [RX] Xie et al., Aggregated Residual Transformations (ResNeXt),
-CVPR 2017; [T] timm's published results tables. The rows are in ``harness.paper.tables``.
+CVPR 2017; [SN2] Ma et al., ShuffleNet V2, ECCV 2018; [T] timm's published results tables. The rows are in
+``harness.paper.tables``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from harness.measure.params import count_params
 from harness.models.registry import default_input_size, get_entry, list_models
 from harness.paper import all_rows
 
-OURS = [n for n in list_models() if get_entry(n).family in {"resnext", "senet", "sknet"}]
+OURS = [n for n in list_models() if get_entry(n).family in {"resnext", "senet", "sknet", "shufflenet"}]
 
 
 @pytest.mark.parametrize("name", OURS)
@@ -27,9 +27,10 @@ def test_every_model_builds_and_runs(name):
 def test_every_model_has_a_docstring_with_paper_and_deviations():
     import harness.models.resnext as rx
     import harness.models.senet as se
+    import harness.models.shufflenetv2 as sn
     import harness.models.sknet as sk
 
-    for module in (rx, se, sk):
+    for module in (rx, se, sk, sn):
         assert "Reproduces" in module.__doc__ and "Deviations" in module.__doc__
 
 
