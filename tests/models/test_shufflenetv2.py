@@ -156,7 +156,7 @@ def test_cifar_stem_keeps_32px_inputs_at_16px_in_the_first_stage():
         ("shufflenetv2_050_se", {"se_position": "dw"}, "se_position='dw' is not one of branch, unit"),
         ("shufflenetv2_050", {"stem": "tiny"}, "stem='tiny' is not one of imagenet, cifar"),
         ("shufflenetv2_050", {"stage_repeats": [4, 8]}, "stage_repeats=[4, 8] needs 3 positive integers"),
-        ("shufflenetv2_050", {"width": 0}, "width=0 must be positive"),
+        ("shufflenetv2_050", {"width": 0}, "width=0.0 must be positive"),  # coerced to the annotated float
         ("shufflenetv2_050_sk", {"group_width": 5}, "group_width=5 does not divide 24 channels"),
         ("shufflenetv2_050_se", {"r": 0}, "r=0 must be a positive integer"),
     ],
@@ -337,7 +337,7 @@ def test_overhead_table_divides_each_attention_model_by_its_plain_net(tmp_path, 
 
     def complexity(model, macs):
         return {"task_id": f"complexity:{model}", "kind": "complexity", "status": "ok", "model": model,
-                "label": model, "options": {}, "batch_size": 1, "macs": macs, "params": 1}
+                "label": model, "options": {}, "batch_size": 1, "macs": macs, "params": 1, "input_size": [3, 224, 224]}
 
     records = [complexity("shufflenetv2_050", 40_000_000), complexity("shufflenetv2_050_sk", 42_000_000)]
     for rnd in range(3):
