@@ -51,6 +51,7 @@ class TimingSpec:
     cudnn_benchmark: bool
     tf32: bool
     input_size: Size | None
+    reference: bool = False  # latency tasks interleave the reference workload's iterations with the model's
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,6 +145,7 @@ def _timing_spec(section: TimingSection) -> TimingSpec:
         cudnn_benchmark=section.cudnn_benchmark,
         tf32=section.tf32,
         input_size=section.input_size,
+        reference=section.reference,
     )
 
 

@@ -75,14 +75,24 @@ def _samples_from_records(
     records: Sequence[Mapping[str, Any]], refs: Sequence[Mapping[str, Any]], *, where: str
 ) -> BenchSamples:
     by_round: dict[int, list[float]] = {}
+    interleaved: dict[int, list[float]] = {}
     for rec in records:
-        samples = float_list(rec["samples_ms"], where=f"{where}: task {rec.get('task_id')!r} samples_ms")
-        by_round.setdefault(_round_of(rec), []).extend(samples)
+        task = f"{where}: task {rec.get('task_id')!r}"
+        by_round.setdefault(_round_of(rec), []).extend(float_list(rec["samples_ms"], where=f"{task} samples_ms"))
+        if "reference_samples_ms" in rec:
+            interleaved.setdefault(_round_of(rec), []).extend(
+                float_list(rec["reference_samples_ms"], where=f"{task} reference_samples_ms"))
     order = sorted(by_round)
     threads = records[0].get("threads")
+    # The reference timed interleaved with the model, in the same task, is the better yardstick (the same
+    # moments); a run without it (older runs, reference: false) falls back on the reference task of the round.
+    if all(interleaved.get(r) for r in order):
+        reference_rounds = tuple(tuple(interleaved[r]) for r in order)
+    else:
+        reference_rounds = tuple(_reference_for(records[0], r, refs) for r in order)
     return BenchSamples(
         rounds=tuple(tuple(by_round[r]) for r in order),
-        reference_rounds=tuple(_reference_for(records[0], r, refs) for r in order),
+        reference_rounds=reference_rounds,
         threads=threads if isinstance(threads, int) else None,
     )
 

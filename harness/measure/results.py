@@ -28,6 +28,8 @@ class LatencyResult:
     tf32: bool
     round: int = 0
     train: bool = False
+    # the reference workload's iterations, interleaved one for one with ours (empty when none was asked)
+    reference_samples_ms: tuple[float, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -53,6 +55,7 @@ class LatencyResult:
             "round": self.round,
             "cudnn_benchmark": self.cudnn_benchmark,
             "tf32": self.tf32,
+            **({"reference_samples_ms": list(self.reference_samples_ms)} if self.reference_samples_ms else {}),
         }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -99,43 +99,67 @@ class Benchmark:
 
     # -- timed loops --------------------------------------------------------------------------------
 
-    def _sample_cpu(self, window: SampleWindow) -> list[float]:
-        samples_ms: list[float] = []
+    def _steps(self, reference: Benchmark | None) -> list[tuple[Callable[[], None], list]]:
+        """What one iteration times: this model's step, and with a reference, the reference's step too.
+
+        With a reference the two alternate A B, B A, A B … (each pair reversed, so neither always runs on
+        caches the other warmed), and the window counts this model's samples.
+        """
+        return [(self.step, [])] + ([] if reference is None else [(reference.step, [])])
+
+    def _sample_cpu(self, window: SampleWindow, reference: Benchmark | None = None) -> tuple[list, list]:
+        steps = self._steps(reference)
 
         def once() -> None:
-            start = time.perf_counter_ns()
-            self.step()
-            samples_ms.append((time.perf_counter_ns() - start) / 1e6)
+            for step, out in steps if len(steps[0][1]) % 2 == 0 else steps[::-1]:
+                start = time.perf_counter_ns()
+                step()
+                out.append((time.perf_counter_ns() - start) / 1e6)
 
         repeat_until(window, once)
-        return samples_ms
+        return steps[0][1], steps[1][1] if reference is not None else []
 
-    def _sample_cuda(self, window: SampleWindow) -> list[float]:
-        pairs: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+    def _sample_cuda(self, window: SampleWindow, reference: Benchmark | None = None) -> tuple[list, list]:
+        steps = self._steps(reference)
 
         def once() -> None:
-            start = torch.cuda.Event(enable_timing=True)
-            end = torch.cuda.Event(enable_timing=True)
-            start.record()
-            self.step()
-            end.record()
-            pairs.append((start, end))
+            for step, out in steps if len(steps[0][1]) % 2 == 0 else steps[::-1]:
+                start = torch.cuda.Event(enable_timing=True)
+                end = torch.cuda.Event(enable_timing=True)
+                start.record()
+                step()
+                end.record()
+                out.append((start, end))
 
         synchronize(self.device)
         # The stopping rule reads the host clock, which runs ahead of the GPU by at most the launch
         # queue; the samples themselves are GPU times, read after the final sync.
         repeat_until(window, once)
         synchronize(self.device)
-        return [start.elapsed_time(end) for start, end in pairs]
+        times = [[start.elapsed_time(end) for start, end in out] for _, out in steps]
+        return times[0], times[1] if reference is not None else []
 
     def sample(self, window: TimingConfig | SampleWindow) -> list[float]:
         """Time iterations until ``window`` is satisfied; milliseconds per iteration."""
+        return self.sample_with(window)[0]
+
+    def sample_with(self, window: TimingConfig | SampleWindow,
+                    reference: Benchmark | None = None) -> tuple[list[float], list[float]]:
+        """``sample``, with ``reference``'s iterations interleaved one for one: (ours, the reference's) ms.
+
+        The reference must be an inference benchmark on the same device, in the same mode: it runs inside
+        this benchmark's inference mode and autocast.
+        """
         if isinstance(window, TimingConfig):
             window = window.window()
+        if reference is not None and (reference.train or reference.device != self.device
+                                      or reference.mode != self.mode):
+            raise MeasurementError("an interleaved reference must be an inference benchmark on the same device "
+                                   "and in the same mode as the model it is timed with")
         with self._running():
             if self.device.type == "cuda":
-                return self._sample_cuda(window)
-            return self._sample_cpu(window)
+                return self._sample_cuda(window, reference)
+            return self._sample_cpu(window, reference)
 
     def warmup(self, n: int) -> list[float]:
         """Run ``n`` timed iterations that are not samples (lazy init, autotuning, compilation)."""
@@ -189,15 +213,21 @@ class Benchmark:
         }
 
     def latency(self, window: TimingConfig | SampleWindow, *, round_index: int = 0,
-                warmup_ms: tuple[float, ...] = ()) -> LatencyResult:
-        """Sample per-iteration latency over ``window``; ``warmup_ms`` is stored alongside, not mixed in."""
+                warmup_ms: tuple[float, ...] = (), reference: Benchmark | None = None) -> LatencyResult:
+        """Sample per-iteration latency over ``window``; ``warmup_ms`` is stored alongside, not mixed in.
+
+        With ``reference`` (the fixed reference workload) its iterations alternate with ours and are kept in
+        ``reference_samples_ms``: a yardstick measured at the same moments as the model, which the gate
+        divides by. The machine's speed changes by about 10% from one second to the next on a shared VM;
+        a reference timed in a round of its own sees another second, one interleaved sees the same.
+        """
         start = time.perf_counter()
         self.memory.reset()
-        samples_ms = self.sample(window)
+        samples_ms, reference_ms = self.sample_with(window, reference)
         wall_s = time.perf_counter() - start
         fields = self._result_fields(warmup_ms=tuple(warmup_ms), wall_s=wall_s, round_index=round_index,
                                      memory=self._memory())
-        return LatencyResult(samples_ms=tuple(samples_ms), **fields)
+        return LatencyResult(samples_ms=tuple(samples_ms), reference_samples_ms=tuple(reference_ms), **fields)
 
     def throughput(self, window: TimingConfig | SampleWindow, *, iters_per_loop: int | None = None,
                    round_index: int = 0, warmup_ms: tuple[float, ...] = ()) -> ThroughputResult:

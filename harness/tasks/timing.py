@@ -14,14 +14,14 @@ import torch
 
 from harness.environment import backend_flags
 from harness.measure.peak import measure_peak_gmacs
-from harness.measure.timer import prepare_benchmark
-from harness.plan import PeakSpec, Task, TimingSpec
+from harness.measure.timer import Benchmark, prepare_benchmark
+from harness.plan import REFERENCE_MODEL, PeakSpec, Task, TimingSpec
 from harness.tasks import TaskContext, build, input_size_of
 
 log = logging.getLogger(__name__)
 
 
-def _timed(task: Task, *, train: bool, loops: bool) -> dict[str, Any]:
+def _timed(task: Task, *, train: bool, loops: bool, interleave: bool = False) -> dict[str, Any]:
     spec: TimingSpec = task.spec
     window = spec.timing.split(spec.rounds)
     model = build(task.model)
@@ -33,7 +33,8 @@ def _timed(task: Task, *, train: bool, loops: bool) -> dict[str, Any]:
         if loops:
             result = bench.throughput(window, round_index=task.round or 0, warmup_ms=warmup_ms)
         else:
-            result = bench.latency(window, round_index=task.round or 0, warmup_ms=warmup_ms)
+            reference = _reference_bench(task, spec) if interleave else None
+            result = bench.latency(window, round_index=task.round or 0, warmup_ms=warmup_ms, reference=reference)
     record = result.to_record()
     record.pop("kind", None)
     record.pop("wall_s", None)
@@ -43,7 +44,20 @@ def _timed(task: Task, *, train: bool, loops: bool) -> dict[str, Any]:
     return record
 
 
+def _reference_bench(task: Task, spec: TimingSpec) -> Benchmark:
+    """The reference workload at the task's batch size, device and mode, warmed up, for interleaving."""
+    size = input_size_of(REFERENCE_MODEL, spec.input_size)
+    bench = prepare_benchmark(build(REFERENCE_MODEL), input_shape=size, batch_size=task.batch_size,
+                              device=task.device, mode=spec.mode, train=False)
+    bench.warmup(spec.timing.warmup)
+    return bench
+
+
 def execute_latency(task: Task, ctx: TaskContext) -> dict[str, Any]:
+    return _timed(task, train=False, loops=False, interleave=task.spec.reference)
+
+
+def execute_reference(task: Task, ctx: TaskContext) -> dict[str, Any]:
     return _timed(task, train=False, loops=False)
 
 
@@ -65,7 +79,7 @@ def execute_peak(task: Task, ctx: TaskContext) -> dict[str, Any]:
 
 EXECUTORS = {
     "latency": execute_latency,
-    "reference": execute_latency,
+    "reference": execute_reference,
     "throughput": execute_throughput,
     "train_throughput": execute_train_throughput,
     "peak": execute_peak,

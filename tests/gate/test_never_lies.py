@@ -14,7 +14,7 @@ from harness.errors import ConfigError, ResultsError
 from harness.gate.baseline import freeze_baseline
 from harness.gate.compare import compare
 from harness.gate.samples import BenchKey, BenchmarkSet, BenchSamples
-from harness.gate.sources import load_benchmarks
+from harness.gate.sources import benchmarks_from_records, load_benchmarks
 from harness.results import load_run
 
 
@@ -95,8 +95,14 @@ def test_each_shard_is_normalised_by_its_own_reference(tmp_path, plugin_file, ca
     refs = merged.of_kind("reference")
     assert len(refs) == 2 * 2  # every shard timed the reference in every round
     by_shard = {(r["shard"]["index"], r["round"]): r["samples_ms"] for r in refs}
+    # each latency record carries the reference timed alternately with it, in its own process: that is its yardstick
+    own = {(r["label"], r["round"]): r["reference_samples_ms"] for r in merged.of_kind("latency")}
     bset = load_benchmarks(Path(out[0]))
     for key, samples in bset.benchmarks.items():
+        assert [list(r) for r in samples.reference_rounds] == [own[(key.label, rnd)] for rnd in (0, 1)]
+    # a run without interleaved samples (made before they existed) falls back on its own shard's reference tasks
+    older = [{k: v for k, v in r.items() if k != "reference_samples_ms"} for r in merged.records]
+    for key, samples in benchmarks_from_records(older, where="older run").items():
         shard_index = 0 if key.label == "a" else 1
         assert [list(r) for r in samples.reference_rounds] == [by_shard[(shard_index, rnd)] for rnd in (0, 1)]
     # the merged run freezes into a baseline that a shard-less check can use

@@ -365,3 +365,45 @@ def test_cuda_event_path() -> None:
         tiny_net(), input_shape=SHAPE, batch_size=8, device="cuda", mode=Mode(dtype="fp16"), config=FAST, train=True
     )
     assert throughput.samples_per_s > 0 and throughput.timer == "cuda_event"
+
+
+# --- an interleaved reference (the gate's yardstick, timed at the same moments as the model) ---------------
+
+
+def test_interleaved_reference_alternates_iterations_one_for_one():
+    order: list[str] = []
+
+    class Tagged(nn.Module):
+        def __init__(self, tag: str) -> None:
+            super().__init__()
+            self.tag = tag
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            order.append(self.tag)
+            return self.conv(x)
+
+    model = prepare(Tagged("m"), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode())
+    reference = prepare(Tagged("r"), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode())
+    window = SampleWindow(min_time_s=0.0, max_time_s=10.0, min_samples=6, max_samples=6)
+    order.clear()
+    result = model.latency(window, reference=reference)
+    timed = order[: 2 * 6]  # the memory measurement runs one more untimed model iteration afterwards
+    # A B, B A, A B …: each pair reversed, so neither side always runs on caches the other warmed
+    assert timed == ["m", "r", "r", "m", "m", "r", "r", "m", "m", "r", "r", "m"]
+    assert len(result.samples_ms) == len(result.reference_samples_ms) == 6
+    record = result.to_record()
+    assert set(record) == LATENCY_FIELDS | {"reference_samples_ms"}
+    assert record["reference_samples_ms"] == list(result.reference_samples_ms)
+    # without a reference the record keeps its documented fields only
+    assert set(model.latency(window).to_record()) == LATENCY_FIELDS
+
+
+def test_interleaved_reference_must_match_device_and_mode():
+    model = prepare(tiny_net(), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode())
+    trainer = prepare(tiny_net(), input_shape=SHAPE, batch_size=2, device="cpu", mode=Mode(), train=True)
+    with pytest.raises(MeasurementError, match="inference benchmark on the same device and in the same mode"):
+        model.latency(FAST, reference=trainer)
+    other_mode = prepare(tiny_net(), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode(channels_last=True))
+    with pytest.raises(MeasurementError, match="same mode"):
+        model.latency(FAST, reference=other_mode)
