@@ -108,18 +108,28 @@ def pool(sets: list[BenchmarkSet], *, source: str) -> BenchmarkSet:
     pooled = {}
     for key in keys:
         parts = [s.benchmarks[key] for s in sets if key in s.benchmarks]
+        if len({p.yardstick for p in parts}) > 1:  # runs of different checkouts' timers: one yardstick for all
+            parts = [p.with_round_yardstick() for p in parts]
+        interleaved = parts[0].yardstick == "interleaved"
         pooled[key] = BenchSamples(
             rounds=tuple(r for p in parts for r in p.rounds),
             reference_rounds=tuple(r for p in parts for r in _aligned_refs(p)),
             threads=parts[0].threads,
+            yardstick=parts[0].yardstick,
+            round_reference_rounds=tuple(r for p in parts for r in _aligned(p.round_reference_rounds, p))
+            if interleaved and all(p.round_reference_rounds for p in parts) else (),
         )
     return BenchmarkSet(environment=sets[0].environment, benchmarks=pooled, source=source, origin="harness-ab")
 
 
 def _aligned_refs(samples: BenchSamples) -> tuple[tuple[float, ...], ...]:
+    return _aligned(samples.reference_rounds, samples)
+
+
+def _aligned(refs: tuple[tuple[float, ...], ...], samples: BenchSamples) -> tuple[tuple[float, ...], ...]:
     # a run without reference samples contributes empty reference rounds, keeping the rounds aligned
-    if len(samples.reference_rounds) == len(samples.rounds):
-        return samples.reference_rounds
+    if len(refs) == len(samples.rounds):
+        return refs
     return tuple(() for _ in samples.rounds)
 
 

@@ -5,10 +5,14 @@ Baseline file, schema 1::
     {"format": "harness-baseline", "schema": 1, "created_utc", "source_run", "environment", "suite",
      "benchmarks": [{"key": {model, label, options, batch_size, device, dtype, channels_last, compile, kind},
                      "samples_ms", "rounds", "reference_samples_ms", "reference_rounds", "threads",
-                     "threshold_pct"}]}
+                     "threshold_pct", "yardstick", "round_reference_rounds"}]}
 
 ``reference_rounds`` is aligned with ``rounds`` (the reference samples of the same round; ``[]`` where a
 round had none); ``threshold_pct`` is ``null`` until :func:`write_thresholds` stores a calibrated one.
+``yardstick`` says how the reference was timed: ``interleaved`` with the model's iterations, or ``round`` (a
+task of its own in the round; also what a baseline without the field means). An interleaved baseline keeps
+the round's reference tasks in ``round_reference_rounds`` (when the run had them), so a candidate timed the
+older way can still be normalised.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ def _entry_to_dict(key: BenchKey, samples: BenchSamples) -> dict[str, Any]:
         "reference_rounds": [list(r) for r in samples.reference_rounds],
         "threads": samples.threads,
         "threshold_pct": samples.threshold_pct,
+        "yardstick": samples.yardstick,
+        **({"round_reference_rounds": [list(r) for r in samples.round_reference_rounds]}
+           if samples.round_reference_rounds else {}),
     }
 
 

@@ -68,6 +68,12 @@ def _compare_one(
     )
     if not (base.has_raw and cand.has_raw):
         return _median_only(row)
+    yardstick_note = ""
+    if base.yardstick != cand.yardstick:
+        # an interleaved reference reads a different value than one timed in its own task: divide by the kind
+        # both sides have, the reference tasks of the rounds (or by nothing, when a side lacks them)
+        base, cand = base.with_round_yardstick(), cand.with_round_yardstick()
+        yardstick_note = "reference timed differently on the two sides: normalised by the rounds' reference tasks"
     (b_rounds, b_refs), (c_rounds, c_refs) = split(base), split(cand)
     normalised = b_refs is not None and c_refs is not None
     b_xr = normalise(b_rounds, b_refs) if normalised else b_rounds
@@ -83,7 +89,8 @@ def _compare_one(
     ci_low, ci_high = ratio_ci((b_rounds, b_refs if normalised else None), (c_rounds, c_refs if normalised else None))
     p = float(sps.mannwhitneyu(fastest(c_xr), fastest(b_xr), alternative="two-sided").pvalue)
     verdict = _verdict(ratio, (ci_low, ci_high), p, threshold_pct=threshold_pct, alpha=alpha)
-    note = "" if normalised else "raw (no reference samples on both sides)"
+    note = "; ".join(filter(None, [yardstick_note if normalised else "",
+                                   "" if normalised else "raw (no reference samples on both sides)"]))
     return replace(row, verdict=verdict, ci_low=ci_low, ci_high=ci_high, p_value=p, note=note)
 
 

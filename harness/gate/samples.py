@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -80,6 +80,20 @@ class BenchSamples:
     threshold_pct: float | None = None
     summary_median_ms: float | None = None
     summary_n: int = 0
+    # How ``reference_rounds`` were timed: "interleaved" (iteration for iteration with the model, in its task)
+    # or "round" (the reference task of the same round). The two read different values (the interleaved
+    # reference runs on caches the model just used), so the gate only divides by yardsticks of one kind.
+    yardstick: str = "round"
+    # With an interleaved yardstick: the round's reference tasks too (empty when there were none), so a
+    # comparison with a side that only has those can still be normalised.
+    round_reference_rounds: Rounds = ()
+
+    def with_round_yardstick(self) -> BenchSamples:
+        """These samples normalised by the reference tasks of their rounds (none when there were none)."""
+        if self.yardstick == "round":
+            return self
+        refs = self.round_reference_rounds if len(self.round_reference_rounds) == len(self.rounds) else ()
+        return replace(self, reference_rounds=refs, yardstick="round", round_reference_rounds=())
 
     @property
     def samples_ms(self) -> tuple[float, ...]:

@@ -86,15 +86,14 @@ def _samples_from_records(
     threads = records[0].get("threads")
     # The reference timed interleaved with the model, in the same task, is the better yardstick (the same
     # moments); a run without it (older runs, reference: false) falls back on the reference task of the round.
+    round_refs = tuple(_reference_for(records[0], r, refs) for r in order)
+    rounds = tuple(tuple(by_round[r]) for r in order)
+    threads = threads if isinstance(threads, int) else None
     if all(interleaved.get(r) for r in order):
-        reference_rounds = tuple(tuple(interleaved[r]) for r in order)
-    else:
-        reference_rounds = tuple(_reference_for(records[0], r, refs) for r in order)
-    return BenchSamples(
-        rounds=tuple(tuple(by_round[r]) for r in order),
-        reference_rounds=reference_rounds,
-        threads=threads if isinstance(threads, int) else None,
-    )
+        return BenchSamples(rounds=rounds, reference_rounds=tuple(tuple(interleaved[r]) for r in order),
+                            threads=threads, yardstick="interleaved",
+                            round_reference_rounds=round_refs if all(round_refs) else ())
+    return BenchSamples(rounds=rounds, reference_rounds=round_refs, threads=threads)
 
 
 def benchmarks_from_records(records: Sequence[Mapping[str, Any]], *, where: str) -> dict[BenchKey, BenchSamples]:
@@ -140,13 +139,27 @@ def _parse_rounds(entry: Mapping[str, Any], *, where: str) -> tuple[Rounds, Roun
         if flat != tuple(x for r in rounds for x in r):
             raise ResultsError(f"{where}: samples_ms is not the concatenation of rounds; re-freeze the baseline")
     if "reference_rounds" in entry:
-        refs = entry["reference_rounds"]
-        if not isinstance(refs, list) or len(refs) != len(rounds):
-            raise ResultsError(f"{where}.reference_rounds: expected one list per round ({len(rounds)})")
-        return rounds, tuple(float_list(r, where=f"{where}.reference_rounds[{i}]") for i, r in enumerate(refs))
+        return rounds, _aligned_rounds(entry["reference_rounds"], len(rounds), where=f"{where}.reference_rounds")
     flat_ref = float_list(entry.get("reference_samples_ms", []), where=f"{where}.reference_samples_ms")
     # Without per-round alignment the pooled reference is the best yardstick for every round.
     return rounds, tuple(flat_ref for _ in rounds) if flat_ref else ()
+
+
+def _aligned_rounds(refs: Any, count: int, *, where: str) -> Rounds:
+    if not isinstance(refs, list) or len(refs) != count:
+        raise ResultsError(f"{where}: expected one list per round ({count})")
+    return tuple(float_list(r, where=f"{where}[{i}]") for i, r in enumerate(refs))
+
+
+def _parse_yardstick(entry: Mapping[str, Any], rounds: Rounds, *, where: str) -> dict[str, Any]:
+    yardstick = entry.get("yardstick", "round")  # baselines frozen before interleaving have none: "round"
+    if yardstick not in ("round", "interleaved"):
+        raise ResultsError(f"{where}.yardstick: expected 'round' or 'interleaved', got {yardstick!r}")
+    fields: dict[str, Any] = {"yardstick": yardstick}
+    if yardstick == "interleaved" and entry.get("round_reference_rounds"):
+        fields["round_reference_rounds"] = _aligned_rounds(entry["round_reference_rounds"], len(rounds),
+                                                           where=f"{where}.round_reference_rounds")
+    return fields
 
 
 def _parse_entry(entry: Any, *, where: str) -> tuple[BenchKey, BenchSamples]:
@@ -167,6 +180,7 @@ def _parse_entry(entry: Any, *, where: str) -> tuple[BenchKey, BenchSamples]:
         reference_rounds=reference_rounds,
         threads=threads if isinstance(threads, int) else None,
         threshold_pct=None if threshold is None else float(threshold),
+        **_parse_yardstick(entry, rounds, where=where),
     )
     return BenchKey.from_fields(key_fields), samples
 

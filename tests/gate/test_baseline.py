@@ -10,8 +10,10 @@ import pytest
 
 from harness.errors import ResultsError
 from harness.gate.baseline import freeze_baseline, write_thresholds
+from harness.gate.compare import compare
 from harness.gate.samples import KEY_FIELDS, PYTEST_BENCHMARK_KIND, BenchKey
 from harness.gate.sources import BASELINE_SCHEMA, load_benchmarks
+from harness.gate.verdicts import Verdict
 
 DATA = Path(__file__).parent / "data"
 PYTEST_SAMPLE = DATA / "pytest_benchmark_sample.json"
@@ -50,16 +52,24 @@ def _record(task_id: str, model: str, kind: str, rnd: int, samples: list[float],
     }
 
 
-def write_run(path: Path, *, seed: int = 0, rounds: int = 3, n: int = 20) -> Path:
-    """A run dir with two models and the reference workload interleaved in rounds (A B ref A B ref ...)."""
+def write_run(path: Path, *, seed: int = 0, rounds: int = 3, n: int = 20, interleaved: float | None = None,
+              reference_tasks: bool = True) -> Path:
+    """A run dir with two models and the reference workload interleaved in rounds (A B ref A B ref ...).
+
+    ``interleaved``: also give every latency record ``reference_samples_ms`` (the reference timed alternately
+    with the model) reading this many ms; the reference tasks read 2 ms.
+    """
     rng = np.random.default_rng(seed)
     records = []
     for rnd in range(rounds):
         for model, median in (("sknet50", 10.0), ("senet50", 8.0)):
             samples = (median * rng.lognormal(0.0, 0.03, n)).tolist()
-            records.append(_record(f"latency-{model}-bs1", model, "latency", rnd, samples))
+            extra = {} if interleaved is None else {
+                "reference_samples_ms": (interleaved * rng.lognormal(0.0, 0.01, n)).tolist()}
+            records.append(_record(f"latency-{model}-bs1", model, "latency", rnd, samples, **extra))
         ref = (2.0 * rng.lognormal(0.0, 0.01, n)).tolist()
-        records.append(_record("reference-ref", "harness:reference", "reference", rnd, ref))
+        if reference_tasks:
+            records.append(_record("reference-ref", "harness:reference", "reference", rnd, ref))
     records.append(
         {
             "schema": 1,
@@ -233,3 +243,53 @@ def test_write_thresholds_updates_matching_entries_atomically(tmp_path: Path, ca
     assert reloaded[keys[1]].threshold_pct is None
     assert "resnext50" in caplog.text
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["b.json"]
+
+
+# --- the yardstick: the reference interleaved with the model, or timed in a task of its own --------------
+
+
+def test_interleaved_reference_is_the_yardstick_and_survives_freezing(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run1", interleaved=3.0)
+    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    sk = next(s for k, s in load_benchmarks(run).benchmarks.items() if k.label == "sknet50")
+    mine = [r["reference_samples_ms"] for r in records if r["task_id"] == "latency-sknet50-bs1"]
+    tasks = [r["samples_ms"] for r in records if r["kind"] == "reference"]
+    assert sk.yardstick == "interleaved" and [list(r) for r in sk.reference_rounds] == mine
+    assert [list(r) for r in sk.round_reference_rounds] == tasks
+    out = freeze_baseline(run, tmp_path / "b.json")
+    entry = json.loads(out.read_text())["benchmarks"][0]
+    assert entry["yardstick"] == "interleaved" and len(entry["round_reference_rounds"]) == 3
+    assert load_benchmarks(out).benchmarks == load_benchmarks(run).benchmarks
+
+
+@pytest.mark.parametrize("old_side", ["baseline", "candidate"])
+def test_yardsticks_of_two_kinds_are_never_divided_into_each_other(tmp_path: Path, old_side: str) -> None:
+    # The same code timed the old way (reference in its own task: 2 ms) and the new way (interleaved: 1 ms,
+    # a different reading). Dividing one side by 2 ms and the other by 1 ms would call unchanged code 2x slower.
+    old = freeze_baseline(write_run(tmp_path / "old", seed=0), tmp_path / "old.json")
+    new = write_run(tmp_path / "new", seed=1, interleaved=1.0)
+    base, cand = (old, new) if old_side == "baseline" else (new, old)
+    report = compare(load_benchmarks(base), load_benchmarks(cand), force=True)
+    for row in report.rows:
+        assert row.verdict is Verdict.UNCHANGED, row
+        assert 0.95 < row.normalised_ratio < 1.05
+        assert row.note == "reference timed differently on the two sides: normalised by the rounds' reference tasks"
+
+
+def test_interleaved_side_without_reference_tasks_against_an_old_baseline_is_compared_raw(tmp_path: Path) -> None:
+    old = freeze_baseline(write_run(tmp_path / "old", seed=0), tmp_path / "old.json")
+    new = write_run(tmp_path / "new", seed=1, interleaved=1.0, reference_tasks=False)
+    report = compare(load_benchmarks(old), load_benchmarks(new), force=True)
+    for row in report.rows:
+        assert row.verdict is Verdict.UNCHANGED and row.normalised_ratio is None
+        assert row.note == "raw (no reference samples on both sides)"
+
+
+def test_a_baseline_with_an_unknown_yardstick_is_refused(tmp_path: Path) -> None:
+    out = freeze_baseline(write_run(tmp_path / "run1", interleaved=1.0), tmp_path / "b.json")
+    doc = json.loads(out.read_text())
+    doc["benchmarks"][0]["yardstick"] = "sideways"
+    out.write_text(json.dumps(doc))
+    expected = r"benchmarks\[0\]\.yardstick: expected 'round' or 'interleaved', got 'sideways'"
+    with pytest.raises(ResultsError, match=expected):
+        load_benchmarks(out)
