@@ -90,7 +90,9 @@ class TimingSection(_Strict):
     compile: str | None = default_of(Mode, "compile")
     cudnn_benchmark: bool = True
     tf32: bool = False
-    reference: bool = False  # interleave the reference workload (noise normalisation for `check`)
+    # latency: time the reference workload alternately with every model's iterations (and once per round in a
+    # task of its own): the yardstick `check` divides by
+    reference: bool = False
     train_step: bool = False  # throughput only: also time forward + backward + SGD step
 
     @model_validator(mode="after")
