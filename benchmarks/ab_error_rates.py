@@ -9,6 +9,7 @@ Trial kinds alternate (A/A, 1.05, 1.2, A/A, …) so a change of the machine's lo
 
     python benchmarks/ab_error_rates.py --trials 20 --out ab_error_rates.json          # ~40-80 min on 2 cores
     python benchmarks/ab_error_rates.py --rejudge ab_error_rates.json --threshold 3    # judge the same runs again
+    python benchmarks/ab_error_rates.py --rejudge ab_error_rates.json --threshold 3 --from-trial 7   # held out
 
 A false alarm is an A/A trial with exit code 1; a detection is a slowdown trial with exit code 1. The JSON
 keeps every trial's run dirs, so ``--rejudge`` can apply other thresholds without measuring again.
@@ -44,6 +45,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", help="JSON summary to write")
     p.add_argument("--workdir", help="where checkouts and run dirs go (default: a temporary folder, kept)")
     p.add_argument("--rejudge", metavar="JSON", help="judge the runs of an earlier summary again (no measuring)")
+    p.add_argument("--from-trial", type=int, default=0,
+                   help="--rejudge: count only trials with this index or later (a held-out part)")
     return p.parse_args(argv)
 
 
@@ -104,6 +107,7 @@ def _rejudge(path: Path, args: argparse.Namespace) -> None:
     from harness.gate.compare import compare
 
     doc = json.loads(path.read_text())
+    doc["trials"] = [t for t in doc["trials"] if t["index"] >= args.from_trial]
     for trial in doc["trials"]:
         results = Path(trial["trial_dir"]) / "results" / "same_job"
         (job,) = list(results.iterdir())
@@ -113,7 +117,8 @@ def _rejudge(path: Path, args: argparse.Namespace) -> None:
         (row,) = compare(base, head, threshold_pct=args.threshold, alpha=args.alpha).rows
         trial["exit_code"] = int(row.verdict.value == "regression")
     rates = _rates(doc["trials"])
-    print(f"rejudged with threshold {args.threshold}%, alpha {args.alpha}: {json.dumps(rates)}")
+    print(f"rejudged with threshold {args.threshold}%, alpha {args.alpha}, trials {args.from_trial}+: "
+          f"{json.dumps(rates)}")
 
 
 def main(argv: list[str] | None = None) -> None:
