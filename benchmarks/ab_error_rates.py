@@ -10,6 +10,7 @@ Trial kinds alternate (A/A, 1.05, 1.2, A/A, …) so a change of the machine's lo
     python benchmarks/ab_error_rates.py --trials 20 --out ab_error_rates.json          # ~40-80 min on 2 cores
     python benchmarks/ab_error_rates.py --rejudge ab_error_rates.json --threshold 3    # judge the same runs again
     python benchmarks/ab_error_rates.py --rejudge ab_error_rates.json --threshold 3 --from-trial 7   # held out
+    python benchmarks/ab_error_rates.py --in-process --trials 20 --out ab_in_process.json    # ~30 min
 
 A false alarm is an A/A trial with exit code 1; a detection is a slowdown trial with exit code 1. The JSON
 keeps every trial's run dirs, so ``--rejudge`` can apply other thresholds without measuring again.
@@ -42,6 +43,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--min-samples", type=int, default=60)
     p.add_argument("--threshold", type=float, default=5.0, help="check --threshold, percent")
     p.add_argument("--alpha", type=float, default=0.002)
+    p.add_argument("--in-process", action="store_true",
+                   help="check --ab --in-process: both sides' models in one process, timed alternately")
     p.add_argument("--out", help="JSON summary to write")
     p.add_argument("--workdir", help="where checkouts and run dirs go (default: a temporary folder, kept)")
     p.add_argument("--rejudge", metavar="JSON", help="judge the runs of an earlier summary again (no measuring)")
@@ -74,7 +77,8 @@ def _trial(root: Path, suite: Path, kind: str, cost: float, index: int, args: ar
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "harness", "check", "--ab", str(base), str(head), "--suite", str(suite),
                "--pairs", str(args.pairs), "--threshold", str(args.threshold), "--alpha", str(args.alpha),
-               "--out", str(trial_dir / "results"), "--format", "json", "--no-progress"]
+               "--out", str(trial_dir / "results"), "--format", "json", "--no-progress",
+               *(["--in-process"] if args.in_process else [])]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     wall_s = time.perf_counter() - start
@@ -105,15 +109,19 @@ def _rates(trials: list[dict]) -> dict:
 def _rejudge(path: Path, args: argparse.Namespace) -> None:
     from harness.gate.ab import ABRuns, load_sides
     from harness.gate.compare import compare
+    from harness.gate.inprocess import load_pairs
 
     doc = json.loads(path.read_text())
     doc["trials"] = [t for t in doc["trials"] if t["index"] >= args.from_trial]
     for trial in doc["trials"]:
         results = Path(trial["trial_dir"]) / "results" / "same_job"
         (job,) = list(results.iterdir())
-        runs = ABRuns(base=tuple(sorted((job / "base").glob("*/*"))), head=tuple(sorted((job / "head").glob("*/*"))),
-                      order=())
-        base, head, _, _ = load_sides(runs)
+        if (job / "spec.json").exists():  # measured --in-process
+            base, head, _, _ = load_pairs(sorted(job.glob("pair*.json")))
+        else:
+            runs = ABRuns(base=tuple(sorted((job / "base").glob("*/*"))),
+                          head=tuple(sorted((job / "head").glob("*/*"))), order=())
+            base, head, _, _ = load_sides(runs)
         (row,) = compare(base, head, threshold_pct=args.threshold, alpha=args.alpha).rows
         trial["exit_code"] = int(row.verdict.value == "regression")
     rates = _rates(doc["trials"])

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 
+DEFAULT_THRESHOLD_PCT = 5.0
+
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     from harness.gate.baseline import freeze_baseline
@@ -61,6 +63,19 @@ def _same_job(args: argparse.Namespace):
     def show(step: int, steps: int, side: str) -> None:
         print(f"same-job gate: run {step}/{steps} ({side})", file=sys.stderr)
 
+    if args.in_process:
+        from harness.gate.inprocess import load_pairs, run_inprocess
+
+        files = run_inprocess(base=Path(args.ab[0]), head=Path(args.ab[1]), suite=Path(args.suite),
+                              pairs=args.pairs, out=out, device=args.device,
+                              on_step=None if args.no_progress else show)
+        base, head, base_even, base_odd = load_pairs(files)
+        report = compare(base, head, threshold_pct=args.threshold, alpha=args.alpha)
+        noise = compare(base_even, base_odd, threshold_pct=args.threshold, alpha=args.alpha)
+        notes = (f"same job, in one process: {len(files)} processes each timed base ({args.ab[0]}) and head "
+                 f"({args.ab[1]}) alternately, iteration for iteration; samples under {out}", noise_note(noise))
+        return replace(report, notes=notes)
+
     runs = run_ab(base=Path(args.ab[0]), head=Path(args.ab[1]), suite=Path(args.suite), pairs=args.pairs, out=out,
                   device=args.device, on_step=None if args.no_progress else show)
     base, head, base_even, base_odd = load_sides(runs)
@@ -79,6 +94,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if args.calibrate:
         return _calibrate(args)
+    if args.in_process and not args.ab:
+        raise ConfigError("--in-process is a way of measuring --ab BASE HEAD; add --ab and --suite")
+    if args.threshold is None:
+        from harness.gate.inprocess import IN_PROCESS_THRESHOLD_PCT
+
+        args.threshold = IN_PROCESS_THRESHOLD_PCT if args.in_process else DEFAULT_THRESHOLD_PCT
     if args.ab:
         report = _same_job(args)
     elif args.candidate is None or args.baseline is None:
@@ -104,8 +125,9 @@ def register(sub: argparse._SubParsersAction, *, parents: list[argparse.Argument
                            help="latency regression gate: exit 1 on a significant, large slowdown")
     check.add_argument("candidate", nargs="?", help="run dir, baseline file or pytest-benchmark JSON")
     check.add_argument("--baseline", help="baseline file (or run dir / pytest-benchmark JSON)")
-    check.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
-                       help="minimum slowdown that counts, percent (default 5; calibrated thresholds override)")
+    check.add_argument("--threshold", type=float, default=None, metavar="PCT",
+                       help="minimum slowdown that counts, percent (default 5; 2 with --in-process; calibrated "
+                            "thresholds override)")
     check.add_argument("--alpha", type=float, default=0.002, help="significance level (default 0.002, as asv)")
     check.add_argument("--format", choices=["md", "text", "json"], default="text")
     check.add_argument("--output", help="also write the rendered report to this file")
@@ -115,6 +137,9 @@ def register(sub: argparse._SubParsersAction, *, parents: list[argparse.Argument
                             "against BASE (no frozen baseline)")
     check.add_argument("--suite", help="with --ab: the suite both checkouts run")
     check.add_argument("--pairs", type=int, default=3, metavar="K", help="with --ab: runs per side (default 3)")
+    check.add_argument("--in-process", action="store_true",
+                       help="with --ab: build both sides' models in one process and time them alternately, "
+                            "iteration for iteration (K processes)")
     check.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="with --ab: device (default cpu)")
     check.add_argument("--calibrate", metavar="SUITE", help="run SUITE --repeats times and calibrate thresholds")
     check.add_argument("--repeats", type=int, default=5, metavar="K")

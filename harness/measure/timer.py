@@ -8,6 +8,9 @@ never serialises the GPU queue; an OOM is an error, the batch size is never chan
 ``prepare_benchmark`` returns a ``Benchmark`` (a model on its device, in its mode, with a fixed input) so a
 runner can interleave models in rounds (A B C A B C) and spread slow drifts (thermal, clock boost, noisy
 neighbours) evenly over them. ``measure_latency`` / ``measure_throughput`` are the one-shot forms.
+
+One piece: ``Benchmark`` is one protocol (its input, its CPU and CUDA loops, alone or interleaved with a
+reference, and the result they make); splitting the loops from the result would split that protocol.
 """
 
 from __future__ import annotations

@@ -96,3 +96,54 @@ def test_an_unchanged_head_passes(tmp_path, capsys):
     doc = json.loads("\n".join(out))
     assert code == 0 and doc["exit_code"] == 0, doc
     assert doc["rows"][0]["verdict"] != "regression" and len(doc["notes"]) == 2
+
+
+# --- in one process: both checkouts' models built side by side, timed alternately ------------------------
+
+
+def test_each_side_builds_its_own_checkouts_model_and_leaves_no_module_behind(tmp_path):
+    import sys
+
+    import harness
+    from harness.gate.inprocess import _build_side, worker_spec
+
+    base, head = _checkout(tmp_path, "base", 1.0), _checkout(tmp_path, "head", 1.5)
+    # a helper module of the user's repository, imported by the plugin: each side must get its own
+    for folder, layers in ((base, 10), (head, 15)):
+        (folder / "my_helpers.py").write_text(f"LAYERS = {layers}\n")
+        (folder / "my_model.py").write_text((folder / "my_model.py").read_text() + "\nimport my_helpers  # noqa\n")
+    spec = worker_spec(base=base, head=head, suite_path=_suite(tmp_path), device="cpu")
+    before = dict(sys.modules)
+    built = {side: _build_side(side, spec) for side in ("base", "head")}
+    convs = {side: sum(1 for m in built[side][0][0].modules() if m.__class__.__name__ == "Conv2d")
+             for side in built}
+    assert convs == {"base": 1 + 10, "head": 1 + 15}  # stem + depth × cost
+    assert built["base"][0][1] == (3, 32, 32)  # the input size the plugin registered
+    assert sys.modules["harness"] is harness and "my_helpers" not in sys.modules
+    assert not [name for name in sys.modules if name.startswith("_harness_ab_")]
+    assert {k: v for k, v in sys.modules.items() if k.startswith("harness")} == \
+        {k: v for k, v in before.items() if k.startswith("harness")}
+
+
+def test_in_process_gate_fails_a_slower_head_and_passes_an_unchanged_one(tmp_path, capsys):
+    base = _checkout(tmp_path, "base", 1.0)
+    verdicts = {}
+    for cost in (1.0, 1.5):
+        head = _checkout(tmp_path, f"head{cost}", cost)
+        code, out, err = run_cli(capsys, "check", "--ab", base, head, "--suite", _suite(tmp_path), "--pairs", "2",
+                                 "--in-process", "--out", tmp_path / "results", "--format", "json",
+                                 "--no-progress")
+        doc = json.loads("\n".join(out))
+        verdicts[cost] = (code, doc["rows"][0]["verdict"], doc["rows"][0]["normalised_ratio"])
+        assert re.match(r"same job, in one process: 2 processes each timed base \(.*\) and head", doc["notes"][0])
+    assert verdicts[1.5][:2] == (1, "regression") and verdicts[1.5][2] > 1.3, verdicts  # 15 conv layers against 10
+    assert verdicts[1.0][0] == 0 and 0.93 < verdicts[1.0][2] < 1.07, verdicts
+    # every worker's samples are kept beside the spec they measured
+    job = sorted((tmp_path / "results" / "same_job").iterdir())[0]
+    assert sorted(p.name for p in job.iterdir()) == ["pair1.json", "pair2.json", "spec.json"]
+
+
+def test_in_process_needs_ab(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "check", "--in-process", "--suite", _suite(tmp_path))
+    assert code == 2 and out == []
+    assert err.strip() == "error: --in-process is a way of measuring --ab BASE HEAD; add --ab and --suite"

@@ -1,0 +1,226 @@
+"""The same-job gate with base and head in one process: both checkouts' models built side by side and timed
+alternately, iteration for iteration, so the two see the same machine at the same moments.
+
+Why: on a shared VM the machine's speed moves by about 10% from one second to the next and from one process
+to the next, and a fixed reference workload corrects only part of it (a neighbour slows the model and the
+reference by different factors). Measured with ``benchmarks/gate_noise_sources.py`` on the 2-core development
+VM, the run-to-run scatter of a model's statistic is about 3% normalised by an interleaved reference and under
+1% when the model is timed against a copy of itself in one process. Separate processes per side cannot see a
+5% slowdown through that much noise with a few runs; one process per pair can.
+
+How: a worker process (``python -m harness.gate.inprocess SPEC OUT``) imports the base checkout's models, then
+the head's: for each side it imports that checkout's ``harness`` package (or the installed one, for a
+checkout that has none) and the suite's plugins from that checkout, builds every benchmark's model, and then
+drops those modules again, so the other side imports its own. Only public API is used on a checkout
+(``create_model``, ``register_model`` via the plugins), so the base may be an older harness. The timing is this
+harness's (``Benchmark.sample_with``): each round alternates head, base, base, head … and the leading side
+changes with the round. ``pairs`` workers run one after another (each a fresh process: allocation and core
+placement differ per process, so a verdict rests on more than one). What cannot work in one process: a change
+to torch itself, or plugins that register process-global state twice (a ``torch.library`` op of the same
+name); use the process-alternating ``--ab`` for those.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError, ResultsError
+from harness.gate.samples import BenchKey, BenchmarkSet, BenchSamples
+
+log = logging.getLogger(__name__)
+
+SIDES = ("base", "head")
+# The default threshold in one process. A +5% change of a model's multiply-adds is +3-5% of its time (the rest
+# of an iteration does not grow), and two identical models in one process read within about 1.5% of each
+# other on the 2-core development VM (benchmarks/gate_noise_sources.py, benchmarks/ab_error_rates.py
+# --in-process; README, "Measured error rates"). Separate processes scatter by several percent, hence 5% there.
+IN_PROCESS_THRESHOLD_PCT = 2.0
+
+
+def worker_spec(*, base: Path, head: Path, suite_path: Path, device: str) -> dict[str, Any]:
+    """What a worker builds and times, from the suite (read with this harness)."""
+    from harness.config import load_suite
+
+    suite = load_suite(suite_path)
+    section = suite.latency
+    if section is None:
+        raise ConfigError(f"{suite_path}: the in-process gate times the suite's latency section, and it has none")
+    models = section.models or suite.models
+    benchmarks = [{"name": m.name, "label": m.label or m.name, "options": dict(m.options or {}),
+                   "input_size": list(m.input_size) if m.input_size else None, "batch_size": bs}
+                  for bs in section.batch_sizes_for(device) for m in models]
+    return {
+        "checkouts": {"base": str(Path(base).resolve()), "head": str(Path(head).resolve())},
+        "imports": list(suite.imports or []),
+        "device": device,
+        "benchmarks": benchmarks,
+        "input_size": list(section.input_size) if section.input_size else None,
+        "timing": {"warmup": section.warmup, "min_time_s": section.min_time_s, "max_time_s": section.max_time_s,
+                   "min_samples": section.min_samples},
+        "rounds": section.rounds,
+        "mode": {"dtype": section.dtype, "channels_last": section.channels_last, "compile": section.compile},
+    }
+
+
+# --- the worker --------------------------------------------------------------------------------------------
+
+
+def _drop_modules(checkout: Path, keep: set[str]) -> dict[str, Any]:
+    """Remove ``harness*`` and every module loaded from ``checkout`` (not in ``keep``) from ``sys.modules``."""
+    dropped = {}
+    for name, module in list(sys.modules.items()):
+        if name in keep and not (name == "harness" or name.startswith("harness.")):
+            continue
+        origin = getattr(module, "__file__", None) or ""
+        if name == "harness" or name.startswith("harness.") or name.startswith("_harness_ab_") or (
+                origin and Path(origin).resolve().is_relative_to(checkout)):
+            dropped[name] = sys.modules.pop(name)
+    return dropped
+
+
+def _build_side(side: str, spec: dict[str, Any]) -> list[tuple[Any, tuple[int, int, int]]]:
+    """Every benchmark's model as ``side``'s checkout builds it, and its input size (C, H, W)."""
+    checkout = Path(spec["checkouts"][side])
+    before = set(sys.modules)
+    saved = _drop_modules(checkout, keep=set())
+    sys.path.insert(0, str(checkout))
+    try:
+        api = importlib.import_module("harness")
+        for i, plugin in enumerate(spec["imports"]):
+            path = Path(plugin) if Path(plugin).is_absolute() else checkout / plugin
+            module_spec = importlib.util.spec_from_file_location(f"_harness_ab_{side}_{i}", path)
+            if module_spec is None or module_spec.loader is None:
+                raise ConfigError(f"{side} checkout: plugin {plugin!r} not found at {path}")
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[module_spec.name] = module
+            module_spec.loader.exec_module(module)
+        built = []
+        for bench in spec["benchmarks"]:
+            model = api.create_model(bench["name"], **bench["options"])
+            size = bench["input_size"] or spec["input_size"]
+            if size is None:
+                from harness.models.registry import default_input_size  # the checkout's registry
+
+                size = default_input_size(bench["name"])
+            built.append((model, tuple(size)))
+        return built
+    finally:
+        sys.path.remove(str(checkout))
+        _drop_modules(checkout, keep=before)
+        sys.modules.update(saved)
+
+
+def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Build both sides' models, then time each benchmark's pair alternately; samples by side and round."""
+    import torch
+
+    from harness.environment import capture_environment
+    from harness.measure.mode import Mode
+    from harness.measure.sampling import TimingConfig
+    from harness.measure.timer import prepare_benchmark
+
+    built = {side: _build_side(side, spec) for side in SIDES}
+    timing = TimingConfig(**spec["timing"])
+    window = timing.split(spec["rounds"])
+    mode = Mode(**spec["mode"])
+    results = []
+    for i, bench in enumerate(spec["benchmarks"]):
+        benches = {}
+        for side in SIDES:
+            model, size = built[side][i]
+            benches[side] = prepare_benchmark(model, input_shape=size, batch_size=bench["batch_size"],
+                                              device=spec["device"], mode=mode)
+            benches[side].warmup(timing.warmup)
+        rounds: dict[str, list[list[float]]] = {side: [] for side in SIDES}
+        for r in range(spec["rounds"]):
+            lead, other = ("head", "base") if r % 2 == 0 else ("base", "head")
+            ours, theirs = benches[lead].sample_with(window, benches[other])
+            rounds[lead].append(ours)
+            rounds[other].append(theirs)
+        results.append({"benchmark": bench, "rounds": rounds, "threads": torch.get_num_threads()})
+    return {"environment": capture_environment(spec["device"]), "results": results}
+
+
+# --- the coordinator ---------------------------------------------------------------------------------------
+
+
+def run_inprocess(*, base: Path, head: Path, suite: Path, pairs: int, out: Path, device: str = "cpu",
+                  on_step: Callable[[int, int, str], None] | None = None) -> list[Path]:
+    """Run ``pairs`` workers one after another; returns their result files (kept under ``out``)."""
+    from harness.fileio import write_json_atomic
+    from harness.gate.ab import check_inputs
+
+    check_inputs(base, head, suite, pairs)
+    out.mkdir(parents=True, exist_ok=True)
+    spec_path = write_json_atomic(out / "spec.json", worker_spec(base=base, head=head, suite_path=suite,
+                                                                 device=device))
+    files = []
+    for k in range(pairs):
+        if on_step is not None:
+            on_step(k + 1, pairs, "base and head")
+        result = out / f"pair{k + 1}.json"
+        done = subprocess.run([sys.executable, "-m", "harness.gate.inprocess", str(spec_path), str(result)],
+                              cwd=out, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = " / ".join(done.stderr.strip().splitlines()[-3:])
+            raise ResultsError(f"--ab --in-process: worker {k + 1} failed (exit {done.returncode}): {tail}")
+        files.append(result)
+    return files
+
+
+def _key(bench: dict[str, Any], spec_mode: dict[str, Any], device: str) -> BenchKey:
+    return BenchKey.from_fields({"model": bench["name"], "label": bench["label"], "options": bench["options"],
+                                 "batch_size": bench["batch_size"], "device": device, "kind": "latency",
+                                 "dtype": spec_mode["dtype"], "channels_last": spec_mode["channels_last"],
+                                 "compile": spec_mode["compile"]})
+
+
+def load_pairs(files: list[Path]) -> tuple[BenchmarkSet, BenchmarkSet, BenchmarkSet, BenchmarkSet]:
+    """(base, head, base of workers 1, 3, …, base of workers 2, 4, …): the last two are the noise check.
+
+    The yardstick of a round, on both sides, is the round's samples of both sides together: dividing by it
+    makes every round's head/base comparison a paired one (the machine's speed of that round cancels), while
+    the gate's statistic, test and interval stay as for any run. In the noise check it asks whether base
+    stood in the same relation to head in the odd and the even processes.
+    """
+    spec = json.loads((files[0].parent / "spec.json").read_text())
+    docs = [json.loads(f.read_text()) for f in files]
+
+    def side_set(side: str, picked: list[dict[str, Any]], source: str) -> BenchmarkSet:
+        benchmarks: dict[BenchKey, BenchSamples] = {}
+        for doc in picked:
+            for res in doc["results"]:
+                key = _key(res["benchmark"], spec["mode"], spec["device"])
+                old = benchmarks.get(key, BenchSamples(threads=res["threads"], yardstick="interleaved"))
+                ours = tuple(tuple(r) for r in res["rounds"][side])
+                pair = tuple(tuple(b) + tuple(h) for b, h in zip(res["rounds"]["base"], res["rounds"]["head"],
+                                                                 strict=True))
+                benchmarks[key] = BenchSamples(rounds=old.rounds + ours, reference_rounds=old.reference_rounds + pair,
+                                               threads=res["threads"], yardstick="interleaved")
+        return BenchmarkSet(environment=docs[0]["environment"], benchmarks=benchmarks, source=source,
+                            origin="harness-ab-inprocess")
+
+    n = len(docs)
+    return (side_set("base", docs, f"base ({n} processes)"), side_set("head", docs, f"head ({n} processes)"),
+            side_set("base", docs[0::2], "base in processes 1, 3, …"),
+            side_set("base", docs[1::2], "base in processes 2, 4, …"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from harness.fileio import write_json_atomic
+
+    spec_path, out_path = (argv if argv is not None else sys.argv[1:])
+    write_json_atomic(Path(out_path), run_worker(json.loads(Path(spec_path).read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
