@@ -4,8 +4,8 @@ alternately, iteration for iteration, so the two see the same machine at the sam
 Why: on a shared VM the machine's speed moves by about 10% from one second to the next and from one process
 to the next, and a fixed reference workload corrects only part of it (a neighbour slows the model and the
 reference by different factors). Measured with ``benchmarks/gate_noise_sources.py`` on the 2-core development
-VM, the run-to-run scatter of a model's statistic is about 3% normalised by an interleaved reference and under
-1% when the model is timed against a copy of itself in one process. Separate processes per side cannot see a
+VM (8 processes), the run-to-run scatter of a model's statistic is 3.8% normalised by an interleaved reference
+and 0.5% when the model is timed against a copy of itself in one process. Separate processes per side cannot see a
 5% slowdown through that much noise with a few runs; one process per pair can.
 
 How: a worker process (``python -m harness.gate.inprocess SPEC OUT INDEX``) imports the base checkout's models, then
