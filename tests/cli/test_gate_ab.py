@@ -147,3 +147,21 @@ def test_in_process_needs_ab(tmp_path, capsys):
     code, out, err = run_cli(capsys, "check", "--in-process", "--suite", _suite(tmp_path))
     assert code == 2 and out == []
     assert err.strip() == "error: --in-process is a way of measuring --ab BASE HEAD; add --ab and --suite"
+
+
+def test_in_process_refuses_a_suite_without_latency_and_names_a_failing_worker(tmp_path, capsys):
+    base = _checkout(tmp_path, "base", 1.0)
+    no_latency = tmp_path / "complexity.yaml"
+    no_latency.write_text(json.dumps({"name": "c", "imports": ["my_model.py"], "models": ["gate_convnet"],
+                                      "complexity": {}}))
+    code, out, err = run_cli(capsys, "check", "--ab", base, base, "--suite", no_latency, "--in-process",
+                             "--out", tmp_path / "r")
+    assert code == 2 and out == []
+    assert "the in-process gate times the suite's latency section, and it has none" in err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "my_model.py").write_text("raise RuntimeError('head plugin is broken')\n")
+    code, out, err = run_cli(capsys, "check", "--ab", base, broken, "--suite", _suite(tmp_path), "--in-process",
+                             "--out", tmp_path / "r", "--no-progress")
+    assert code == 2 and out == [] and len(err.strip().splitlines()) == 1
+    assert "--ab --in-process: worker 1 failed (exit 1)" in err and "head plugin is broken" in err
