@@ -6,6 +6,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from tabulate import tabulate
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -58,15 +60,15 @@ def _compact(line: str) -> str:
 
 
 def frame_table(frame: pd.DataFrame, *, align: str | None = None) -> list[str]:
-    """A GitHub markdown table from a DataFrame of display cells (pandas → tabulate); None/NaN show as "–".
+    """A GitHub markdown table from a DataFrame of display cells (tabulate's pipe format); None/NaN show as "–".
 
     tabulate pads every cell to its column's width; the padding is removed so that these tables look like the
     report's others and a changed number changes one line of a diff, not the whole table.
     """
     align = align or "l" + "r" * (len(frame.columns) - 1)
     cells = frame.astype(object).where(frame.notna(), "–").map(_cell)
-    text = cells.to_markdown(index=False, tablefmt="pipe", colalign=[_COLALIGN[a] for a in align],
-                             disable_numparse=True)
+    text = tabulate(cells, headers="keys", tablefmt="pipe", showindex=False,
+                    colalign=[_COLALIGN[a] for a in align], disable_numparse=True)
     return [_compact(line) for line in text.splitlines()]
 
 
