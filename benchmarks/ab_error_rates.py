@@ -41,7 +41,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--min-time", type=float, default=1.5, help="min_time_s per benchmark (all rounds)")
     p.add_argument("--max-time", type=float, default=4.0)
     p.add_argument("--min-samples", type=int, default=60)
-    p.add_argument("--threshold", type=float, default=5.0, help="check --threshold, percent")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="check --threshold, percent (default: check's own, 2 with --in-process, else 5)")
     p.add_argument("--alpha", type=float, default=0.002)
     p.add_argument("--in-process", action="store_true",
                    help="check --ab --in-process: both sides' models in one process, timed alternately")
@@ -76,7 +77,8 @@ def _trial(root: Path, suite: Path, kind: str, cost: float, index: int, args: ar
     base, head = _checkout(trial_dir, "base", 1.0), _checkout(trial_dir, "head", cost)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "harness", "check", "--ab", str(base), str(head), "--suite", str(suite),
-               "--pairs", str(args.pairs), "--threshold", str(args.threshold), "--alpha", str(args.alpha),
+               "--pairs", str(args.pairs), "--alpha", str(args.alpha),
+               *([] if args.threshold is None else ["--threshold", str(args.threshold)]),
                "--out", str(trial_dir / "results"), "--format", "json", "--no-progress",
                *(["--in-process"] if args.in_process else [])]
     start = time.perf_counter()
@@ -111,6 +113,9 @@ def _rejudge(path: Path, args: argparse.Namespace) -> None:
     from harness.gate.compare import compare
     from harness.gate.inprocess import load_pairs
 
+    if args.threshold is None:
+        print("error: --rejudge needs --threshold PCT: the threshold to judge the stored runs with", file=sys.stderr)
+        raise SystemExit(2)
     doc = json.loads(path.read_text())
     doc["trials"] = [t for t in doc["trials"] if t["index"] >= args.from_trial]
     for trial in doc["trials"]:

@@ -34,3 +34,17 @@ def test_readme_table_row_is_the_committed_measurement(name, cells):
 def test_the_in_process_gate_meets_its_aim():
     rates = _rates("ab_in_process_20261128.json")
     assert rates["aa"][:2] == (0, 20) and rates["slow_5"][:2] == (20, 20) and rates["slow_20"][:2] == (20, 20)
+
+
+def test_readme_noise_table_is_the_committed_measurement():
+    doc = json.loads((ROOT / "results" / "gate" / "noise_sources_20261128.json").read_text(encoding="utf-8"))
+    rows = {
+        "own round": "| model / reference timed in its own window |",
+        "interleaved": "| model / reference interleaved (`reference: true` now) |",
+        "in-process A/A": "| model against a copy of itself, interleaved in one process |",
+        "in-process +5%": "| model with 21 layers against 20, in one process |",
+    }
+    for protocol, start in rows.items():
+        summary = doc["summary"][protocol]
+        row = f"{start} {summary['within_sd_log']:.3f} | {summary['across_sd_log']:.3f} | {summary['mean']:.3f} |"
+        assert row in README, row
