@@ -43,15 +43,15 @@ class ComplexitySpec:
 
 @dataclass(frozen=True, kw_only=True)
 class TimingSpec:
-    """One round of a latency / throughput / train-step / reference measurement."""
+    """A latency / throughput / train-step group: its models timed together, interleaved (one round of them)."""
 
-    timing: TimingConfig  # warmup and the window of all rounds together
+    timing: TimingConfig  # warmup and the per-model window of all rounds together
     rounds: int
     mode: Mode
     cudnn_benchmark: bool
     tf32: bool
     input_size: Size | None
-    reference: bool = False  # latency tasks interleave the reference workload's iterations with the model's
+    reference: bool = False  # the reference workload is timed in every latency group, as one more member
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,7 +104,11 @@ Spec = ComplexitySpec | TimingSpec | PeakSpec | TrainSpec | EvalSpec | Attention
 
 @dataclass(frozen=True, kw_only=True)
 class Task:
-    """One unit of work. ``model`` is None for tasks of the device alone (the matmul peak)."""
+    """One unit of work. ``model`` is None for tasks of the device alone (the matmul peak) and for groups.
+
+    A timing group (``members`` not empty) times its members together in one process, interleaved; each
+    member is a one-model task of its own (its id, kind, model) and gets its own record.
+    """
 
     task_id: str
     kind: str
@@ -114,10 +118,18 @@ class Task:
     batch_size: int | None = None
     seed: int | None = None
     round: int | None = None
+    members: tuple[Task, ...] = ()
 
     @property
     def label(self) -> str:
+        if self.members:
+            return f"{self.kind} batch {self.batch_size} ({len(self.members)} models)"
         return self.model.display if self.model is not None else f"peak {getattr(self.spec, 'dtype', '')}".strip()
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The ids of the records this task writes (a group's members', else its own)."""
+        return tuple(m.task_id for m in self.members) or (self.task_id,)
 
 
 def _digest(payload: Any) -> str:
@@ -186,6 +198,7 @@ REFERENCE_MODEL = ModelSpec(name="reference_convnet", label="reference")
 
 
 def _timing_tasks(kind: str, section: TimingSection, models: list[ModelSpec], device: str) -> list[Task]:
+    """One group per round, batch size and kind: the section's models (and the reference) timed together."""
     spec = _timing_spec(section)
     kinds = [kind] + (["train_throughput"] if kind == "throughput" and section.train_step else [])
     tasks = [_peak_task(spec, device)] if kind == "throughput" else []
@@ -193,12 +206,14 @@ def _timing_tasks(kind: str, section: TimingSection, models: list[ModelSpec], de
         for bs in section.batch_sizes_for(device):
             parts = (f"bs{bs}", section.dtype, device, f"r{r}")
             for k in kinds:
-                for m in models:
-                    tasks.append(Task(task_id=_model_task_id(k, m, *parts), kind=k, spec=spec, model=m,
-                                      device=device, batch_size=bs, round=r))
+                members = [Task(task_id=_model_task_id(k, m, *parts), kind=k, spec=spec, model=m, device=device,
+                                batch_size=bs, round=r) for m in models]
                 if section.reference and k == "latency":
-                    tasks.append(Task(task_id=_model_task_id("reference", REFERENCE_MODEL, *parts), kind="reference",
-                                      spec=spec, model=REFERENCE_MODEL, device=device, batch_size=bs, round=r))
+                    members.append(Task(task_id=_model_task_id("reference", REFERENCE_MODEL, *parts),
+                                        kind="reference", spec=spec, model=REFERENCE_MODEL, device=device,
+                                        batch_size=bs, round=r))
+                tasks.append(Task(task_id=f"group:{k}:{_digest([t.task_id for t in members])}:" + ":".join(parts),
+                                  kind=k, spec=spec, device=device, batch_size=bs, round=r, members=tuple(members)))
     return tasks
 
 
@@ -263,26 +278,19 @@ def expand(suite: Suite, *, device: str) -> list[Task]:
 
 
 def shard_tasks(tasks: list[Task], shard: tuple[int, int] | None) -> list[Task]:
-    """A deterministic subset: the tasks of every model go to one shard (keeps latency rounds together).
+    """A deterministic subset: the tasks of every model go to one shard, and every timing group whole to one.
 
-    The reference workload is timed in every shard, because each process's models must be normalised by the
-    machine speed that process saw; its task ids name the shard, so merging keeps every shard's copy.
+    A comparison is measured in one process (its models timed together), so a group is never split: groups go
+    to the shards in turn, the other tasks by model label.
     """
     if shard is None:
         return tasks
     index, count = shard
-    labels = list(dict.fromkeys(t.label for t in tasks if t.kind != "reference"))
+    labels = list(dict.fromkeys(t.label for t in tasks if not t.members))
     mine = set(labels[index::count])
-    own_reference = [dataclasses.replace(t, task_id=f"{t.task_id}:shard{index + 1}of{count}")
-                     for t in tasks if t.kind == "reference"]
-    by_id = {t.task_id: t for t in own_reference}
-    out = []
-    for t in tasks:
-        if t.kind == "reference":
-            out.append(by_id[f"{t.task_id}:shard{index + 1}of{count}"])
-        elif t.label in mine:
-            out.append(t)
-    return out
+    groups = [t.task_id for t in tasks if t.members]
+    my_groups = set(groups[index::count])
+    return [t for t in tasks if (t.task_id in my_groups if t.members else t.label in mine)]
 
 
 # ------------------------------------------------------------------------------- model lists (--models)

@@ -13,7 +13,7 @@ import time
 import traceback
 from collections import defaultdict
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from harness.errors import (
     TaskFailed,
     TaskSkipped,
 )
+from harness.measure.load import ThreadChoice, choose_threads, wait_for_quiet
 from harness.models.plugins import import_plugins
 from harness.plan import Task, expand, shard_tasks
 from harness.results import RecordWriter, create_run_dir, load_run, read_records, utc_now, write_manifest
@@ -48,6 +49,9 @@ class RunOptions:
     shard: tuple[int, int] | None = None  # (index, count), 0-based index
     argv: list[str] = field(default_factory=list)
     progress: bool = True
+    threads: int | None = None  # torch intra-op threads; None: the cores other processes leave free
+    wait_quiet_s: float | None = None  # wait this long for a quiet machine before starting, else refuse
+    notify: Any = None  # called with one line for the terminal (the thread choice)
 
 
 def _run_options(options: RunOptions, device: str) -> dict[str, Any]:
@@ -59,9 +63,11 @@ def _run_options(options: RunOptions, device: str) -> dict[str, Any]:
     }
 
 
-def _manifest(suite: Suite, options: RunOptions, device: str, run_id: str) -> dict[str, Any]:
+def _manifest(suite: Suite, options: RunOptions, device: str, run_id: str,
+              threads: ThreadChoice | None = None) -> dict[str, Any]:
     chosen = _run_options(options, device)
     return {
+        "threads": threads.to_record() if threads is not None else None,
         "run_id": run_id,
         "suite_name": suite.name,
         "created_utc": utc_now(),
@@ -75,13 +81,35 @@ def _manifest(suite: Suite, options: RunOptions, device: str, run_id: str) -> di
     }
 
 
-def _new_run(suite: Suite, options: RunOptions, device: str) -> Path:
+def _new_run(suite: Suite, options: RunOptions, device: str, threads: ThreadChoice | None) -> Path:
     run_dir = create_run_dir(options.out_root, suite.name)
     try:
-        write_manifest(run_dir, _manifest(suite, options, device, run_dir.name))
+        write_manifest(run_dir, _manifest(suite, options, device, run_dir.name, threads))
     except OSError as exc:
         raise ResultsError(f"{run_dir}: cannot write the manifest ({exc.strerror or exc})") from None
     return run_dir
+
+
+def _set_threads(options: RunOptions) -> ThreadChoice:
+    """Wait for a quiet machine if asked, then set torch's intra-op threads (a resume keeps the run's count)."""
+    import torch
+
+    if options.wait_quiet_s is not None:
+        wait_for_quiet(options.wait_quiet_s)
+    requested = options.threads
+    if requested is None and options.resume is not None:
+        recorded = (_manifest_of(options.resume).get("threads") or {}).get("threads")
+        requested = recorded if isinstance(recorded, int) and recorded > 0 else None
+    choice = choose_threads(requested)
+    torch.set_num_threads(choice.threads)
+    return choice
+
+
+def _manifest_of(run_dir: Path) -> dict[str, Any]:
+    try:
+        return load_run(run_dir).manifest
+    except HarnessError:
+        return {}  # the resume check below says what is wrong with it
 
 
 def _check_resumable(manifest: dict[str, Any], suite: Suite, options: RunOptions, device: str) -> None:
@@ -119,12 +147,17 @@ def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
     tasks = shard_tasks(expand(suite, device=device), options.shard)
     dist = _join_process_group(device)
     is_writer = dist is None or dist.is_writer
-    run_dir = (Path(options.resume) if options.resume is not None else _new_run(suite, options, device)) \
+    threads = _set_threads(options) if is_writer else None
+    run_dir = (Path(options.resume) if options.resume is not None else _new_run(suite, options, device, threads)) \
         if is_writer else None
     run_dir = _broadcast_path(run_dir, dist)
     with RunLock(run_dir, argv=options.argv or sys.argv, utc=utc_now()) if is_writer else nullcontext():
         if is_writer and options.resume is not None:
             _check_resumable(load_run(run_dir).manifest, suite, options, device)
+        if threads is not None:
+            log.info("threads: %s", threads.describe())
+            if options.notify is not None:
+                options.notify(f"threads: {threads.describe()}")
         try:
             _run_tasks(tasks, suite=suite, options=options, run_dir=run_dir, dist=dist, is_writer=is_writer)
         except RecordWriteError as exc:
@@ -142,7 +175,7 @@ def _run_tasks(tasks: list[Task], *, suite: Suite, options: RunOptions, run_dir:
     for record in read_records(run_dir / "records.jsonl"):
         earlier[record.get("task_id")].append(record)
     done = _finished([r for recs in earlier.values() for r in recs])
-    todo = [t for t in tasks if t.task_id not in done and (is_writer or t.kind == "train")]
+    todo = [_unfinished(t, done) for t in tasks if not set(t.ids) <= done and (is_writer or t.kind == "train")]
     log.info("%s: %d tasks (%d already done)", run_dir, len(tasks), len(tasks) - len(todo))
     reported_skips: set[str] = set()
     with RecordWriter(run_dir) if is_writer else _NullWriter() as writer:
@@ -152,6 +185,13 @@ def _run_tasks(tasks: list[Task], *, suite: Suite, options: RunOptions, run_dir:
                               shard=options.shard)
             if record["status"] == "error" and options.fail_fast:
                 raise TaskFailed(run_dir, task.task_id, record["error"]["message"])
+
+
+def _unfinished(task: Task, done: set[str]) -> Task:
+    """``task``, or the group of its members that have no record yet (a group is timed anew, without the rest)."""
+    if not task.members:
+        return task
+    return replace(task, members=tuple(m for m in task.members if m.task_id not in done))
 
 
 def _join_process_group(device: str):
@@ -209,19 +249,9 @@ def run_task(
     is not logged again (one line for a missing dataset, however many tasks need it).
     """
     reported_skips = set() if reported_skips is None else reported_skips
-    base = {
-        "task_id": task.task_id,
-        "kind": task.kind,
-        **model_fields(task.model, label=task.label),
-        "device": task.device,
-        "batch_size": task.batch_size,
-        "round": task.round,
-        "started_utc": utc_now(),
-    }
-    if task.seed is not None:
-        base["seed"] = task.seed
-    if shard is not None:  # which process measured it: the gate normalises by that process's reference
-        base["shard"] = {"index": shard[0], "count": shard[1]}
+    if task.members:
+        return _run_group(task, suite=suite, writer=writer, shard=shard)
+    base = _base_fields(task, shard)
     ctx = TaskContext(
         run_dir=run_dir,
         emit=lambda rec: writer.write({**base, **rec}),
@@ -253,9 +283,58 @@ def run_task(
     return writer.write(record)
 
 
+def _base_fields(task: Task, shard: tuple[int, int] | None) -> dict[str, Any]:
+    base = {
+        "task_id": task.task_id,
+        "kind": task.kind,
+        **model_fields(task.model, label=task.label),
+        "device": task.device,
+        "batch_size": task.batch_size,
+        "round": task.round,
+        "started_utc": utc_now(),
+    }
+    if task.seed is not None:
+        base["seed"] = task.seed
+    if shard is not None:  # which process measured it: the gate normalises by that process's reference
+        base["shard"] = {"index": shard[0], "count": shard[1]}
+    return base
+
+
+def _run_group(task: Task, *, suite: Suite, writer: RecordWriter, shard: tuple[int, int] | None) -> dict[str, Any]:
+    """Time a group's members together; one record per member (an error record for a member that failed)."""
+    from harness.tasks.timing import GROUP_EXECUTORS, MemberFailed
+
+    bases = [_base_fields(m, shard) for m in task.members]
+    seed_everything(suite.seed)
+    start = time.perf_counter()
+    try:
+        payloads: list[Any] = GROUP_EXECUTORS[task.kind](task, None)
+    except KeyboardInterrupt as exc:
+        if type(exc) is KeyboardInterrupt:
+            raise
+        payloads = [MemberFailed(exc)] * len(task.members)
+    except RecordWriteError:
+        raise
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the whole group failed: every member's error
+        payloads = [MemberFailed(exc)] * len(task.members)
+    wall_s = time.perf_counter() - start
+    records = []
+    for member, base, payload in zip(task.members, bases, payloads, strict=True):
+        if isinstance(payload, MemberFailed):
+            record = _error_record(base, member, payload.error)
+        else:
+            record = {**base, **payload, "status": "ok"}
+        record["wall_s"] = wall_s
+        records.append(writer.write(record))
+    errors = [r for r in records if r["status"] == "error"]
+    return errors[0] if errors else records[0]
+
+
 def _error_record(base: dict[str, Any], task: Task, exc: BaseException, *,
                   message: str | None = None) -> dict[str, Any]:
-    message = message or str(exc)
+    if message is None:
+        message = f"the task called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else str(exc)
+    message = " ".join(message.split()) or type(exc).__name__  # one line, also in the report's problems table
     log.error("task %s failed: %s: %s", task.task_id, type(exc).__name__, message)
     log.debug("%s", traceback.format_exc())
     return {**base, "status": "error", "error": {"type": type(exc).__name__, "message": message}}

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 
+_MAX_WAIT_S = 24 * 3600
+
 
 def _shard(value: str) -> tuple[int, int]:
     try:
@@ -21,6 +23,7 @@ def _shard(value: str) -> tuple[int, int]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.config import load_suite
+    from harness.measure.load import parse_threads
     from harness.models.plugins import import_plugins
     from harness.plan import check_models, replace_models
     from harness.report import render
@@ -36,8 +39,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                               "e.g. --models 'sknet5*,resnext50'")
         suite = replace_models(suite, patterns)
     check_models(suite, source=args.suite)
+    threads = parse_threads(args.threads)
+    if args.wait_quiet is not None and not (0 <= args.wait_quiet <= _MAX_WAIT_S):
+        raise ConfigError(f"--wait-quiet {args.wait_quiet:g}: give seconds between 0 and {_MAX_WAIT_S}")
     options = RunOptions(out_root=Path(args.out), device=args.device, resume=args.resume, fail_fast=args.fail_fast,
-                         data_dir=args.data_dir, shard=args.shard, argv=sys.argv, progress=not args.no_progress)
+                         data_dir=args.data_dir, shard=args.shard, argv=sys.argv, progress=not args.no_progress,
+                         threads=threads, wait_quiet_s=args.wait_quiet,
+                         notify=lambda line: print(line, file=sys.stderr))
     run_dir = run_suite(suite, options=options)
     if run_dir is None:  # a non-zero rank of a distributed run: rank 0 reports
         return 0
@@ -81,6 +89,12 @@ def register(sub: argparse._SubParsersAction, *, parents: list[argparse.Argument
                      "attention sections; ImageNet-val for eval/attention on imagenet)")
     run.add_argument("--shard", type=_shard, metavar="I/N", help="run the I-th of N deterministic task shards")
     run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    run.add_argument("--threads", default="auto", metavar="N|auto",
+                     help="torch intra-op threads (default auto: the cores other processes leave free, or "
+                          "OMP_NUM_THREADS when set; a resume keeps the run's count)")
+    run.add_argument("--wait-quiet", type=float, metavar="SECONDS",
+                     help="wait up to SECONDS for other processes to leave the CPU before starting; "
+                          "refuse (exit 2) if they do not")
     run.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", parents=parents, help="re-render the report of a run dir (never re-measures)")

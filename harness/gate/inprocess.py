@@ -128,7 +128,7 @@ def run_worker(spec: dict[str, Any], index: int = 0) -> dict[str, Any]:
     from harness.environment import capture_environment
     from harness.measure.mode import Mode
     from harness.measure.sampling import TimingConfig
-    from harness.measure.timer import prepare_benchmark
+    from harness.measure.timer import group_window, prepare_benchmark, time_group
 
     # Which side is built, placed and warmed first alternates from worker to worker: in one process the model
     # built second read about 1% faster than an identical one built first (A/A ratios 0.989-0.997 in 20 of 20
@@ -136,7 +136,7 @@ def run_worker(spec: dict[str, Any], index: int = 0) -> dict[str, Any]:
     order = SIDES if index % 2 == 0 else SIDES[::-1]
     built = {side: _build_side(side, spec) for side in order}
     timing = TimingConfig(**spec["timing"])
-    window = timing.split(spec["rounds"])
+    window = group_window(timing.split(spec["rounds"]), len(SIDES))
     mode = Mode(**spec["mode"])
     results = []
     for i, bench in enumerate(spec["benchmarks"]):
@@ -147,12 +147,17 @@ def run_worker(spec: dict[str, Any], index: int = 0) -> dict[str, Any]:
                                               device=spec["device"], mode=mode)
             benches[side].warmup(timing.warmup)
         rounds: dict[str, list[list[float]]] = {side: [] for side in SIDES}
+        loads = []
         for r in range(spec["rounds"]):
-            lead, other = ("head", "base") if r % 2 == 0 else ("base", "head")
-            ours, theirs = benches[lead].sample_with(window, benches[other])
-            rounds[lead].append(ours)
-            rounds[other].append(theirs)
-        results.append({"benchmark": bench, "rounds": rounds, "threads": torch.get_num_threads()})
+            # the engine alternates the two sides within a round (A B, B A …); the first side alternates by round
+            sides = ("head", "base") if r % 2 == 0 else ("base", "head")
+            group = time_group([benches[side] for side in sides], window)
+            for side, timing in zip(sides, group.members, strict=True):
+                if timing.error is not None:
+                    raise timing.error
+                rounds[side].append(list(timing.samples_ms))
+            loads.append(group.load.to_record())
+        results.append({"benchmark": bench, "rounds": rounds, "threads": torch.get_num_threads(), "load": loads})
     return {"environment": capture_environment(spec["device"]), "results": results}
 
 

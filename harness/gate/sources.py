@@ -86,7 +86,8 @@ def _samples_from_records(
     threads = records[0].get("threads")
     # The reference timed interleaved with the model, in the same task, is the better yardstick (the same
     # moments); a run without it (older runs, reference: false) falls back on the reference task of the round.
-    round_refs = tuple(_reference_for(records[0], r, refs) for r in order)
+    # (each round's own record: after --shard + merge, a model's rounds may come from different processes)
+    round_refs = tuple(_reference_for(next(x for x in records if _round_of(x) == r), r, refs) for r in order)
     rounds = tuple(tuple(by_round[r]) for r in order)
     threads = threads if isinstance(threads, int) else None
     if all(interleaved.get(r) for r in order):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.measure.device import Mode
+from harness.measure.load import Load
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,8 +29,15 @@ class LatencyResult:
     tf32: bool
     round: int = 0
     train: bool = False
-    # the reference workload's iterations, interleaved one for one with ours (empty when none was asked)
+    # the cycle of the interleaved session each sample was taken in; samples of two models with the same
+    # ``pairing`` and cycle ran side by side (harness.measure.timer.time_group)
+    cycles: tuple[int, ...] = ()
+    pairing: str | None = None
+    group_size: int = 1
+    load: Load | None = None  # what the machine did while the group was timed
+    # the reference workload's samples of the same session, when it was timed with the group
     reference_samples_ms: tuple[float, ...] = ()
+    reference_cycles: tuple[int, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -55,7 +63,12 @@ class LatencyResult:
             "round": self.round,
             "cudnn_benchmark": self.cudnn_benchmark,
             "tf32": self.tf32,
-            **({"reference_samples_ms": list(self.reference_samples_ms)} if self.reference_samples_ms else {}),
+            "cycles": list(self.cycles),
+            "pairing": self.pairing,
+            "group_size": self.group_size,
+            "load": self.load.to_record() if self.load is not None else None,
+            **({"reference_samples_ms": list(self.reference_samples_ms),
+                "reference_cycles": list(self.reference_cycles)} if self.reference_samples_ms else {}),
         }
 
 

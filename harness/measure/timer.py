@@ -1,50 +1,58 @@
-"""Latency, throughput and train-step timing of one model on one device.
+"""Latency, throughput and train-step timing on one device, through one engine that times models together.
 
 The protocol is code here: the model is in ``eval()`` under ``torch.inference_mode()`` for inference;
 warmup iterations are timed but returned apart; CPU iterations are timed with ``time.perf_counter_ns()``,
-CUDA iterations with one event pair each, synchronising only before and after a sampling loop so the timer
-never serialises the GPU queue; an OOM is an error, the batch size is never changed.
+CUDA iterations with one event pair each; an OOM is an error, the batch size is never changed.
 
-``prepare_benchmark`` returns a ``Benchmark`` (a model on its device, in its mode, with a fixed input) so a
-runner can interleave models in rounds (A B C A B C) and spread slow drifts (thermal, clock boost, noisy
-neighbours) evenly over them. ``measure_latency`` / ``measure_throughput`` are the one-shot forms.
+``prepare_benchmark`` returns a ``Benchmark`` (a model on its device, in its mode, with a fixed input).
+``time_group`` is the one engine: it times several prepared models interleaved, one iteration (or one whole
+loop) of each per cycle, the order rotating every cycle (``rotation``), and keeps every sample with its cycle.
+Two models are compared from these paired samples, never from separate timings: on a shared machine the speed
+moves by 10% and more between seconds, and only samples taken in the same cycle see the same machine
+(``harness.measure.stats.paired_ratio``). A plain timing of one model is a group of one.
+``measure_group`` / ``compare_latency`` / ``measure_latency`` / ``measure_throughput`` are notebook forms.
 
-One piece: ``Benchmark`` is one protocol (its input, its CPU and CUDA loops, alone or interleaved with a
-reference, and the result they make); splitting the loops from the result would split that protocol.
+One piece: ``Benchmark`` and the engine are one protocol (inputs, CPU and CUDA clocks, the cycle, the result
+they make); splitting them would split that protocol.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from harness.environment import current_backend_flags
-from harness.errors import MeasurementError
+from harness.errors import ConfigError, MeasurementError
 from harness.measure.device import TrainStep, autocast, check_mode, oom_error, synchronize, translating_errors
+from harness.measure.load import Load, LoadMonitor
 from harness.measure.memory import MemoryUse, PeakMemory
 from harness.measure.mode import Mode
 from harness.measure.results import LatencyResult, ThroughputResult
-from harness.measure.sampling import SampleWindow, TimingConfig, gc_paused, repeat_until
+from harness.measure.sampling import SampleWindow, TimingConfig, gc_paused, repeat_until, window_done
+
+log = logging.getLogger(__name__)
 
 TIMER_CPU = "perf_counter_ns"
 TIMER_CUDA = "cuda_event"
 _SEED = 0
-# Throughput loops aim at min_time_s / min_samples each, so the minimum loop count fits in min_time_s.
+# Throughput loops aim at min_time_s / min_samples each (per model), so the minimum loop count fits in min_time_s.
 _MAX_ITERS_PER_LOOP = 10_000
 
 
 class Benchmark:
     """One model ready to be timed: on its device, in its mode, with a fixed input (and labels).
 
-    Build it with ``prepare_benchmark``. ``warmup`` and ``sample`` return per-iteration milliseconds;
-    ``latency`` and ``throughput`` wrap a sampling window into a result with memory, flags and wall time.
+    Build it with ``prepare_benchmark``. ``warmup`` and ``sample`` return per-iteration milliseconds of this
+    model alone; ``time_group`` times it with others, and ``result`` turns its part of a group into a result.
     """
 
     def __init__(self, model: nn.Module, *, inputs: torch.Tensor, device: torch.device, mode: Mode,
@@ -56,7 +64,7 @@ class Benchmark:
         self.train = train
         self.batch_size = int(inputs.shape[0])
         self.timer = TIMER_CUDA if device.type == "cuda" else TIMER_CPU
-        self.memory = PeakMemory(device)
+        self.memory_probe = PeakMemory(device)
         self._labels: torch.Tensor | None = None
         self._last_warmup_ms: tuple[float, ...] = ()
         self._train_step: TrainStep | None = None
@@ -77,9 +85,12 @@ class Benchmark:
             if not self.train:
                 stack.enter_context(torch.inference_mode())
                 stack.enter_context(autocast(self.device, self.mode.dtype))
-            stack.enter_context(translating_errors(batch_size=self.batch_size, device=self.device,
-                                                   compile_mode=self.mode.compile))
+            stack.enter_context(self.errors())
             yield
+
+    def errors(self) -> contextlib.AbstractContextManager[None]:
+        """An OOM or a compile failure of this model as a one-line ``MeasurementError``."""
+        return translating_errors(batch_size=self.batch_size, device=self.device, compile_mode=self.mode.compile)
 
     def step(self) -> None:
         """One iteration: a forward pass, or a full SGD train step. Call inside ``_running``."""
@@ -102,67 +113,47 @@ class Benchmark:
 
     # -- timed loops --------------------------------------------------------------------------------
 
-    def _steps(self, reference: Benchmark | None) -> list[tuple[Callable[[], None], list]]:
-        """What one iteration times: this model's step, and with a reference, the reference's step too.
-
-        With a reference the two alternate A B, B A, A B … (each pair reversed, so neither always runs on
-        caches the other warmed), and the window counts this model's samples.
-        """
-        return [(self.step, [])] + ([] if reference is None else [(reference.step, [])])
-
-    def _sample_cpu(self, window: SampleWindow, reference: Benchmark | None = None) -> tuple[list, list]:
-        steps = self._steps(reference)
+    def _sample_cpu(self, window: SampleWindow) -> list[float]:
+        out: list[float] = []
 
         def once() -> None:
-            for step, out in steps if len(steps[0][1]) % 2 == 0 else steps[::-1]:
-                start = time.perf_counter_ns()
-                step()
-                out.append((time.perf_counter_ns() - start) / 1e6)
+            start = time.perf_counter_ns()
+            self.step()
+            out.append((time.perf_counter_ns() - start) / 1e6)
 
         repeat_until(window, once)
-        return steps[0][1], steps[1][1] if reference is not None else []
+        return out
 
-    def _sample_cuda(self, window: SampleWindow, reference: Benchmark | None = None) -> tuple[list, list]:
-        steps = self._steps(reference)
+    def _sample_cuda(self, window: SampleWindow) -> list[float]:
+        pending: list[tuple[Any, Any]] = []
 
         def once() -> None:
-            for step, out in steps if len(steps[0][1]) % 2 == 0 else steps[::-1]:
-                start = torch.cuda.Event(enable_timing=True)
-                end = torch.cuda.Event(enable_timing=True)
-                start.record()
-                step()
-                end.record()
-                out.append((start, end))
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            self.step()
+            end.record()
+            pending.append((start, end))
 
         synchronize(self.device)
         # The stopping rule reads the host clock, which runs ahead of the GPU by at most the launch
         # queue; the samples themselves are GPU times, read after the final sync.
         repeat_until(window, once)
         synchronize(self.device)
-        times = [[start.elapsed_time(end) for start, end in out] for _, out in steps]
-        return times[0], times[1] if reference is not None else []
+        return [start.elapsed_time(end) for start, end in pending]
 
     def sample(self, window: TimingConfig | SampleWindow) -> list[float]:
-        """Time iterations until ``window`` is satisfied; milliseconds per iteration."""
-        return self.sample_with(window)[0]
+        """Time iterations of this model alone until ``window`` is satisfied; milliseconds per iteration.
 
-    def sample_with(self, window: TimingConfig | SampleWindow,
-                    reference: Benchmark | None = None) -> tuple[list[float], list[float]]:
-        """``sample``, with ``reference``'s iterations interleaved one for one: (ours, the reference's) ms.
-
-        The reference must be an inference benchmark on the same device, in the same mode: it runs inside
-        this benchmark's inference mode and autocast.
+        For warm-up and one-shot timings. Two models are never compared from two ``sample`` calls: they are
+        timed together by ``time_group``.
         """
         if isinstance(window, TimingConfig):
             window = window.window()
-        if reference is not None and (reference.train or reference.device != self.device
-                                      or reference.mode != self.mode):
-            raise MeasurementError("an interleaved reference must be an inference benchmark on the same device "
-                                   "and in the same mode as the model it is timed with")
         with self._running():
             if self.device.type == "cuda":
-                return self._sample_cuda(window, reference)
-            return self._sample_cpu(window, reference)
+                return self._sample_cuda(window)
+            return self._sample_cpu(window)
 
     def warmup(self, n: int) -> list[float]:
         """Run ``n`` timed iterations that are not samples (lazy init, autotuning, compilation)."""
@@ -172,93 +163,184 @@ class Benchmark:
         self._last_warmup_ms = tuple(warmup_ms)
         return warmup_ms
 
-    def loops(self, window: SampleWindow, *, iters_per_loop: int) -> list[float]:
-        """Time whole loops of ``iters_per_loop`` iterations, syncing only at loop ends; seconds per loop."""
-        loop_s: list[float] = []
-
-        def once() -> None:
-            synchronize(self.device)
-            start = time.perf_counter_ns()
-            for _ in range(iters_per_loop):
-                self.step()
-            synchronize(self.device)
-            loop_s.append((time.perf_counter_ns() - start) / 1e9)
-
-        with self._running():
-            repeat_until(window, once)
-        return loop_s
-
-    # -- results ------------------------------------------------------------------------------------
-
-    def _memory(self) -> MemoryUse:
-        """Peak memory of the loop just timed (CUDA), or of one extra untimed iteration (CPU; see ``memory``)."""
-        with self._running():
-            return self.memory.measure(self.step)
-
-    def _result_fields(self, *, warmup_ms: tuple[float, ...], wall_s: float, round_index: int,
-                       memory: MemoryUse) -> dict[str, Any]:
-        flags = current_backend_flags()
-        return {
-            "warmup_ms": warmup_ms,
-            "batch_size": self.batch_size,
-            "device": str(self.device),
-            "mode": self.mode,
-            "threads": torch.get_num_threads(),
-            "peak_mem_bytes": memory.peak_bytes,
-            "iter_peak_mem_bytes": memory.iteration_peak_bytes,
-            "mem_method": memory.method,
-            "timer": self.timer,
-            "wall_s": wall_s,
-            "cudnn_benchmark": flags["cudnn_benchmark"],
-            "tf32": flags["tf32"],
-            "round": round_index,
-            "train": self.train,
-        }
-
-    def latency(self, window: TimingConfig | SampleWindow, *, round_index: int = 0,
-                warmup_ms: tuple[float, ...] = (), reference: Benchmark | None = None) -> LatencyResult:
-        """Sample per-iteration latency over ``window``; ``warmup_ms`` is stored alongside, not mixed in.
-
-        With ``reference`` (the fixed reference workload) its iterations alternate with ours and are kept in
-        ``reference_samples_ms``: a yardstick measured at the same moments as the model, which the gate
-        divides by. The machine's speed changes by about 10% from one second to the next on a shared VM;
-        a reference timed in a round of its own sees another second, one interleaved sees the same.
-        """
-        start = time.perf_counter()
-        self.memory.reset()
-        samples_ms, reference_ms = self.sample_with(window, reference)
-        wall_s = time.perf_counter() - start
-        fields = self._result_fields(warmup_ms=tuple(warmup_ms), wall_s=wall_s, round_index=round_index,
-                                     memory=self._memory())
-        return LatencyResult(samples_ms=tuple(samples_ms), reference_samples_ms=tuple(reference_ms), **fields)
-
-    def throughput(self, window: TimingConfig | SampleWindow, *, iters_per_loop: int | None = None,
-                   round_index: int = 0, warmup_ms: tuple[float, ...] = ()) -> ThroughputResult:
-        """Time whole loops over ``window`` (its sample counts count loops)."""
-        if isinstance(window, TimingConfig):
-            window = window.window()
-        if iters_per_loop is None:
-            iters_per_loop = self._auto_iters_per_loop(window)
-        start = time.perf_counter()
-        self.memory.reset()
-        loop_s = self.loops(window, iters_per_loop=iters_per_loop)
-        wall_s = time.perf_counter() - start
-        fields = self._result_fields(warmup_ms=tuple(warmup_ms), wall_s=wall_s, round_index=round_index,
-                                     memory=self._memory())
-        return ThroughputResult(
-            samples_ms=tuple(s * 1e3 / iters_per_loop for s in loop_s),
-            loop_samples_s=tuple(loop_s),
-            images=len(loop_s) * iters_per_loop * self.batch_size,
-            iters_per_loop=iters_per_loop,
-            **fields,
-        )
-
-    def _auto_iters_per_loop(self, window: SampleWindow) -> int:
-        """Enough iterations per loop that min_samples loops take about min_time_s."""
+    def auto_iters_per_loop(self, loop_s: float) -> int:
+        """Iterations that make one timed loop last about ``loop_s`` (from the warm-up's median iteration)."""
         estimate_ms = self._last_warmup_ms or tuple(self.sample(SampleWindow(0.0, math.inf, 1, 1)))
         iter_s = sorted(estimate_ms)[len(estimate_ms) // 2] / 1e3
-        target_s = window.min_time_s / window.min_samples
-        return int(min(_MAX_ITERS_PER_LOOP, max(1, round(target_s / max(iter_s, 1e-9)))))
+        return int(min(_MAX_ITERS_PER_LOOP, max(1, round(loop_s / max(iter_s, 1e-9)))))
+
+    def memory(self) -> MemoryUse:
+        """Peak memory of the loop just timed (CUDA), or of one extra untimed iteration (CPU; see ``memory``)."""
+        with self._running():
+            return self.memory_probe.measure(self.step)
+
+    def result(self, timing: MemberTiming, group: GroupTiming, *, warmup_ms: tuple[float, ...] = (),
+               round_index: int = 0) -> LatencyResult:
+        """This member's samples of ``group`` as a result (with its memory, flags and the group's load)."""
+        flags = current_backend_flags()
+        memory = self.memory()
+        fields: dict[str, Any] = {
+            "samples_ms": timing.samples_ms, "cycles": timing.cycles, "warmup_ms": tuple(warmup_ms),
+            "batch_size": self.batch_size, "device": str(self.device), "mode": self.mode,
+            "threads": torch.get_num_threads(), "peak_mem_bytes": memory.peak_bytes,
+            "iter_peak_mem_bytes": memory.iteration_peak_bytes, "mem_method": memory.method,
+            "timer": self.timer, "wall_s": group.wall_s, "cudnn_benchmark": flags["cudnn_benchmark"],
+            "tf32": flags["tf32"], "round": round_index, "train": self.train, "pairing": group.pairing,
+            "group_size": len(group.members), "load": group.load,
+        }
+        if timing.loop_samples_s:
+            return ThroughputResult(loop_samples_s=timing.loop_samples_s, iters_per_loop=timing.iters_per_loop,
+                                    images=len(timing.loop_samples_s) * timing.iters_per_loop * self.batch_size,
+                                    **fields)
+        return LatencyResult(**fields)
+
+
+# ------------------------------------------------------------------------------------- the timing engine
+
+
+def rotation(n: int) -> list[tuple[int, ...]]:
+    """The orders of successive cycles for ``n`` models: a Williams design (a balanced Latin square).
+
+    Over its rows every model runs in every position equally often and follows every other model equally often
+    (once for even ``n``, twice for odd ``n``, which takes the rows and their reverses), so no model always runs
+    first, on caches another model warmed, or after the same neighbour. Two models alternate A B, B A.
+    """
+    if n < 1:
+        raise MeasurementError("a timing group needs at least one model")
+    first, low, high = [0], 1, n - 1
+    for k in range(1, n):
+        if k % 2:
+            first.append(low)
+            low += 1
+        else:
+            first.append(high)
+            high -= 1
+    rows = [tuple((x + i) % n for x in first) for i in range(n)]
+    return rows + [row[::-1] for row in rows] if n % 2 else rows
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemberTiming:
+    """One model's samples in a group: ``cycles[i]`` is the cycle of ``samples_ms[i]``."""
+
+    samples_ms: tuple[float, ...]  # per iteration; for loops the loop's mean iteration time
+    cycles: tuple[int, ...]
+    loop_samples_s: tuple[float, ...] = ()
+    iters_per_loop: int = 1
+    error: BaseException | None = None  # what it raised mid-timing (its samples are then dropped)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroupTiming:
+    """Every member's samples from one interleaved session, the machine's load meanwhile, and a pairing token.
+
+    Samples of two members with the same cycle index were taken within one cycle: ratios pair them.
+    """
+
+    members: tuple[MemberTiming, ...]
+    cycles: int
+    wall_s: float
+    load: Load
+    pairing: str  # unique per session: only samples with the same token (and cycle) are paired
+
+
+def _check_group(benches: Sequence[Benchmark]) -> None:
+    if not benches:
+        raise MeasurementError("a timing group needs at least one model")
+    first = benches[0]
+    for b in benches[1:]:
+        if (b.device, b.mode, b.batch_size, b.train) != (first.device, first.mode, first.batch_size, first.train):
+            raise MeasurementError(
+                "models timed together must share device, mode, batch size and train/inference: got "
+                f"{first.device}/{first.mode.label}/batch {first.batch_size}/{'train' if first.train else 'eval'} "
+                f"and {b.device}/{b.mode.label}/batch {b.batch_size}/{'train' if b.train else 'eval'}")
+
+
+class _Clock:
+    """Per-iteration (or per-loop) times: the host clock on CPU, one CUDA event pair each on a GPU."""
+
+    def __init__(self, device: torch.device, *, loops: bool) -> None:
+        self.cuda = device.type == "cuda"
+        self.device = device
+        self.loops = loops
+        self.pending: list[list[Any]] = []
+
+    def time(self, member: int, cycle: int, run: Callable[[], None]) -> None:
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            run()
+            end.record()
+            self.pending.append([member, cycle, start, end])
+        else:
+            start_ns = time.perf_counter_ns()
+            run()
+            self.pending.append([member, cycle, (time.perf_counter_ns() - start_ns) / 1e6])
+
+    def read(self) -> list[tuple[int, int, float]]:
+        """(member, cycle, ms) of every timed step; on CUDA after one sync, so no step waited for the host."""
+        synchronize(self.device)
+        if not self.cuda:
+            return [(m, c, ms) for m, c, ms in self.pending]
+        return [(m, c, start.elapsed_time(end)) for m, c, start, end in self.pending]
+
+
+def time_group(benches: Sequence[Benchmark], window: SampleWindow, *,
+               iters_per_loop: Sequence[int] | None = None) -> GroupTiming:
+    """Time ``benches`` interleaved, one iteration (or one loop of ``iters_per_loop``) of each per cycle.
+
+    The one timing engine of the harness: latency, throughput, the gate's A/B and the overhead figures all
+    come from here. The order of each cycle follows ``rotation``; ``window`` bounds the whole session, its
+    sample counts counting cycles. A member that raises is dropped with its samples and its error kept; the
+    others go on. On CUDA each step is timed by its own event pair and the host syncs once per cycle, so that
+    a cycle's steps ran at the same moment and the stopping rule's host clock is honest.
+    """
+    _check_group(benches)
+    orders = rotation(len(benches))
+    clock = _Clock(benches[0].device, loops=iters_per_loop is not None)
+    errors: dict[int, BaseException] = {}
+    cycle = 0
+    with benches[0]._running(), LoadMonitor() as monitor:
+        start_ns = time.perf_counter_ns()
+        while len(errors) < len(benches):
+            for i in orders[cycle % len(orders)]:
+                if i not in errors:
+                    _time_step(benches[i], i, cycle, clock, errors, iters_per_loop)
+            if clock.cuda:
+                synchronize(clock.device)
+            cycle += 1
+            if window_done(window, cycle, (time.perf_counter_ns() - start_ns) / 1e9):
+                break
+        timed = clock.read()
+    members = []
+    for i in range(len(benches)):
+        mine = [(c, ms) for m, c, ms in timed if m == i] if i not in errors else []
+        n = 1 if iters_per_loop is None else iters_per_loop[i]
+        members.append(MemberTiming(
+            samples_ms=tuple(ms / n for _, ms in mine), cycles=tuple(c for c, _ in mine),
+            loop_samples_s=tuple(ms / 1e3 for _, ms in mine) if iters_per_loop is not None else (),
+            iters_per_loop=n, error=errors.get(i)))
+    assert monitor.load is not None
+    return GroupTiming(members=tuple(members), cycles=cycle, wall_s=monitor.load.wall_s, load=monitor.load,
+                       pairing=uuid.uuid4().hex[:12])
+
+
+def _time_step(bench: Benchmark, index: int, cycle: int, clock: _Clock, errors: dict[int, BaseException],
+               iters_per_loop: Sequence[int] | None) -> None:
+    if iters_per_loop is None:
+        run = bench.step
+    else:
+        count = iters_per_loop[index]
+
+        def run() -> None:
+            for _ in range(count):
+                bench.step()
+    try:
+        with bench.errors():
+            clock.time(index, cycle, run)
+    except Exception as exc:  # noqa: BLE001 - a member's failure is its own; the group goes on without it
+        log.warning("timing group: model %d raised %s: %s; the others go on", index, type(exc).__name__, exc)
+        errors[index] = exc
 
 
 def _fixed_input(shape: tuple[int, ...], *, device: torch.device, channels_last: bool) -> torch.Tensor:
@@ -291,24 +373,62 @@ def prepare_benchmark(model: nn.Module, *, input_shape: tuple[int, int, int], ba
     return Benchmark(model, inputs=inputs, device=dev, mode=mode, train=train)
 
 
+# ------------------------------------------------------------------------------------- notebook forms
+
+
+def measure_group(models: Mapping[str, nn.Module], *, input_shape: tuple[int, int, int], batch_size: int,
+                  device: torch.device | str, mode: Mode = Mode(), config: TimingConfig = TimingConfig(),
+                  loops: bool = False, train: bool = False) -> dict[str, LatencyResult]:
+    """Prepare, warm up and time ``models`` together (``time_group``); label → result.
+
+    ``config``'s window is per model, as in a suite: the session lasts ``len(models)`` times as long. A model
+    that fails is left out of the result and logged. For a comparison, see ``compare_latency``.
+    """
+    labels = list(models)
+    benches = [prepare_benchmark(models[k], input_shape=input_shape, batch_size=batch_size, device=device,
+                                 mode=mode, train=train) for k in labels]
+    warmups = [tuple(b.warmup(config.warmup)) for b in benches]
+    window = group_window(config.window(), len(benches))
+    per_loop = [b.auto_iters_per_loop(config.min_time_s / config.min_samples) for b in benches] if loops else None
+    group = time_group(benches, window, iters_per_loop=per_loop)
+    return {label: b.result(t, group, warmup_ms=w)
+            for label, b, t, w in zip(labels, benches, group.members, warmups, strict=True) if t.error is None}
+
+
+def group_window(per_model: SampleWindow, members: int) -> SampleWindow:
+    """A session's window from a per-model one: each model gets the time it would have had alone."""
+    return replace(per_model, min_time_s=per_model.min_time_s * members, max_time_s=per_model.max_time_s * members)
+
+
+def compare_latency(models: Mapping[str, nn.Module], *, input_shape: tuple[int, int, int], batch_size: int = 1,
+                    device: torch.device | str = "cpu", mode: Mode = Mode(),
+                    config: TimingConfig = TimingConfig()) -> dict[str, LatencyResult]:
+    """Latency of two or more models timed together, for ``harness.measure.stats.paired_ratio``."""
+    if len(models) < 2:
+        raise ConfigError(f"a comparison needs at least two models, got {len(models)} ({', '.join(models) or 'none'})")
+    return measure_group(models, input_shape=input_shape, batch_size=batch_size, device=device, mode=mode,
+                         config=config)
+
+
 def measure_latency(model: nn.Module, *, input_shape: tuple[int, int, int], batch_size: int,
                     device: torch.device | str, mode: Mode = Mode(),
                     config: TimingConfig = TimingConfig()) -> LatencyResult:
-    """Warm up, then sample inference latency of ``model`` (one round, no interleaving)."""
-    start = time.perf_counter()
-    bench = prepare_benchmark(model, input_shape=input_shape, batch_size=batch_size, device=device, mode=mode)
-    warmup_ms = bench.warmup(config.warmup)
-    result = bench.latency(config, warmup_ms=tuple(warmup_ms))
-    return replace(result, wall_s=time.perf_counter() - start)
+    """Warm up, then sample inference latency of ``model`` alone (a group of one)."""
+    results = measure_group({"model": model}, input_shape=input_shape, batch_size=batch_size, device=device,
+                            mode=mode, config=config)
+    return _only(results)
 
 
 def measure_throughput(model: nn.Module, *, input_shape: tuple[int, int, int], batch_size: int,
                        device: torch.device | str, mode: Mode = Mode(), config: TimingConfig = TimingConfig(),
                        train: bool = False) -> ThroughputResult:
     """Warm up, then time whole loops of inference (or SGD train steps with ``train=True``)."""
-    start = time.perf_counter()
-    bench = prepare_benchmark(model, input_shape=input_shape, batch_size=batch_size, device=device, mode=mode,
-                              train=train)
-    warmup_ms = bench.warmup(config.warmup)
-    result = bench.throughput(config, warmup_ms=tuple(warmup_ms))
-    return replace(result, wall_s=time.perf_counter() - start)
+    results = measure_group({"model": model}, input_shape=input_shape, batch_size=batch_size, device=device,
+                            mode=mode, config=config, loops=True, train=train)
+    return _only(results)
+
+
+def _only(results: dict[str, Any]) -> Any:
+    if not results:
+        raise MeasurementError("the model raised while it was timed (see the log)")
+    return results["model"]

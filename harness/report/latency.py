@@ -40,17 +40,45 @@ def _paper_ratio(label: str, base: str, paper: dict[str, float]) -> str:
     return num(mine / ref, 3) if mine and ref else "–"
 
 
+def _paired(text: Any, pairs: Any) -> Any:
+    unpaired = text is not None and text != "–" and not (pairs == pairs and pairs)
+    return f"{text} *unpaired*" if unpaired and pairs == pairs and pairs is not None else text
+
+
 def _ratio_cells(row: pd.Series, paper: dict[str, float]) -> dict[str, Any]:
+    base = with_ci(row["ratio_base"], row["ratio_base_ci_low"], row["ratio_base_ci_high"])
     return {
-        f"÷ {row['base']}": with_ci(row["ratio_base"], row["ratio_base_ci_low"], row["ratio_base_ci_high"]),
+        f"÷ {row['base']}": base if row["label"] == row["base"] else _paired(base, row.get("ratio_base_pairs")),
         "GMACs ratio (paper)": _paper_ratio(row["label"], row["base"], paper),
         "GMACs ratio (ours)": num(row["macs_ratio_base"], 3) if row["macs_ratio_base"] == row["macs_ratio_base"]
         else None,
         "plain": row["plain"],
-        "÷ plain": with_ci(row["ratio_plain"], row["ratio_plain_ci_low"], row["ratio_plain_ci_high"]),
+        "÷ plain": _paired(with_ci(row["ratio_plain"], row["ratio_plain_ci_low"], row["ratio_plain_ci_high"]),
+                           row.get("ratio_plain_pairs")),
         "MACs ÷ plain": num(row["macs_ratio_plain"], 3) if row["macs_ratio_plain"] == row["macs_ratio_plain"]
         else None,
     }
+
+
+def _threads_line(run: RunData) -> list[str]:
+    choice = run.manifest.get("threads")
+    if not isinstance(choice, dict) or not isinstance(choice.get("threads"), int):
+        return []
+    n, by, cores = choice["threads"], choice.get("chosen_by"), choice.get("cores")
+    why = (f"chosen to fit the {cores} cores less the {choice.get('other_cores', 0):.2f} other processes kept busy"
+           if by == "auto" else f"set by {by}")
+    return ["", f"Threads: {n} intra-op thread{'s' * (n != 1)} ({why})."]
+
+
+def _load_lines(rows: pd.DataFrame) -> list[str]:
+    """A line beside a table timed on a busy machine: what the other processes did meanwhile."""
+    if "busy" not in rows or not rows["busy"].eq(True).any():
+        return []
+    worst = rows.loc[rows["other_cores"].idxmax()]
+    return [f"⚠ busy machine while this table was timed: other processes kept {worst['other_cores']:.2f} cores busy "
+            f"(load average {worst['loadavg_1m']:.2f}, {int(worst['involuntary_switches'])} involuntary context "
+            f"switches, {int(worst['threads'])} thread{'s' * (int(worst['threads']) != 1)}). Paired ratios cancel what "
+            "hit both models in a cycle; absolute times are slower than on a quiet machine.", ""]
 
 
 def _name(row: pd.Series) -> str:
@@ -63,10 +91,13 @@ def latency_section(run: RunData) -> tuple[list[str], dict[str, pd.DataFrame]]:
         return [], {}
     paper = paper_gmacs(run)
     lines = ["## Latency", "",
-             "Per-iteration samples (`model.eval()`, `torch.inference_mode()`), warmup excluded, rounds pooled. "
-             "95% CI: bootstrap of the median. Ratios: p50 ÷ the p50 of the run's reference network and of each "
-             "model's plain counterpart (the network it adds attention to), with a bootstrap 95% CI; beside them the "
-             "compute ratios (GMACs ÷ the same network's) from the paper and from our count.", ""]
+             "Per-iteration samples (`model.eval()`, `torch.inference_mode()`), warmup excluded. The models of a "
+             "table were timed together in one process, one iteration of each per cycle, the order rotating "
+             "every cycle. p50 and its 95% CI (bootstrap of the median) are this machine's absolute times. "
+             "Ratios ÷ the run's reference network and ÷ each model's plain counterpart (the network it adds "
+             "attention to) are paired: the median of per-cycle ratios, 95% CI a bootstrap over cycles "
+             "(*unpaired* marks runs from before pairing: a ratio of medians). Beside them the compute ratios "
+             "(GMACs ÷ the same network's) from the paper and from our count.", *_threads_line(run), ""]
     panels = {}
     for heading, rows in groups(frame):
         cells = pd.DataFrame([{
@@ -74,7 +105,7 @@ def latency_section(run: RunData) -> tuple[list[str], dict[str, pd.DataFrame]]:
             "p90 ms": num(r["p90_ms"]), "p99 ms": num(r["p99_ms"]) if r["p99_ms"] == r["p99_ms"] else None,
             "95% CI p50": f"{num(r['ci_low_ms'])}–{num(r['ci_high_ms'])}", "CV": f"{r['cv'] * 100:.1f}%",
             **_ratio_cells(r, paper), "timed s": num(r["timed_s"], 1)} for _, r in rows.iterrows()])
-        lines += [f"### {heading}", "", *frame_table(cells, align="lrrrrrrrrrrlrrr"), ""]
+        lines += [f"### {heading}", "", *frame_table(cells, align="lrrrrrrrrrrlrrr"), "", *_load_lines(rows)]
         panels[f"latency · {heading}"] = rows
     if (frame["n"] < P99_MIN_SAMPLES).any():
         lines += [f"p99 is shown from {P99_MIN_SAMPLES} samples on: from fewer, the 99th percentile is the maximum "
@@ -96,10 +127,12 @@ def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], 
         return [], {}
     paper = paper_gmacs(run)
     lines = [f"## {title}", "",
-             "Images per second over whole timed loops at a fixed batch (total images ÷ total loop time, rounds "
-             "pooled), measured separately from latency; 95% CI: bootstrap over loops (none from fewer than 3 "
-             "loops). Ratios are of images/s (below 1: slower). Achieved GMAC/s = our MACs per image × images/s; "
-             "utilisation is against a large matmul timed on this device in the same dtype.", ""]
+             "Images per second over whole timed loops at a fixed batch (total images ÷ total loop time), "
+             "measured separately from latency, the models of a table timed together (one loop of each per "
+             "cycle, the order rotating); 95% CI: bootstrap over loops (none from fewer than 3 loops). Ratios are "
+             "of images/s (below 1: slower), paired: the median of per-cycle ratios, 95% CI a bootstrap over "
+             "cycles. Achieved GMAC/s = our MACs per image × images/s; utilisation is against a large matmul "
+             "timed on this device in the same dtype.", ""]
     panels = {}
     for heading, rows in groups(frame):
         cells = pd.DataFrame([{
@@ -110,7 +143,7 @@ def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], 
             "loop CV": f"{r['loop_cv'] * 100:.1f}%" if r["loop_cv"] == r["loop_cv"] else None,
             "loops": r["loops"], "timed s": num(r["timed_s"], 1)} for _, r in rows.iterrows()])
         cells = cells.drop(columns=["GMACs ratio (ours)"])
-        lines += [f"### {heading}", "", *frame_table(cells, align="lrrrrlrrrrrrr"), ""]
+        lines += [f"### {heading}", "", *frame_table(cells, align="lrrrrlrrrrrrr"), "", *_load_lines(rows)]
         panels[f"{title.lower()} · {heading}"] = rows
     peak = _peaks(run)
     if peak and kind == "throughput":

@@ -17,6 +17,7 @@ import pandas as pd
 
 from harness.errors import ConfigError
 from harness.fileio import canonical_json
+from harness.measure.load import BUSY_CORES
 from harness.results import summaries as S
 
 if TYPE_CHECKING:
@@ -30,9 +31,10 @@ TIMING_COLUMNS = [
     "n", "rounds", "p50_ms", "p90_ms", "p99_ms", "iqr_ms", "mean_ms", "std_ms", "cv", "ci_low_ms", "ci_high_ms",
     "unstable", "timed_s", "img_s", "img_s_ci_low", "img_s_ci_high", "loops", "loop_cv", "gmac_s", "peak_gmac_s",
     "util", "peak_mem_bytes", "iter_peak_mem_bytes", "mem_method", "params", "macs", "activations",
-    "base", "ratio_base", "ratio_base_ci_low", "ratio_base_ci_high", "macs_ratio_base", "iter_peak_mem_ratio_base",
-    "plain", "ratio_plain", "ratio_plain_ci_low", "ratio_plain_ci_high", "macs_ratio_plain",
-    "activations_ratio_plain", "iter_peak_mem_ratio_plain",
+    "base", "ratio_base", "ratio_base_ci_low", "ratio_base_ci_high", "ratio_base_pairs", "macs_ratio_base",
+    "iter_peak_mem_ratio_base", "plain", "ratio_plain", "ratio_plain_ci_low", "ratio_plain_ci_high",
+    "ratio_plain_pairs", "macs_ratio_plain", "activations_ratio_plain", "iter_peak_mem_ratio_plain",
+    "other_cores", "loadavg_1m", "involuntary_switches", "busy",
 ]
 COLUMNS: dict[str, list[str]] = {
     "complexity": [*MODEL_COLUMNS, "input_size", "params", "params_trainable", "macs", "activations", "flops_torch",
@@ -147,12 +149,24 @@ def _loop_stats(bench: S.Benchmark, macs: int | None, peak: float | None) -> dic
 def _ratio_columns(prefix: str, r: S.Ratio | None) -> dict[str, Any]:
     if r is None:
         return {}
-    return {f"ratio_{prefix}": r.value, f"ratio_{prefix}_ci_low": r.low, f"ratio_{prefix}_ci_high": r.high}
+    return {f"ratio_{prefix}": r.value, f"ratio_{prefix}_ci_low": r.low, f"ratio_{prefix}_ci_high": r.high,
+            f"ratio_{prefix}_pairs": r.pairs}
+
+
+def _load_columns(bench: S.Benchmark) -> dict[str, Any]:
+    """The busiest the machine was while this benchmark was timed (its sessions' load readings)."""
+    loads = [r["load"] for r in bench.records if isinstance(r.get("load"), dict)]
+    if not loads:
+        return {}
+    return {"other_cores": max(x["other_cores"] for x in loads), "loadavg_1m": max(x["loadavg_1m"] for x in loads),
+            "involuntary_switches": sum(x["involuntary_switches"] for x in loads),
+            "busy": any(x["other_cores"] >= BUSY_CORES for x in loads)}
 
 
 def _ratio(base: S.Benchmark, bench: S.Benchmark) -> S.Ratio | None:
     # a benchmark against itself is 1 exactly: resampling the same samples twice is no interval of anything
-    return S.Ratio(1.0, 1.0, 1.0) if base is bench else S.ratio(base, bench)
+    return S.Ratio(1.0, 1.0, 1.0, pairs=len(S.paired_samples(bench, bench)[0])) if base is bench \
+        else S.ratio(base, bench)
 
 
 def _group_rows(group: list[S.Benchmark], cx: dict[str, dict[str, Any]], peaks: dict[str, float]) -> list[dict]:
@@ -169,7 +183,7 @@ def _group_rows(group: list[S.Benchmark], cx: dict[str, dict[str, Any]], peaks: 
         row = {"kind": bench.kind, **_model_fields(f), **{k: f[k] for k in ("batch_size", "device", "dtype")},
                "channels_last": f["channels_last"], "compile": f["compile"], "mode": bench.mode,
                "threads": bench.first_of("threads"), "timer": bench.first_of("timer"), "rounds": bench.rounds,
-               "timed_s": bench.timed_s, **_stats(bench),
+               "timed_s": bench.timed_s, **_stats(bench), **_load_columns(bench),
                **_loop_stats(bench, mine.get("macs"), peaks.get(f["dtype"])),
                "peak_mem_bytes": bench.max_of("peak_mem_bytes"), "iter_peak_mem_bytes": mem,
                "mem_method": bench.first_of("mem_method"), "params": mine.get("params"), "macs": mine.get("macs"),

@@ -2,9 +2,10 @@
 counterpart — the numbers the report, ``frame()``, ``compare`` and ``history`` all read, computed in one place.
 
 A benchmark is identified by the regression gate's key (``harness.gate.samples.KEY_FIELDS``: model, label, options,
-batch size, device, dtype, memory format, compile mode, kind). Latency ratios are ratios of medians with the
-bootstrap CI of ``harness.measure.stats``; throughput ratios are ratios of pooled images/s (total images ÷ total
-loop time), their CI a bootstrap over loops of the ratio of mean seconds per image.
+batch size, device, dtype, memory format, compile mode, kind). Two benchmarks timed together (one timing group,
+``harness.measure.timer.time_group``) are compared from their paired samples: the median of per-cycle ratios with
+a bootstrap over cycles (``harness.measure.stats.paired_ratio``). Runs from before the paired engine fall back to
+ratios of medians (latency) and of pooled images/s (throughput) with independent bootstraps.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from harness.errors import HarnessError
 from harness.fileio import canonical_json
 from harness.gate.samples import KEY_FIELDS
 from harness.measure.mode import mode_label
-from harness.measure.stats import Summary, bootstrap_ci, ratio_of_medians_ci, summarize
+from harness.measure.stats import Summary, bootstrap_ci, paired_ratio, ratio_of_medians_ci, summarize
 from harness.results.store import RunData
 
 LATENCY_KINDS = ("latency", "reference")
@@ -28,6 +29,8 @@ LOOP_KINDS = ("throughput", "train_throughput")
 TIMED_KINDS = LATENCY_KINDS + LOOP_KINDS
 # The reports' reference network for the paper's Table 2 ratios ("÷ ResNeXt-50").
 BASE_MODEL = "resnext50"
+# Fewer common cycles than this and a ratio is not called paired (a bootstrap over 2 cycles says nothing).
+PAIRED_MIN_CYCLES = 3
 # A 99th percentile from fewer samples is the maximum or next to it, not an estimate.
 P99_MIN_SAMPLES = 100
 
@@ -37,6 +40,7 @@ class Ratio:
     value: float
     low: float
     high: float
+    pairs: int = 0  # cycles the ratio was paired over (0: unpaired, from runs before the paired engine)
 
 
 @dataclass(frozen=True)
@@ -150,8 +154,42 @@ def img_per_s_ci(bench: Benchmark) -> tuple[float, float] | None:
     return bootstrap_ci((spi,), _inverse_mean)
 
 
+def _by_cycle(bench: Benchmark) -> dict[tuple[str, int], float]:
+    """(pairing, cycle) → time of one item (ms per iteration, or s per image for loops) of ``bench``."""
+    out: dict[tuple[str, int], float] = {}
+    for r in bench.records:
+        cycles, pairing = r.get("cycles") or (), r.get("pairing")
+        if not pairing:
+            continue
+        if bench.kind in LOOP_KINDS:
+            loops = r.get("loop_samples_s") or ()
+            per_loop = r["images"] / len(loops) if loops else 0
+            values = [s / per_loop for s in loops] if per_loop else []
+        else:
+            values = r.get("samples_ms") or ()
+        if len(values) == len(cycles):
+            out.update(((pairing, int(c)), float(v)) for c, v in zip(cycles, values, strict=True))
+    return out
+
+
+def paired_samples(base: Benchmark, other: Benchmark) -> tuple[np.ndarray, np.ndarray]:
+    """The two benchmarks' samples taken in the same cycles of the same sessions, in cycle order."""
+    a, b = _by_cycle(base), _by_cycle(other)
+    common = sorted(a.keys() & b.keys())
+    return (np.asarray([a[k] for k in common], dtype=np.float64), np.asarray([b[k] for k in common], dtype=np.float64))
+
+
 def ratio(base: Benchmark, other: Benchmark) -> Ratio | None:
-    """``other`` ÷ ``base``: p50 latency ratio, or images/s ratio for loop kinds, with a bootstrap 95% CI."""
+    """``other`` ÷ ``base``: p50 latency ratio, or images/s ratio for loop kinds, with a bootstrap 95% CI.
+
+    Paired when both were timed together (``time_group``): the median of per-cycle ratios with a bootstrap over
+    cycles (``paired_ratio``). Runs from before the paired engine fall back to the ratio of pooled statistics.
+    """
+    a, b = paired_samples(base, other)
+    if a.size >= PAIRED_MIN_CYCLES:
+        # latency: other's time ÷ base's; loops: images/s ratio = base's time per image ÷ other's
+        p = paired_ratio(a, b) if base.kind not in LOOP_KINDS else paired_ratio(b, a)
+        return Ratio(p.value, p.low, p.high, pairs=p.cycles)
     if base.kind in LOOP_KINDS:
         a, b = base.s_per_image, other.s_per_image
         rate_a, rate_b = base.img_per_s, other.img_per_s

@@ -33,11 +33,19 @@ def test_latency_throughput_and_train_step_records_and_report(tmp_path, plugin_f
     lat = run.of_kind("latency")
     assert len(lat) == 2 * 2 * 2  # models × batch sizes × rounds
     for r in lat:
-        assert len(r["samples_ms"]) >= 2 and all(x > 0 for x in r["samples_ms"])  # min_samples 4 over 2 rounds
+        # at least one cycle is always timed; how many more depends on the machine's speed (max_time_s)
+        assert len(r["samples_ms"]) >= 1 and all(x > 0 for x in r["samples_ms"])
+        assert r["cycles"] == list(range(len(r["samples_ms"]))) and r["group_size"] == 3  # two models + reference
         assert len(r["warmup_ms"]) == 1 and r["timer"] == "perf_counter_ns" and r["threads"] >= 1
         assert r["dtype"] == "fp32" and r["channels_last"] is False and r["device"] == "cpu"
         assert r["iter_peak_mem_bytes"] > 0 and r["mem_method"] == "torch_profiler+rss"  # a real CPU measurement
     assert len(run.of_kind("reference")) == 2 * 2  # the reference workload in every round and batch size
+    # the models and the reference of one round and batch size were timed together: one pairing, same cycles
+    for group in {(r["batch_size"], r["round"]) for r in lat}:
+        members = [r for r in lat + run.of_kind("reference") if (r["batch_size"], r["round"]) == group]
+        assert len({r["pairing"] for r in members}) == 1 and len({tuple(r["cycles"]) for r in members}) == 1
+        assert all(r["reference_samples_ms"] == members[-1]["samples_ms"] for r in members[:-1])
+    assert run.manifest["threads"]["threads"] == lat[0]["threads"]
     thr = run.of_kind("throughput")
     assert {r["batch_size"] for r in thr} == {4}
     for r in thr:
@@ -66,3 +74,82 @@ def test_invalid_modes_become_error_records_and_the_suite_continues(tmp_path, pl
     assert by_kind["throughput"]["status"] == "error"
     assert "unknown torch.compile mode 'no-such-mode'" in by_kind["throughput"]["error"]["message"]
     assert "MeasurementError" in report.read_text()
+
+
+FAILING_PLUGIN = """
+import torch
+from torch import nn
+from harness import register_model
+
+
+class Breaks(nn.Module):
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after, self.calls = after, 0
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        self.calls += 1
+        if self.after and self.calls > self.after:
+            raise RuntimeError("kernel exploded\\nwith a second line")
+        return self.conv(x).mean(dim=(2, 3))
+
+
+@register_model(input_size=(3, 16, 16))
+def breaks_NAME(*, after: int = 0) -> nn.Module:
+    return Breaks(after)
+"""
+
+
+def test_a_model_that_raises_mid_timing_is_an_error_record_and_the_group_is_still_measured(tmp_path, capsys):
+    plugin = tmp_path / "breaks.py"
+    name = f"breaks_{tmp_path.name[-6:]}".replace("-", "_")
+    plugin.write_text(FAILING_PLUGIN.replace("breaks_NAME", name))
+    suite = {"name": "t", "imports": [str(plugin)], "models": [
+        {"name": name, "label": "a"}, {"name": name, "label": "bad", "options": {"after": 4}},
+        {"name": name, "label": "c"}],
+        "latency": {"warmup": 1, "min_time_s": 0.001, "max_time_s": 5.0, "min_samples": 12}}
+    code, run_dir, report = _run_suite(tmp_path, capsys, suite)
+    assert code == 0
+    by_label = {r["label"]: r for r in load_run(run_dir).records}
+    bad = by_label["bad"]
+    assert bad["status"] == "error" and bad["error"]["message"] == "kernel exploded with a second line"
+    for label in ("a", "c"):
+        assert by_label[label]["status"] == "ok" and by_label[label]["cycles"] == list(range(12)), by_label[label]
+    row = next(line for line in report.read_text().splitlines() if line.startswith("| c |"))
+    assert "÷ a" in report.read_text() and "bad" not in row  # ratios to the failed model are absent, not wrong
+
+
+def test_threads_are_chosen_recorded_and_validated(tmp_path, plugin_file, capsys):
+    name = plugin_model_name(plugin_file)
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps({"name": "t", "imports": [str(plugin_file)], "models": [name],
+                                "latency": {**FAST, "batch_sizes": [1]}}))
+    for bad, why in (("two", "expected 'auto' or a whole number"), ("0", "must be between 1 and"),
+                     ("100000", "must be between 1 and")):
+        code, out, err = run_cli(capsys, "run", path, "--threads", bad, "--out", tmp_path / "r")
+        assert code == 2 and out == [] and len(err.strip().splitlines()) == 1 and why in err, err
+    assert not (tmp_path / "r").exists()  # refused before anything was created
+    code, out, err = run_cli(capsys, "run", path, "--threads", "1", "--out", tmp_path / "r", "--reports",
+                             tmp_path / "p", "--no-progress")
+    assert code == 0 and "threads: 1 thread (--threads" in err
+    run = load_run(Path(out[0]))
+    assert run.manifest["threads"]["threads"] == 1 and run.manifest["threads"]["chosen_by"] == "--threads"
+    assert run.of_kind("latency")[0]["threads"] == 1
+
+
+def test_wait_quiet_refuses_a_busy_machine_before_creating_anything(tmp_path, plugin_file, capsys, monkeypatch):
+    from harness.measure import load
+
+    busy = load.Load(wall_s=1.0, other_cores=1.0, own_cores=0.0, loadavg_1m=2.0, involuntary_switches=0, cores=2)
+    monkeypatch.setattr(load, "probe", lambda seconds=1.0: busy)
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps({"name": "t", "imports": [str(plugin_file)], "models": [plugin_model_name(plugin_file)],
+                                "latency": FAST}))
+    code, out, err = run_cli(capsys, "run", path, "--wait-quiet", "0", "--out", tmp_path / "r")
+    assert code == 2 and out == []
+    assert err.strip().splitlines() == [
+        "error: --wait-quiet 0: the machine stayed busy (other processes kept 1.00 of 2 cores busy, load average "
+        "2.00, 0 involuntary context switches in 1 s); stop the other work, raise the wait, or run without "
+        "--wait-quiet"]
+    assert not (tmp_path / "r").exists()

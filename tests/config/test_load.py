@@ -67,10 +67,13 @@ def test_expand_ids_are_stable_and_rounds_interleave():
     b = expand(parse_suite(data), device="cpu")
     assert [t.task_id for t in a] == [t.task_id for t in b]
     assert len({t.task_id for t in a}) == len(a)
-    lat = [t for t in a if t.kind in ("latency", "reference")]
-    assert [(t.round, t.batch_size, t.model.display) for t in lat[:3]] == [
-        (0, 1, "resnext50"), (0, 1, "sknet50"), (0, 1, "reference")]
-    assert lat[-1].round == 1
+    groups = [t for t in a if t.kind == "latency"]
+    # one group per round and batch size; its members (the models and the reference) are timed together
+    assert [(g.round, g.batch_size) for g in groups] == [(0, 1), (0, 8), (1, 1), (1, 8)]
+    assert [(m.kind, m.round, m.batch_size, m.model.display) for m in groups[0].members] == [
+        ("latency", 0, 1, "resnext50"), ("latency", 0, 1, "sknet50"), ("reference", 0, 1, "reference")]
+    ids = [m.task_id for g in groups for m in g.members]
+    assert len(set(ids)) == len(ids) == 12 and all(g.task_id not in ids for g in groups)
 
 
 def test_batch_sizes_per_device():

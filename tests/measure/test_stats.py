@@ -84,3 +84,50 @@ def test_ratio_of_identical_constant_series_is_exactly_one() -> None:
 def test_ratio_rejects_zero_baseline_median() -> None:
     with pytest.raises(ValueError, match="median of 0"):
         ratio_of_medians_ci([0.0, 0.0, 1.0], [1.0, 1.0, 1.0])
+
+
+# --- paired ratios -------------------------------------------------------------------------------------------
+
+
+def test_paired_ratio_cancels_what_hit_both_models_in_a_cycle() -> None:
+    from harness.measure.stats import paired_ratio, ratio_of_medians_ci
+
+    rng = np.random.default_rng(3)
+    speed = np.where(np.arange(200) < 100, 1.0, 1.6)  # the machine slows by 60% half-way through
+    base = 100.0 * speed * rng.lognormal(0.0, 0.01, 200)
+    other = 118.0 * speed * rng.lognormal(0.0, 0.01, 200)
+    paired = paired_ratio(base, other)
+    assert paired.value == pytest.approx(1.18, rel=0.005)
+    assert paired.high - paired.low < 0.01 and paired.low < 1.18 < paired.high
+    assert paired.cycles == 200
+    # unpaired, the same samples give a wide interval around the same centre
+    _, low, high = ratio_of_medians_ci(base, other)
+    assert high - low > 10 * (paired.high - paired.low)
+
+
+def test_paired_ratio_is_the_median_of_per_cycle_ratios() -> None:
+    from harness.measure.stats import paired_ratio
+
+    result = paired_ratio([10.0, 10.0, 20.0, 10.0, 10.0], [11.0, 12.0, 20.0, 13.0, 100.0])
+    assert result.value == pytest.approx(1.2)  # ratios 1.1, 1.2, 1.0, 1.3, 10 → median 1.2
+
+
+def test_paired_ratio_resamples_blocks_when_neighbouring_cycles_are_correlated() -> None:
+    from harness.measure.stats import paired_ratio
+
+    rng = np.random.default_rng(0)
+    n = 125
+    independent = paired_ratio(np.full(n, 10.0), 10.0 * rng.lognormal(0.0, 0.02, n))
+    assert independent.block == 1
+    drift = np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))  # a drift that hits only one model
+    correlated = paired_ratio(np.full(n, 10.0), 10.0 * drift)
+    assert correlated.autocorrelation > 0.5 and correlated.block == 5  # ceil(125 ** (1/3))
+
+
+def test_paired_ratio_refuses_unpaired_or_bad_samples() -> None:
+    from harness.measure.stats import paired_ratio
+
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_ratio([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="positive"):
+        paired_ratio([1.0, 0.0, 1.0], [1.0, 1.0, 1.0])

@@ -18,7 +18,16 @@ from harness.measure.device import Mode, check_mode
 from harness.measure.peak import measure_peak_gmacs
 from harness.measure.results import LatencyResult, ThroughputResult
 from harness.measure.sampling import SampleWindow, TimingConfig
-from harness.measure.timer import Benchmark, measure_latency, measure_throughput
+from harness.measure.timer import (
+    Benchmark,
+    compare_latency,
+    group_window,
+    measure_group,
+    measure_latency,
+    measure_throughput,
+    rotation,
+    time_group,
+)
 from harness.measure.timer import prepare_benchmark as prepare
 
 SHAPE = (3, 16, 16)
@@ -29,6 +38,7 @@ FAST = TimingConfig(warmup=2, min_time_s=0.05, max_time_s=2.0, min_samples=5, ma
 LATENCY_FIELDS = {
     "kind", "wall_s", "batch_size", "device", "dtype", "channels_last", "compile", "samples_ms", "warmup_ms",
     "threads", "peak_mem_bytes", "iter_peak_mem_bytes", "mem_method", "timer", "round", "cudnn_benchmark", "tf32",
+    "cycles", "pairing", "group_size", "load",
 }  # fmt: skip
 THROUGHPUT_FIELDS = LATENCY_FIELDS | {"samples_per_s", "loop_samples_s", "images"}
 
@@ -143,18 +153,20 @@ def test_inference_runs_in_eval_and_inference_mode() -> None:
     assert seen == {"training": False, "inference": True}
 
 
-def test_interleaved_rounds_carry_their_round_index() -> None:
+def test_group_results_carry_round_cycles_and_pairing() -> None:
     models = [prepare(tiny_net(), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode()) for _ in range(2)]
     warmups = [p.warmup(1) for p in models]
-    window = FAST.split(2)
-    records = [
-        p.latency(window, round_index=r, warmup_ms=tuple(w) if r == 0 else ()).to_record()
-        for r in range(2)
-        for p, w in zip(models, warmups, strict=True)
-    ]
-    assert [rec["round"] for rec in records] == [0, 0, 1, 1]
-    assert [len(rec["warmup_ms"]) for rec in records] == [1, 1, 0, 0]
-    assert all(len(rec["samples_ms"]) >= window.min_samples for rec in records)
+    window = SampleWindow(min_time_s=0.0, max_time_s=10.0, min_samples=7, max_samples=7)
+    group = time_group(models, window)
+    records = [p.result(t, group, warmup_ms=tuple(w), round_index=3).to_record()
+               for p, t, w in zip(models, group.members, warmups, strict=True)]
+    assert group.cycles == 7
+    for rec in records:
+        assert set(rec) == LATENCY_FIELDS
+        assert rec["round"] == 3 and len(rec["warmup_ms"]) == 1
+        assert rec["cycles"] == list(range(7)) and len(rec["samples_ms"]) == 7
+        assert rec["pairing"] == group.pairing and rec["group_size"] == 2
+        assert rec["load"]["cores"] >= 1 and rec["load"]["other_cores"] >= 0.0
 
 
 # -------------------------------------------------------------------------------------- throughput
@@ -348,8 +360,10 @@ def test_cuda_event_bookkeeping_with_fake_events(monkeypatch: pytest.MonkeyPatch
     assert len(samples) == 6 and all(sample > 0 for sample in samples)
     assert len(syncs) == 2  # once before and once after the loop, never per iteration
     syncs.clear()
-    loops = prepared.loops(SampleWindow(0.0, 5.0, 3, 3), iters_per_loop=4)
-    assert len(loops) == 3 and len(syncs) == 2 * 3  # both ends of each loop
+    FakeEvent.synced = False
+    group = time_group([prepared, prepared], SampleWindow(0.0, 5.0, 3, 3), iters_per_loop=[4, 4])
+    assert all(len(m.loop_samples_s) == 3 for m in group.members)
+    assert len(syncs) == 3 + 1  # once per cycle (the cycle's steps ran at one moment), once before reading
 
 
 @pytest.mark.gpu
@@ -367,43 +381,88 @@ def test_cuda_event_path() -> None:
     assert throughput.samples_per_s > 0 and throughput.timer == "cuda_event"
 
 
-# --- an interleaved reference (the gate's yardstick, timed at the same moments as the model) ---------------
+# --- the engine: models timed together, interleaved, the order rotating -----------------------------------
 
 
-def test_interleaved_reference_alternates_iterations_one_for_one():
+class Tagged(nn.Module):
+    def __init__(self, tag: str, order: list[str], *, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.tag, self.order, self.fail_at = tag, order, fail_at
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        self.order.append(self.tag)
+        if self.fail_at is not None and self.order.count(self.tag) > self.fail_at:
+            raise RuntimeError(f"{self.tag} broke")
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
+def test_rotation_is_a_balanced_latin_square(n: int) -> None:
+    rows = rotation(n)
+    assert all(sorted(row) == list(range(n)) for row in rows)
+    # every model in every position equally often
+    for pos in range(n):
+        counts = [sum(row[pos] == m for row in rows) for m in range(n)]
+        assert len(set(counts)) == 1
+    # every model directly after every other one equally often (carry-over balanced)
+    follows = [(row[i], row[i + 1]) for row in rows for i in range(n - 1)]
+    pairs = {(a, b) for a in range(n) for b in range(n) if a != b}
+    assert {follows.count(p) for p in pairs} <= {1 if n % 2 == 0 else 2}
+
+
+def test_group_interleaves_one_iteration_of_each_per_cycle_in_rotating_order() -> None:
     order: list[str] = []
-
-    class Tagged(nn.Module):
-        def __init__(self, tag: str) -> None:
-            super().__init__()
-            self.tag = tag
-            self.conv = nn.Conv2d(3, 4, 3)
-
-        def forward(self, x):
-            order.append(self.tag)
-            return self.conv(x)
-
-    model = prepare(Tagged("m"), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode())
-    reference = prepare(Tagged("r"), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode())
-    window = SampleWindow(min_time_s=0.0, max_time_s=10.0, min_samples=6, max_samples=6)
+    benches = [prepare(Tagged(t, order), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode()) for t in "abc"]
     order.clear()
-    result = model.latency(window, reference=reference)
-    timed = order[: 2 * 6]  # the memory measurement runs one more untimed model iteration afterwards
-    # A B, B A, A B …: each pair reversed, so neither side always runs on caches the other warmed
-    assert timed == ["m", "r", "r", "m", "m", "r", "r", "m", "m", "r", "r", "m"]
-    assert len(result.samples_ms) == len(result.reference_samples_ms) == 6
-    record = result.to_record()
-    assert set(record) == LATENCY_FIELDS | {"reference_samples_ms"}
-    assert record["reference_samples_ms"] == list(result.reference_samples_ms)
-    # without a reference the record keeps its documented fields only
-    assert set(model.latency(window).to_record()) == LATENCY_FIELDS
+    group = time_group(benches, SampleWindow(min_time_s=0.0, max_time_s=10.0, min_samples=6, max_samples=6))
+    cycles = [order[i:i + 3] for i in range(0, 18, 3)]
+    assert cycles == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"], ["c", "b", "a"], ["a", "c", "b"],
+                      ["b", "a", "c"]]
+    assert [m.cycles for m in group.members] == [tuple(range(6))] * 3
+    assert all(len(m.samples_ms) == 6 and min(m.samples_ms) > 0 for m in group.members)
 
 
-def test_interleaved_reference_must_match_device_and_mode():
-    model = prepare(tiny_net(), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode())
-    trainer = prepare(tiny_net(), input_shape=SHAPE, batch_size=2, device="cpu", mode=Mode(), train=True)
-    with pytest.raises(MeasurementError, match="inference benchmark on the same device and in the same mode"):
-        model.latency(FAST, reference=trainer)
-    other_mode = prepare(tiny_net(), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode(channels_last=True))
-    with pytest.raises(MeasurementError, match="same mode"):
-        model.latency(FAST, reference=other_mode)
+def test_a_model_that_raises_mid_timing_fails_alone() -> None:
+    order: list[str] = []
+    benches = [prepare(Tagged("ok", order), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode()),
+               prepare(Tagged("bad", order, fail_at=3), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode())]
+    group = time_group(benches, SampleWindow(min_time_s=0.0, max_time_s=10.0, min_samples=8, max_samples=8))
+    good, bad = group.members
+    assert isinstance(bad.error, RuntimeError) and "bad broke" in str(bad.error)
+    assert bad.samples_ms == () and bad.cycles == ()  # its samples are dropped, not half-kept
+    assert good.error is None and good.cycles == tuple(range(8))  # the rest of the group is still measured
+
+
+def test_models_timed_together_must_match_batch_mode_and_kind() -> None:
+    a = prepare(tiny_net(), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode())
+    window = SampleWindow(0.0, 1.0, 1, 1)
+    with pytest.raises(MeasurementError, match="must share device, mode, batch size and train/inference.*batch 2"):
+        time_group([a, prepare(tiny_net(), input_shape=SHAPE, batch_size=2, device="cpu", mode=Mode())], window)
+    with pytest.raises(MeasurementError, match="channels_last"):
+        time_group([a, prepare(tiny_net(), input_shape=SHAPE, batch_size=1, device="cpu",
+                               mode=Mode(channels_last=True))], window)
+    with pytest.raises(MeasurementError, match="train"):
+        time_group([a, prepare(tiny_net(), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode(),
+                               train=True)], window)
+    with pytest.raises(MeasurementError, match="at least one model"):
+        time_group([], window)
+
+
+def test_a_comparison_needs_two_models() -> None:
+    with pytest.raises(ConfigError, match="a comparison needs at least two models, got 1"):
+        compare_latency({"only": tiny_net()}, input_shape=SHAPE, config=FAST)
+
+
+def test_group_window_gives_each_model_its_own_time() -> None:
+    window = group_window(SampleWindow(1.0, 2.0, 10, 100), 4)
+    assert (window.min_time_s, window.max_time_s, window.min_samples, window.max_samples) == (4.0, 8.0, 10, 100)
+
+
+def test_throughput_loops_of_a_group_are_paired_by_cycle() -> None:
+    results = measure_group({"a": tiny_net(), "b": tiny_net()}, input_shape=SHAPE, batch_size=2, device="cpu",
+                            config=FAST, loops=True)
+    a, b = results["a"], results["b"]
+    assert isinstance(a, ThroughputResult) and a.pairing == b.pairing
+    assert a.cycles == b.cycles and len(a.loop_samples_s) == len(a.cycles)
+    assert a.images == len(a.loop_samples_s) * a.iters_per_loop * 2
