@@ -11,6 +11,13 @@ Trial kinds alternate (A/A, 1.05, 1.2, A/A, …) so a change of the machine's lo
     python benchmarks/ab_error_rates.py --rejudge ab_error_rates.json --threshold 3    # judge the same runs again
     python benchmarks/ab_error_rates.py --rejudge ab_error_rates.json --threshold 3 --from-trial 7   # held out
     python benchmarks/ab_error_rates.py --in-process --trials 20 --out ab_in_process.json    # ~30 min
+    python benchmarks/ab_error_rates.py --in-process --kinds aa,slow_5 --trials 100 --background half \
+        --pairs 2 --rounds 4 --min-time 1.0 --max-time 2.5 --min-samples 40 --out ab.json      # the README's table
+    python benchmarks/ab_error_rates.py --table ab.json --readme README.md    # write the table into README
+
+``--background half`` runs a CPU-bound process (``python -c "while True: pass"``) beside every other trial of
+each kind, so half the trials see a busy machine; every trial records the load it saw (other processes' cores,
+load average). Rates carry the exact (Clopper-Pearson) binomial 95% interval.
 
 A false alarm is an A/A trial with exit code 1; a detection is a slowdown trial with exit code 1. The JSON
 keeps every trial's run dirs, so ``--rejudge`` can apply other thresholds without measuring again.
@@ -25,8 +32,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from harness.measure.load import LoadMonitor
 
 HERE = Path(__file__).resolve().parent
 PLUGIN = HERE / "gate_plugin.py"
@@ -49,6 +57,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", help="JSON summary to write")
     p.add_argument("--workdir", help="where checkouts and run dirs go (default: a temporary folder, kept)")
     p.add_argument("--rejudge", metavar="JSON", help="judge the runs of an earlier summary again (no measuring)")
+    p.add_argument("--kinds", default="aa,slow_5,slow_20", help="trial kinds to run, of aa, slow_5, slow_20")
+    p.add_argument("--background", choices=["none", "half", "all"], default="none",
+                   help="a CPU-bound background process beside none, every other, or all trials")
+    p.add_argument("--table", metavar="JSON", help="print the markdown table of a summary (no measuring)")
+    p.add_argument("--readme", metavar="README", help="with --table: replace the table between the markers "
+                   "'<!-- ab-error-rates:start -->' and '<!-- ab-error-rates:end -->' in this file")
     p.add_argument("--from-trial", type=int, default=0,
                    help="--rejudge: count only trials with this index or later (a held-out part)")
     return p.parse_args(argv)
@@ -72,7 +86,12 @@ def _suite(root: Path, args: argparse.Namespace) -> Path:
     return path
 
 
-def _trial(root: Path, suite: Path, kind: str, cost: float, index: int, args: argparse.Namespace) -> dict:
+def _busy() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def _trial(root: Path, suite: Path, kind: str, cost: float, index: int, args: argparse.Namespace, *,
+           loaded: bool = False) -> dict:
     trial_dir = root / f"{kind}_{index:02d}"
     base, head = _checkout(trial_dir, "base", 1.0), _checkout(trial_dir, "head", cost)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -81,31 +100,80 @@ def _trial(root: Path, suite: Path, kind: str, cost: float, index: int, args: ar
                *([] if args.threshold is None else ["--threshold", str(args.threshold)]),
                "--out", str(trial_dir / "results"), "--format", "json", "--no-progress",
                *(["--in-process"] if args.in_process else [])]
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    wall_s = time.perf_counter() - start
+    background = _busy() if loaded else None
+    try:
+        with LoadMonitor() as monitor:
+            done = subprocess.run(command, capture_output=True, text=True, env=env)
+    finally:
+        if background is not None:
+            background.kill()
+            background.wait()
+    wall_s = monitor.load.wall_s
     if done.returncode not in (0, 1):
         raise SystemExit(f"{kind} trial {index}: check failed (exit {done.returncode}): {done.stderr[-500:]}")
     doc = json.loads(done.stdout)
     (row,) = doc["rows"]
-    load = os.getloadavg()[0]
-    print(f"{kind:8s} {index:2d}: exit {done.returncode}  norm. ratio {row['normalised_ratio']:.3f}  "
-          f"p {row['p_value']:.2g}  {row['verdict']:26s} {wall_s:5.0f} s  load {load:.1f}", flush=True)
+    load = monitor.load.loadavg_1m
+    print(f"{kind:8s} {index:3d}{' busy' if loaded else '     '}: exit {done.returncode}  norm. ratio "
+          f"{row['normalised_ratio']:.3f}  p {row['p_value']:.2g}  {row['verdict']:26s} {wall_s:5.0f} s  "
+          f"load {load:.1f}  other cores {monitor.load.other_cores:.2f}", flush=True)
     return {"kind": kind, "cost": cost, "index": index, "exit_code": done.returncode, "verdict": row["verdict"],
             "normalised_ratio": row["normalised_ratio"], "raw_ratio": row["raw_ratio"], "p_value": row["p_value"],
             "ci": [row["ci_low"], row["ci_high"]], "notes": doc["notes"], "wall_s": wall_s, "load": load,
-            "trial_dir": str(trial_dir)}
+            "background": loaded, "machine": monitor.load.to_record(), "trial_dir": str(trial_dir)}
 
 
 def _rates(trials: list[dict]) -> dict:
+    from scipy.stats import binomtest
+
     out = {}
     for kind, _ in KINDS:
-        mine = [t for t in trials if t["kind"] == kind]
-        failed = sum(t["exit_code"] == 1 for t in mine)
-        ratios = [t["normalised_ratio"] for t in mine]
-        out[kind] = {"trials": len(mine), "failed": failed,
-                     "ratio_min": min(ratios, default=None), "ratio_max": max(ratios, default=None)}
+        for part, picked in (("all", None), ("quiet", False), ("busy", True)):
+            mine = [t for t in trials if t["kind"] == kind and (picked is None or t.get("background") == picked)]
+            if not mine:
+                continue
+            failed = sum(t["exit_code"] == 1 for t in mine)
+            ci = binomtest(failed, len(mine)).proportion_ci(confidence_level=0.95, method="exact")
+            ratios = [t["normalised_ratio"] for t in mine]
+            out[kind if part == "all" else f"{kind}_{part}"] = {
+                "trials": len(mine), "failed": failed, "rate_ci95": [ci.low, ci.high],
+                "ratio_min": min(ratios), "ratio_max": max(ratios),
+                "other_cores_median": sorted(t.get("machine", {}).get("other_cores", 0.0)
+                                             for t in mine)[len(mine) // 2]}
     return out
+
+
+_NAMES = {"aa": "A/A (unchanged)", "slow_5": "+5% work", "slow_20": "+20% work"}
+MARKERS = ("<!-- ab-error-rates:start -->", "<!-- ab-error-rates:end -->")
+
+
+def table(doc: dict) -> list[str]:
+    """The README's table: false alarms (A/A) and detections per kind, quiet and busy, with 95% intervals."""
+    s = doc["settings"]
+    lines = ["| trials | machine | verdict 'slower' | rate (exact 95% CI) | ratio range | other cores (median) |",
+             "|---|---|---|---|---|---|"]
+    for key, rate in doc["rates"].items():
+        part = "quiet" if key.endswith("_quiet") else "busy" if key.endswith("_busy") else "all"
+        kind = key.removesuffix("_quiet").removesuffix("_busy")
+        low, high = rate["rate_ci95"]
+        lines.append(f"| {_NAMES.get(kind, kind)} | {part} | {rate['failed']}/{rate['trials']} | "
+                     f"{rate['failed'] / rate['trials']:.1%} ({low:.1%}–{high:.1%}) | "
+                     f"{rate['ratio_min']:.3f}–{rate['ratio_max']:.3f} | {rate['other_cores_median']:.2f} |")
+    lines += ["", f"Measured with `python benchmarks/ab_error_rates.py --in-process --kinds {s['kinds']} --trials "
+              f"{s['trials']} --background {s['background']} --pairs {s['pairs']} --rounds {s['rounds']} --min-time "
+              f"{s['min_time']} --max-time {s['max_time']} --min-samples {s['min_samples']}` (threshold: "
+              f"{'check' + chr(39) + 's default' if s['threshold'] is None else str(s['threshold']) + '%'}, "
+              f"alpha {s['alpha']}); table written by `--table … --readme README.md`."]
+    return lines
+
+
+def _write_table(path: Path, readme: Path | None) -> None:
+    lines = table(json.loads(path.read_text()))
+    print("\n".join(lines))
+    if readme is not None:
+        text = readme.read_text()
+        start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
+        readme.write_text(text[:start] + "\n" + "\n".join(lines) + "\n" + text[end:])
 
 
 def _rejudge(path: Path, args: argparse.Namespace) -> None:
@@ -136,6 +204,9 @@ def _rejudge(path: Path, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
+    if args.table:
+        _write_table(Path(args.table), Path(args.readme) if args.readme else None)
+        return
     if args.rejudge:
         _rejudge(Path(args.rejudge), args)
         return
@@ -143,9 +214,11 @@ def main(argv: list[str] | None = None) -> None:
     root.mkdir(parents=True, exist_ok=True)
     suite = _suite(root, args)
     trials = []
+    kinds = [(k, c) for k, c in KINDS if k in args.kinds.split(",")]
     for index in range(args.trials):
-        for kind, cost in KINDS:
-            trials.append(_trial(root, suite, kind, cost, index, args))
+        loaded = args.background == "all" or (args.background == "half" and index % 2 == 1)
+        for kind, cost in kinds:
+            trials.append(_trial(root, suite, kind, cost, index, args, loaded=loaded))
             shutil.rmtree(Path(trials[-1]["trial_dir"]) / "results" / "same_job" / "reports", ignore_errors=True)
     summary = {"settings": vars(args), "rates": _rates(trials), "trials": trials, "workdir": str(root)}
     print(json.dumps(summary["rates"], indent=2))
