@@ -196,10 +196,14 @@ def _rejudge(path: Path, args: argparse.Namespace) -> None:
                           head=tuple(sorted((job / "head").glob("*/*"))), order=())
             base, head, _, _ = load_sides(runs)
         (row,) = compare(base, head, threshold_pct=args.threshold, alpha=args.alpha).rows
-        trial["exit_code"] = int(row.verdict.value == "regression")
-    rates = _rates(doc["trials"])
+        trial.update(exit_code=int(row.verdict.value == "regression"), verdict=row.verdict.value,
+                     normalised_ratio=row.normalised_ratio, p_value=row.p_value, ci=[row.ci_low, row.ci_high])
+    doc["rates"] = _rates(doc["trials"])
+    doc["settings"].update(threshold=args.threshold, alpha=args.alpha, rejudged=True)
     print(f"rejudged with threshold {args.threshold}%, alpha {args.alpha}, trials {args.from_trial}+: "
-          f"{json.dumps(rates)}")
+          f"{json.dumps(doc['rates'])}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(doc, indent=2))
 
 
 def main(argv: list[str] | None = None) -> None:

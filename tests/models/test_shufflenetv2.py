@@ -331,22 +331,26 @@ def _overhead_module(monkeypatch):
 def test_overhead_table_divides_each_attention_model_by_its_plain_net(tmp_path, monkeypatch):
     from helpers import write_run
 
-    def latency(model, rnd, samples):
-        return {"task_id": f"latency:{model}:{rnd}", "kind": "latency", "status": "ok", "model": model,
-                "label": model, "options": {}, "batch_size": 1, "round": rnd, "threads": 1, "samples_ms": samples}
+    from harness.models.registry import canonical_options
+
+    def latency(model, samples):
+        # timed together: one pairing, sample i in cycle i
+        return {"task_id": f"latency:{model}", "kind": "latency", "status": "ok", "model": model, "label": model,
+                "options": {}, "canonical_options": canonical_options(model, {}), "batch_size": 1, "round": 0,
+                "threads": 1, "samples_ms": samples, "cycles": list(range(len(samples))), "pairing": "p1"}
 
     def complexity(model, macs):
         return {"task_id": f"complexity:{model}", "kind": "complexity", "status": "ok", "model": model,
                 "label": model, "options": {}, "batch_size": 1, "macs": macs, "params": 1, "input_size": [3, 224, 224]}
 
-    records = [complexity("shufflenetv2_050", 40_000_000), complexity("shufflenetv2_050_sk", 42_000_000)]
-    for rnd in range(3):
-        records += [latency("shufflenetv2_050", rnd, [10.0, 10.0, 11.0, 9.0]),
-                    latency("shufflenetv2_050_sk", rnd, [15.0, 15.0, 16.0, 14.0] if rnd else [20.0] * 4)]
+    plain = [10.0, 20.0, 10.0, 11.0, 9.0, 10.0]
+    sk = [15.0, 30.0, 15.0, 16.5, 13.5, 30.0]  # 1.5x in every cycle but the last (3x)
+    records = [complexity("shufflenetv2_050", 40_000_000), complexity("shufflenetv2_050_sk", 42_000_000),
+               latency("shufflenetv2_050", plain), latency("shufflenetv2_050_sk", sk)]
     run = write_run(tmp_path / "lightweight_cpu" / "r1", records)
     (row,) = _overhead_module(monkeypatch).rows(run)
     assert row[:3] == ["shufflenetv2_050_sk", "1", "1"]
-    assert row[5].startswith("**1.550**")  # pooled medians: 15.5 (of 14 14 15 15 15 15 16 16 20 20 20 20) / 10
-    assert row[6] == "1.500–2.000 (3)"  # per-round ratios
+    assert row[5].startswith("**1.500**")  # the median of per-cycle ratios (pooled medians would say 1.55)
+    assert row[6] == "6"  # paired over six cycles
     assert row[7] == "–"  # no throughput records
     assert row[8] == "1.050"  # MACs ratio
