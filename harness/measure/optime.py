@@ -1,0 +1,371 @@
+"""Where a model's time goes: time per operator kind from ``torch.profiler``, several models profiled paired.
+
+MACs say SKNet-50 costs ResNeXt-50 about +5% ([P] Table 2); its measured time costs far more. This module
+attributes the measured time to operator kinds — grouped, depthwise, dilated, 1×1 and dense convolutions, batch
+norm, activations, pooling, the attention's pooling / fc / softmax, element-wise ops, memory ops, the
+interpreter between ops — so the difference between two networks can be read kind by kind.
+
+Protocol (``profile_op_time``): the models' ``Benchmark``s (same batch, device and mode; inference) are warmed
+up outside the profiler, then timed without the profiler for a few cycles (the overhead yardstick), then
+profiled in ONE profiler session, iteration by iteration, interleaved model by model with the order rotating
+every cycle (A B C, B C A, C A B …), so a change of the machine's speed lands on every model alike. Each
+model-iteration runs inside a ``record_function`` range that names the model.
+
+Attribution: forward pre/post hooks open and close a ``record_function`` range around every convolution
+(named by the conv's kind, read from its groups, dilation, kernel and input) and every attention module
+(SE, SK). Each profiler event's SELF time goes to one kind, decided by the outermost aten op above it (the op
+the model called: ``aten::conv2d``'s internal ``aten::empty`` is conv time), the innermost conv range, and
+whether an attention range encloses it. Self times telescope, so the kinds of one iteration add up to that
+iteration's profiled time. On CUDA the kernels' device time is attributed the same way (through the CPU op that
+launched them); the host time is kept beside it.
+
+The profiler slows every op by a few microseconds (and the hooks add a little per module), so profiled times
+are longer than unprofiled ones, most for many small ops (batch 1, the attention's tiny fcs); the result keeps
+the unprofiled times so a reader sees by how much.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile, record_function
+
+from harness.errors import MeasurementError
+from harness.measure.device import synchronize
+from harness.measure.timer import Benchmark
+
+log = logging.getLogger(__name__)
+
+MODEL_RANGE = "optime.model::"
+CONV_RANGE = "optime.conv::"
+ATTENTION_RANGE = "optime.attention::"
+
+TIMER_CPU = "profiler_cpu_self_time"
+TIMER_CUDA = "profiler_cuda_device_time"
+
+CAVEAT = ("torch.profiler adds a few microseconds to every op and the attribution hooks a little to every conv "
+          "and attention module, so profiled times exceed unprofiled ones, most for networks of many small ops; "
+          "compare kinds across models profiled together, and read absolute ms against `unprofiled_ms`")
+
+# Attention modules by class name: nothing in a module's structure says "this gates another tensor", so they are
+# named. Ours (harness.models.se / sk) and timm's SE / SK / ECA / CBAM-style modules.
+ATTENTION_MODULES = frozenset({
+    "SqueezeExcite", "SelectiveKernel",  # harness.models.se, harness.models.sk (our SK's select runs in it too)
+    "SEModule", "EffectiveSEModule", "SqueezeExciteCl", "SelectiveKernelAttn",  # timm
+    "EcaModule", "CecaModule", "CbamModule", "LightCbamModule", "GatherExcite",  # timm
+})
+
+# Kinds in the order reports list them. Every self time lands in exactly one.
+KINDS = (
+    "conv.dense",      # k×k conv, groups 1 (the stem's 7×7, a ResNet's 3×3)
+    "conv.1x1",        # 1×1 conv, groups 1, on a spatial map (a bottleneck's reduce / expand, a projection shortcut)
+    "conv.grouped",    # k×k grouped conv, dilation 1 (ResNeXt's 3×3 with 32 groups, SK's first branch)
+    "conv.depthwise",  # groups = input channels (ShuffleNetV2's 3×3)
+    "conv.dilated",    # dilation > 1, grouped or not (SK's second branch: 3×3 with dilation 2 = the paper's "5×5")
+    "conv.other",      # a conv op with no conv module around it (functional calls we did not hook)
+    "bn",              # batch norm that ran as its own op (ours fold BN into the conv at inference; timm's do not)
+    "act",             # ReLU and other activations (a sigmoid outside an attention module is one)
+    "pool",            # the network's own pooling: stem max pool, global average pool of the head
+    "fc",              # linear layers outside attention (the classifier)
+    "attn.pool",       # the attention's global pooling (SE's squeeze, SK's fuse: mean of each branch)
+    "attn.fc",         # the attention's fully connected layers (1×1 convs on a 1×1 map, or linear)
+    "attn.softmax",    # the attention's gate: SK's softmax across branches (a sigmoid for two), SE's sigmoid
+    "eltwise",         # element-wise arithmetic: residual adds, SE's scale, SK's select (a·U1 + (1−a)·U2), sums
+    "memory",          # allocation, copies, views and layout: cat / stack / copy_ / clone / contiguous / empty / view …
+    "python",          # the interpreter between ops: module calls, hooks, the profiler's own ranges
+    "other",           # any other op
+)
+
+# Operator-name rules, first match wins, on the op's name without ``aten::``. Why each class is what it is:
+_OP_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # every conv entry point and backend (conv2d → convolution → _convolution → mkldnn_convolution / cudnn_…)
+    ("conv", re.compile(r"^_?(?:mkldnn_|cudnn_|miopen_|thnn_|slow_|_slow_|nnpack_|_nnpack_spatial_|mps_)?conv"
+                        r"(?!ert)")),
+    ("bn", re.compile(r"batch_norm")),
+    # linear and the matmuls it lowers to
+    ("fc", re.compile(r"^(?:linear|addmm|mm|matmul|bmm|baddbmm)$")),
+    # spatial reductions are pooling: SE/SK squeeze with mean((2, 3)), the head with adaptive_avg_pool2d
+    ("pool", re.compile(r"^(?:_?adaptive_(?:avg|max)_pool\dd|(?:max|avg)_pool\dd(?:_with_indices)?|mean)$")),
+    # gates: a softmax across SK's branches, sigmoid for SE and for SK with two branches
+    ("gate", re.compile(r"^(?:_?softmax|_?log_softmax|sigmoid_?|hardsigmoid_?)$")),
+    ("act", re.compile(r"^(?:relu_?|clamp_min_?|threshold_?|gelu_?|silu_?|hardswish_?|leaky_relu_?|elu_?|"
+                       r"relu6|hardtanh_?|mish_?|prelu|_prelu_kernel)$")),
+    ("eltwise", re.compile(r"^(?:add|sub|mul|div|rsub|neg|addcmul|addcdiv|sum|prod|pow|exp|sqrt|rsqrt|abs|"
+                           r"maximum|minimum|where|lerp|fill)_?$")),
+    # allocation, copies and views: views cost only dispatch time, but it is the same kind of bookkeeping
+    ("memory", re.compile(r"^(?:cat|_cat|stack|copy_|clone|contiguous|empty|empty_like|empty_strided|zeros|"
+                          r"zeros_like|ones|ones_like|to|_to_copy|as_strided_?|view|_unsafe_view|reshape|"
+                          r"_reshape_alias|select|slice|narrow|unsqueeze|squeeze|permute|transpose|t|expand|"
+                          r"flatten|resize_|detach|detach_|chunk|split|split_with_sizes|unbind|alias|"
+                          r"channel_shuffle|native_channel_shuffle|pixel_shuffle|lift_fresh)$")),
+)
+
+
+def op_class(name: str) -> str:
+    """The class of aten op ``name`` (``aten::mean`` → ``pool``): conv, bn, fc, pool, gate, act, eltwise,
+    memory or other."""
+    bare = name.split("::", 1)[1] if "::" in name else name
+    return next((cls for cls, rule in _OP_RULES if rule.search(bare)), "other")
+
+
+def kind_of(op: str | None, *, conv: str | None, attention: bool) -> str:
+    """The kind of a self time under outermost aten op ``op`` (None: outside any op, the interpreter), inside
+    conv range ``conv`` (the innermost; None if none) and, if ``attention``, inside an attention module."""
+    if op is None:
+        return "python"
+    cls = op_class(op)
+    if cls == "conv":
+        if conv == "fc":
+            return "attn.fc" if attention else "fc"
+        return f"conv.{conv}" if conv else "conv.other"
+    if cls in ("pool", "fc"):
+        return f"attn.{cls}" if attention else cls
+    if cls == "gate":
+        return "attn.softmax" if attention else "act"
+    return cls
+
+
+def conv_kind(conv: nn.modules.conv._ConvNd, x: torch.Tensor | None) -> str:
+    """A conv's kind: ``fc`` for a 1×1 conv on a 1×1 map (the attention's fcs), else by dilation, groups and
+    kernel (``dilated`` wins over ``grouped``: it is what sets SK's second branch apart)."""
+    ones = all(k == 1 for k in conv.kernel_size)
+    if ones and x is not None and x.dim() >= 3 and all(s == 1 for s in x.shape[2:]):
+        return "fc"
+    if any(d > 1 for d in conv.dilation):
+        return "dilated"
+    if conv.groups > 1:
+        return "depthwise" if conv.groups == conv.in_channels else "grouped"
+    return "1x1" if ones else "dense"
+
+
+def _conv_of(module: nn.Module) -> nn.modules.conv._ConvNd | None:
+    """The conv a module runs: itself, or the first child of a conv → norm → act sequence (ours fold the BN
+    into one functional conv at inference, bypassing the child's forward, so the range must be on the parent)."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return module
+    if isinstance(module, nn.Sequential) and len(module) and isinstance(module[0], nn.modules.conv._ConvNd):
+        return module[0]
+    return None
+
+
+@contextlib.contextmanager
+def attribution_hooks(model: nn.Module) -> Iterator[None]:
+    """Ranges around every conv (named by kind) and attention module of ``model``, while inside."""
+    handles = []
+
+    def ranged(module: nn.Module, name_of: Any) -> None:
+        opened: list[Any] = []
+
+        def pre(mod: nn.Module, args: tuple[Any, ...]) -> None:
+            rf = record_function(name_of(args))
+            rf.__enter__()
+            opened.append(rf)
+
+        def post(mod: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+            if opened:
+                opened.pop().__exit__(None, None, None)
+
+        handles.append(module.register_forward_pre_hook(pre))
+        handles.append(module.register_forward_hook(post))
+
+    for module in model.modules():
+        conv = _conv_of(module)
+        cls = type(module).__name__
+        if conv is not None:
+            ranged(module, lambda args, c=conv: CONV_RANGE + conv_kind(
+                c, args[0] if args and isinstance(args[0], torch.Tensor) else None))
+        elif cls in ATTENTION_MODULES:
+            ranged(module, lambda args, n=cls: ATTENTION_RANGE + n)
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+# ------------------------------------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True)
+class ModelOpTime:
+    """One model's profiled iterations: ms per kind per iteration (cycle order), and the iterations' totals."""
+
+    kinds_ms: dict[str, tuple[float, ...]]  # every kind of KINDS that took time in any model, per iteration
+    total_ms: tuple[float, ...]  # per iteration: CPU, the iteration's profiled time; CUDA, its kernels' time
+    host_ms: tuple[float, ...]  # per iteration: the iteration's profiled host time (CPU: == total_ms)
+    unprofiled_ms: tuple[float, ...]  # per iteration, without profiler or hooks, interleaved likewise
+    warmup_ms: tuple[float, ...]
+    ops_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # kind → outermost op → mean ms / iteration
+
+    def median_ms(self, kind: str) -> float:
+        return statistics.median(self.kinds_ms.get(kind) or (0.0,))
+
+
+@dataclass(frozen=True)
+class OpTimeResult:
+    models: dict[str, ModelOpTime]  # label → result, in the order given
+    kinds: tuple[str, ...]  # the kinds that took time, in KINDS order
+    iterations: int
+    warmup: int
+    unprofiled_iterations: int
+    timer: str
+    device: str
+    threads: int
+    batch_size: int
+    caveat: str = CAVEAT
+
+
+# ------------------------------------------------------------------------------------------- attribution
+
+
+def _event_value_us(evt: Any, *, device_time: bool) -> float:
+    if device_time:
+        return float(sum(k.duration for k in evt.kernels))
+    return float(evt.self_cpu_time_total)
+
+
+def _context(evt: Any) -> tuple[str | None, str | None, str | None, bool, Any]:
+    """(model label, outermost aten op, innermost conv kind, inside attention, the model-iteration range)."""
+    op = conv = label = root = None
+    attention = False
+    node = evt
+    while node is not None:
+        name = node.name
+        if name.startswith(MODEL_RANGE):
+            label, root = name[len(MODEL_RANGE):], node
+            break
+        if name.startswith(CONV_RANGE):
+            conv = conv or name[len(CONV_RANGE):]
+        elif name.startswith(ATTENTION_RANGE):
+            attention = True
+        elif not name.startswith("optime."):
+            op = name  # climbing: the last op seen is the outermost
+        node = node.cpu_parent
+    return label, op, conv, attention, root
+
+
+def attribute(events: Sequence[Any], *, device_time: bool) -> dict[str, list[dict[str, Any]]]:
+    """label → per iteration (in time order): ``{"kinds": {kind: µs}, "ops": {(kind, op): µs}, "host_us",
+    "range"}`` from the profiler's events (``prof.events()``)."""
+    iterations: dict[int, dict[str, Any]] = {}
+    labels: dict[int, str] = {}
+    for evt in events:
+        if evt.device_type != DeviceType.CPU or evt.is_async:
+            continue  # device events are counted through the CPU op that launched them (evt.kernels)
+        label, op, conv, attention, root = _context(evt)
+        if root is None:
+            continue
+        it = iterations.setdefault(id(root), {"kinds": defaultdict(float), "ops": defaultdict(float),
+                                              "host_us": float(root.cpu_time_total), "start": root.time_range.start})
+        labels[id(root)] = label
+        value = _event_value_us(evt, device_time=device_time)
+        if value == 0.0:
+            continue
+        kind = kind_of(op, conv=conv, attention=attention)
+        it["kinds"][kind] += value
+        it["ops"][(kind, op or "(between ops)")] += value
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for key, it in sorted(iterations.items(), key=lambda item: item[1]["start"]):
+        out[labels[key]].append(it)
+    return dict(out)
+
+
+# ------------------------------------------------------------------------------------------- protocol
+
+
+def _check_group(benches: Mapping[str, Benchmark]) -> Benchmark:
+    if not benches:
+        raise MeasurementError("op-time profiling needs at least one model")
+    first = next(iter(benches.values()))
+    for label, bench in benches.items():
+        if bench.train:
+            raise MeasurementError(f"op-time profiling times inference; {label!r} is a train-step benchmark")
+        if (bench.device, bench.mode, bench.batch_size) != (first.device, first.mode, first.batch_size):
+            raise MeasurementError(f"op-time profiling compares models at the same batch, device and mode; "
+                                   f"{label!r} differs from the first model")
+    return first
+
+
+def _cycles(labels: list[str], n: int) -> Iterator[list[str]]:
+    for c in range(n):
+        shift = c % len(labels)
+        yield labels[shift:] + labels[:shift]
+
+
+def _timed(benches: Mapping[str, Benchmark], n: int, device: torch.device) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {label: [] for label in benches}
+    for order in _cycles(list(benches), n):
+        for label in order:
+            synchronize(device)
+            start = time.perf_counter_ns()
+            benches[label].step()
+            synchronize(device)
+            out[label].append((time.perf_counter_ns() - start) / 1e6)
+    return out
+
+
+def _profiled(benches: Mapping[str, Benchmark], n: int, device: torch.device) -> Any:
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with contextlib.ExitStack() as stack:
+        for bench in benches.values():
+            stack.enter_context(attribution_hooks(bench.model))
+        with profile(activities=activities) as prof:
+            for order in _cycles(list(benches), n):
+                for label in order:
+                    with record_function(MODEL_RANGE + label):
+                        benches[label].step()
+            synchronize(device)
+    return prof
+
+
+def profile_op_time(benches: Mapping[str, Benchmark], *, iterations: int, warmup: int,
+                    unprofiled_iterations: int) -> OpTimeResult:
+    """Profile ``benches`` (label → prepared inference benchmark; same batch, device, mode) paired, as the
+    module docstring says: ``warmup`` cycles, ``unprofiled_iterations`` timed cycles, ``iterations`` profiled."""
+    if iterations < 1:
+        raise MeasurementError(f"op-time profiling needs at least 1 iteration, got {iterations}")
+    first = _check_group(benches)
+    device = first.device
+    with first._running():
+        warm = _timed(benches, warmup, device)
+        plain = _timed(benches, unprofiled_iterations, device)
+        prof = _profiled(benches, iterations, device)
+    device_time = device.type == "cuda"
+    per_model = attribute(prof.events(), device_time=device_time)
+    return _result(benches, per_model, warm=warm, unprofiled=plain, iterations=iterations, warmup=warmup,
+                   unprofiled_iterations=unprofiled_iterations, device_time=device_time, first=first)
+
+
+def _result(benches: Mapping[str, Benchmark], per_model: dict[str, list[dict[str, Any]]], *,
+            warm: dict[str, list[float]], unprofiled: dict[str, list[float]], iterations: int, warmup: int,
+            unprofiled_iterations: int, device_time: bool, first: Benchmark) -> OpTimeResult:
+    seen = {kind for its in per_model.values() for it in its for kind, us in it["kinds"].items() if us}
+    kinds = tuple(k for k in KINDS if k in seen)
+    models = {}
+    for label in benches:
+        its = per_model.get(label, [])
+        if len(its) != iterations:
+            raise MeasurementError(f"the profiler returned {len(its)} iterations of {label!r}, expected "
+                                   f"{iterations}")
+        ops: dict[str, dict[str, float]] = defaultdict(dict)
+        for kind, op in sorted({key for it in its for key in it["ops"]}):
+            ops[kind][op] = sum(it["ops"].get((kind, op), 0.0) for it in its) / 1e3 / len(its)
+        models[label] = ModelOpTime(
+            kinds_ms={k: tuple(it["kinds"].get(k, 0.0) / 1e3 for it in its) for k in kinds},
+            total_ms=tuple((sum(it["kinds"].values()) if device_time else it["host_us"]) / 1e3 for it in its),
+            host_ms=tuple(it["host_us"] / 1e3 for it in its),
+            unprofiled_ms=tuple(unprofiled[label]), warmup_ms=tuple(warm[label]), ops_ms=dict(ops))
+    return OpTimeResult(models=models, kinds=kinds, iterations=iterations, warmup=warmup,
+                        unprofiled_iterations=unprofiled_iterations, timer=TIMER_CUDA if device_time else TIMER_CPU,
+                        device=str(first.device), threads=torch.get_num_threads(), batch_size=first.batch_size)
