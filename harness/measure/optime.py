@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.autograd import DeviceType
-from torch.profiler import ProfilerActivity, profile, record_function
+from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
 from harness.errors import MeasurementError
 from harness.measure.device import synchronize
@@ -51,6 +51,7 @@ MODEL_RANGE = "optime.model::"
 CONV_RANGE = "optime.conv::"
 ATTENTION_RANGE = "optime.attention::"
 
+_PROFILER_WARMUP = 1
 TIMER_CPU = "profiler_cpu_self_time"
 TIMER_CUDA = "profiler_cuda_device_time"
 
@@ -317,15 +318,18 @@ def _timed(benches: Mapping[str, Benchmark], n: int, device: torch.device) -> di
 
 def _profiled(benches: Mapping[str, Benchmark], n: int, device: torch.device) -> Any:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    # The profiler's first cycle runs slow (its buffers and the hooks' first calls): profiled, then discarded.
+    plan = schedule(wait=0, warmup=_PROFILER_WARMUP, active=n, repeat=1)
     with contextlib.ExitStack() as stack:
         for bench in benches.values():
             stack.enter_context(attribution_hooks(bench.model))
-        with profile(activities=activities) as prof:
-            for order in _cycles(list(benches), n):
+        with profile(activities=activities, schedule=plan) as prof:
+            for order in _cycles(list(benches), n + _PROFILER_WARMUP):
                 for label in order:
                     with record_function(MODEL_RANGE + label):
                         benches[label].step()
-            synchronize(device)
+                synchronize(device)
+                prof.step()
     return prof
 
 

@@ -1,0 +1,180 @@
+"""Where the time goes: each model's profiled time per operator kind, and each SE / SK network's extra time over
+its plain network kind by kind, beside its extra MACs and activations — why +5% MACs ([P] Table 2) can cost far
+more time. Reads ``op_time`` records (``harness.tasks.optime``); imports no torch.
+
+Summaries are made here, from the raw per-iteration times: a kind's time is its median over the profiled
+iterations; a variant's extra time per kind is the median over cycles of the paired difference (iteration i of
+every model ran in cycle i, next to each other). Medians of parts do not add up exactly to the median of the
+whole, so the shares of the extra are of the kinds' summed extra, and the total is shown beside it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.report.markdown import frame_table, num
+from harness.results import RunData
+from harness.results.summaries import complexity_of, value_ratio
+
+# Shares of the extra are shown when the kinds' summed extra is at least this fraction of the plain network's time.
+SHARE_MIN_EXTRA = 0.05
+TIMERS = {"profiler_cpu_self_time": "torch.profiler, CPU self time of every op",
+          "profiler_cuda_device_time": "torch.profiler, CUDA kernel time of every op (host time kept apart)"}
+
+
+def _median(values: Any) -> float | None:
+    values = [float(v) for v in values or ()]
+    return statistics.median(values) if values else None
+
+
+def _kind_ms(model: dict[str, Any], kind: str) -> float:
+    return _median(model.get("kinds_ms", {}).get(kind)) or 0.0
+
+
+def _paired_delta(a: list[float], b: list[float]) -> float | None:
+    """Median over cycles of b − a (the two lists are per cycle, in the same order)."""
+    pairs = list(zip(a or (), b or (), strict=False))
+    return statistics.median(y - x for x, y in pairs) if pairs else None
+
+
+def _signed(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:+.{digits}f}"
+
+
+def _pct(ratio: float | None) -> str:
+    return "–" if ratio is None else f"{(ratio - 1) * 100:+.1f}%"
+
+
+def _overhead(model: dict[str, Any]) -> float | None:
+    return value_ratio(_median(model.get("total_ms")), _median(model.get("unprofiled_ms")))
+
+
+# ------------------------------------------------------------------------------------------------- tables
+
+
+def _kinds_table(record: dict[str, Any]) -> list[str]:
+    """Kinds × models: median ms per iteration and its share of the model's summed kinds."""
+    models, kinds = record["models"], record.get("kinds") or []
+    sums = {label: sum(_kind_ms(m, k) for k in kinds) for label, m in models.items()}
+    rows = []
+    for kind in kinds:
+        row = {"kind": kind}
+        for label, m in models.items():
+            ms = _kind_ms(m, kind)
+            row[f"{label} ms"] = f"{ms:.2f} ({ms / sums[label] * 100:.0f}%)" if sums[label] else num(ms)
+        rows.append(row)
+    rows.append({"kind": "**sum of kinds**", **{f"{label} ms": num(sums[label]) for label in models}})
+    rows.append({"kind": "profiled iteration (median)",
+                 **{f"{label} ms": num(_median(m.get("total_ms"))) for label, m in models.items()}})
+    rows.append({"kind": "unprofiled iteration (median)",
+                 **{f"{label} ms": num(_median(m.get("unprofiled_ms"))) for label, m in models.items()}})
+    return frame_table(pd.DataFrame(rows))
+
+
+def _extra(record: dict[str, Any], label: str) -> tuple[list[dict[str, Any]], float | None, float]:
+    """Per kind (plain ms, ms, Δ ms), the paired total Δ, and the kinds' summed Δ."""
+    models = record["models"]
+    m, plain = models[label], models[models[label]["plain"]]
+    rows = []
+    for kind in record.get("kinds") or []:
+        delta = _paired_delta(plain.get("kinds_ms", {}).get(kind), m.get("kinds_ms", {}).get(kind))
+        rows.append({"kind": kind, "plain": _kind_ms(plain, kind), "mine": _kind_ms(m, kind), "delta": delta or 0.0})
+    total = _paired_delta(plain.get("total_ms"), m.get("total_ms"))
+    return rows, total, sum(r["delta"] for r in rows)
+
+
+def _extra_table(record: dict[str, Any], label: str) -> list[str]:
+    plain = record["models"][label]["plain"]
+    rows, total, summed = _extra(record, label)
+    base = sum(r["plain"] for r in rows)
+    # a share of an extra within the noise (a few % of the plain network's time) would be a ratio of noise
+    shared = summed > SHARE_MIN_EXTRA * base
+    cells = [{"kind": r["kind"], f"{plain} ms": num(r["plain"]), f"{label} ms": num(r["mine"]),
+              "Δ ms": _signed(r["delta"]), f"Δ % of {plain}": f"{r['delta'] / base * 100:+.1f}%" if base else "–",
+              "share of the extra": f"{r['delta'] / summed * 100:+.0f}%" if shared else "–"} for r in rows]
+    cells.append({"kind": "**sum of kinds**", f"{plain} ms": num(base),
+                  f"{label} ms": num(sum(r["mine"] for r in rows)),
+                  "Δ ms": _signed(summed), f"Δ % of {plain}": f"{summed / base * 100:+.1f}%" if base else "–",
+                  "share of the extra": "100%" if shared else "–"})
+    cells.append({"kind": "profiled iteration (paired median Δ)", f"{plain} ms": num(_median(
+        record["models"][plain].get("total_ms"))), f"{label} ms": num(_median(record["models"][label].get("total_ms"))),
+        "Δ ms": _signed(total), f"Δ % of {plain}": None, "share of the extra": None})
+    return frame_table(pd.DataFrame(cells))
+
+
+def _summary_line(record: dict[str, Any], label: str, cx: dict[str, dict[str, Any]]) -> str:
+    models = record["models"]
+    plain = models[label]["plain"]
+    rows, total, summed = _extra(record, label)
+    time_ratio = value_ratio(_median(models[label].get("total_ms")), _median(models[plain].get("total_ms")))
+    bare_ratio = value_ratio(_median(models[label].get("unprofiled_ms")), _median(models[plain].get("unprofiled_ms")))
+    mine, base = cx.get(label, {}), cx.get(plain, {})
+    macs = value_ratio(mine.get("macs"), base.get("macs"))
+    acts = value_ratio(mine.get("activations"), base.get("activations"))
+    top = sorted((r for r in rows if r["delta"] > 0), key=lambda r: -r["delta"])[:3]
+    base = sum(r["plain"] for r in rows)
+    parts = ", ".join(f"{r['kind']} {r['delta']:+.2f} ms ({r['delta'] / summed * 100:.0f}%)" for r in top) \
+        if summed > SHARE_MIN_EXTRA * base else f"within {SHARE_MIN_EXTRA:.0%} of {plain}'s time, no share shown"
+    return (f"- **{label} over {plain}**: {_signed(total)} ms per iteration profiled ({_pct(time_ratio)}; "
+            f"unprofiled {_pct(bare_ratio)}) vs MACs {_pct(macs)}, activations {_pct(acts)}. "
+            f"Most of the extra: {parts}.")
+
+
+# ------------------------------------------------------------------------------------------------ section
+
+
+def _heading(record: dict[str, Any]) -> str:
+    mode = record.get("dtype") or "fp32"
+    if record.get("channels_last"):
+        mode += ", channels_last"
+    return (f"### batch {record.get('batch_size')} · {record.get('device')} · {mode} · "
+            f"{record.get('threads')} thread(s) · {record.get('iterations')} paired iterations")
+
+
+def _errors(record: dict[str, Any]) -> list[str]:
+    errors = record.get("errors") or {}
+    return [f"- {label}: not profiled ({e['error']['type']}: {e['error']['message']})"
+            for label, e in errors.items()]
+
+
+def _block(record: dict[str, Any], cx: dict[str, dict[str, Any]]) -> list[str]:
+    models = record.get("models") or {}
+    lines = [_heading(record), ""]
+    if not models:
+        return [*lines, *_errors(record), ""]
+    overheads = ", ".join(f"{label} {_pct(_overhead(m))}" for label, m in models.items() if _overhead(m))
+    lines += [f"Timer: {TIMERS.get(record.get('timer'), record.get('timer'))}. Profiled ÷ unprofiled iteration "
+              f"(the profiler's and the hooks' overhead, this run): {overheads or '–'}.", "",
+              *_kinds_table(record), ""]
+    variants = [label for label, m in models.items() if m.get("plain") in models]
+    for label in variants:
+        lines += [f"#### {label} over {models[label]['plain']}", "", *_extra_table(record, label), ""]
+    if variants:
+        lines += [*(_summary_line(record, label, cx) for label in variants), ""]
+    errors = _errors(record)
+    return lines + ([*errors, ""] if errors else [])
+
+
+def section(run: RunData, assets: Path, stem: str) -> list[str]:
+    records = run.of_kind("op_time")
+    if not records:
+        return []
+    cx = complexity_of(run)
+    lines = ["## Where the time goes: operator kinds", "",
+             "Each model's forward pass profiled with `torch.profiler`, the models of a group interleaved iteration "
+             "by iteration in one process (order rotating every cycle), and every op's self time attributed to one "
+             "kind: convolutions by their groups, dilation and kernel (`conv.dilated` is SK's second, dilated branch; "
+             "`conv.grouped` ResNeXt's 3×3 and SK's first branch), the attention's pooling / fc / softmax "
+             "(`attn.*`; SE's sigmoid and SK's two-branch softmax are `attn.softmax`), element-wise ops (`eltwise`: "
+             "residual adds, SE's scale, SK's select), memory ops (allocation, copies, views), and `python`: the "
+             "interpreter between ops, module calls and the profiler's own hooks. Medians over the iterations; "
+             "extra time is the median of the paired per-cycle differences. The profiler slows small ops most, "
+             "so profiled times exceed the unprofiled ones shown beside them; compare models profiled together.",
+             ""]
+    for record in records:
+        lines += _block(record, cx)
+    return lines
