@@ -14,14 +14,17 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from harness.measure.stats import bootstrap_ci
 from harness.report.markdown import frame_table, num
 from harness.results import RunData
 from harness.results.summaries import complexity_of, value_ratio
 
 # Shares of the extra are shown when the kinds' summed extra is at least this fraction of the plain network's time.
 SHARE_MIN_EXTRA = 0.05
+MIN_CI_CYCLES = 3
 TIMERS = {"profiler_cpu_self_time": "torch.profiler, CPU self time of every op",
           "profiler_cuda_device_time": "torch.profiler, CUDA kernel time of every op (host time kept apart)"}
 
@@ -39,6 +42,23 @@ def _paired_delta(a: list[float], b: list[float]) -> float | None:
     """Median over cycles of b − a (the two lists are per cycle, in the same order)."""
     pairs = list(zip(a or (), b or (), strict=False))
     return statistics.median(y - x for x, y in pairs) if pairs else None
+
+
+def _median_axis(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.median(values, axis=axis)
+
+
+def _delta_ci(a: list[float], b: list[float]) -> tuple[float, float] | None:
+    """Bootstrap 95% interval of the median paired difference, resampling cycles (taken as independent: each
+    cycle runs every model once, back to back); None below 3 cycles or when every difference is the same."""
+    diffs = np.array([y - x for x, y in zip(a or (), b or (), strict=False)], dtype=float)
+    if diffs.size < MIN_CI_CYCLES or np.ptp(diffs) == 0.0:
+        return None
+    return bootstrap_ci((diffs,), _median_axis)
+
+
+def _with_ci(value: float, ci: tuple[float, float] | None) -> str:
+    return _signed(value) + (f" ({ci[0]:+.2f} to {ci[1]:+.2f})" if ci else "")
 
 
 def _signed(value: float | None, digits: int = 2) -> str:
@@ -81,29 +101,36 @@ def _extra(record: dict[str, Any], label: str) -> tuple[list[dict[str, Any]], fl
     m, plain = models[label], models[models[label]["plain"]]
     rows = []
     for kind in record.get("kinds") or []:
-        delta = _paired_delta(plain.get("kinds_ms", {}).get(kind), m.get("kinds_ms", {}).get(kind))
-        rows.append({"kind": kind, "plain": _kind_ms(plain, kind), "mine": _kind_ms(m, kind), "delta": delta or 0.0})
+        a, b = plain.get("kinds_ms", {}).get(kind), m.get("kinds_ms", {}).get(kind)
+        rows.append({"kind": kind, "plain": _kind_ms(plain, kind), "mine": _kind_ms(m, kind),
+                     "delta": _paired_delta(a, b) or 0.0, "ci": _delta_ci(a, b)})
     total = _paired_delta(plain.get("total_ms"), m.get("total_ms"))
     return rows, total, sum(r["delta"] for r in rows)
 
 
 def _extra_table(record: dict[str, Any], label: str) -> list[str]:
-    plain = record["models"][label]["plain"]
+    models = record["models"]
+    plain = models[label]["plain"]
     rows, total, summed = _extra(record, label)
     base = sum(r["plain"] for r in rows)
     # a share of an extra within the noise (a few % of the plain network's time) would be a ratio of noise
     shared = summed > SHARE_MIN_EXTRA * base
-    cells = [{"kind": r["kind"], f"{plain} ms": num(r["plain"]), f"{label} ms": num(r["mine"]),
-              "Δ ms": _signed(r["delta"]), f"Δ % of {plain}": f"{r['delta'] / base * 100:+.1f}%" if base else "–",
-              "share of the extra": f"{r['delta'] / summed * 100:+.0f}%" if shared else "–"} for r in rows]
-    cells.append({"kind": "**sum of kinds**", f"{plain} ms": num(base),
-                  f"{label} ms": num(sum(r["mine"] for r in rows)),
-                  "Δ ms": _signed(summed), f"Δ % of {plain}": f"{summed / base * 100:+.1f}%" if base else "–",
-                  "share of the extra": "100%" if shared else "–"})
-    cells.append({"kind": "profiled iteration (paired median Δ)", f"{plain} ms": num(_median(
-        record["models"][plain].get("total_ms"))), f"{label} ms": num(_median(record["models"][label].get("total_ms"))),
-        "Δ ms": _signed(total), f"Δ % of {plain}": None, "share of the extra": None})
-    return frame_table(pd.DataFrame(cells))
+
+    def cells(kind: str, plain_ms: float | None, ms: float | None, delta: str, of_plain: float | None,
+              share: str | None) -> dict[str, Any]:
+        return {"kind": kind, f"{plain} ms": num(plain_ms), f"{label} ms": num(ms), "Δ ms (95% CI)": delta,
+                f"Δ % of {plain}": f"{of_plain / base * 100:+.1f}%" if base and of_plain is not None else None,
+                "share of the extra": share}
+
+    table = [cells(r["kind"], r["plain"], r["mine"], _with_ci(r["delta"], r["ci"]), r["delta"],
+                   f"{r['delta'] / summed * 100:+.0f}%" if shared else None) for r in rows]
+    table.append(cells("**sum of kinds**", base, sum(r["mine"] for r in rows), _signed(summed), summed,
+                       "100%" if shared else None))
+    total_ci = _delta_ci(models[plain].get("total_ms"), models[label].get("total_ms"))
+    table.append(cells("profiled iteration (paired median Δ)", _median(models[plain].get("total_ms")),
+                       _median(models[label].get("total_ms")),
+                       _with_ci(total, total_ci) if total is not None else "–", None, None))
+    return frame_table(pd.DataFrame(table))
 
 
 def _summary_line(record: dict[str, Any], label: str, cx: dict[str, dict[str, Any]]) -> str:
@@ -115,13 +142,15 @@ def _summary_line(record: dict[str, Any], label: str, cx: dict[str, dict[str, An
     mine, base = cx.get(label, {}), cx.get(plain, {})
     macs = value_ratio(mine.get("macs"), base.get("macs"))
     acts = value_ratio(mine.get("activations"), base.get("activations"))
-    top = sorted((r for r in rows if r["delta"] > 0), key=lambda r: -r["delta"])[:3]
+    # the largest parts whose interval excludes no extra at all (a kind's noise is not its cost)
+    top = sorted((r for r in rows if r["delta"] > 0 and (r["ci"] is None or r["ci"][0] > 0)),
+                 key=lambda r: -r["delta"])[:3]
     base = sum(r["plain"] for r in rows)
     parts = ", ".join(f"{r['kind']} {r['delta']:+.2f} ms ({r['delta'] / summed * 100:.0f}%)" for r in top) \
         if summed > SHARE_MIN_EXTRA * base else f"within {SHARE_MIN_EXTRA:.0%} of {plain}'s time, no share shown"
     return (f"- **{label} over {plain}**: {_signed(total)} ms per iteration profiled ({_pct(time_ratio)}; "
             f"unprofiled {_pct(bare_ratio)}) vs MACs {_pct(macs)}, activations {_pct(acts)}. "
-            f"Most of the extra: {parts}.")
+            f"Most of the extra (of the kinds whose 95% CI is above 0): {parts}.")
 
 
 # ------------------------------------------------------------------------------------------------ section
