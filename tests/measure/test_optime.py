@@ -133,3 +133,17 @@ def test_a_group_must_share_batch_and_be_inference():
         profile_op_time({"a": train}, iterations=1, warmup=0, unprofiled_iterations=0)
     with pytest.raises(MeasurementError, match="at least one model"):
         profile_op_time({}, iterations=1, warmup=0, unprofiled_iterations=0)
+
+
+@pytest.mark.gpu
+def test_cuda_kinds_are_kernel_time_and_add_up():
+    bench = prepare_benchmark(SelectiveKernel(64, 64, stride=1, branches=PAPER_BRANCHES, groups=8), input_shape=(
+        64, 32, 32), batch_size=8, device="cuda", mode=Mode())
+    result = profile_op_time({"sk": bench}, iterations=3, warmup=2, unprofiled_iterations=1)
+    sk = result.models["sk"]
+    assert result.timer == "profiler_cuda_device_time"
+    assert {"conv.grouped", "conv.dilated", "attn.pool", "eltwise"} <= _kinds_with_time(sk)
+    assert "python" not in _kinds_with_time(sk)  # the interpreter launches kernels; it runs none
+    for i, total in enumerate(sk.total_ms):
+        assert total > 0 and abs(sum(v[i] for v in sk.kinds_ms.values()) - total) < SUM_TOL_MS
+    assert all(h > 0 for h in sk.host_ms)
