@@ -117,6 +117,7 @@ class ModelOpTime:
     unprofiled_ms: tuple[float, ...]  # per iteration, without profiler or hooks, interleaved likewise
     warmup_ms: tuple[float, ...]
     ops_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # kind → outermost op → mean ms / iteration
+    op_calls: dict[str, float] = field(default_factory=dict)  # kind → ops the model called per iteration (mean)
 
     def median_ms(self, kind: str) -> float:
         return statistics.median(self.kinds_ms.get(kind) or (0.0,))
@@ -166,8 +167,8 @@ def _context(evt: Any) -> tuple[str | None, str | None, str | None, bool, Any]:
 
 
 def attribute(events: Sequence[Any], *, device_time: bool) -> dict[str, list[dict[str, Any]]]:
-    """label → per iteration (in time order): ``{"kinds": {kind: µs}, "ops": {(kind, op): µs}, "host_us",
-    "range"}`` from the profiler's events (``prof.events()``)."""
+    """label → per iteration (in time order): ``{"kinds": {kind: µs}, "ops": {(kind, op): µs}, "calls": {kind:
+    number of ops the model called}, "host_us", "start"}`` from the profiler's events (``prof.events()``)."""
     iterations: dict[int, dict[str, Any]] = {}
     labels: dict[int, str] = {}
     for evt in events:
@@ -177,12 +178,15 @@ def attribute(events: Sequence[Any], *, device_time: bool) -> dict[str, list[dic
         if root is None:
             continue
         it = iterations.setdefault(id(root), {"kinds": defaultdict(float), "ops": defaultdict(float),
-                                              "host_us": float(root.cpu_time_total), "start": root.time_range.start})
+                                              "calls": defaultdict(int), "host_us": float(root.cpu_time_total),
+                                              "start": root.time_range.start})
         labels[id(root)] = label
+        kind = kind_of(op, conv=conv, attention=attention)
+        if op is not None and evt.name == op and evt.cpu_parent.name.startswith("optime."):
+            it["calls"][kind] += 1  # an op the model called (not one inside another op): dispatch costs per call
         value = _event_value_us(evt, device_time=device_time)
         if value == 0.0:
             continue
-        kind = kind_of(op, conv=conv, attention=attention)
         it["kinds"][kind] += value
         it["ops"][(kind, op or "(between ops)")] += value
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -278,7 +282,9 @@ def _result(benches: Mapping[str, Benchmark], per_model: dict[str, list[dict[str
             kinds_ms={k: tuple(it["kinds"].get(k, 0.0) / 1e3 for it in its) for k in kinds},
             total_ms=tuple((sum(it["kinds"].values()) if device_time else it["host_us"]) / 1e3 for it in its),
             host_ms=tuple(it["host_us"] / 1e3 for it in its),
-            unprofiled_ms=tuple(unprofiled[label]), warmup_ms=tuple(warm[label]), ops_ms=dict(ops))
+            unprofiled_ms=tuple(unprofiled[label]), warmup_ms=tuple(warm[label]), ops_ms=dict(ops),
+            op_calls={k: sum(it["calls"].get(k, 0) for it in its) / len(its)
+                      for k in KINDS if any(it["calls"].get(k) for it in its)})
     return OpTimeResult(models=models, kinds=kinds, iterations=iterations, warmup=warmup,
                         unprofiled_iterations=unprofiled_iterations, timer=TIMER_CUDA if device_time else TIMER_CPU,
                         device=str(first.device), threads=torch.get_num_threads(), batch_size=first.batch_size)

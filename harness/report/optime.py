@@ -92,7 +92,14 @@ def _kinds_table(record: dict[str, Any]) -> list[str]:
                  **{f"{label} ms": num(_median(m.get("total_ms"))) for label, m in models.items()}})
     rows.append({"kind": "unprofiled iteration (median)",
                  **{f"{label} ms": num(_median(m.get("unprofiled_ms"))) for label, m in models.items()}})
+    rows.append({"kind": "ops called per iteration",
+                 **{f"{label} ms": _calls(m) for label, m in models.items()}})
     return frame_table(pd.DataFrame(rows))
+
+
+def _calls(model: dict[str, Any]) -> str | None:
+    calls = model.get("op_calls")
+    return f"{sum(calls.values()):.0f}" if calls else None
 
 
 def _extra(record: dict[str, Any], label: str) -> tuple[list[dict[str, Any]], float | None, float]:
@@ -130,6 +137,11 @@ def _extra_table(record: dict[str, Any], label: str) -> list[str]:
     table.append(cells("profiled iteration (paired median Δ)", _median(models[plain].get("total_ms")),
                        _median(models[label].get("total_ms")),
                        _with_ci(total, total_ci) if total is not None else "–", None, None))
+    # the unprofiled cycles were interleaved too: their paired Δ is the extra without the profiler's per-op cost
+    bare_a, bare_b = models[plain].get("unprofiled_ms"), models[label].get("unprofiled_ms")
+    bare = _paired_delta(bare_a, bare_b)
+    table.append(cells("unprofiled iteration (paired median Δ)", _median(bare_a), _median(bare_b),
+                       _with_ci(bare, _delta_ci(bare_a, bare_b)) if bare is not None else "–", None, None))
     return frame_table(pd.DataFrame(table))
 
 

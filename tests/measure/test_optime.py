@@ -53,6 +53,7 @@ def test_a_grouped_conv_and_an_add_are_conv_grouped_and_eltwise():
     assert kinds <= {"conv.grouped", "eltwise", "python", "memory"}
     assert set(tiny.ops_ms["eltwise"]) == {"aten::add"}
     assert set(tiny.ops_ms["conv.grouped"]) == {"aten::conv2d"}  # the conv's internals count as the conv
+    assert tiny.op_calls == {"conv.grouped": 1, "eltwise": 1}  # the two ops the forward calls, once each
     assert len(tiny.total_ms) == 3 and len(tiny.unprofiled_ms) == 1 and len(tiny.warmup_ms) == 1
     for i, total in enumerate(tiny.total_ms):
         assert abs(sum(v[i] for v in tiny.kinds_ms.values()) - total) < SUM_TOL_MS

@@ -63,6 +63,8 @@ def test_kinds_per_model_and_the_extra_over_plain(tmp_path):
     assert _row(text, extra, "**sum of kinds**")[3:] == ["+20.00", "+33.3%", "100%"]
     # per-cycle totals differ by 24, 12 and 20 ms
     assert _row(text, extra, "profiled iteration (paired median Δ)")[3].startswith("+20.00 (+")
+    assert _row(text, extra, "unprofiled iteration (paired median Δ)")[1:4] == ["56.00", "71.00", "+15.00"]
+    assert _row(text, heading, "ops called per iteration")[1:] == ["–", "–"]  # not in these records
     summary = next(x for x in text.splitlines() if x.startswith("- **sknet50 over resnext50**"))
     assert "+20.00 ms per iteration profiled (+31.7%; unprofiled +26.8%) vs MACs +5.0%, activations +30.0%" in summary
     # conv.1x1's 4 ms are within its noise: not named as a cause
