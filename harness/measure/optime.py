@@ -62,6 +62,7 @@ CAVEAT = ("torch.profiler adds a few microseconds to every op and the attributio
           "and attention module, so profiled times exceed unprofiled ones, most for networks of many small ops; "
           "compare kinds across models profiled together, and read absolute ms against `unprofiled_ms`")
 
+
 def _conv_of(module: nn.Module) -> nn.modules.conv._ConvNd | None:
     """The conv a module runs: itself, or the first child of a conv → norm → act sequence (ours fold the BN
     into one functional conv at inference, bypassing the child's forward, so the range must be on the parent)."""

@@ -123,16 +123,25 @@ def _extra_table(record: dict[str, Any], label: str) -> list[str]:
     # a share of an extra within the noise (a few % of the plain network's time) would be a ratio of noise
     shared = summed > SHARE_MIN_EXTRA * base
 
+    calls = (models[plain].get("op_calls"), models[label].get("op_calls"))
+
+    def more_calls(kind: str | None) -> str | None:
+        if not all(calls):
+            return None  # records made before op_calls existed
+        a, b = ((sum(c.values()) if kind is None else c.get(kind, 0.0)) for c in calls)
+        return f"{b - a:+.0f}"
+
     def cells(kind: str, plain_ms: float | None, ms: float | None, delta: str, of_plain: float | None,
-              share: str | None) -> dict[str, Any]:
+              share: str | None, ops: str | None = None) -> dict[str, Any]:
         return {"kind": kind, f"{plain} ms": num(plain_ms), f"{label} ms": num(ms), "Δ ms (95% CI)": delta,
                 f"Δ % of {plain}": f"{of_plain / base * 100:+.1f}%" if base and of_plain is not None else None,
-                "share of the extra": share}
+                "share of the extra": share, "Δ ops called": ops}
 
     table = [cells(r["kind"], r["plain"], r["mine"], _with_ci(r["delta"], r["ci"]), r["delta"],
-                   f"{r['delta'] / summed * 100:+.0f}%" if shared else None) for r in rows]
+                   f"{r['delta'] / summed * 100:+.0f}%" if shared else None,
+                   more_calls(r["kind"]) if r["kind"] != "python" else None) for r in rows]
     table.append(cells("**sum of kinds**", base, sum(r["mine"] for r in rows), _signed(summed), summed,
-                       "100%" if shared else None))
+                       "100%" if shared else None, more_calls(None)))
     total_ci = _delta_ci(models[plain].get("total_ms"), models[label].get("total_ms"))
     table.append(cells("profiled iteration (paired median Δ)", _median(models[plain].get("total_ms")),
                        _median(models[label].get("total_ms")),
