@@ -193,8 +193,9 @@ def _cell(x: list[float] | None) -> str:
 def tables(doc: dict[str, Any]) -> list[str]:
     lines = ["Per run (latency at batch 1, throughput at batch 8; ratio (95% CI); *other cores*: the cores other "
              "processes kept busy while the harness timed, the busier of its two timing groups):", "",
-             "| # | condition | threads | method | " + " | ".join(f"{k[:3]}. {a} ÷ {b}" for k in ("latency", "throughput")
-                                                        for a, b in PAIRS) + " | other cores | suite wall s |",
+             "| # | condition | threads | method | "
+             + " | ".join(f"{k[:3]}. {a} ÷ {b}" for k in ("latency", "throughput") for a, b in PAIRS)
+             + " | other cores | suite wall s |",
              "|---|---|---|---|" + "---|" * (2 * len(PAIRS)) + "---|---|"]
     for i, run in enumerate(doc["runs"], 1):
         for method in ("paired", "separate"):

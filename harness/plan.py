@@ -22,6 +22,7 @@ from harness.config.schema import (
     EvalSection,
     ImageSetSection,
     ModelSpec,
+    OpTimeSection,
     Suite,
     TimingSection,
     TrainSection,
@@ -99,7 +100,19 @@ class AttentionSpec:
     from_train: str | None = None
 
 
-Spec = ComplexitySpec | TimingSpec | PeakSpec | TrainSpec | EvalSpec | AttentionSpec
+@dataclass(frozen=True, kw_only=True)
+class OpTimeSpec:
+    """A group of models profiled paired in one task (``harness.measure.optime``): time per operator kind."""
+
+    models: tuple[ModelSpec, ...]
+    iterations: int
+    warmup: int
+    unprofiled_iterations: int
+    mode: Mode
+    input_size: Size | None
+
+
+Spec = ComplexitySpec | TimingSpec | PeakSpec | TrainSpec | EvalSpec | AttentionSpec | OpTimeSpec
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,6 +137,8 @@ class Task:
     def label(self) -> str:
         if self.members:
             return f"{self.kind} batch {self.batch_size} ({len(self.members)} models)"
+        if self.model is None and isinstance(self.spec, OpTimeSpec):
+            return "op time: " + ", ".join(m.display for m in self.spec.models)
         return self.model.display if self.model is not None else f"peak {getattr(self.spec, 'dtype', '')}".strip()
 
     @property
@@ -259,8 +274,23 @@ def _image_tasks(kind: str, section: EvalSection | AttentionSection, suite: Suit
     return tasks
 
 
+def _op_time_tasks(section: OpTimeSection, models: list[ModelSpec], device: str) -> list[Task]:
+    """One task for the whole group: its models are profiled interleaved, in one process, to be compared."""
+    if not models:
+        return []
+    spec = OpTimeSpec(models=tuple(models), iterations=section.iterations, warmup=section.warmup,
+                      unprofiled_iterations=section.unprofiled_iterations,
+                      mode=Mode(dtype=section.dtype, channels_last=section.channels_last),
+                      input_size=section.input_size)
+    label = "+".join(m.display for m in models)
+    digest = _digest([[m.name, m.options, m.display] for m in models])
+    task_id = f"op_time:{label}:{digest}:bs{section.batch_size}:{section.dtype}:{device}"
+    return [Task(task_id=task_id, kind="op_time", spec=spec, device=device, batch_size=section.batch_size)]
+
+
 def expand(suite: Suite, *, device: str) -> list[Task]:
-    """Suite → tasks: complexity, latency / throughput rounds (models interleaved), training, eval, attention."""
+    """Suite → tasks: complexity, latency / throughput rounds (models interleaved), op time (one task per group),
+    training, eval, attention."""
     tasks: list[Task] = []
     if suite.complexity is not None:
         tasks += _complexity_tasks(suite.complexity, suite.complexity.models or suite.models)
@@ -268,6 +298,8 @@ def expand(suite: Suite, *, device: str) -> list[Task]:
         section = getattr(suite, kind)
         if section is not None:
             tasks += _timing_tasks(kind, section, section.models or suite.models, device)
+    if suite.op_time is not None:
+        tasks += _op_time_tasks(suite.op_time, suite.op_time.models or suite.models, device)
     if suite.train is not None:
         tasks += _train_tasks(suite.train, device)
     for kind in ("eval", "attention"):  # after training: from_train reads the weights it saved
@@ -295,7 +327,7 @@ def shard_tasks(tasks: list[Task], shard: tuple[int, int] | None) -> list[Task]:
 
 # ------------------------------------------------------------------------------- model lists (--models)
 
-MODEL_SECTIONS = ("complexity", "latency", "throughput", "train", "eval", "attention")
+MODEL_SECTIONS = ("complexity", "latency", "throughput", "train", "eval", "attention", "op_time")
 
 
 def select_models(models: list[ModelSpec], patterns: list[str]) -> list[ModelSpec]:

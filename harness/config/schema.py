@@ -180,6 +180,23 @@ class AttentionSection(ImageSetSection):
         return scales
 
 
+class OpTimeSection(_Strict):
+    """Where each model's time goes: ms per operator kind (``harness.measure.optime``), the models profiled paired
+    in one task, and for SE / SK models the extra time over their plain network kind by kind. ``iterations``
+    profiled cycles (each runs every model once, order rotating), after ``warmup`` cycles and
+    ``unprofiled_iterations`` cycles timed without the profiler (to show its overhead). ``models`` None = the
+    suite's; ``input_size`` None = each model's own."""
+
+    models: list[ModelSpec] | None = None
+    batch_size: PositiveInt = 1
+    iterations: PositiveInt = 10
+    warmup: Annotated[int, Field(ge=0)] = 2
+    unprofiled_iterations: Annotated[int, Field(ge=0)] = 3
+    input_size: Size | None = None
+    dtype: Dtype = default_of(Mode, "dtype")
+    channels_last: bool = default_of(Mode, "channels_last")
+
+
 class Suite(_Strict):
     schema_version: Literal[1] = Field(1, alias="schema")
     name: SuiteName
@@ -194,6 +211,7 @@ class Suite(_Strict):
     train: TrainSection | None = None
     eval: EvalSection | None = None
     attention: AttentionSection | None = None
+    op_time: OpTimeSection | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.fileio import write_text_atomic
-from harness.report import attention, complexity, cost, latency, training
+from harness.report import attention, complexity, cost, latency, optime, training
 from harness.report import eval as eval_section
 from harness.report.markdown import table
 from harness.results import RunData, load_run
@@ -21,8 +21,8 @@ from harness.results import RunData, load_run
 log = logging.getLogger(__name__)
 
 Section = Callable[[RunData, Path, str], list[str]]
-SECTIONS: tuple[Section, ...] = (complexity.section, latency.section, cost.section, training.section,
-                                 eval_section.section, attention.section)
+SECTIONS: tuple[Section, ...] = (complexity.section, latency.section, cost.section, optime.section,
+                                 training.section, eval_section.section, attention.section)
 
 
 def report_path(run_dir: Path, reports_root: Path) -> Path:

@@ -74,6 +74,12 @@ class _Train(_Record):
     curve: list[dict[str, Any]]
 
 
+class _OpTime(_Record):
+    models: dict[str, dict[str, Any]]
+    errors: dict[str, dict[str, Any]]
+    iterations: int
+
+
 OK_SHAPES: dict[str, type[_Record]] = {
     "complexity": _Complexity,
     "latency": _Timed,
@@ -83,6 +89,7 @@ OK_SHAPES: dict[str, type[_Record]] = {
     "peak": _Peak,
     "train_epoch": _Epoch,
     "train": _Train,
+    "op_time": _OpTime,
 }
 
 

@@ -59,8 +59,8 @@ def model_fields(spec: ModelSpec | None, *, label: str) -> dict[str, Any]:
 
 def executors() -> dict[str, Executor]:
     """Task kind → executor. Imported on call: the executors import torch-heavy measurement and training code."""
-    from harness.tasks import attention, complexity, timing, training
+    from harness.tasks import attention, complexity, optime, timing, training
     from harness.tasks import eval as eval_task
 
     return {"complexity": complexity.execute, **timing.EXECUTORS, **training.EXECUTORS, **eval_task.EXECUTORS,
-            **attention.EXECUTORS}
+            **attention.EXECUTORS, **optime.EXECUTORS}
