@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import statistics
-import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +43,8 @@ from torch.profiler import ProfilerActivity, profile, record_function, schedule
 from harness.errors import MeasurementError
 from harness.measure.device import synchronize
 from harness.measure.opkinds import ATTENTION_MODULES, KINDS, conv_kind, kind_of
-from harness.measure.timer import Benchmark
+from harness.measure.sampling import SampleWindow
+from harness.measure.timer import Benchmark, rotation, time_group
 
 log = logging.getLogger(__name__)
 
@@ -216,21 +217,21 @@ def _check_group(benches: Mapping[str, Benchmark]) -> Benchmark:
 
 
 def _cycles(labels: list[str], n: int) -> Iterator[list[str]]:
+    """The engine's order of successive cycles (``harness.measure.timer.rotation``), by label."""
+    orders = rotation(len(labels))
     for c in range(n):
-        shift = c % len(labels)
-        yield labels[shift:] + labels[:shift]
+        yield [labels[i] for i in orders[c % len(orders)]]
 
 
 def _timed(benches: Mapping[str, Benchmark], n: int, device: torch.device) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {label: [] for label in benches}
-    for order in _cycles(list(benches), n):
-        for label in order:
-            synchronize(device)
-            start = time.perf_counter_ns()
-            benches[label].step()
-            synchronize(device)
-            out[label].append((time.perf_counter_ns() - start) / 1e6)
-    return out
+    """``n`` unprofiled cycles, timed by the one engine (``time_group``)."""
+    if n <= 0:
+        return {label: [] for label in benches}
+    group = time_group(list(benches.values()), SampleWindow(0.0, math.inf, n, n))
+    for label, timing in zip(benches, group.members, strict=True):
+        if timing.error is not None:
+            raise MeasurementError(f"{label}: {timing.error}") from timing.error
+    return {label: list(timing.samples_ms) for label, timing in zip(benches, group.members, strict=True)}
 
 
 def _profiled(benches: Mapping[str, Benchmark], n: int, device: torch.device) -> Any:
