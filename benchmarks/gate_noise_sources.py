@@ -54,7 +54,7 @@ def _worker(args: argparse.Namespace) -> None:
     from harness.gate.statistic import low
     from harness.measure.mode import Mode
     from harness.measure.sampling import SampleWindow
-    from harness.measure.timer import prepare_benchmark
+    from harness.measure.timer import group_window, prepare_benchmark, time_group
     from harness.workloads.reference import reference_convnet
 
     torch.set_num_threads(1)
@@ -68,23 +68,25 @@ def _worker(args: argparse.Namespace) -> None:
     copy = bench(gate_plugin.gate_convnet(channels=16, depth=20, cost=1.0))
     slower = bench(gate_plugin.gate_convnet(channels=16, depth=21, cost=1.0))
     reference = bench(reference_convnet())
-    window = SampleWindow(min_time_s=args.round_s, max_time_s=4 * args.round_s, min_samples=10,
-                          max_samples=100_000)
     half = SampleWindow(min_time_s=args.round_s / 2, max_time_s=2 * args.round_s, min_samples=10,
                         max_samples=100_000)
 
     def ratio(num: list[float], den: list[float]) -> float:
         return float(low(np.asarray(num)) / low(np.asarray(den)))
 
+    def together(a, b, w) -> tuple[list[float], list[float]]:
+        group = time_group([a, b], group_window(w, 2))  # the harness's one engine
+        return list(group.members[0].samples_ms), list(group.members[1].samples_ms)
+
     out: dict[str, list[float]] = {name: [] for name in PROTOCOLS}
     for _ in range(args.rounds):
         m, r = model.sample(half), reference.sample(half)
         out["own round"].append(ratio(m, r))
-        m, r = model.sample_with(window, reference)
+        m, r = together(model, reference, half)
         out["interleaved"].append(ratio(m, r))
-        m, c = model.sample_with(window, copy)
+        m, c = together(model, copy, half)
         out["in-process A/A"].append(ratio(c, m))
-        m, s = model.sample_with(window, slower)
+        m, s = together(model, slower, half)
         out["in-process +5%"].append(ratio(s, m))
     print(json.dumps(out))
 

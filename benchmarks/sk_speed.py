@@ -1,8 +1,9 @@
-"""Our ``sknet50`` vs timm's ``skresnext50_32x4d``: throughput side by side, interleaved rounds.
+"""Our ``sknet50`` vs timm's ``skresnext50_32x4d``: throughput timed together by the harness's engine.
 
 Same structure and parameter count (27,479,784); the question is what the SK unit's implementation costs
-beyond its MACs. Each round times both models (order alternating) with whole-loop throughput; the result is
-the median of the per-round ratios with its spread.
+beyond its MACs. Both models are timed by ``harness.measure.timer.measure_group`` (one whole loop of each per
+cycle, the order alternating); the result is the median of the per-cycle ratios (our img/s ÷ timm's) with its
+bootstrap 95% CI over cycles. ``--rounds`` is the minimum number of cycles.
 
     python benchmarks/sk_speed.py --device cpu --batch 8 --rounds 7
     python benchmarks/sk_speed.py --device cuda --batch 256 --dtype bf16 --rounds 7
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 
 import timm
@@ -21,13 +21,6 @@ import torch
 import harness
 from harness.measure.mode import Mode
 from harness.measure.params import count_params
-from harness.measure.sampling import SampleWindow
-from harness.measure.timer import prepare_benchmark
-
-
-def _rate(prepared, window: SampleWindow) -> float:
-    result = prepared.throughput(window)
-    return result.samples_per_s
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,26 +41,22 @@ def main(argv: list[str] | None = None) -> int:
     assert count_params(models["sknet50"]).params == count_params(models["timm"]).params
     mode = Mode(dtype=args.dtype)
     shape = (3, args.input_size, args.input_size)
-    prepared = {k: prepare_benchmark(m, input_shape=shape, batch_size=args.batch, device=args.device, mode=mode)
-                for k, m in models.items()}
-    for p in prepared.values():
-        p.warmup(3)
-    window = SampleWindow(min_time_s=args.seconds, max_time_s=args.seconds * 3, min_samples=3, max_samples=1000)
-    ratios, rates = [], {"sknet50": [], "timm": []}
-    for r in range(args.rounds):
-        order = ["sknet50", "timm"] if r % 2 == 0 else ["timm", "sknet50"]
-        got = {k: _rate(prepared[k], window) for k in order}
-        for k, v in got.items():
-            rates[k].append(v)
-        ratios.append(got["sknet50"] / got["timm"])
-        print(f"round {r + 1}: sknet50 {got['sknet50']:.2f} img/s, timm {got['timm']:.2f} img/s, "
-              f"ratio {ratios[-1]:.3f}", file=sys.stderr)
-    q = statistics.quantiles(ratios, n=4) if len(ratios) >= 2 else [ratios[0]] * 3
-    summary = {"device": args.device, "batch": args.batch, "dtype": args.dtype, "rounds": args.rounds,
-               "threads": torch.get_num_threads(), "median_ratio": statistics.median(ratios),
-               "ratio_q1": q[0], "ratio_q3": q[2], "ratio_min": min(ratios), "ratio_max": max(ratios),
-               "sknet50_img_s_median": statistics.median(rates["sknet50"]),
-               "timm_img_s_median": statistics.median(rates["timm"]), "ratios": ratios}
+    from harness.measure.sampling import TimingConfig
+    from harness.measure.stats import paired_ratio
+    from harness.measure.timer import measure_group
+
+    config = TimingConfig(warmup=3, min_time_s=args.seconds * args.rounds, max_time_s=args.seconds * args.rounds * 3,
+                          min_samples=args.rounds)
+    # the harness's one engine: one whole loop of each model per cycle, the order alternating
+    results = measure_group(models, input_shape=shape, batch_size=args.batch, device=args.device, mode=mode,
+                            config=config, loops=True)
+    ours, theirs = results["sknet50"], results["timm"]
+    spi = {k: [s / (r.iters_per_loop * args.batch) for s in r.loop_samples_s] for k, r in results.items()}
+    ratio = paired_ratio(spi["sknet50"], spi["timm"])  # timm's time per image ÷ ours = our img/s ÷ timm's
+    summary = {"device": args.device, "batch": args.batch, "dtype": args.dtype, "cycles": ratio.cycles,
+               "threads": torch.get_num_threads(), "median_ratio": ratio.value, "ci95": [ratio.low, ratio.high],
+               "sknet50_img_s": ours.samples_per_s, "timm_img_s": theirs.samples_per_s,
+               "ratios": [b / a for a, b in zip(spi["sknet50"], spi["timm"], strict=True)]}
     print(json.dumps(summary, indent=2))
     if args.json:
         with open(args.json, "w") as handle:
