@@ -15,6 +15,7 @@ from harness.report import plots
 from harness.report.complexity import match_rows
 from harness.report.markdown import frame_table, num, with_ci
 from harness.results import RunData
+from harness.results import summaries as S
 from harness.results.summaries import P99_MIN_SAMPLES
 
 GROUP = ["batch_size", "mode", "device"]
@@ -148,22 +149,27 @@ def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], 
     peak = _peaks(run)
     if peak and kind == "throughput":
         lines += ["Device peak (matmul): " + ", ".join(f"{d}: {v:.1f} GMAC/s" for d, v in peak.items()), ""]
-    lines += _sk_comparison(frame)
+    lines += _sk_comparison(run, kind)
     return lines, panels
 
 
-def _sk_comparison(frame: pd.DataFrame) -> list[str]:
+def _sk_comparison(run: RunData, kind: str) -> list[str]:
+    """Our ``sknet50`` against timm's ``skresnext50_32x4d`` (same structure and parameter count), paired."""
     lines = []
-    for heading, rows in groups(frame):
-        by_label = rows.set_index("label")
-        if not {"sknet50", "timm:skresnext50_32x4d"} <= set(by_label.index):
+    benches = [b for b in S.benchmarks(run, kind) if not b.fields.get("options")]
+    groups_of: dict[tuple, dict[str, S.Benchmark]] = {}
+    for b in benches:
+        groups_of.setdefault(b.group, {})[b.label] = b
+    for (_, bs, mode, device), by_label in sorted(groups_of.items(), key=lambda kv: str(kv[0])):
+        if not {"sknet50", "timm:skresnext50_32x4d"} <= set(by_label):
             continue
-        ours, timm = by_label.loc["sknet50"], by_label.loc["timm:skresnext50_32x4d"]
-        noisy = [name for name, r in (("sknet50", ours), ("timm:skresnext50_32x4d", timm)) if r["unstable"]]
-        caveat = (f" — but {', '.join(noisy)} was unstable in this run; `benchmarks/sk_speed.py` measures the ratio "
-                  "over interleaved rounds") if noisy else ""
-        lines.append(f"- {heading}: our `sknet50` runs at **{ours['img_s'] / timm['img_s']:.3f}×** the throughput of "
-                     f"timm's `skresnext50_32x4d` (same structure, same parameter count){caveat}.")
+        r = S.ratio(by_label["timm:skresnext50_32x4d"], by_label["sknet50"])
+        if r is None:
+            continue
+        how = f"paired over {r.pairs} cycles" if r.pairs else "unpaired: timed in separate tasks"
+        lines.append(f"- batch {bs} · {mode} · {device}: our `sknet50` runs at **{r.value:.3f}×** "
+                     f"(95% CI {r.low:.3f}–{r.high:.3f}, {how}) the throughput of timm's `skresnext50_32x4d` "
+                     "(same structure, same parameter count).")
     return lines + ([""] if lines else [])
 
 
