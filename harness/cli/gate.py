@@ -58,7 +58,7 @@ def _same_job(args: argparse.Namespace):
         raise ConfigError("--ab needs --suite SUITE: the suite both checkouts run, e.g. suites/ci_latency.yaml")
     if args.candidate is not None or args.baseline is not None:
         raise ConfigError("--ab measures both sides itself; drop CANDIDATE and --baseline")
-    out = Path(args.out) / "same_job" / new_run_id()
+    out = Path(args.out).resolve() / "same_job" / new_run_id()  # absolute: each side runs in its own checkout
 
     def show(step: int, steps: int, side: str) -> None:
         print(f"same-job gate: run {step}/{steps} ({side})", file=sys.stderr)

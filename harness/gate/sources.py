@@ -113,6 +113,18 @@ def benchmarks_from_records(records: Sequence[Mapping[str, Any]], *, where: str)
     return {key: _samples_from_records(recs, refs, where=where) for key, recs in grouped.items()}
 
 
+def failed_timed_tasks(records: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """One line per timed task (or reference) that ended in an error: the gate cannot judge what it lacks."""
+    out = []
+    for rec in records:
+        if rec.get("status") == "error" and (rec.get("kind") in TIMED_KINDS or rec.get("kind") == REFERENCE_KIND):
+            error = rec.get("error") if isinstance(rec.get("error"), dict) else {}
+            message = " ".join(str(error.get("message", "")).split())[:200]
+            out.append(f"{rec.get('kind')} task {rec.get('task_id')!r} ({rec.get('label') or rec.get('model')}, "
+                       f"batch {rec.get('batch_size')}) failed: {error.get('type', 'error')}: {message}")
+    return tuple(out)
+
+
 def load_run_dir(path: Path) -> tuple[BenchmarkSet, dict[str, Any]]:
     """The benchmark set of a run dir, and its manifest."""
     run = load_run(path)
@@ -122,6 +134,7 @@ def load_run_dir(path: Path) -> tuple[BenchmarkSet, dict[str, Any]]:
         benchmarks=benchmarks_from_records(run.records, where=str(path)),
         source=str(path),
         origin="harness-run",
+        failed=failed_timed_tasks(run.records),
     )
     return bset, run.manifest
 
