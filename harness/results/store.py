@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import RecordWriteError, ResultsError
-from harness.fileio import is_folder_name, write_json_atomic
+from harness.fileio import require_folder_name, write_json_atomic
 from harness.results.schema import RESULTS_SCHEMA, migrate_record
 from harness.results.validate import check_record
 
@@ -87,10 +87,9 @@ def new_run_id() -> str:
 
 def create_run_dir(root: Path, suite_name: str, run_id: str | None = None) -> Path:
     """``root/<suite_name>/<run_id>``; names that are not one plain folder name ('..', 'a/b') are refused."""
-    for name in (suite_name, run_id or "x"):
-        if not is_folder_name(name):
-            raise ResultsError(f"{name!r} is not a folder name (letters, digits, '_', '-', '.', not starting with "
-                               "'.', at most 100 characters); refusing to write outside the results folder")
+    require_folder_name(suite_name, where="the suite name")
+    if run_id is not None:
+        require_folder_name(run_id, where="the run id")
     run_dir = Path(root) / suite_name / (run_id or new_run_id())
     try:
         run_dir.mkdir(parents=True, exist_ok=False)
