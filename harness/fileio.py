@@ -59,6 +59,42 @@ def under_root(root: Path, path: Path, *, what: str) -> Path:
     return Path(path)
 
 
+# Deeper JSON than any file the harness writes (a record nests about 4 levels) is refused on read: Python's
+# reader, and everything that walks the value after it, would end in a RecursionError.
+MAX_JSON_DEPTH = 32
+
+
+class JSONInputError(ValueError):
+    """Text that is not JSON, or is nested deeper than ``MAX_JSON_DEPTH``."""
+
+
+def parse_json(data: str | bytes) -> Any:
+    """``json.loads`` for untrusted files: malformed text and nesting deeper than ``MAX_JSON_DEPTH`` are one
+    ``JSONInputError`` (never a ``RecursionError``)."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise JSONInputError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise JSONInputError(str(exc)) from None
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise JSONInputError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a JSON value (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            children = item.values() if isinstance(item, dict) else item
+            deepest = max(deepest, depth + 1)
+            if depth + 1 <= MAX_JSON_DEPTH:
+                stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys (json's default separators, which task ids were first hashed with): equal values give
     equal strings."""

@@ -8,13 +8,13 @@ one-line ``ResultsError`` naming the file and the entry.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ResultsError
+from harness.fileio import JSONInputError, parse_json
 from harness.gate.samples import (
     KEY_FIELDS,
     PYTEST_BENCHMARK_KIND,
@@ -257,11 +257,11 @@ def _parse_pytest_benchmark(doc: Mapping[str, Any], *, path: Path) -> BenchmarkS
 
 def read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return parse_json(path.read_bytes())
     except FileNotFoundError:
         raise ResultsError(f"{path}: no such file or run dir") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{path}: not readable JSON ({exc})") from None
+    except (OSError, JSONInputError) as exc:
+        raise ResultsError(f"{path}: not readable JSON ({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def load_benchmarks(path: Path) -> BenchmarkSet:
