@@ -10,6 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def printable(text: object) -> str:
+    """``text`` with control and other non-printing characters escaped (``\\n``, ``\\x1b``, ``\\u202e``), so
+    text read from a run dir (a label, a lock holder's command, an error message) prints as one line and cannot
+    drive the terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
 class HarnessError(Exception):
     """Base class of every error the harness raises on purpose."""
 

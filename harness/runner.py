@@ -27,10 +27,11 @@ from harness.errors import (
     RunStopped,
     TaskFailed,
     TaskSkipped,
+    printable,
 )
 from harness.models.plugins import import_plugins
 from harness.plan import Task, expand, shard_tasks
-from harness.results import RecordWriter, create_run_dir, load_run, read_records, utc_now, write_manifest
+from harness.results import MANIFEST, RecordWriter, create_run_dir, load_run, read_records, utc_now, write_manifest
 from harness.results.lock import RunLock
 from harness.tasks import Executor, TaskContext, executors, model_fields
 from harness.train.rng import seed_everything
@@ -114,6 +115,10 @@ def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
     rank 0 alone runs the other tasks, writes the run dir, and gets the path back (other ranks get None).
     The writing process holds the run dir's lock (``RunLock``) from start to end.
     """
+    if options.resume is not None and not (Path(options.resume) / MANIFEST).is_file():
+        # before the lock: a mistyped path must not become folders and a .lock
+        raise ResultsError(f"--resume {options.resume}: no run dir there (no {MANIFEST}); pass a run dir like "
+                           "results/<suite>/<run_id>, as the stopped run printed it")
     import_plugins(suite.imports)
     device = resolve_device(options.device if options.device != "auto" else suite.device)
     tasks = shard_tasks(expand(suite, device=device), options.shard)
@@ -255,10 +260,19 @@ def run_task(
 
 def _error_record(base: dict[str, Any], task: Task, exc: BaseException, *,
                   message: str | None = None) -> dict[str, Any]:
-    message = message or str(exc)
+    message = one_line(message or str(exc) or type(exc).__name__)
     log.error("task %s failed: %s: %s", task.task_id, type(exc).__name__, message)
     log.debug("%s", traceback.format_exc())
     return {**base, "status": "error", "error": {"type": type(exc).__name__, "message": message}}
+
+
+def one_line(message: str) -> str:
+    """A record's error message is one line: a traceback carried in a message (DataLoader workers re-raise with
+    the worker's) keeps its first line and its last (the error itself); other line breaks become spaces."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if "Traceback (most recent call last)" in message and len(lines) > 1:
+        lines = [lines[0], lines[-1]]
+    return printable(" ".join(lines))
 
 
 def _executor(task: Task) -> Executor:
