@@ -103,6 +103,26 @@ class _Train(_Record):
     curve: list[dict[str, Any]]
 
 
+class _Weights(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    source: str
+    ref: str
+
+
+class _Eval(_Record):
+    model: str
+    label: str
+    dataset: str
+    images: PositiveCount
+    top1_correct: Count
+    top1_err: Finite
+    top5_err: Finite | None = None
+    weights: _Weights | None = None
+    preprocess: dict[str, Any] | None = None
+    subset: bool | None = None
+
+
 OK_SHAPES: dict[str, type[_Record]] = {
     "complexity": _Complexity,
     "latency": _Timed,
@@ -112,6 +132,7 @@ OK_SHAPES: dict[str, type[_Record]] = {
     "peak": _Peak,
     "train_epoch": _Epoch,
     "train": _Train,
+    "eval": _Eval,
 }
 
 

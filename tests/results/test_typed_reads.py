@@ -22,7 +22,14 @@ def _throughput(**extra) -> dict:
     return {**rec, **extra}
 
 
+EVAL = {"task_id": "eval:a", "kind": "eval", "status": "ok", "model": "sknet50", "label": "a", "dataset": "imagenet",
+        "images": 10, "top1_correct": 5, "top1_err": 50.0, "top5_err": 10.0, "weights": None}
+
 BAD_RECORDS = {
+    "eval weights string": ({**EVAL, "weights": "w.pt"}, "weights", "valid dictionary"),
+    "eval weights ref list": ({**EVAL, "weights": {"source": "file", "ref": ["w.pt"]}}, "weights.ref", "valid string"),
+    "eval images 0": ({**EVAL, "images": 0}, "images", "greater than 0"),
+    "eval top1 nan": ({**EVAL, "top1_err": math.nan}, "top1_err", "finite number"),
     "nan sample": ({**latency("a", "sknet50", [1.0, math.nan])}, "samples_ms.1", "finite number"),
     "inf sample": ({**latency("a", "sknet50", [math.inf])}, "samples_ms.0", "finite number"),
     "negative sample": ({**latency("a", "sknet50", [1.0, -2.0])}, "samples_ms.1", "greater than or equal to 0"),
