@@ -235,8 +235,10 @@ def _pytest_entry(bench: Any, *, where: str) -> tuple[BenchKey, BenchSamples]:
         data = float_list(stats["data"], where=f"{where}.stats.data")
         return key, BenchSamples(rounds=(tuple(x * 1e3 for x in data),), threads=threads)
     median, n = stats.get("median"), stats.get("rounds")
-    if not isinstance(median, (int, float)) or not isinstance(n, int):
-        raise ResultsError(f"{where}.stats: needs numeric 'median' and integer 'rounds' when 'data' is absent")
+    if (isinstance(median, bool) or not isinstance(median, (int, float)) or not math.isfinite(median) or median <= 0
+            or isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ResultsError(f"{where}.stats: needs a finite positive 'median' and a positive integer 'rounds' when "
+                           f"'data' is absent (got {median!r}, {n!r})")
     return key, BenchSamples(summary_median_ms=float(median) * 1e3, summary_n=n, threads=threads)
 
 

@@ -182,3 +182,37 @@ def test_the_worker_drops_only_the_checkouts_own_modules(tmp_path, monkeypatch):
         sys.modules.update(dropped)
         for name in ("somepkg", "ownpkg", "ownmod"):
             sys.modules.pop(name, None)
+
+
+# --- neighbours: other sources that can be empty or unmeasured -------------------------------------------------
+
+
+def test_a_task_that_failed_when_the_baseline_was_frozen_is_never_judged(tmp_path, capsys):
+    run = _run(tmp_path, "r", [latency("a", "sknet50", SAMPLES), _failed("b")])
+    code, out, err = run_cli(capsys, "baseline", run, "-o", tmp_path / "b.json")
+    assert code == 0 and "not frozen, latency task 'latency:b:r0' (b, batch 1) failed" in err
+    cand = _run(tmp_path, "c", [latency("a", "sknet50", SAMPLES), latency("b", "sknet50", SAMPLES)])
+    code, text = _check(capsys, cand, tmp_path / "b.json")
+    assert code == 2 and text.splitlines()[-1] == (
+        "Result: COULD NOT JUDGE (1 unchanged, 1 missing; b (cpu fp32, batch 1): missing, candidate only)")
+
+
+def test_an_empty_baseline_file_or_pytest_benchmark_could_not_be_judged(tmp_path, capsys):
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"format": "harness-baseline", "schema": 1, "environment": {}, "benchmarks": []}))
+    pytest_json = tmp_path / "pb.json"
+    pytest_json.write_text(json.dumps({"machine_info": {}, "benchmarks": []}))
+    for cand, base in ((empty, empty), (pytest_json, pytest_json)):
+        code, text = _check(capsys, cand, base)
+        assert code == 2 and text.splitlines()[-1] == (
+            "Result: COULD NOT JUDGE (no benchmark was measured on either side)")
+
+
+@pytest.mark.parametrize("median", [float("nan"), float("inf"), 0.0, -1.0, True])
+def test_a_pytest_benchmark_median_that_is_no_time_is_refused(tmp_path, capsys, median):
+    path = tmp_path / "pb.json"
+    path.write_text(json.dumps({"machine_info": {}, "benchmarks": [
+        {"fullname": "t", "name": "t", "stats": {"median": median, "rounds": 5}}]}))
+    code, out, err = run_cli(capsys, "check", path, "--baseline", path)
+    assert code == 2 and out == []
+    assert err.startswith(f"error: {path}: benchmarks[0].stats: needs a finite positive 'median'")
