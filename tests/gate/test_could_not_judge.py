@@ -216,3 +216,15 @@ def test_a_pytest_benchmark_median_that_is_no_time_is_refused(tmp_path, capsys, 
     code, out, err = run_cli(capsys, "check", path, "--baseline", path)
     assert code == 2 and out == []
     assert err.startswith(f"error: {path}: benchmarks[0].stats: needs a finite positive 'median'")
+
+
+def test_a_head_whose_model_builder_raises_could_not_be_judged_in_the_process_form(tmp_path):
+    """What ``check --ab`` (process form) reads: base runs with samples, head runs whose every task failed."""
+    from harness.gate.compare import compare
+
+    base = [_run(tmp_path / "b", f"b{i}", [latency("a", "sknet50", SAMPLES)]) for i in range(2)]
+    head = [_run(tmp_path / "h", f"h{i}", [_failed("a")]) for i in range(2)]
+    sides = ab.load_sides(ab.ABRuns(base=tuple(base), head=tuple(head), order=("base", "head", "head", "base")))
+    report = compare(sides[0], sides[1])
+    assert report.exit_code == 2 and report.unjudged[0] == "a (cpu fp32, batch 1): missing, baseline only"
+    assert len(report.unjudged) == 3 and report.unjudged[1].startswith("candidate: latency task 'latency:a:r0'")
