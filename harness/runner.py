@@ -27,7 +27,7 @@ from harness.errors import (
     RunStopped,
     TaskFailed,
     TaskSkipped,
-    printable,
+    one_line,
 )
 from harness.models.plugins import import_plugins
 from harness.plan import Task, expand, shard_tasks
@@ -264,15 +264,6 @@ def _error_record(base: dict[str, Any], task: Task, exc: BaseException, *,
     log.error("task %s failed: %s: %s", task.task_id, type(exc).__name__, message)
     log.debug("%s", traceback.format_exc())
     return {**base, "status": "error", "error": {"type": type(exc).__name__, "message": message}}
-
-
-def one_line(message: str) -> str:
-    """A record's error message is one line: a traceback carried in a message (DataLoader workers re-raise with
-    the worker's) keeps its first line and its last (the error itself); other line breaks become spaces."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    if "Traceback (most recent call last)" in message and len(lines) > 1:
-        lines = [lines[0], lines[-1]]
-    return printable(" ".join(lines))
 
 
 def _executor(task: Task) -> Executor:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.errors import one_line
 from harness.fileio import under_root, write_text_atomic
 from harness.report import attention, complexity, cost, latency, training
 from harness.report import eval as eval_section
@@ -82,7 +83,9 @@ def _problems(run: RunData) -> list[str]:
         return []
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in bad:
-        why = r.get("reason") if r["status"] == "skipped" else f"{r['error']['type']}: {r['error']['message']}"
+        # one line each: a record written before messages were kept to one line may hold a whole traceback
+        why = one_line(r.get("reason") if r["status"] == "skipped"
+                       else f"{r['error']['type']}: {r['error']['message']}")
         groups.setdefault((r.get("kind"), r["status"], why), []).append(r)
     rows = []
     for (kind, status, why), recs in groups.items():

@@ -12,9 +12,8 @@ import torch
 from fake_records import MANIFEST, latency
 from helpers import run_cli, write_run
 
-from harness.errors import ResultsError, printable
+from harness.errors import ResultsError, one_line, printable
 from harness.results.lock import HOLDER_FILE, LOCK_FILE, RunLock
-from harness.runner import one_line
 
 
 def _suite(tmp_path: Path) -> Path:
@@ -114,3 +113,14 @@ def test_a_corrupt_training_checkpoint_is_named_and_set_aside(tmp_path, caplog):
     torch.save(["not", "a", "checkpoint"], path)
     assert load_checkpoint(path, TrainConfig(epochs=1)) is None
     assert (tmp_path / "ckpt.pt.corrupt2").is_file() and not path.exists()
+
+
+def test_an_old_multi_line_error_message_is_one_table_row_in_the_report(tmp_path, capsys):
+    failed = {"task_id": "t", "kind": "latency", "label": "a", "status": "error",
+              "error": {"type": "RuntimeError",
+                        "message": "Caught X.\nTraceback (most recent call last):\n  f\nX: boom"}}
+    run = write_run(tmp_path / "s" / "r", [failed], {**MANIFEST, "run_id": "r", "suite_name": "s"})
+    code, out, err = run_cli(capsys, "report", run, "--reports", tmp_path / "p")
+    assert code == 0, err
+    rows = [line for line in Path(out[0]).read_text().splitlines() if "boom" in line]
+    assert len(rows) == 1 and "RuntimeError: Caught X. X: boom" in rows[0]

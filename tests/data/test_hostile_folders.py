@@ -14,7 +14,7 @@ from fake_images import PLUGIN, write_image_folder
 from helpers import run_cli
 
 from harness.data.imagenet import open_imagenet_val
-from harness.errors import DatasetError
+from harness.errors import DatasetError, one_line
 from harness.results import load_run
 
 LABELS = [0, 0, 0, 1, 1, 1]
@@ -80,7 +80,6 @@ def test_a_bad_image_is_one_line_naming_the_file(tmp_path, workers):
     root = _folder(tmp_path)
     bad = _truncate(root / "n00000001" / "img_004.JPEG")
     val = open_imagenet_val(root, layout="imagefolder", transform=lambda image: torch.zeros(1))
-    from harness.runner import one_line
 
     loader = torch.utils.data.DataLoader(val.dataset, batch_size=6, num_workers=workers)
     with pytest.raises(DatasetError) as err:
