@@ -93,6 +93,17 @@ def _own_module(name: str, origin: str, checkout: Path) -> bool:
     return len(parts) > 0 and (parts[0] == top or (len(parts) == 1 and Path(parts[0]).stem == top))
 
 
+def _origin(module: Any) -> str:
+    """Where a module was loaded from: its file, or the first folder of a namespace package (which has none)."""
+    origin = getattr(module, "__file__", None)
+    if origin:
+        return str(origin)
+    try:
+        return str(next(iter(getattr(module, "__path__", None) or []), ""))
+    except TypeError:  # a __path__ that is not iterable: a module that fakes one
+        return ""
+
+
 def _drop_modules(checkout: Path, keep: set[str]) -> dict[str, Any]:
     """Remove the checkout's own modules (``_own_module``; those in ``keep`` only if ``harness*``) from
     ``sys.modules``; returns them."""
@@ -101,7 +112,7 @@ def _drop_modules(checkout: Path, keep: set[str]) -> dict[str, Any]:
     for name, module in list(sys.modules.items()):
         if name in keep and not (name == "harness" or name.startswith("harness.")):
             continue
-        if _own_module(name, getattr(module, "__file__", None) or "", checkout):
+        if _own_module(name, _origin(module), checkout):
             dropped[name] = sys.modules.pop(name)
     return dropped
 

@@ -168,19 +168,21 @@ def test_the_worker_drops_only_the_checkouts_own_modules(tmp_path, monkeypatch):
     (checkout / "ownpkg").mkdir()
     (checkout / "ownpkg" / "__init__.py").write_text("")
     (checkout / "ownmod.py").write_text("")
+    (checkout / "ownns").mkdir()  # a namespace package: no __init__.py, no __file__
+    (checkout / "ownns" / "part.py").write_text("")
     for folder in (site, checkout):
         monkeypatch.syspath_prepend(str(folder))
-    for name in ("somepkg", "ownpkg", "ownmod"):
+    for name in ("somepkg", "ownpkg", "ownmod", "ownns", "ownns.part"):
         monkeypatch.delitem(sys.modules, name, raising=False)
         __import__(name)
     try:
         dropped = inprocess._drop_modules(checkout, keep=set())
         assert "somepkg" in sys.modules and "somepkg" not in dropped  # third-party: kept
-        assert {"ownpkg", "ownmod"} <= set(dropped) and "ownmod" not in sys.modules
+        assert {"ownpkg", "ownmod", "ownns", "ownns.part"} <= set(dropped) and "ownmod" not in sys.modules
         assert "harness" in dropped and "torch" in sys.modules
     finally:
         sys.modules.update(dropped)
-        for name in ("somepkg", "ownpkg", "ownmod"):
+        for name in ("somepkg", "ownpkg", "ownmod", "ownns", "ownns.part"):
             sys.modules.pop(name, None)
 
 
