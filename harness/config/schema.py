@@ -173,7 +173,7 @@ class ImageSetSection(_Strict):
     ground_truth: str | None = None
     preprocess: Literal["paper", "timm"] = "paper"
     batch_size: BatchSize = 64
-    max_images: PositiveInt | None = None
+    max_images: Bounded(1, 10**9) | None = None
     workers: Bounded(0, 256) | None = None
 
     @field_validator("from_train", mode="before")
