@@ -26,8 +26,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     from harness.gate.sources import load_benchmarks
     from harness.runner import RunOptions, run_suite
 
-    if args.repeats < 2:
-        raise ConfigError("--calibrate needs --repeats K with K ≥ 2 (A/A runs of the same suite)")
+    if not 2 <= args.repeats <= 100:
+        raise ConfigError(f"--calibrate needs --repeats K with 2 ≤ K ≤ 100 (A/A runs of the same suite), got "
+                          f"{args.repeats}")
     if args.baseline is None:
         raise ConfigError("--calibrate needs --baseline FILE: the baseline that receives the thresholds")
     suite = load_suite(args.calibrate)

@@ -32,6 +32,8 @@ from harness.gate.verdicts import CheckReport, Verdict
 
 log = logging.getLogger(__name__)
 
+MAX_PAIRS = 100  # runs per side: more is hours of CI, never a sharper verdict worth having
+
 
 @dataclass(frozen=True)
 class Side:
@@ -64,8 +66,8 @@ def check_inputs(base: Path, head: Path, suite: Path, pairs: int) -> None:
     if not Path(suite).is_file():
         raise ConfigError(f"--suite {str(suite)!r} not found; pass the suite both sides run, e.g. "
                           "suites/ci_latency.yaml")
-    if pairs < 2:
-        raise ConfigError(f"--pairs {pairs}: the same-job gate needs at least 2 runs per side (default 3)")
+    if not 2 <= pairs <= MAX_PAIRS:
+        raise ConfigError(f"--pairs {pairs}: the same-job gate needs 2 to {MAX_PAIRS} runs per side (default 3)")
     from harness.config import load_suite
 
     imports = load_suite(suite).imports or []

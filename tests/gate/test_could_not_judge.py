@@ -230,3 +230,21 @@ def test_a_head_whose_model_builder_raises_could_not_be_judged_in_the_process_fo
     report = compare(sides[0], sides[1])
     assert report.exit_code == 2 and report.unjudged[0] == "a (cpu fp32, batch 1): missing, baseline only"
     assert len(report.unjudged) == 3 and report.unjudged[1].startswith("candidate: latency task 'latency:a:r0'")
+
+
+@pytest.mark.parametrize("pairs", ["1000000000", "-1"])
+def test_the_number_of_runs_per_side_is_bounded(tmp_path, capsys, pairs):
+    argv = ["--pairs", pairs]
+    message = f"error: --pairs {pairs}: the same-job gate needs 2 to 100 runs per side (default 3)"
+    checkout = tmp_path / "repo"
+    (checkout / "harness").mkdir(parents=True)
+    (checkout / "harness" / "__init__.py").write_text("")
+    code, out, err = run_cli(capsys, "check", "--ab", checkout, checkout, "--suite", _suite(tmp_path), *argv)
+    assert code == 2 and out == [] and err.strip() == message
+
+
+def test_calibration_repeats_are_bounded(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "check", "--calibrate", _suite(tmp_path), "--repeats", "100000", "--baseline",
+                             tmp_path / "b.json")
+    assert code == 2 and err.strip() == ("error: --calibrate needs --repeats K with 2 ≤ K ≤ 100 (A/A runs of the same "
+                                         "suite), got 100000")
