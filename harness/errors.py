@@ -10,6 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def printable(text: object) -> str:
+    """``text`` with control and other non-printing characters escaped (``\\n``, ``\\x1b``, ``\\u202e``), so
+    text read from a run dir (a label, a lock holder's command, an error message) prints as one line and cannot
+    drive the terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
+def one_line(message: str) -> str:
+    """An error message as one printable line: a traceback carried in a message (DataLoader workers re-raise with
+    the worker's) keeps its first line and its last (the error itself); other line breaks become spaces."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    if "Traceback (most recent call last)" in str(message) and len(lines) > 1:
+        lines = [lines[0], lines[-1]]
+    return printable(" ".join(lines))
+
+
 class HarnessError(Exception):
     """Base class of every error the harness raises on purpose."""
 

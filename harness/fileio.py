@@ -28,6 +28,73 @@ def is_folder_name(name: object) -> bool:
     return re.fullmatch(FOLDER_NAME_PATTERN, name) is not None
 
 
+def require_folder_name(name: object, *, where: str, error: type[Exception] | None = None) -> str:
+    """``name`` if it is one plain folder name (``is_folder_name``), else a one-line error naming ``where``.
+
+    Every name that becomes a path (suite names and run ids from suites, manifests, records or the command line)
+    goes through here: a run dir is untrusted input (shared, downloaded, merged).
+    """
+    if is_folder_name(name):
+        return str(name)
+    from harness.errors import ResultsError
+
+    raise (error or ResultsError)(
+        f"{where}: {_shown(name)} is not a folder name (letters, digits, '_', '-', '.', not starting with '.', at "
+        f"most {MAX_FOLDER_NAME} characters); refusing to write outside the output folder")
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def under_root(root: Path, path: Path, *, what: str) -> Path:
+    """``path`` if, resolved, it lies under ``root`` resolved (checked before anything is written), else a
+    one-line ``ResultsError``: a default output path built from a run dir's contents must stay in its root."""
+    resolved, base = Path(path).resolve(), Path(root).resolve()
+    if not resolved.is_relative_to(base):
+        from harness.errors import ResultsError
+
+        raise ResultsError(f"{what} {path} lies outside {root}; refusing to write there (pass -o FILE to choose)")
+    return Path(path)
+
+
+# Deeper JSON than any file the harness writes (a record nests about 4 levels) is refused on read: Python's
+# reader, and everything that walks the value after it, would end in a RecursionError.
+MAX_JSON_DEPTH = 32
+
+
+class JSONInputError(ValueError):
+    """Text that is not JSON, or is nested deeper than ``MAX_JSON_DEPTH``."""
+
+
+def parse_json(data: str | bytes) -> Any:
+    """``json.loads`` for untrusted files: malformed text and nesting deeper than ``MAX_JSON_DEPTH`` are one
+    ``JSONInputError`` (never a ``RecursionError``)."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise JSONInputError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise JSONInputError(str(exc)) from None
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise JSONInputError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a JSON value (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            children = item.values() if isinstance(item, dict) else item
+            deepest = max(deepest, depth + 1)
+            if depth + 1 <= MAX_JSON_DEPTH:
+                stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys (json's default separators, which task ids were first hashed with): equal values give
     equal strings."""

@@ -27,11 +27,12 @@ from harness.errors import (
     RunStopped,
     TaskFailed,
     TaskSkipped,
+    one_line,
 )
 from harness.measure.load import ThreadChoice, choose_threads, wait_for_quiet
 from harness.models.plugins import import_plugins
 from harness.plan import Task, expand, shard_tasks
-from harness.results import RecordWriter, create_run_dir, load_run, read_records, utc_now, write_manifest
+from harness.results import MANIFEST, RecordWriter, create_run_dir, load_run, read_records, utc_now, write_manifest
 from harness.results.lock import RunLock
 from harness.tasks import Executor, TaskContext, executors, model_fields
 from harness.train.rng import seed_everything
@@ -142,6 +143,10 @@ def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
     rank 0 alone runs the other tasks, writes the run dir, and gets the path back (other ranks get None).
     The writing process holds the run dir's lock (``RunLock``) from start to end.
     """
+    if options.resume is not None and not (Path(options.resume) / MANIFEST).is_file():
+        # before the lock: a mistyped path must not become folders and a .lock
+        raise ResultsError(f"--resume {options.resume}: no run dir there (no {MANIFEST}); pass a run dir like "
+                           "results/<suite>/<run_id>, as the stopped run printed it")
     import_plugins(suite.imports)
     device = resolve_device(options.device if options.device != "auto" else suite.device)
     tasks = shard_tasks(expand(suite, device=device), options.shard)
@@ -334,7 +339,7 @@ def _error_record(base: dict[str, Any], task: Task, exc: BaseException, *,
                   message: str | None = None) -> dict[str, Any]:
     if message is None:
         message = f"the task called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else str(exc)
-    message = " ".join(message.split()) or type(exc).__name__  # one line, also in the report's problems table
+    message = one_line(message or type(exc).__name__)  # one line, also in the report's problems table
     log.error("task %s failed: %s: %s", task.task_id, type(exc).__name__, message)
     log.debug("%s", traceback.format_exc())
     return {**base, "status": "error", "error": {"type": type(exc).__name__, "message": message}}

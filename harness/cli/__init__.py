@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from harness.cli import data, gate, models, results, run
-from harness.errors import HarnessError, RunStopped
+from harness.errors import HarnessError, RunStopped, printable
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -107,11 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except RunStopped as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         _stopped(exc, argv)
         return exc.exit_code
     except HarnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
         print("interrupted", file=sys.stderr)
@@ -119,10 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except OSError as exc:  # a path the user gave that cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"error: {printable(where)}{printable(exc.strerror or exc)}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - a bug must not pass for a verdict: exit 1 has one meaning per command
         logging.getLogger(__name__).debug("internal error", exc_info=True)
-        print(f"error: internal error in `{args.command}`: {type(exc).__name__}: {exc} "
+        print(f"error: internal error in `{args.command}`: {type(exc).__name__}: {printable(exc)} "
               "(rerun with -v for the traceback; please report it)", file=sys.stderr)
         return EXIT_USAGE

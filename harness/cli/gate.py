@@ -26,8 +26,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     from harness.gate.sources import load_benchmarks
     from harness.runner import RunOptions, run_suite
 
-    if args.repeats < 2:
-        raise ConfigError("--calibrate needs --repeats K with K ≥ 2 (A/A runs of the same suite)")
+    if not 2 <= args.repeats <= 100:
+        raise ConfigError(f"--calibrate needs --repeats K with 2 ≤ K ≤ 100 (A/A runs of the same suite), got "
+                          f"{args.repeats}")
     if args.baseline is None:
         raise ConfigError("--calibrate needs --baseline FILE: the baseline that receives the thresholds")
     suite = load_suite(args.calibrate)
@@ -58,7 +59,7 @@ def _same_job(args: argparse.Namespace):
         raise ConfigError("--ab needs --suite SUITE: the suite both checkouts run, e.g. suites/ci_latency.yaml")
     if args.candidate is not None or args.baseline is not None:
         raise ConfigError("--ab measures both sides itself; drop CANDIDATE and --baseline")
-    out = Path(args.out) / "same_job" / new_run_id()
+    out = Path(args.out).resolve() / "same_job" / new_run_id()  # absolute: each side runs in its own checkout
 
     def show(step: int, steps: int, side: str) -> None:
         print(f"same-job gate: run {step}/{steps} ({side})", file=sys.stderr)
@@ -111,7 +112,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     text = render(report, args.format)
     if args.output:
         Path(args.output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    print(text)
+    from harness.errors import printable
+
+    print("\n".join(printable(line) for line in text.split("\n")))  # labels come from untrusted run dirs
     return report.exit_code
 
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, ResultsError
 
 FORMATS = ("csv", "parquet", "json")
 PARQUET_HINT = ("--format parquet needs pyarrow: pip install -e \".[parquet]\" (or pip install pyarrow), or use "
@@ -23,6 +23,11 @@ def _write(frame, fmt: str, output: Path | None) -> str | None:  # noqa: ANN001 
             frame.to_parquet(output, index=False)
         except ImportError:
             raise ConfigError(PARQUET_HINT) from None
+        except (ValueError, TypeError) as exc:  # pyarrow's ArrowInvalid / ArrowTypeError: a column of mixed types
+            output.unlink(missing_ok=True)
+            reason = " ".join(str(exc).split())[:300]
+            raise ResultsError(f"{output}: cannot write parquet ({reason}); a column holds values of mixed types "
+                               "(records edited by hand or by another tool): use --format csv or json") from None
         return None
     text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=1)
     if output is None:

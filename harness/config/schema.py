@@ -21,8 +21,28 @@ from harness.train.config import TrainConfig
 
 SUITE_SCHEMA = 1
 Dtype = Literal["fp32", "bf16", "fp16"]
-PositiveInt = Annotated[int, Field(gt=0)]
-Size = tuple[PositiveInt, PositiveInt, PositiveInt]
+# Upper bounds no real suite comes near: a typo (or a hostile file) must not plan 10^9 tasks, warm up forever or
+# pass a seed the RNGs refuse mid-run. Integers are strict: `true` is not 1 and `2.5` is not 2.
+MAX_COUNT = 1_000_000  # samples, images, batches per epoch
+MAX_BATCH = 65_536
+MAX_ROUNDS = 1_000
+MAX_WARMUP = 1_000  # warm-up iterations (the default is 3)
+MAX_EPOCHS = 10_000
+MAX_SIDE = 8_192  # pixels of an input side
+MAX_SECONDS = 86_400.0  # one timing window
+SEED_RANGE = (0, 2**32 - 1)  # what numpy's and torch's seeding accept
+
+
+def Bounded(low: int, high: int) -> Any:  # noqa: N802 - a type, as pydantic's conint
+    return Annotated[int, Field(ge=low, le=high, strict=True)]
+
+
+PositiveInt = Annotated[int, Field(gt=0, le=MAX_COUNT, strict=True)]
+BatchSize = Bounded(1, MAX_BATCH)
+Seed = Bounded(*SEED_RANGE)
+Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+Size = tuple[Bounded(1, MAX_SIDE), Bounded(1, MAX_SIDE), Bounded(1, MAX_SIDE)]
 # Names become folders (results/<suite>/) and labels become parts of file names and table cells.
 SuiteName = Annotated[str, Field(min_length=1, max_length=MAX_FOLDER_NAME, pattern=FOLDER_NAME_PATTERN)]
 Label = Annotated[str, Field(min_length=1, max_length=MAX_FOLDER_NAME, pattern=r"^[^\x00-\x1f\x7f]*$")]
@@ -75,16 +95,16 @@ class ComplexitySection(_Strict):
 class TimingSection(_Strict):
     """Latency (per-iteration samples) or throughput (whole loops at a fixed batch)."""
 
-    batch_sizes: list[PositiveInt] | dict[Literal["cpu", "cuda"], list[PositiveInt]] = Field(
+    batch_sizes: list[BatchSize] | dict[Literal["cpu", "cuda"], list[BatchSize]] = Field(
         default_factory=lambda: [1]
     )
     input_size: Size | None = None
     models: list[ModelSpec] | None = None
-    warmup: Annotated[int, Field(ge=0)] = default_of(TimingConfig, "warmup")
-    min_time_s: Annotated[float, Field(gt=0)] = default_of(TimingConfig, "min_time_s")
-    max_time_s: Annotated[float, Field(gt=0)] = default_of(TimingConfig, "max_time_s")
+    warmup: Bounded(0, MAX_WARMUP) = default_of(TimingConfig, "warmup")
+    min_time_s: Seconds = default_of(TimingConfig, "min_time_s")
+    max_time_s: Seconds = default_of(TimingConfig, "max_time_s")
     min_samples: PositiveInt = default_of(TimingConfig, "min_samples")
-    rounds: PositiveInt = 1
+    rounds: Bounded(1, MAX_ROUNDS) = 1
     dtype: Dtype = default_of(Mode, "dtype")
     channels_last: bool = default_of(Mode, "channels_last")
     compile: str | None = default_of(Mode, "compile")
@@ -114,18 +134,18 @@ class TrainSection(_Strict):
     data_dir: str | None = None
     download: bool = True
     models: list[ModelSpec]
-    width: Annotated[float, Field(gt=0)] | None = None
-    epochs: PositiveInt = 5
-    seeds: list[int] = Field(default_factory=lambda: [0])
-    batch_size: PositiveInt = default_of(TrainConfig, "batch_size")
-    eval_batch_size: PositiveInt = default_of(TrainConfig, "eval_batch_size")
-    lr: Annotated[float, Field(gt=0)] = default_of(TrainConfig, "lr")
-    momentum: Annotated[float, Field(ge=0, lt=1)] = default_of(TrainConfig, "momentum")
+    width: Annotated[float, Field(gt=0, le=64, allow_inf_nan=False)] | None = None
+    epochs: Bounded(1, MAX_EPOCHS) = 5
+    seeds: list[Seed] = Field(default_factory=lambda: [0])
+    batch_size: BatchSize = default_of(TrainConfig, "batch_size")
+    eval_batch_size: BatchSize = default_of(TrainConfig, "eval_batch_size")
+    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] = default_of(TrainConfig, "lr")
+    momentum: Fraction = default_of(TrainConfig, "momentum")
     nesterov: bool = default_of(TrainConfig, "nesterov")
-    weight_decay: Annotated[float, Field(ge=0)] = default_of(TrainConfig, "weight_decay")
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = default_of(TrainConfig, "weight_decay")
     schedule: Literal["cosine", "step"] = default_of(TrainConfig, "schedule")
-    warmup_epochs: Annotated[int, Field(ge=0)] = default_of(TrainConfig, "warmup_epochs")
-    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = default_of(TrainConfig, "label_smoothing")
+    warmup_epochs: Bounded(0, MAX_EPOCHS) = default_of(TrainConfig, "warmup_epochs")
+    label_smoothing: Fraction = default_of(TrainConfig, "label_smoothing")
     amp_dtype: Literal["bf16", "fp16"] | None = default_of(TrainConfig, "amp_dtype")
     channels_last: bool = default_of(TrainConfig, "channels_last")
     compile: str | None = default_of(TrainConfig, "compile")
@@ -146,15 +166,15 @@ class ImageSetSection(_Strict):
 
     models: list[ModelSpec] | None = None
     from_train: list[str] = Field(default_factory=list)
-    train_seed: int | None = None
+    train_seed: Seed | None = None
     dataset: Literal["imagenet", "cifar10", "cifar100"] = "imagenet"
     data_dir: str | None = None
     layout: Literal["auto", "imagefolder", "ilsvrc"] = "auto"
     ground_truth: str | None = None
     preprocess: Literal["paper", "timm"] = "paper"
-    batch_size: PositiveInt = 64
-    max_images: PositiveInt | None = None
-    workers: Annotated[int, Field(ge=0)] | None = None
+    batch_size: BatchSize = 64
+    max_images: Bounded(1, 10**9) | None = None
+    workers: Bounded(0, 256) | None = None
 
     @field_validator("from_train", mode="before")
     @classmethod
@@ -169,8 +189,9 @@ class EvalSection(ImageSetSection):
 class AttentionSection(ImageSetSection):
     """SK attention vs. object scale ([P] §4.4, Figs. 3–4): scale s = centre crop of 1/s, resized back."""
 
-    batch_size: PositiveInt = 32
-    scales: list[Annotated[float, Field(ge=1.0)]] = Field(default_factory=lambda: list(PAPER_SCALES))
+    batch_size: BatchSize = 32
+    scales: list[Annotated[float, Field(ge=1.0, le=100.0, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: list(PAPER_SCALES))
 
     @field_validator("scales")
     @classmethod
@@ -204,7 +225,7 @@ class Suite(_Strict):
     imports: list[str] = Field(default_factory=list)
     models: list[ModelSpec] = Field(default_factory=list)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    seed: int = 0
+    seed: Seed = 0
     complexity: ComplexitySection | None = None
     latency: TimingSection | None = None
     throughput: TimingSection | None = None

@@ -2,7 +2,8 @@
 
 - ``imagefolder``: torchvision's ``ImageFolder`` layout, one sub-folder per class (``val/n01440764/*.JPEG``).
   Classes are the sorted folder names, so the 1000 WordNet ids get the indices 0…999 that timm and
-  torchvision weights use.
+  torchvision weights use. Hidden folders and files (``.ipynb_checkpoints/``) are skipped, never a class; a
+  folder reached twice through symlinks (a loop) is refused, so each image counts once.
 - ``ilsvrc``: the flat folder of the ILSVRC2012 archive (``ILSVRC2012_val_00000001.JPEG`` …) plus a ground
   truth: the official ``ILSVRC2012_devkit_t12.tar.gz`` (parsed by torchvision, md5-checked), torchvision's
   ``meta.bin`` parsed from it, or a text file of ``<file> <label>`` lines with 0-based labels in sorted-wnid
@@ -84,18 +85,66 @@ def detect_layout(root: Path) -> str:
 
 
 def _image_folder(root: Path, transform: Any) -> ImageNetVal:
-    from torchvision.datasets import ImageFolder
-
+    """torchvision's ``ImageFolder`` listing (sorted class folders, then every image below each, in sorted walk
+    order), except that hidden entries (``.ipynb_checkpoints/``, ``.DS_Store``) are skipped, as a clean tree
+    would not have them, and a symlinked folder that leads to a folder already listed (a loop such as
+    ``n01/loop -> ..``, or a second link to one class) is refused: each image must be counted once."""
     try:
-        folder = ImageFolder(str(root), transform=transform)
-    except (FileNotFoundError, OSError) as exc:
-        raise DatasetError(f"{root} is not an ImageFolder layout ({' '.join(str(exc).split())}); expected "
-                           "DIR/<class>/<image> (set layout: ilsvrc for the flat ILSVRC2012 folder)") from None
-    return ImageNetVal(folder, tuple(folder.targets), tuple(folder.classes), root, "imagefolder", None)
+        entries = sorted(root.iterdir(), key=lambda p: p.name)
+        classes = [p.name for p in entries if p.is_dir() and not p.name.startswith(".")]
+        hidden = [p.name for p in entries if p.is_dir() and p.name.startswith(".")]
+        if hidden:
+            log.info("%s: hidden folders are not classes, skipped: %s", root, ", ".join(hidden))
+        seen = {root.resolve(): root}
+        paths: list[Path] = []
+        labels: list[int] = []
+        empty = []
+        for label, name in enumerate(classes):
+            found = _images_under(root / name, seen)
+            empty += [] if found else [name]
+            paths += found
+            labels += [label] * len(found)
+    except OSError as exc:
+        raise DatasetError(f"{root} cannot be listed ({exc.strerror or exc}: {exc.filename}); expected "
+                           "DIR/<class>/<image>") from None
+    if not classes or empty:
+        what = f"class folders without images: {', '.join(empty[:3])}" if empty else "no class folders"
+        raise DatasetError(f"{root} is not an ImageFolder layout ({what}); expected DIR/<class>/<image> (set layout: "
+                           "ilsvrc for the flat ILSVRC2012 folder)")
+    return ImageNetVal(_ListedImages(paths, labels, transform), tuple(labels), tuple(classes), root, "imagefolder",
+                       None)
 
 
-class _FlatImages(Dataset):
-    """(image, label) of listed files, read like torchvision's folders (PIL, RGB)."""
+def _images_under(folder: Path, seen: dict[Path, Path]) -> list[Path]:
+    """Image files below ``folder`` in torchvision's order (folders by path, files by name), hidden ones skipped;
+    a folder reached twice (through a symlink) is a one-line ``DatasetError``."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
+
+    by_folder: dict[str, list[Path]] = {}
+    stack = [folder]
+    while stack:
+        here = stack.pop()
+        real = here.resolve()
+        if real in seen:
+            first = f" and {seen[real]}" if seen[real] != here else ""
+            raise DatasetError(f"{here}{first} are one folder ({real}) reached twice, through a symlink loop or a "
+                               "second link; remove the link so that each image is counted once")
+        seen[real] = here
+        files = by_folder.setdefault(str(here), [])
+        with os.scandir(here) as scan:
+            for entry in scan:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    stack.append(Path(entry.path))
+                elif entry.is_file() and has_file_allowed_extension(entry.name, IMG_EXTENSIONS):
+                    files.append(Path(entry.path))
+    return [path for key in sorted(by_folder) for path in sorted(by_folder[key], key=lambda p: p.name)]
+
+
+class _ListedImages(Dataset):
+    """(image, label) of listed files, read like torchvision's folders (PIL, RGB). An image that cannot be read is
+    a one-line ``DatasetError`` naming the file (in a DataLoader worker too: the message carries it across)."""
 
     def __init__(self, paths: list[Path], labels: list[int], transform: Any) -> None:
         self.paths, self.labels, self.transform = paths, labels, transform
@@ -106,7 +155,13 @@ class _FlatImages(Dataset):
     def __getitem__(self, index: int) -> tuple[Any, int]:
         from torchvision.datasets.folder import default_loader
 
-        image = default_loader(str(self.paths[index]))
+        path = self.paths[index]
+        try:
+            image = default_loader(str(path))
+        except Exception as exc:  # noqa: BLE001 - PIL raises OSError, ValueError, SyntaxError, DecompressionBombError
+            reason = " ".join(str(exc).split())[:160]
+            raise DatasetError(f"{path}: cannot read the image ({type(exc).__name__}: {reason}); replace or remove "
+                               "it") from None
         return (self.transform(image) if self.transform is not None else image), self.labels[index]
 
 
@@ -125,7 +180,7 @@ def _flat(root: Path, ground_truth: str | None, transform: Any) -> ImageNetVal:
         if label is None:
             raise DatasetError(f"{source} has no label for {path.name}; is it the ILSVRC2012 validation ground truth?")
         labels.append(label)
-    return ImageNetVal(_FlatImages(images, labels, transform), tuple(labels), class_names, root, "ilsvrc",
+    return ImageNetVal(_ListedImages(images, labels, transform), tuple(labels), class_names, root, "ilsvrc",
                        str(source))
 
 

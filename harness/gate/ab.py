@@ -32,6 +32,8 @@ from harness.gate.verdicts import CheckReport, Verdict
 
 log = logging.getLogger(__name__)
 
+MAX_PAIRS = 100  # runs per side: more is hours of CI, never a sharper verdict worth having
+
 
 @dataclass(frozen=True)
 class Side:
@@ -64,8 +66,41 @@ def check_inputs(base: Path, head: Path, suite: Path, pairs: int) -> None:
     if not Path(suite).is_file():
         raise ConfigError(f"--suite {str(suite)!r} not found; pass the suite both sides run, e.g. "
                           "suites/ci_latency.yaml")
-    if pairs < 2:
-        raise ConfigError(f"--pairs {pairs}: the same-job gate needs at least 2 runs per side (default 3)")
+    if not 2 <= pairs <= MAX_PAIRS:
+        raise ConfigError(f"--pairs {pairs}: the same-job gate needs 2 to {MAX_PAIRS} runs per side (default 3)")
+    from harness.config import load_suite
+
+    imports = load_suite(suite).imports or []
+    for name, path in (("base", base), ("head", head)):
+        if not own_code(Path(path), imports):
+            plugins = [p for p in imports if not _outside(p)]
+            raise ConfigError(
+                f"--ab: the {name} checkout {str(path)!r} has no harness/ package"
+                + (f" and none of the suite's plugins ({', '.join(plugins)})" if plugins else
+                   " and the suite names no plugin file of its own")
+                + "; it would be measured with the installed harness: pass a checkout of the code under test "
+                "(did `git worktree add` fail?)")
+
+
+def _outside(plugin: str) -> bool:
+    """A plugin named by an absolute (or ~) path is the same file for both sides: no side's own code."""
+    return plugin.startswith("~") or Path(plugin).is_absolute()
+
+
+def own_code(checkout: Path, imports: list[str] | tuple[str, ...]) -> list[str]:
+    """What ``checkout`` contributes itself: its ``harness/`` package and the suite's plugins found in it."""
+    found = ["harness/"] if (checkout / "harness" / "__init__.py").is_file() else []
+    for plugin in imports:
+        if _outside(plugin):
+            continue
+        if plugin.endswith(".py") or "/" in plugin:
+            if (checkout / plugin).is_file():
+                found.append(plugin)
+        else:
+            module = checkout.joinpath(*plugin.split("."))
+            if module.with_suffix(".py").is_file() or (module / "__init__.py").is_file():
+                found.append(plugin)
+    return found
 
 
 def _run_once(side: Side, *, suite: Path, out: Path, index: int, device: str) -> Path:
@@ -75,11 +110,11 @@ def _run_once(side: Side, *, suite: Path, out: Path, index: int, device: str) ->
                str(out / "reports" / side.name), "--device", device, "--no-progress"]
     log.info("%s run %d: %s (in %s)", side.name, index + 1, " ".join(command), side.checkout)
     done = subprocess.run(command, cwd=side.checkout, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
+    if done.returncode != 0 or not done.stdout.strip():
         tail = " / ".join(line for line in done.stderr.strip().splitlines()[-3:])
         raise ResultsError(f"--ab: the {side.name} run {index + 1} in {side.checkout} failed "
                            f"(exit {done.returncode}): {tail}")
-    return Path(done.stdout.splitlines()[0])
+    return side.checkout / done.stdout.splitlines()[0]  # relative: to the checkout the run ran in
 
 
 def run_ab(*, base: Path, head: Path, suite: Path, pairs: int, out: Path, device: str = "cpu",
@@ -89,13 +124,15 @@ def run_ab(*, base: Path, head: Path, suite: Path, pairs: int, out: Path, device
     ``on_step(step, steps, side)`` is called before each run (the CLI shows progress with it).
     """
     check_inputs(base, head, suite, pairs)
-    sides = {"base": Side("base", Path(base)), "head": Side("head", Path(head))}
+    # Each side runs in its own checkout: a relative --out would land under each checkout, not here.
+    out = Path(out).resolve()
+    sides = {"base": Side("base", Path(base).resolve()), "head": Side("head", Path(head).resolve())}
     dirs: dict[str, list[Path]] = {"base": [], "head": []}
     order = schedule(pairs)
     for step, name in enumerate(order):
         if on_step is not None:
             on_step(step + 1, len(order), name)
-        dirs[name].append(_run_once(sides[name], suite=Path(suite).resolve(), out=Path(out), index=len(dirs[name]),
+        dirs[name].append(_run_once(sides[name], suite=Path(suite).resolve(), out=out, index=len(dirs[name]),
                                     device=device))
     return ABRuns(base=tuple(dirs["base"]), head=tuple(dirs["head"]), order=tuple(order))
 
@@ -119,7 +156,8 @@ def pool(sets: list[BenchmarkSet], *, source: str) -> BenchmarkSet:
             round_reference_rounds=tuple(r for p in parts for r in _aligned(p.round_reference_rounds, p))
             if interleaved and all(p.round_reference_rounds for p in parts) else (),
         )
-    return BenchmarkSet(environment=sets[0].environment, benchmarks=pooled, source=source, origin="harness-ab")
+    return BenchmarkSet(environment=sets[0].environment, benchmarks=pooled, source=source, origin="harness-ab",
+                        failed=tuple(f for s in sets for f in s.failed))
 
 
 def _aligned_refs(samples: BenchSamples) -> tuple[tuple[float, ...], ...]:

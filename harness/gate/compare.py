@@ -182,4 +182,5 @@ def compare(
         env_mismatches=tuple(mismatches),
         baseline_source=baseline.source,
         candidate_source=candidate.source,
+        failed=tuple(f"baseline: {f}" for f in baseline.failed) + tuple(f"candidate: {f}" for f in candidate.failed),
     )

@@ -57,6 +57,9 @@ def worker_spec(*, base: Path, head: Path, suite_path: Path, device: str) -> dic
     benchmarks = [{"name": m.name, "label": m.label or m.name, "options": dict(m.options or {}),
                    "input_size": list(m.input_size) if m.input_size else None, "batch_size": bs}
                   for bs in section.batch_sizes_for(device) for m in models]
+    if not benchmarks:
+        raise ConfigError(f"{suite_path}: the latency section has no batch size (or no model) for --device "
+                          f"{device}; nothing would be timed: add batch sizes for {device}")
     return {
         "checkouts": {"base": str(Path(base).resolve()), "head": str(Path(head).resolve())},
         "imports": list(suite.imports or []),
@@ -73,15 +76,43 @@ def worker_spec(*, base: Path, head: Path, suite_path: Path, device: str) -> dic
 # --- the worker --------------------------------------------------------------------------------------------
 
 
+def _own_module(name: str, origin: str, checkout: Path) -> bool:
+    """Whether module ``name`` is one of the checkout's own: ``harness*``, a suite plugin, or a module the checkout
+    itself provides at its top level (``<checkout>/<top>.py`` or ``<checkout>/<top>/…``, as a plugin imports its
+    siblings). Third-party code that merely lives under it (a ``.venv/`` inside the repository) is not: dropping
+    torch or numpy and importing them again crashes the process."""
+    if name == "harness" or name.startswith(("harness.", "_harness_ab_")):
+        return True
+    if not origin:
+        return False
+    try:
+        parts = Path(origin).resolve().relative_to(checkout).parts
+    except ValueError:
+        return False
+    top = name.split(".")[0]
+    return len(parts) > 0 and (parts[0] == top or (len(parts) == 1 and Path(parts[0]).stem == top))
+
+
+def _origin(module: Any) -> str:
+    """Where a module was loaded from: its file, or the first folder of a namespace package (which has none)."""
+    origin = getattr(module, "__file__", None)
+    if origin:
+        return str(origin)
+    try:
+        return str(next(iter(getattr(module, "__path__", None) or []), ""))
+    except TypeError:  # a __path__ that is not iterable: a module that fakes one
+        return ""
+
+
 def _drop_modules(checkout: Path, keep: set[str]) -> dict[str, Any]:
-    """Remove ``harness*`` and every module loaded from ``checkout`` (not in ``keep``) from ``sys.modules``."""
+    """Remove the checkout's own modules (``_own_module``; those in ``keep`` only if ``harness*``) from
+    ``sys.modules``; returns them."""
+    checkout = Path(checkout).resolve()
     dropped = {}
     for name, module in list(sys.modules.items()):
         if name in keep and not (name == "harness" or name.startswith("harness.")):
             continue
-        origin = getattr(module, "__file__", None) or ""
-        if name == "harness" or name.startswith("harness.") or name.startswith("_harness_ab_") or (
-                origin and Path(origin).resolve().is_relative_to(checkout)):
+        if _own_module(name, _origin(module), checkout):
             dropped[name] = sys.modules.pop(name)
     return dropped
 
@@ -171,6 +202,7 @@ def run_inprocess(*, base: Path, head: Path, suite: Path, pairs: int, out: Path,
     from harness.gate.ab import check_inputs
 
     check_inputs(base, head, suite, pairs)
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     spec_path = write_json_atomic(out / "spec.json", worker_spec(base=base, head=head, suite_path=suite,
                                                                  device=device))

@@ -68,7 +68,12 @@ def _header(report: CheckReport) -> list[str]:
     if report.env_mismatches:
         lines.append(f"ENVIRONMENT MISMATCH (compared anyway, --force): {'; '.join(report.env_mismatches)}")
     summary = ", ".join(f"{n} {v}" for v, n in report.counts().items())
-    lines.append(f"Result: {'FAIL' if report.exit_code else 'PASS'} ({summary or 'no benchmarks'})")
+    result = {0: "PASS", 1: "FAIL"}.get(report.exit_code, "COULD NOT JUDGE")
+    if report.exit_code == 2:
+        unjudged = report.unjudged
+        more = f" and {len(unjudged) - 3} more" if len(unjudged) > 3 else ""
+        summary = f"{summary + '; ' if summary else ''}{'; '.join(unjudged[:3])}{more}"
+    lines.append(f"Result: {result} ({summary or 'no benchmarks'})")
     return lines
 
 
@@ -109,6 +114,7 @@ def render_json(report: CheckReport) -> str:
         "baseline": report.baseline_source,
         "candidate": report.candidate_source,
         "counts": report.counts(),
+        "could_not_judge": report.unjudged,
         "notes": list(report.notes),
         "rows": rows,
     }

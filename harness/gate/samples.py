@@ -131,3 +131,5 @@ class BenchmarkSet:
     benchmarks: dict[BenchKey, BenchSamples] = field(default_factory=dict)
     source: str = ""
     origin: str = ""  # "harness-run" | "harness-baseline" | "pytest-benchmark"
+    # Timed tasks of this source that ended in an error (one line each): what was not measured cannot pass.
+    failed: tuple[str, ...] = ()

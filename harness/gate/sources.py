@@ -8,13 +8,13 @@ one-line ``ResultsError`` naming the file and the entry.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ResultsError
+from harness.fileio import JSONInputError, parse_json
 from harness.gate.samples import (
     KEY_FIELDS,
     PYTEST_BENCHMARK_KIND,
@@ -114,6 +114,18 @@ def benchmarks_from_records(records: Sequence[Mapping[str, Any]], *, where: str)
     return {key: _samples_from_records(recs, refs, where=where) for key, recs in grouped.items()}
 
 
+def failed_timed_tasks(records: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """One line per timed task (or reference) that ended in an error: the gate cannot judge what it lacks."""
+    out = []
+    for rec in records:
+        if rec.get("status") == "error" and (rec.get("kind") in TIMED_KINDS or rec.get("kind") == REFERENCE_KIND):
+            error = rec.get("error") if isinstance(rec.get("error"), dict) else {}
+            message = " ".join(str(error.get("message", "")).split())[:200]
+            out.append(f"{rec.get('kind')} task {rec.get('task_id')!r} ({rec.get('label') or rec.get('model')}, "
+                       f"batch {rec.get('batch_size')}) failed: {error.get('type', 'error')}: {message}")
+    return tuple(out)
+
+
 def load_run_dir(path: Path) -> tuple[BenchmarkSet, dict[str, Any]]:
     """The benchmark set of a run dir, and its manifest."""
     run = load_run(path)
@@ -123,6 +135,7 @@ def load_run_dir(path: Path) -> tuple[BenchmarkSet, dict[str, Any]]:
         benchmarks=benchmarks_from_records(run.records, where=str(path)),
         source=str(path),
         origin="harness-run",
+        failed=failed_timed_tasks(run.records),
     )
     return bset, run.manifest
 
@@ -223,8 +236,10 @@ def _pytest_entry(bench: Any, *, where: str) -> tuple[BenchKey, BenchSamples]:
         data = float_list(stats["data"], where=f"{where}.stats.data")
         return key, BenchSamples(rounds=(tuple(x * 1e3 for x in data),), threads=threads)
     median, n = stats.get("median"), stats.get("rounds")
-    if not isinstance(median, (int, float)) or not isinstance(n, int):
-        raise ResultsError(f"{where}.stats: needs numeric 'median' and integer 'rounds' when 'data' is absent")
+    if (isinstance(median, bool) or not isinstance(median, (int, float)) or not math.isfinite(median) or median <= 0
+            or isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ResultsError(f"{where}.stats: needs a finite positive 'median' and a positive integer 'rounds' when "
+                           f"'data' is absent (got {median!r}, {n!r})")
     return key, BenchSamples(summary_median_ms=float(median) * 1e3, summary_n=n, threads=threads)
 
 
@@ -245,11 +260,11 @@ def _parse_pytest_benchmark(doc: Mapping[str, Any], *, path: Path) -> BenchmarkS
 
 def read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return parse_json(path.read_bytes())
     except FileNotFoundError:
         raise ResultsError(f"{path}: no such file or run dir") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{path}: not readable JSON ({exc})") from None
+    except (OSError, JSONInputError) as exc:
+        raise ResultsError(f"{path}: not readable JSON ({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def load_benchmarks(path: Path) -> BenchmarkSet:

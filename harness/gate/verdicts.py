@@ -21,6 +21,10 @@ class Verdict(str, enum.Enum):
     NO_RAW = "no raw samples"
 
 
+# Verdicts that judge nothing: a report holding one of them cannot pass (exit 2, "could not judge").
+UNJUDGED = frozenset({Verdict.MISSING, Verdict.INSUFFICIENT})
+
+
 @dataclass(frozen=True)
 class CheckRow:
     """Outcome for one benchmark key. Ratios are candidate / baseline (> 1: candidate slower).
@@ -46,7 +50,8 @@ class CheckRow:
 
 @dataclass(frozen=True)
 class CheckReport:
-    """Result of :func:`harness.gate.compare.compare`; ``exit_code`` is 1 when any benchmark regressed."""
+    """Result of :func:`harness.gate.compare.compare`; ``exit_code`` is 1 when any benchmark regressed,
+    2 when the gate could not judge (``unjudged``), else 0."""
 
     rows: tuple[CheckRow, ...]
     threshold_pct: float
@@ -55,10 +60,25 @@ class CheckReport:
     baseline_source: str = ""
     candidate_source: str = ""
     notes: tuple[str, ...] = ()  # lines shown under the header (how the two sides were measured, noise check)
+    failed: tuple[str, ...] = ()  # timed tasks of either side that ended in an error
+
+    @property
+    def unjudged(self) -> list[str]:
+        """Why the gate could not judge (empty when it could): a side with nothing measured, a benchmark on one
+        side only or with too few samples, a timed task that failed. What was not measured must not pass."""
+        reasons = []
+        if not self.rows:
+            reasons.append("no benchmark was measured on either side")
+        reasons += [f"{r.key.label} ({r.key.mode}, batch {r.key.batch_size}): {r.verdict.value}"
+                    + (f", {r.note}" if r.note else "") for r in self.rows if r.verdict in UNJUDGED]
+        return reasons + list(self.failed)
 
     @property
     def exit_code(self) -> int:
-        return int(any(r.verdict is Verdict.REGRESSION for r in self.rows))
+        """1: a regression (and nothing else); 2: could not judge (see ``unjudged``); 0: pass."""
+        if any(r.verdict is Verdict.REGRESSION for r in self.rows):
+            return 1
+        return 2 if self.unjudged else 0
 
     def counts(self) -> dict[str, int]:
         """Rows per verdict, in the order of :class:`Verdict` (regressions first)."""

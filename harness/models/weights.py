@@ -180,8 +180,8 @@ def read_state_dict(path: Path) -> tuple[str, dict[str, torch.Tensor]]:
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not obj:
         raise WeightsError(f"{path}: holds {type(obj).__name__}, not a state dict (a mapping of names to tensors)")
+    _check_tensors(obj, path)
     state = _strip_prefix(dict(obj), "module.")
-    _check_tensors(state, path)
     if fmt is None:
         fmt = _guess_format(state)
     return fmt, state
@@ -217,12 +217,33 @@ def _strip_prefix(state: dict[str, Any], prefix: str) -> dict[str, Any]:
     return state
 
 
-def _check_tensors(state: Mapping[str, Any], path: Path) -> None:
+def _check_tensors(state: Mapping[Any, Any], path: Path) -> None:
+    """Every key a string and every value a dense, real tensor in memory (floating point, or an integer counter
+    such as BatchNorm's ``num_batches_tracked``): anything else would fail later in a raw torch error, or load
+    silently wrong (a complex weight's imaginary part dropped)."""
     import torch
 
+    keys = [k for k in state if not isinstance(k, str)]
+    if keys:
+        raise WeightsError(f"{path}: keys {', '.join(repr(k) for k in keys[:3])} are not strings; not a state dict "
+                           "(a mapping of parameter names to tensors)")
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise WeightsError(f"{path}: entries {', '.join(bad[:3])} are not tensors; not a state dict")
+    for key, tensor in state.items():
+        problem = ("sparse" if tensor.layout != torch.strided else "on the meta device (no data)"
+                   if tensor.device.type == "meta" else f"of dtype {str(tensor.dtype).removeprefix('torch.')}"
+                   if tensor.is_complex() or tensor.is_quantized or not (tensor.is_floating_point() or _integer(tensor))
+                   else None)
+        if problem:
+            raise WeightsError(f"{path}: tensor {key!r} is {problem}; weights must be dense real tensors (floating "
+                               "point, or integer counters) saved with torch.save(model.state_dict())")
+
+
+def _integer(tensor: torch.Tensor) -> bool:
+    import torch
+
+    return tensor.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool)
 
 
 def _guess_format(state: Mapping[str, Any]) -> str:
@@ -248,6 +269,10 @@ def load_exactly(model: nn.Module, state: Mapping[str, torch.Tensor], *, where: 
             [f"{len(extra)} keys the model does not have ({first_keys(extra)})"] if extra else [])
         raise WeightsError(f"{where} does not fit {type(model).__name__}: {'; '.join(parts)}; "
                            "build the model with the options the weights were trained with")
+    ints = [k for k in own if own[k].is_floating_point() and not state[k].is_floating_point()]
+    if ints:
+        raise WeightsError(f"{where}: {len(ints)} tensors are not floating point where the model's are "
+                           f"({', '.join(f'{k} {state[k].dtype}' for k in ints[:3])}); not weights of this model")
     wrong = [k for k in own if tuple(own[k].shape) != tuple(state[k].shape)]
     if wrong:
         shown = ", ".join(f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in wrong[:3])

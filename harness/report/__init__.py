@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.fileio import write_text_atomic
+from harness.errors import one_line
+from harness.fileio import under_root, write_text_atomic
 from harness.report import attention, complexity, cost, latency, optime, training
 from harness.report import eval as eval_section
 from harness.report.markdown import table
@@ -26,8 +27,10 @@ SECTIONS: tuple[Section, ...] = (complexity.section, latency.section, cost.secti
 
 
 def report_path(run_dir: Path, reports_root: Path) -> Path:
-    run_dir = Path(run_dir)
-    return Path(reports_root) / run_dir.parent.name / f"{run_dir.name}.md"
+    """``reports/<suite folder>/<run folder>.md``, named by the run dir's real folders and kept under the root."""
+    run_dir = Path(run_dir).resolve()
+    return under_root(reports_root, Path(reports_root) / (run_dir.parent.name or "runs") / f"{run_dir.name}.md",
+                      what="the report")
 
 
 def render(run_dir: Path, *, reports_root: Path = Path("reports"), out: Path | None = None) -> Path:
@@ -80,7 +83,9 @@ def _problems(run: RunData) -> list[str]:
         return []
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in bad:
-        why = r.get("reason") if r["status"] == "skipped" else f"{r['error']['type']}: {r['error']['message']}"
+        # one line each: a record written before messages were kept to one line may hold a whole traceback
+        why = one_line(r.get("reason") if r["status"] == "skipped"
+                       else f"{r['error']['type']}: {r['error']['message']}")
         groups.setdefault((r.get("kind"), r["status"], why), []).append(r)
     rows = []
     for (kind, status, why), recs in groups.items():

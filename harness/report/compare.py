@@ -17,12 +17,12 @@ from typing import Any
 
 import pandas as pd
 
-from harness.errors import ConfigError
-from harness.fileio import canonical_json, write_text_atomic
+from harness.errors import ConfigError, ResultsError
+from harness.fileio import canonical_json, require_folder_name, under_root, write_text_atomic
 from harness.gate.samples import KEY_FIELDS
 from harness.report import plots
 from harness.report.markdown import frame_table, num, with_ci
-from harness.results import RunData, load_runs
+from harness.results import MANIFEST, RunData, load_runs
 from harness.results import summaries as S
 from harness.results.frames import environment_columns
 
@@ -96,6 +96,10 @@ def complexity_check(runs: list[RunData], names: list[str]) -> list[str]:
                                                               for r in rows.values()}))})
     shared = sum(1 for rows in by_model.values() if len(rows) > 1)
     lines = ["## Complexity", ""]
+    if not by_model:
+        return lines + ["No run holds an ok complexity record: parameters and MACs were not compared.", ""]
+    if not problems and not shared:
+        return lines + ["No model's complexity was measured by more than one run: nothing to check.", ""]
     if not problems:
         return lines + [f"✓ Parameters, MACs and activations are identical in every run for all {shared} models that "
                         "more than one run measured.", ""]
@@ -226,10 +230,19 @@ def _plot(names: list[str], plot_data: dict[str, Any], path: Path) -> Path | Non
     return plots.save(fig, path)
 
 
+def _field(run: RunData, name: str, default: str) -> object:
+    value = run.manifest.get(name)
+    return default if value is None else value
+
+
 def default_path(runs: list[RunData], reports_root: Path) -> Path:
-    ids = [str(r.manifest.get("run_id") or r.path.name) for r in runs]
+    """``reports/compare/<suite>/<run>_vs_<run>.md``; the names come from the manifests, untrusted: each must be
+    a plain folder name, and the path must lie under ``reports_root``."""
+    ids = [require_folder_name(_field(r, "run_id", r.path.resolve().name), where=f"{r.path / MANIFEST}: run_id")
+           for r in runs]
+    suite = require_folder_name(_field(runs[0], "suite_name", "runs"), where=f"{runs[0].path / MANIFEST}: suite_name")
     stem = "_vs_".join(ids) if len(ids) <= 3 else f"{ids[0]}_vs_{len(ids) - 1}_runs"
-    return Path(reports_root) / "compare" / str(runs[0].manifest.get("suite_name") or "runs") / f"{stem}.md"
+    return under_root(reports_root, Path(reports_root) / "compare" / suite / f"{stem}.md", what="the comparison")
 
 
 def render_compare(run_dirs: list[Path], *, out: Path | None = None, reports_root: Path = Path("reports")) -> Path:
@@ -237,6 +250,9 @@ def render_compare(run_dirs: list[Path], *, out: Path | None = None, reports_roo
     if len(run_dirs) < 2:
         raise ConfigError("compare needs at least two run dirs (results/<suite>/<run_id>)")
     runs = list(load_runs(run_dirs))
+    if not any(r.of_kind("complexity", *KIND_TITLES) for r in runs):
+        raise ResultsError(f"compare: none of the {len(runs)} runs holds an ok complexity, latency or throughput "
+                           "record; nothing to compare (`python -m harness report RUN_DIR` lists each run's problems)")
     names = [f"#{i + 1}" for i in range(len(runs))]
     out = Path(out) if out is not None else default_path(runs, reports_root)
     lines = [f"# Comparison of {len(runs)} runs", "", *header(runs, names), *complexity_check(runs, names)]

@@ -10,6 +10,7 @@ is not a change of the code. Benchmarks are matched as in ``compare`` (the gate'
 from __future__ import annotations
 
 import inspect
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.errors import ConfigError
-from harness.fileio import write_text_atomic
+from harness.errors import ConfigError, ResultsError
+from harness.fileio import require_folder_name, under_root, write_text_atomic
 from harness.report import plots
 from harness.report.compare import match_key
 from harness.report.markdown import frame_table, num
@@ -166,11 +167,17 @@ def render_history(suite_dir: Path, *, metric: str = "p50", threshold_pct: float
         raise ConfigError(f"--metric {metric!r}: choose {' or '.join(METRICS)}")
     source = "the regression gate's threshold" if threshold_pct is None else "--threshold"
     threshold_pct = gate_threshold_pct() if threshold_pct is None else threshold_pct
-    if not threshold_pct > 0:
-        raise ConfigError(f"--threshold must be > 0 (got {threshold_pct}); e.g. --threshold 5")
+    if not (math.isfinite(threshold_pct) and threshold_pct > 0):  # inf would hide every change point
+        raise ConfigError(f"--threshold must be a finite number > 0 (got {threshold_pct}); e.g. --threshold 5")
     runs = suite_runs(suite_dir)
-    suite = str(runs[0].manifest.get("suite_name") or Path(suite_dir).name)
-    out = Path(out) if out is not None else Path(reports_root) / suite / f"history-{metric}.md"
+    if not any(r.of_kind(*METRICS[metric]) for r in runs):
+        raise ResultsError(f"{suite_dir}: none of its {len(runs)} runs holds an ok {' or '.join(METRICS[metric])} "
+                           f"record; nothing to show for --metric {metric}")
+    name = runs[0].manifest.get("suite_name")
+    suite = require_folder_name(Path(suite_dir).resolve().name if name is None else name,
+                                where=f"{runs[0].path / MANIFEST}: suite_name")
+    out = Path(out) if out is not None else under_root(
+        reports_root, Path(reports_root) / suite / f"history-{metric}.md", what="the history")
     machines: dict[str, list[RunData]] = {}
     for run in runs:
         machines.setdefault(_machine(run), []).append(run)

@@ -12,7 +12,7 @@ from types import TracebackType
 
 from filelock import FileLock, Timeout
 
-from harness.errors import ResultsError
+from harness.errors import ResultsError, printable
 from harness.fileio import write_json_atomic
 
 LOCK_FILE = ".lock"
@@ -31,8 +31,8 @@ class RunLock:
     def _holder(self) -> str:
         try:
             info = json.loads((self.run_dir / HOLDER_FILE).read_text(encoding="utf-8"))
-            return (f"process {info['pid']} on {info['host']} since {info['since'] or '?'} "
-                    f"({' '.join(info['argv'])})")
+            return printable(f"process {info['pid']} on {info['host']} since {info['since'] or '?'} "
+                             f"({' '.join(map(str, info['argv']))})")
         except (OSError, ValueError, KeyError, TypeError):
             return "another process"
 

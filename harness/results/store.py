@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import RecordWriteError, ResultsError
-from harness.fileio import is_folder_name, write_json_atomic
+from harness.fileio import JSONInputError, parse_json, require_folder_name, write_json_atomic
 from harness.results.schema import RESULTS_SCHEMA, migrate_record
-from harness.results.validate import check_record
+from harness.results.validate import check_manifest, check_record
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,10 +87,9 @@ def new_run_id() -> str:
 
 def create_run_dir(root: Path, suite_name: str, run_id: str | None = None) -> Path:
     """``root/<suite_name>/<run_id>``; names that are not one plain folder name ('..', 'a/b') are refused."""
-    for name in (suite_name, run_id or "x"):
-        if not is_folder_name(name):
-            raise ResultsError(f"{name!r} is not a folder name (letters, digits, '_', '-', '.', not starting with "
-                               "'.', at most 100 characters); refusing to write outside the results folder")
+    require_folder_name(suite_name, where="the suite name")
+    if run_id is not None:
+        require_folder_name(run_id, where="the run id")
     run_dir = Path(root) / suite_name / (run_id or new_run_id())
     try:
         run_dir.mkdir(parents=True, exist_ok=False)
@@ -141,8 +140,8 @@ class RecordWriter:
 
 def _parse_object(line: bytes) -> dict[str, Any] | None:
     try:
-        value = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+        value = parse_json(line)
+    except JSONInputError:
         return None
     return value if isinstance(value, dict) else None
 
@@ -213,8 +212,8 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 def _record(line: bytes, path: Path, number: int) -> dict[str, Any]:
     try:
-        value = json.loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
+        value = parse_json(line)
+    except JSONInputError as exc:
         raise ResultsError(f"{path}:{number}: malformed JSON ({exc}); fix or delete that line") from None
     if not isinstance(value, dict):
         raise ResultsError(f"{path}:{number}: a record must be a JSON object, got {type(value).__name__}; "
@@ -231,12 +230,13 @@ def load_run(path: Path) -> RunData:
     if not manifest_path.is_file():
         raise ResultsError(f"{path}: no {MANIFEST}; pass a run dir like results/<suite>/<run_id>")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        manifest = parse_json(manifest_path.read_bytes())
+    except (OSError, JSONInputError) as exc:
         raise ResultsError(f"{manifest_path}: not readable JSON ({exc})") from None
     if not isinstance(manifest, dict):
         raise ResultsError(f"{manifest_path}: a manifest must be a JSON object, got {type(manifest).__name__}")
     manifest = migrate_record(manifest, where=str(manifest_path))
+    check_manifest(manifest, where=str(manifest_path))
     latest: dict[tuple[Any, ...], dict[str, Any]] = {}
     for record in read_records(path / RECORDS):
         latest.pop(record_key(record), None)

@@ -16,6 +16,8 @@ from harness.train.config import TrainConfig
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
+# What a resume reads from a checkpoint (``harness.train.loop``): a file without them is not one.
+RESTORED = frozenset({"config", "model", "optimizer", "scheduler", "rng", "history", "epoch"})
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -29,9 +31,32 @@ def load_checkpoint(path: Path, config: TrainConfig) -> dict[str, Any] | None:
     if not path.is_file():
         log.info("no checkpoint at %s; starting from epoch 1", path)
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch.load raises many types for a truncated or foreign file
+        return _set_aside(path, f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict) or not RESTORED <= set(state):
+        return _set_aside(path, f"holds a {type(state).__name__} without {', '.join(sorted(RESTORED))}, not a "
+                                "training checkpoint")
     check_resumable(state, config, path)
     return state
+
+
+def _set_aside(path: Path, reason: str) -> None:
+    """A checkpoint that cannot be read (a disk that filled, a copy cut short) is renamed, never deleted, and the
+    training starts afresh: otherwise every resume of the run would fail on it the same way."""
+    kept = path.with_name(path.name + ".corrupt")
+    number = 1
+    while kept.exists():
+        number += 1
+        kept = path.with_name(f"{path.name}.corrupt{number}")
+    try:
+        path.rename(kept)
+    except FileNotFoundError:  # another rank set it aside first
+        pass
+    log.warning("checkpoint %s cannot be read (%s): moved to %s; training starts again from epoch 1",
+                path, reason, kept.name)
+    return None
 
 
 def check_resumable(state: dict[str, Any], config: TrainConfig, path: Path) -> None:

@@ -61,7 +61,7 @@ def test_bad_inputs_are_one_line(tmp_path, capsys):
     for args, fragment in (
         (["--ab", base, tmp_path / "nowhere", "--suite", _suite(tmp_path)], "the head checkout"),
         (["--ab", base, base, "--suite", tmp_path / "none.yaml"], "--suite"),
-        (["--ab", base, base, "--suite", _suite(tmp_path), "--pairs", "1"], "at least 2 runs per side"),
+        (["--ab", base, base, "--suite", _suite(tmp_path), "--pairs", "1"], "needs 2 to 100 runs per side"),
         (["--ab", base, base], "--ab needs --suite"),
     ):
         code, out, err = run_cli(capsys, "check", *args)

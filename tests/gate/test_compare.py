@@ -127,7 +127,7 @@ def test_uniformly_slower_machine_is_normalised_away() -> None:
 def test_few_samples_are_insufficient() -> None:
     report = _single(_bench(1, 10.0, n=4, rounds=1), _bench(2, 20.0, n=4, rounds=1))
     assert report.rows[0].verdict is Verdict.INSUFFICIENT
-    assert report.exit_code == 0
+    assert report.exit_code == 2  # too few samples to judge: never a pass
 
 
 def test_calibrated_threshold_in_baseline_overrides_default() -> None:
@@ -144,6 +144,7 @@ def test_keys_on_one_side_only_are_missing() -> None:
     assert (rows["senet50"].verdict, rows["senet50"].note) == (Verdict.MISSING, "baseline only")
     assert (rows["resnext50"].verdict, rows["resnext50"].note) == (Verdict.MISSING, "candidate only")
     assert rows["sknet50"].verdict is Verdict.UNCHANGED
+    assert compare(base, cand).exit_code == 2  # a benchmark on one side only could not be judged
 
 
 def test_environment_mismatch_raises_with_field_names() -> None:
