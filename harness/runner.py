@@ -38,6 +38,8 @@ from harness.tasks import Executor, TaskContext, executors, model_fields
 from harness.train.rng import seed_everything
 
 log = logging.getLogger(__name__)
+# task kinds that time something outside a timing group (the terminal says the thread choice when a run times)
+TIMED_ALONE = ("peak", "op_time")
 
 
 @dataclass(frozen=True)
@@ -161,8 +163,8 @@ def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
             _check_resumable(load_run(run_dir).manifest, suite, options, device)
         if threads is not None:
             log.info("threads: %s", threads.describe())
-            if options.notify is not None:
-                options.notify(f"threads: {threads.describe()}")
+            if options.notify is not None and any(t.members or t.kind in TIMED_ALONE for t in tasks):
+                options.notify(f"threads: {threads.describe()}")  # what a timing's reader must know
         try:
             _run_tasks(tasks, suite=suite, options=options, run_dir=run_dir, dist=dist, is_writer=is_writer)
         except RecordWriteError as exc:

@@ -119,14 +119,3 @@ def test_help_and_usage_errors_do_not_import_torch():
     assert not _imports_torch("from harness import register_model")
 
 
-MAX_LINES = 300
-ONE_PIECE = "One piece:"  # a module longer than MAX_LINES says at its top why it is not split
-
-
-def test_no_module_over_300_lines_without_a_reason_at_its_top():
-    long = []
-    for module in MODULES:
-        text = _module_path(module).read_text()
-        if len(text.splitlines()) > MAX_LINES and ONE_PIECE not in (ast.get_docstring(ast.parse(text)) or ""):
-            long.append(f"{module} ({len(text.splitlines())} lines)")
-    assert not long, f"split these by responsibility or say '{ONE_PIECE} …' in their docstring: {long}"
