@@ -6,10 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if p.name != "gate_plugin.py")
 
 
+@pytest.mark.slow  # spawns interpreters / asserts a timing verdict: tox -e slow
 def test_every_benchmark_script_answers_help():
     assert len(SCRIPTS) >= 3
     code = (

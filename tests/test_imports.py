@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import harness
 
 PACKAGE = Path(harness.__file__).parent
@@ -87,6 +89,7 @@ def test_low_layers_never_import_the_run_machinery():
             assert not bad, f"{module} imports {sorted(bad)}"
 
 
+@pytest.mark.slow  # spawns interpreters / asserts a timing verdict: tox -e slow
 def test_every_module_imports_alone_in_a_fresh_interpreter():
     """Each module first, with no other harness module loaded (third-party packages stay cached)."""
     code = (

@@ -72,6 +72,7 @@ def test_bad_inputs_are_one_line(tmp_path, capsys):
         check_inputs(base, base, _suite(tmp_path), 0)
 
 
+@pytest.mark.slow  # spawns interpreters / asserts a timing verdict: tox -e slow
 def test_a_slower_head_fails_the_gate_and_the_report_says_how_it_was_measured(tmp_path, capsys):
     base, head = _checkout(tmp_path, "base", 1.0), _checkout(tmp_path, "head", 1.5)
     code, out, err = run_cli(capsys, "check", "--ab", base, head, "--suite", _suite(tmp_path), "--pairs", "2",
@@ -125,6 +126,7 @@ def test_each_side_builds_its_own_checkouts_model_and_leaves_no_module_behind(tm
         {k: v for k, v in before.items() if k.startswith("harness")}
 
 
+@pytest.mark.slow  # spawns interpreters / asserts a timing verdict: tox -e slow
 def test_in_process_gate_fails_a_slower_head_and_passes_an_unchanged_one(tmp_path, capsys):
     base = _checkout(tmp_path, "base", 1.0)
     verdicts = {}

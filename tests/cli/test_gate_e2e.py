@@ -69,6 +69,7 @@ def _md_row(markdown: str, label: str) -> dict[str, str]:
     return dict(zip(header, (c.strip() for c in row.strip("|").split("|")), strict=True))
 
 
+@pytest.mark.slow  # spawns interpreters / asserts a timing verdict: tox -e slow
 def test_gate_fails_on_a_real_slowdown_and_passes_an_unchanged_candidate(tmp_path, capsys, monkeypatch):
     suite = _suite(tmp_path)
     base_run = _run(capsys, monkeypatch, tmp_path, suite, 1.0)

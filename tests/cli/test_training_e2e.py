@@ -76,6 +76,7 @@ def test_training_learns_and_same_seed_gives_identical_metrics(tmp_path, plugin_
     assert "SYNTHETIC DATA" in report and "paper err %" in report
 
 
+@pytest.mark.slow  # spawns interpreters / asserts a timing verdict: tox -e slow
 def test_kill_mid_training_then_resume_records_each_epoch_once(tmp_path, plugin_file, fake_data, capsys):
     suite = _suite(tmp_path, plugin_file, epochs=4, seeds=(0,))
     cmd = [sys.executable, "-m", "harness", "run", str(suite), "--data-dir", str(fake_data), "--out",
