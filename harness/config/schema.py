@@ -9,6 +9,7 @@ Imports no torch.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -132,6 +133,9 @@ class TrainSection(_Strict):
     max_batches_per_epoch: PositiveInt | None = default_of(TrainConfig, "max_batches_per_epoch")
     run_on: list[Literal["cpu", "cuda"]] = Field(default_factory=lambda: ["cpu", "cuda"])
     save_weights: bool = True  # keep each trained model's weights in the run dir (eval / attention from_train)
+    # processes (one per GPU; gloo processes on the CPU) a launched shard trains with (``harness.launch``);
+    # a plain run trains in the world it was started in (torchrun's)
+    gpus: PositiveInt = 1
 
 
 class ImageSetSection(_Strict):
@@ -180,6 +184,79 @@ class AttentionSection(ImageSetSection):
         return scales
 
 
+_SLURM_TIME = re.compile(r"^(?:(?P<days>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>\d+))?)?"
+                         r"|(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)|(?P<mm>\d+):(?P<ss>\d+)|(?P<only>\d+))$")
+
+
+def slurm_minutes(value: Any) -> Any:
+    """SLURM's ``--time`` forms ("90", "1:30:00", "2-00:00:00", "45:00") → whole minutes (seconds round up)."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        return value  # an int is minutes; pydantic checks the rest
+    match = _SLURM_TIME.match(value.strip())
+    if match is None:
+        raise ValueError(f"{value!r} is not a SLURM time: minutes, MM:SS, HH:MM:SS or D-HH[:MM[:SS]]")
+    g = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+    seconds = (g.get("days", 0) * 86400 + (g.get("dh", 0) + g.get("h", 0)) * 3600
+               + (g.get("dm", 0) + g.get("m", 0) + g.get("mm", 0) + g.get("only", 0)) * 60
+               + g.get("ds", 0) + g.get("s", 0) + g.get("ss", 0))
+    return -(-seconds // 60)
+
+
+_MEMORY = re.compile(r"^(?P<n>\d+)\s*(?P<unit>[KMGT]?)B?$", re.IGNORECASE)
+
+
+def slurm_memory(value: Any) -> Any:
+    """``32G``, ``32GB``, ``500M`` or a number of GB → SLURM's ``--mem`` form (``32G``)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return f"{value}G"
+    match = _MEMORY.match(str(value).strip())
+    if match is None:
+        raise ValueError(f"{value!r} is not a memory size: e.g. 32G, 500M or a number of GB")
+    return f"{match['n']}{(match['unit'] or 'M').upper()}"  # SLURM reads a bare number as megabytes
+
+
+class LauncherSection(_Strict):
+    """How ``run --launcher slurm|local`` spreads the suite's shards (``harness.launch``; docs/cluster.md).
+
+    ``--slurm KEY=VALUE`` overrides any key. ``time`` is per shard: SLURM's ``--time`` and the local
+    executor's timeout. ``gpus_per_node`` None = ``train.gpus`` (0 when the suite runs on the CPU). ``partition``,
+    ``account``, ``qos``, ``constraint``, ``exclusive``, ``cpus_per_task``, ``mem`` and ``setup`` (shell lines run
+    before the shard, e.g. ``module load``) go to sbatch as they are; ``array_parallelism`` bounds how many shards
+    run at once (local default: one at a time when the suite times models, so they never share the machine).
+    """
+
+    shards: PositiveInt | None = None
+    time: PositiveInt = 60  # minutes, or a SLURM time string ("4:00:00": quote it, YAML reads 4:00:00 as a number)
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    exclusive: bool = False
+    gpus_per_node: Annotated[int, Field(ge=0)] | None = None
+    cpus_per_task: PositiveInt | None = None
+    mem: str | None = None
+    array_parallelism: PositiveInt | None = None
+    signal_delay_s: PositiveInt = 120  # SLURM sends the preemption / time-limit signal this long before the kill
+    setup: list[str] = Field(default_factory=list)
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _minutes(cls, value: Any) -> Any:
+        return slurm_minutes(value)
+
+    @field_validator("mem", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> Any:
+        return value if value is None else slurm_memory(value)
+
+    @field_validator("setup", mode="before")
+    @classmethod
+    def _one_line(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
 class Suite(_Strict):
     schema_version: Literal[1] = Field(1, alias="schema")
     name: SuiteName
@@ -194,6 +271,7 @@ class Suite(_Strict):
     train: TrainSection | None = None
     eval: EvalSection | None = None
     attention: AttentionSection | None = None
+    launcher: LauncherSection | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
