@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = 'pip install -e ".[slurm]"'
 MAX_ATTEMPTS = 2  # a failed shard is resubmitted once
 Notify = Callable[[str], None]
+NO_SRUN = ("--launcher slurm: no `srun` on PATH; submit from a SLURM login node, or run the shards on this machine "
+           "with --launcher local")
 
 
 def require_submitit() -> Any:
@@ -110,8 +113,7 @@ def make_executor(kind: str, suite: Suite, *, folder: Path, device: str) -> Any:
         try:
             executor = submitit.SlurmExecutor(folder=folder)
         except RuntimeError:
-            raise ConfigError("--launcher slurm: no `srun` on PATH; submit from a SLURM login node, or run the "
-                              "shards on this machine with --launcher local") from None
+            raise ConfigError(NO_SRUN) from None
         try:
             executor.update_parameters(**slurm_parameters(suite, device=device))
         except ValueError as exc:
@@ -154,6 +156,9 @@ def launch(suite: Suite, *, options: LaunchOptions, notify: Notify = lambda line
     require_submitit()
     if options.shards < 1:
         raise ConfigError(f"--shards {options.shards}: give at least 1")
+    shard_resources(suite, device=options.device)  # a bad setting stops here, before anything is written
+    if options.executor == "slurm" and shutil.which("srun") is None:
+        raise ConfigError(NO_SRUN)
     run_id = new_run_id()
     launch_dir = create_run_dir(options.out_root, suite.name, f"launch-{run_id}")
     suite_file = launch_dir / "suite.yaml"

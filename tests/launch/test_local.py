@@ -7,33 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import plugin_model_name, run_cli
+from helpers import comparable, run_cli, tiny_launch_suite
 
 from harness.launch.shard import FAULT_ENV
 from harness.results import load_run
 
 pytest.importorskip("submitit")
 
-IGNORED = {"started_utc", "wall_s", "shard", "schema"}  # when and where, not what was measured
-
-
-def tiny_suite(tmp_path: Path, plugin: Path, *, models: int = 6, **sections) -> Path:
-    name = plugin_model_name(plugin)
-    suite = {"name": "launched", "imports": [str(plugin)], "device": "cpu",
-             "models": [{"name": name, "label": f"m{k}", "options": {"channels": 4 + k}} for k in range(models)],
-             "complexity": {"input_size": [3, 16, 16], "flop_crosscheck": False}, **sections}
-    path = tmp_path / "suite.yaml"
-    path.write_text(json.dumps(suite))
-    return path
-
-
-def comparable(records: list[dict]) -> list[dict]:
-    return sorted(({k: v for k, v in r.items() if k not in IGNORED} for r in records), key=lambda r: r["task_id"])
-
-
 def test_killed_and_preempted_shards_resume_and_the_merge_equals_the_unsharded_run(tmp_path, plugin_file, capsys,
                                                                                      monkeypatch):
-    suite = tiny_suite(tmp_path, plugin_file)
+    suite = tiny_launch_suite(tmp_path, plugin_file)
     monkeypatch.setenv(FAULT_ENV, "2/3:kill:1,3/3:preempt:1")
     code, out, err = run_cli(capsys, "run", suite, "--launcher", "local", "--shards", 3, "--out", tmp_path / "r",
                              "--reports", tmp_path / "p", "--no-progress")
