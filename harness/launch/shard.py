@@ -25,7 +25,8 @@ from harness.results.store import MANIFEST, utc_now
 
 DONE_FILE = "done.json"  # written by a shard whose `run` ended with exit code 0
 # For the launcher's own tests: "I/N:kill:K" (SIGKILL) or "I/N:preempt:K" (the preemption signal) makes
-# shard I of N stop itself right after its K-th record, the first time it starts (comma-separated: several).
+# shard I of N stop itself right after its K-th record, the first time it starts ("I/N:kill:K:always": every
+# time; comma-separated: several).
 FAULT_ENV = "HARNESS_LAUNCH_TEST_FAULT"
 
 
@@ -80,8 +81,7 @@ class ShardJob:
         first_start = shard_run_dir(Path(self.folder)) is None
         argv = self.command()
         with _preemption_stops_the_run() as preempted:
-            if first_start:
-                _install_test_fault(self.name)
+            _install_test_fault(self.name, first_start=first_start)
             code = _harness(argv)
         if preempted:
             return None  # a non-zero rank: rank 0 checkpoints and requeues the job
@@ -158,11 +158,11 @@ def _preemption_stops_the_run() -> Iterator[list[bool]]:
             signal.signal(signum, submitit_handler)
 
 
-def _install_test_fault(name: str) -> None:
+def _install_test_fault(name: str, *, first_start: bool) -> None:
     mine = [spec.split(":") for spec in os.environ.get(FAULT_ENV, "").split(",") if spec.startswith(f"{name}:")]
-    if not mine:
+    if not mine or not (first_start or mine[0][3:] == ["always"]):
         return
-    _, how, after = mine[0]
+    how, after = mine[0][1:3]
     from submitit import JobEnvironment
 
     from harness.results.store import RecordWriter

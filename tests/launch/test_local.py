@@ -48,3 +48,59 @@ def test_killed_and_preempted_shards_resume_and_the_merge_equals_the_unsharded_r
     assert comparable(merged.records) == comparable(unsharded.records)
     text = report.read_text()
     assert "Merged from shards" in text and "Incomplete" not in text
+
+
+@pytest.mark.slow
+def test_a_shard_failing_twice_is_named_and_the_others_are_merged(tmp_path, plugin_file, capsys, monkeypatch):
+    suite = tiny_launch_suite(tmp_path, plugin_file)
+    monkeypatch.setenv(FAULT_ENV, "2/2:kill:1:always")  # killed after one record, and again after the resume's one
+    code, out, err = run_cli(capsys, "run", suite, "--launcher", "local", "--shards", 2, "--out", tmp_path / "r",
+                             "--reports", tmp_path / "p", "--no-progress")
+    assert code == 1
+    assert "error: shard 2/2 failed 2 times; last: the shard's process ended without a result" in err
+    assert "_log.err" in err and "the merged run is incomplete (1 of 2 shards)" in err
+    merged = load_run(Path(out[0]))
+    (problem,) = merged.manifest["incomplete"]
+    assert problem["shard"] == "2/2" and problem["log"].endswith("_log.err")
+    assert sorted(r["label"] for r in merged.records) == ["m0", "m1", "m2", "m3", "m4"]  # 3 + 1 + 1: none lost
+    assert "Incomplete run" in Path(out[1]).read_text()
+
+
+@pytest.mark.slow
+def test_timing_groups_stay_in_one_shard_and_local_shards_never_share_the_machine(tmp_path, plugin_file, capsys):
+    latency = {"batch_sizes": [1], "warmup": 1, "min_time_s": 0.05, "max_time_s": 0.2, "min_samples": 3, "rounds": 2,
+               "input_size": [3, 16, 16]}
+    suite = tiny_launch_suite(tmp_path, plugin_file, models=4, latency=latency)
+    code, out, err = run_cli(capsys, "run", suite, "--launcher", "local", "--shards", 2, "--out", tmp_path / "r",
+                             "--reports", tmp_path / "p", "--no-progress")
+    assert code == 0, err
+    merged = load_run(Path(out[0]))
+    timing = merged.of_kind("latency")
+    assert len(timing) == 4 * 2
+    for label in {r["label"] for r in timing}:  # every round of a model: one shard, one process, one machine
+        assert len({r["shard"]["index"] for r in timing if r["label"] == label}) == 1
+    spans = [sorted(r["started_utc"] for r in merged.records if r["shard"]["index"] == i) for i in (0, 1)]
+    assert spans[0][-1] <= spans[1][0] or spans[1][-1] <= spans[0][0]  # one shard after the other
+    report = Path(out[1]).read_text()
+    assert "| shard" in report and "1 of 2" in report and "2 of 2" in report and "## Latency" in report
+
+
+@pytest.mark.slow
+def test_train_gpus_2_trains_a_shard_in_two_gloo_processes(tmp_path, plugin_file, capsys, monkeypatch):
+    """train.gpus under the local executor: two tasks per shard, torchrun's variables, DDP over gloo on the CPU
+    (under SLURM the same code runs one task per GPU over NCCL; no GPU or SLURM here to run that)."""
+    from helpers import plugin_model_name
+
+    from harness.train.fake_cifar import write_fake_cifar
+
+    data = tmp_path / "cifar"
+    write_fake_cifar(data, "cifar10", n_train=256, n_test=64, seed=0)
+    train = {"dataset": "cifar10", "download": False, "models": [plugin_model_name(plugin_file)], "epochs": 1,
+             "batch_size": 32, "gpus": 2}
+    suite = tiny_launch_suite(tmp_path, plugin_file, models=2, train=train)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    code, out, err = run_cli(capsys, "run", suite, "--launcher", "local", "--shards", 1, "--data-dir", data,
+                             "--out", tmp_path / "r", "--reports", tmp_path / "p", "--no-progress")
+    assert code == 0, err
+    (trained,) = load_run(Path(out[0])).of_kind("train")
+    assert trained["distributed"] == {"world_size": 2, "backend": "gloo"} and len(trained["curve"]) == 1
