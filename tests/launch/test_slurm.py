@@ -13,6 +13,7 @@ import pytest
 from helpers import comparable, run_cli, tiny_launch_suite
 
 from harness.results import load_run
+from harness.results.lock import RunLock
 
 submitit = pytest.importorskip("submitit")
 
@@ -92,6 +93,10 @@ def test_array_tasks_run_on_a_node_then_merge_the_launch_dir(tmp_path, plugin_fi
     for i in (1, 3):
         done = json.loads((launch_dir / f"shard-{i}of3" / "done.json").read_text())
         assert "--shard" in done["argv"] and f"{i}/3" in done["argv"]
+    shard_dir = next((launch_dir / "shard-1of3").glob("launched/*"))
+    with RunLock(shard_dir, argv=["run", "still writing"]):  # a shard still running: merging waits for it
+        refused = run_cli(capsys, "merge", launch_dir, "--out", tmp_path / "m", "--reports", tmp_path / "p")
+    assert refused[0] == 2 and "is in use by process" in refused[2] and "still writing" in refused[2]
     code, out, err = run_cli(capsys, "merge", launch_dir, "--out", tmp_path / "m", "--reports", tmp_path / "p")
     assert code == 1 and "error: shard 2/3 not finished" in err
     merged = load_run(Path(out[0]))
