@@ -92,10 +92,17 @@ def _launch(args: argparse.Namespace, suite) -> int:
     passed = [*(["--data-dir", str(Path(args.data_dir).resolve())] if args.data_dir else []),
               *[w for module in args.imports for w in ("--import", module)],
               *(["--fail-fast"] if args.fail_fast else [])]
-    options = LaunchOptions(executor=args.launcher, shards=shards, out_root=Path(args.out), device=args.device,
+    device = args.device if args.device != "auto" else suite.device  # what the shards ask the scheduler for
+    options = LaunchOptions(executor=args.launcher, shards=shards, out_root=Path(args.out), device=device,
                             run_args=tuple(passed), wait=not args.no_wait, progress=not args.no_progress,
                             argv=sys.argv)
-    launched = launch(suite, options=options, notify=lambda line: print(line, file=sys.stderr))
+    try:
+        launched = launch(suite, options=options, notify=lambda line: print(line, file=sys.stderr))
+    except KeyboardInterrupt as exc:
+        if getattr(exc, "merge_command", None):
+            print(f"stopped waiting; jobs already submitted to SLURM keep running. Merge what the shards wrote with: "
+                  f"{exc.merge_command} --reports {shlex.quote(args.reports)}", file=sys.stderr)
+        raise
     command = f"{launched.merge_command} --reports {shlex.quote(args.reports)}"
     if args.no_wait:
         print(launched.launch_dir)

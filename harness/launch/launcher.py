@@ -173,8 +173,12 @@ def launch(suite: Suite, *, options: LaunchOptions, notify: Notify = lambda line
     _save(launch_dir, state, shards)
     command = merge_command(launch_dir, options.out_root)
     if options.wait:
-        _wait(executor, shards, launch_dir=launch_dir, state=state, parallel=parallel, options=options,
-              notify=notify)
+        try:
+            _wait(executor, shards, launch_dir=launch_dir, state=state, parallel=parallel, options=options,
+                  notify=notify)
+        except KeyboardInterrupt as exc:
+            exc.merge_command = command  # type: ignore[attr-defined]  # the CLI says how to merge later
+            raise
     return Launched(launch_dir=launch_dir, job_ids=[a["job_id"] for s in shards for a in s.attempts],
                     merge_command=command)
 

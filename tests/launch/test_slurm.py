@@ -66,7 +66,7 @@ def test_the_job_array_and_the_command_of_each_task(tmp_path, plugin_file, fake_
     assert "srun --unbuffered" in text
     for i in range(3):  # what each array task runs
         job = submitit.core.utils.DelayedSubmission.load(launch_dir / "logs" / f"{JOB}_{i}_submitted.pkl").function
-        assert job.command() == ["run", str(launch_dir / "suite.yaml"), "--shard", f"{i + 1}/3", "--device", "auto",
+        assert job.command() == ["run", str(launch_dir / "suite.yaml"), "--shard", f"{i + 1}/3", "--device", "cpu",
                                  "--no-progress", "--no-report", "--out", str(launch_dir / f"shard-{i + 1}of3")]
         assert callable(job.checkpoint)
     state = json.loads((launch_dir / "launch.json").read_text())
