@@ -10,6 +10,8 @@ exactly as ``merge`` does; a shard that failed twice is named in the merged mani
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import shlex
@@ -169,7 +171,7 @@ def launch(suite: Suite, *, options: LaunchOptions, notify: Notify = lambda line
         else local_parallelism(suite, options.shards)
     state = {"run_id": run_id, "suite_name": suite.name, "created_utc": utc_now(), "argv": options.argv,
              "executor": options.executor, "out_root": str(options.out_root)}
-    _submit(executor, [s for s in shards][:parallel], array=options.executor == "slurm", notify=notify)
+    _submit(executor, shards[:parallel], array=options.executor == "slurm", notify=notify)
     _save(launch_dir, state, shards)
     command = merge_command(launch_dir, options.out_root)
     if options.wait:
@@ -187,7 +189,13 @@ def _submit(executor: Any, shards: list[_Shard], *, array: bool, notify: Notify)
     if not shards:
         return
     jobs = [s.job for s in shards]
-    handles = executor.submit_array(jobs) if array else [executor.submit(job) for job in jobs]
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # submitit echoes a refusal, which the error below says
+            handles = executor.submit_array(jobs) if array else [executor.submit(job) for job in jobs]
+    except RuntimeError as exc:  # sbatch said no (a partition or account that does not exist, a limit)
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        said = next((line.strip() for line in lines if "error" in line.lower()), lines[-1] if lines else "")
+        raise ConfigError(f"submitting shard(s) {', '.join(j.name for j in jobs)} failed: {said}") from None
     for shard, handle in zip(shards, handles, strict=True):
         shard.handle, shard.state, shard.ended_without_result = handle, "running", None
         shard.attempts.append({"job_id": str(handle.job_id), "attempt": shard.job.attempt,

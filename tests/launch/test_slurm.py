@@ -107,3 +107,13 @@ def test_array_tasks_run_on_a_node_then_merge_the_launch_dir(tmp_path, plugin_fi
     code, out, err = run_cli(capsys, "run", suite, "--out", tmp_path / "u", "--no-report", "--no-progress")
     unsharded = [r for r in load_run(Path(out[0])).records if r["label"] not in ("m1", "m4")]
     assert comparable(merged.records) == comparable(unsharded)
+
+
+def test_a_refused_submission_is_one_line(tmp_path, plugin_file, fake_slurm, capsys):
+    sbatch = fake_slurm.parent / "bin" / "sbatch"
+    sbatch.write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: nope' >&2\nexit 1\n")
+    suite = tiny_launch_suite(tmp_path, plugin_file)
+    code, out, err = run_cli(capsys, "run", suite, "--launcher", "slurm", "--shards", 2, "--out", tmp_path / "r",
+                             "--slurm", "partition=nope")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "submitting shard(s) 1/2, 2/2 failed: sbatch: error: invalid partition specified: nope" in err
