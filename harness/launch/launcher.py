@@ -161,14 +161,17 @@ def launch(suite: Suite, *, options: LaunchOptions, notify: Notify = lambda line
     shard_resources(suite, device=options.device)  # a bad setting stops here, before anything is written
     if options.executor == "slurm" and shutil.which("srun") is None:
         raise ConfigError(NO_SRUN)
+    if options.executor == "local" and not options.wait and local_parallelism(suite, options.shards) < options.shards:
+        raise ConfigError("--no-wait with --launcher local starts every shard at once, but at most "
+                          f"{local_parallelism(suite, options.shards)} may run together here (the suite times models, "
+                          "or launcher.array_parallelism says so); wait for them instead")
     run_id = new_run_id()
     launch_dir = create_run_dir(options.out_root, suite.name, f"launch-{run_id}")
     suite_file = launch_dir / "suite.yaml"
     write_text_atomic(suite_file, json.dumps(suite.to_dict(), indent=1) + "\n")  # JSON is YAML
     executor = make_executor(options.executor, suite, folder=launch_dir / "logs", device=options.device)
     shards = [_Shard(job) for job in _shard_jobs(suite_file, launch_dir, options)]
-    parallel = options.shards if options.executor == "slurm" or not options.wait \
-        else local_parallelism(suite, options.shards)
+    parallel = options.shards if options.executor == "slurm" else local_parallelism(suite, options.shards)
     state = {"run_id": run_id, "suite_name": suite.name, "created_utc": utc_now(), "argv": options.argv,
              "executor": options.executor, "out_root": str(options.out_root)}
     _submit(executor, shards[:parallel], array=options.executor == "slurm", notify=notify)

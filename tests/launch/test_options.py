@@ -44,6 +44,8 @@ def test_bad_slurm_options_and_flags_are_one_line(tmp_path, plugin_file, capsys)
                                                                                 "--no-wait")
     assert "--shard does not go with --launcher" in _one_line_exit_2(capsys, *run, "--launcher", "local",
                                                                      "--shards", "2", "--shard", "1/2")
+    assert "--no-wait with --launcher local starts every shard at once, but at most 1" in _one_line_exit_2(
+        capsys, *run, "--launcher", "local", "--shards", "2", "--no-wait", "--slurm", "array_parallelism=1")
     assert "no `srun` on PATH" in _one_line_exit_2(capsys, *run, "--launcher", "slurm", "--shards", "2",
                                                    "--slurm", "partition=gpu")
     assert not (tmp_path / "r").exists()  # refused before anything was written
