@@ -92,7 +92,8 @@ def test_a_shard_of_several_tasks_exports_torchruns_variables(monkeypatch):
                         "SLURM_JOB_NODELIST": "gpu[07]", "CUDA_VISIBLE_DEVICES": "0,1,2,3"}.items():
         monkeypatch.setenv(name, value)
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded, so what the export sets is removed after the test
+        monkeypatch.delenv(name)
     import os
 
     assert _export_distributed() == 3
@@ -100,6 +101,12 @@ def test_a_shard_of_several_tasks_exports_torchruns_variables(monkeypatch):
         "RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "3", "MASTER_ADDR": "gpu07"}
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1,2,3"  # every GPU stays visible: the runner picks cuda:3
     assert int(os.environ["MASTER_PORT"]) > 0
+
+
+def test_the_export_above_left_no_torchrun_variables_behind():
+    import os
+
+    assert not {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"} & set(os.environ)
 
 
 def test_launcher_section_round_trips_through_the_suite_snapshot():
