@@ -112,13 +112,18 @@ def _launch(args: argparse.Namespace, suite) -> int:
     run_dir, problems = finish(launched.launch_dir, out_root=Path(args.out))
     print(run_dir)
     print(render(run_dir, reports_root=Path(args.reports)))
+    return _incomplete(problems, shards=shards)
+
+
+def _incomplete(problems: list, *, shards: int) -> int:
+    """Each shard that did not end, by name, with its log's last lines (stderr); exit code 1 if any."""
     for problem in problems:
         print(f"error: shard {problem.name} {problem.reason}; log {problem.log}", file=sys.stderr)
         for line in problem.tail:
             print(f"  | {line}", file=sys.stderr)
     if problems:
-        print(f"the merged run is incomplete ({len(problems)} of {shards} shards); after fixing the cause, rerun "
-              "the failed shards or the launch", file=sys.stderr)
+        print(f"the merged run is incomplete ({len(problems)} of {shards} shards); docs/cluster.md says how to "
+              "finish a shard by hand", file=sys.stderr)
     return 1 if problems else 0
 
 
@@ -130,7 +135,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from harness.launch.finish import finish, is_launch_dir
+    from harness.launch.finish import finish, is_launch_dir, read_launch
     from harness.report import render
     from harness.results import merge_runs
 
@@ -145,9 +150,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
         run_dir = merge_runs(paths, out_root=Path(args.out))
     print(run_dir)
     print(render(run_dir, reports_root=Path(args.reports)))
-    for problem in problems:
-        print(f"error: shard {problem.name} {problem.reason}; log {problem.log}", file=sys.stderr)
-    return 1 if problems else 0
+    return _incomplete(problems, shards=len(read_launch(launches[0])["shards"]) if launches else 0)
 
 
 def register(sub: argparse._SubParsersAction, *, parents: list[argparse.ArgumentParser]) -> None:

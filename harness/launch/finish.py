@@ -20,8 +20,6 @@ LAUNCH_FILE = "launch.json"
 LOG_TAIL_LINES = 15
 
 
-
-
 @dataclass(frozen=True)
 class ShardProblem:
     """A shard that did not end: its name, why, its log and the log's last lines."""
