@@ -117,3 +117,34 @@ def test_a_refused_submission_is_one_line(tmp_path, plugin_file, fake_slurm, cap
                              "--slurm", "partition=nope")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "submitting shard(s) 1/2, 2/2 failed: sbatch: error: invalid partition specified: nope" in err
+
+
+def test_the_waiting_launcher_sees_array_tasks_end(tmp_path, plugin_file, fake_slurm, monkeypatch):
+    """sbatch starts each array task in the background as a node would; the launcher waits for their results
+    (array job ids, submitit's result files) and merges."""
+    from harness.config import load_suite
+    from harness.launch import LaunchOptions, finish, launch
+
+    sbatch = fake_slurm.parent / "bin" / "sbatch"
+    sbatch.write_text(f"""#!{sys.executable}
+import os, re, subprocess, sys
+script = open(sys.argv[1]).read()
+last = int(re.search(r"--array=0-(\\d+)", script).group(1))
+folder = script.split("submitit.core._submit ")[-1].split()[0]
+for i in range(last + 1):
+    env = {{**os.environ, "SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": str(5000 + i), "SLURM_ARRAY_JOB_ID": "{JOB}",
+           "SLURM_ARRAY_TASK_ID": str(i), "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0",
+           "SLURM_NTASKS": "1", "SLURM_JOB_NUM_NODES": "1", "OMP_NUM_THREADS": "1"}}
+    subprocess.Popen([sys.executable, "-u", "-m", "submitit.core._submit", folder], env=env,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+print("Submitted batch job {JOB}")
+""")
+    suite = load_suite(tiny_launch_suite(tmp_path, plugin_file))
+    options = LaunchOptions(executor="slurm", shards=3, out_root=tmp_path / "r", device="cpu", progress=False,
+                            poll_s=0.2)
+    launched = launch(suite, options=options)
+    assert launched.job_ids == [f"{JOB}_0", f"{JOB}_1", f"{JOB}_2"]
+    state = json.loads((launched.launch_dir / "launch.json").read_text())
+    assert [s["state"] for s in state["shards"]] == ["done"] * 3
+    merged, problems = finish(launched.launch_dir, out_root=tmp_path / "r")
+    assert problems == [] and len(load_run(merged).records) == 6
