@@ -41,3 +41,23 @@ def run_cli(capsys, *argv) -> tuple[int, list[str], str]:
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out.splitlines(), err
+
+
+LAUNCH_IGNORED = {"started_utc", "wall_s", "shard", "schema"}  # when and where, not what was measured
+
+
+def tiny_launch_suite(tmp_path: Path, plugin: Path, *, models: int = 6, **sections) -> Path:
+    """A suite of ``models`` tiny plugin models (complexity at 16×16): a launch of it takes seconds."""
+    name = plugin_model_name(plugin)
+    suite = {"name": "launched", "imports": [str(plugin)], "device": "cpu",
+             "models": [{"name": name, "label": f"m{k}", "options": {"channels": 4 + k}} for k in range(models)],
+             "complexity": {"input_size": [3, 16, 16], "flop_crosscheck": False}, **sections}
+    path = tmp_path / "suite.yaml"
+    path.write_text(json.dumps(suite))
+    return path
+
+
+def comparable(records: list[dict]) -> list[dict]:
+    """Records without when and where they were measured, in task order: equal iff the measurements are."""
+    return sorted(({k: v for k, v in r.items() if k not in LAUNCH_IGNORED} for r in records),
+                  key=lambda r: (r["task_id"], r.get("kind"), r.get("round") or 0))

@@ -20,7 +20,7 @@ MODULES = sorted(
 # measure/, train/ and models/ are usable from a notebook: they never reach up into the run machinery.
 LOW_LAYERS = ("harness.measure", "harness.train", "harness.models", "harness.workloads", "harness.data",
               "harness.analysis")
-HIGH_LAYERS = ("harness.config", "harness.plan", "harness.runner", "harness.results", "harness.cli",
+HIGH_LAYERS = ("harness.config", "harness.plan", "harness.runner", "harness.results", "harness.cli", "harness.launch",
                "harness.tasks", "harness.report", "harness.gate")
 
 

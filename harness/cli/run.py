@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -26,7 +27,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.measure.load import parse_threads
     from harness.models.plugins import import_plugins
     from harness.plan import check_models, replace_models
-    from harness.report import render
     from harness.runner import RunOptions, run_suite
 
     import_plugins(args.imports)
@@ -42,6 +42,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     threads = parse_threads(args.threads)
     if args.wait_quiet is not None and not (0 <= args.wait_quiet <= _MAX_WAIT_S):
         raise ConfigError(f"--wait-quiet {args.wait_quiet:g}: give seconds between 0 and {_MAX_WAIT_S}")
+    if args.launcher is not None:
+        return _launch(args, suite)
+    _no_launcher_flags(args)
     options = RunOptions(out_root=Path(args.out), device=args.device, resume=args.resume, fail_fast=args.fail_fast,
                          data_dir=args.data_dir, shard=args.shard, argv=sys.argv, progress=not args.no_progress,
                          threads=threads, wait_quiet_s=args.wait_quiet,
@@ -50,8 +53,89 @@ def cmd_run(args: argparse.Namespace) -> int:
     if run_dir is None:  # a non-zero rank of a distributed run: rank 0 reports
         return 0
     print(run_dir)
-    print(render(run_dir, reports_root=Path(args.reports)))
+    if not args.no_report:
+        from harness.report import render
+
+        print(render(run_dir, reports_root=Path(args.reports)))
     return 0
+
+
+def _no_launcher_flags(args: argparse.Namespace) -> None:
+    given = [flag for flag, value in (("--shards", args.shards), ("--slurm", args.slurm), ("--no-wait", args.no_wait))
+             if value]
+    if given:
+        raise ConfigError(f"{', '.join(given)} needs --launcher slurm|local")
+
+
+def _launcher_options(suite, items: list[str]):
+    """``--slurm KEY=VALUE``: a launcher key of the suite, validated as the suite file's own (values stay text)."""
+    from harness.config import parse_suite
+
+    if not items:
+        return suite
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--slurm {item!r}: write KEY=VALUE, e.g. --slurm partition=gpu --slurm time=4:00:00")
+        values[key.strip()] = value.strip()
+    data = suite.to_dict()
+    data["launcher"] = {**(data.get("launcher") or {}), **values}
+    return parse_suite(data, source=f"--slurm {' '.join(items)}")
+
+
+def _launch(args: argparse.Namespace, suite) -> int:
+    from harness.launch import LaunchOptions, finish, launch, require_submitit
+    from harness.report import render
+
+    for flag, value in (("--shard", args.shard), ("--resume", args.resume)):
+        if value:
+            raise ConfigError(f"{flag} does not go with --launcher: the launcher gives each shard its own --shard "
+                              "and resumes it itself; to merge a launch later: python -m harness merge LAUNCH_DIR")
+    require_submitit()
+    suite = _launcher_options(suite, args.slurm)
+    shards = args.shards or (suite.launcher.shards if suite.launcher is not None else None)
+    if not shards:
+        raise ConfigError("--launcher needs the number of shards: --shards N (or launcher.shards in the suite)")
+    passed = [*(["--data-dir", str(Path(args.data_dir).resolve())] if args.data_dir else []),
+              *[w for module in args.imports for w in ("--import", module)],
+              *(["--fail-fast"] if args.fail_fast else []),
+              # each shard picks the threads its own machine leaves free, unless the user fixed the count
+              *(["--threads", args.threads] if args.threads != "auto" else []),
+              *(["--wait-quiet", str(args.wait_quiet)] if args.wait_quiet is not None else [])]
+    device = args.device if args.device != "auto" else suite.device  # what the shards ask the scheduler for
+    options = LaunchOptions(executor=args.launcher, shards=shards, out_root=Path(args.out), device=device,
+                            run_args=tuple(passed), wait=not args.no_wait, progress=not args.no_progress,
+                            argv=sys.argv)
+    try:
+        launched = launch(suite, options=options, notify=lambda line: print(line, file=sys.stderr))
+    except KeyboardInterrupt as exc:
+        if getattr(exc, "merge_command", None):
+            print(f"stopped waiting; jobs already submitted to SLURM keep running. Merge what the shards wrote with: "
+                  f"{exc.merge_command} --reports {shlex.quote(args.reports)}", file=sys.stderr)
+        raise
+    command = f"{launched.merge_command} --reports {shlex.quote(args.reports)}"
+    if args.no_wait:
+        print(launched.launch_dir)
+        print("jobs: " + " ".join(launched.job_ids))
+        print(f"merge and report when they end: {command}")
+        return 0
+    run_dir, problems = finish(launched.launch_dir, out_root=Path(args.out))
+    print(run_dir)
+    print(render(run_dir, reports_root=Path(args.reports)))
+    return _incomplete(problems, shards=shards)
+
+
+def _incomplete(problems: list, *, shards: int) -> int:
+    """Each shard that did not end, by name, with its log's last lines (stderr); exit code 1 if any."""
+    for problem in problems:
+        print(f"error: shard {problem.name} {problem.reason}; log {problem.log}", file=sys.stderr)
+        for line in problem.tail:
+            print(f"  | {line}", file=sys.stderr)
+    if problems:
+        print(f"the merged run is incomplete ({len(problems)} of {shards} shards); docs/cluster.md says how to "
+              "finish a shard by hand", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -62,13 +146,22 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    from harness.launch.finish import finish, is_launch_dir, read_launch
     from harness.report import render
     from harness.results import merge_runs
 
-    run_dir = merge_runs([Path(p) for p in args.run_dirs], out_root=Path(args.out))
+    paths = [Path(p) for p in args.run_dirs]
+    launches = [p for p in paths if is_launch_dir(p)]
+    problems = []
+    if launches:
+        if len(paths) != 1:
+            raise ConfigError("merge: give one launch dir alone (it names its shard run dirs), or run dirs only")
+        run_dir, problems = finish(launches[0], out_root=Path(args.out))
+    else:
+        run_dir = merge_runs(paths, out_root=Path(args.out))
     print(run_dir)
     print(render(run_dir, reports_root=Path(args.reports)))
-    return 0
+    return _incomplete(problems, shards=len(read_launch(launches[0])["shards"]) if launches else 0)
 
 
 def register(sub: argparse._SubParsersAction, *, parents: list[argparse.ArgumentParser]) -> None:
@@ -95,6 +188,16 @@ def register(sub: argparse._SubParsersAction, *, parents: list[argparse.Argument
     run.add_argument("--wait-quiet", type=float, metavar="SECONDS",
                      help="wait up to SECONDS for other processes to leave the CPU before starting; "
                           "refuse (exit 2) if they do not")
+    run.add_argument("--no-report", action="store_true",
+                     help="measure only (a shard merged later); render with `report RUN_DIR` or `merge`")
+    launch = run.add_argument_group("cluster (docs/cluster.md; needs pip install -e \".[slurm]\")")
+    launch.add_argument("--launcher", choices=["slurm", "local"],
+                        help="run the shards as a SLURM job array, or as processes here; then merge and report")
+    launch.add_argument("--shards", type=int, metavar="N", help="number of shards (default: launcher.shards)")
+    launch.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                        help="a launcher setting, e.g. --slurm partition=gpu --slurm time=4:00:00 (repeatable)")
+    launch.add_argument("--no-wait", action="store_true",
+                        help="submit, print the job ids and the command that merges and reports later, and exit")
     run.set_defaults(func=cmd_run)
 
     rep = sub.add_parser("report", parents=parents, help="re-render the report of a run dir (never re-measures)")
@@ -104,7 +207,8 @@ def register(sub: argparse._SubParsersAction, *, parents: list[argparse.Argument
     rep.set_defaults(func=cmd_report)
 
     merge = sub.add_parser("merge", parents=parents,
-                           help="join shard run dirs (--shard I/N) into one run dir and report")
+                           help="join shard run dirs (--shard I/N), or a launch dir (--launcher), into one run dir "
+                           "and report")
     merge.add_argument("run_dirs", nargs="+")
     merge.add_argument("--out", default="results")
     merge.add_argument("--reports", default="reports")

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from harness.config.slurm import slurm_memory, slurm_minutes
 from harness.fileio import FOLDER_NAME_PATTERN, MAX_FOLDER_NAME
 from harness.measure.mode import Mode
 from harness.measure.sampling import TimingConfig
@@ -152,6 +153,9 @@ class TrainSection(_Strict):
     max_batches_per_epoch: PositiveInt | None = default_of(TrainConfig, "max_batches_per_epoch")
     run_on: list[Literal["cpu", "cuda"]] = Field(default_factory=lambda: ["cpu", "cuda"])
     save_weights: bool = True  # keep each trained model's weights in the run dir (eval / attention from_train)
+    # processes (one per GPU; gloo processes on the CPU) a launched shard trains with (``harness.launch``);
+    # a plain run trains in the world it was started in (torchrun's)
+    gpus: PositiveInt = 1
 
 
 class ImageSetSection(_Strict):
@@ -218,6 +222,46 @@ class OpTimeSection(_Strict):
     channels_last: bool = default_of(Mode, "channels_last")
 
 
+class LauncherSection(_Strict):
+    """How ``run --launcher slurm|local`` spreads the suite's shards (``harness.launch``; docs/cluster.md).
+
+    ``--slurm KEY=VALUE`` overrides any key. ``time`` is per shard: SLURM's ``--time`` and the local
+    executor's timeout. ``gpus_per_node`` None = ``train.gpus`` (0 when the suite runs on the CPU). ``partition``,
+    ``account``, ``qos``, ``constraint``, ``exclusive``, ``cpus_per_task``, ``mem`` and ``setup`` (shell lines run
+    before the shard, e.g. ``module load``) go to sbatch as they are; ``array_parallelism`` bounds how many shards
+    run at once (local default: one at a time when the suite times models, so they never share the machine).
+    """
+
+    shards: PositiveInt | None = None
+    time: PositiveInt = 60  # minutes, or a SLURM time string ("4:00:00": quote it, YAML reads 4:00:00 as a number)
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    exclusive: bool = False
+    gpus_per_node: Annotated[int, Field(ge=0)] | None = None
+    cpus_per_task: PositiveInt | None = None
+    mem: str | None = None
+    array_parallelism: PositiveInt | None = None
+    signal_delay_s: PositiveInt = 120  # SLURM sends the preemption / time-limit signal this long before the kill
+    setup: list[str] = Field(default_factory=list)
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _minutes(cls, value: Any) -> Any:
+        return slurm_minutes(value)
+
+    @field_validator("mem", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> Any:
+        return value if value is None else slurm_memory(value)
+
+    @field_validator("setup", mode="before")
+    @classmethod
+    def _one_line(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
 class Suite(_Strict):
     schema_version: Literal[1] = Field(1, alias="schema")
     name: SuiteName
@@ -233,6 +277,7 @@ class Suite(_Strict):
     eval: EvalSection | None = None
     attention: AttentionSection | None = None
     op_time: OpTimeSection | None = None
+    launcher: LauncherSection | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -74,7 +74,27 @@ def _header(run: RunData) -> list[str]:
     if m.get("shard"):
         rows.append(["shard", f"{m['shard']['index'] + 1} of {m['shard']['count']}"])
     return [f"# {m.get('suite_name')}: Selective Kernel Networks reproduction", "",
-            *table(["", ""], [r for r in rows if r[1] is not None], align="ll"), ""]
+            *table(["", ""], [r for r in rows if r[1] is not None], align="ll"), "", *_shards(m)]
+
+
+def _machine(entry: dict[str, Any]) -> str:
+    machine = entry.get("machine") or {}
+    gpus = ", ".join(machine.get("gpus") or []) or "no GPU"
+    return f"{machine.get('hostname') or '?'} ({machine.get('cpu') or '?'}; {gpus})"
+
+
+def _shards(m: dict[str, Any]) -> list[str]:
+    """A merged run: which machine measured each shard, and the shards that did not end (``incomplete``)."""
+    merged = [e for e in m.get("merged_from") or [] if isinstance(e, dict) and e.get("shard")]
+    lines: list[str] = []
+    if merged:
+        rows = [[f"{e['shard']['index'] + 1} of {e['shard']['count']}", _machine(e)] for e in merged]
+        lines += ["Merged from shards; each measured its models on one machine (timing records carry their "
+                  "`shard`):", "", *table(["shard", "machine"], rows, align="ll"), ""]
+    for problem in m.get("incomplete") or []:
+        lines += [f"⚠ **Incomplete run**: shard {problem.get('shard')} {problem.get('reason')}; the records it "
+                  f"wrote before that are included, the rest of its tasks are missing. Log: `{problem.get('log')}`", ""]
+    return lines
 
 
 def _problems(run: RunData) -> list[str]:
