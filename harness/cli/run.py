@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from harness.errors import ConfigError
 
@@ -67,8 +68,16 @@ def _no_launcher_flags(args: argparse.Namespace) -> None:
         raise ConfigError(f"{', '.join(given)} needs --launcher slurm|local")
 
 
+def _launcher_value(text: str) -> Any:
+    """A ``--slurm`` value: whole numbers and true/false as such (the schema's integers are strict), the rest text
+    (not YAML: ``4:00:00`` is a SLURM time, which YAML would read as a base-60 number)."""
+    if text.isdigit():
+        return int(text)
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
 def _launcher_options(suite, items: list[str]):
-    """``--slurm KEY=VALUE``: a launcher key of the suite, validated as the suite file's own (values stay text)."""
+    """``--slurm KEY=VALUE``: a launcher key of the suite, validated as the suite file's own."""
     from harness.config import parse_suite
 
     if not items:
@@ -78,7 +87,7 @@ def _launcher_options(suite, items: list[str]):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--slurm {item!r}: write KEY=VALUE, e.g. --slurm partition=gpu --slurm time=4:00:00")
-        values[key.strip()] = value.strip()
+        values[key.strip()] = _launcher_value(value.strip())
     data = suite.to_dict()
     data["launcher"] = {**(data.get("launcher") or {}), **values}
     return parse_suite(data, source=f"--slurm {' '.join(items)}")
