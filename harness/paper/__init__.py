@@ -39,6 +39,34 @@ def all_rows() -> list[PaperRow]:
     return list(ROWS)
 
 
+def row_id(row: PaperRow) -> str:
+    """A row's identity in records: its table and its label as printed."""
+    return f"{row.table} · {row.row}"
+
+
+def rows_built_by(model: str, canonical_options: dict[str, Any] | None,
+                  input_size: tuple[int, ...] | list[int]) -> list[str]:
+    """The ids of the buildable rows that ``model`` with these (canonical) options at this input size reproduces.
+
+    Computed when a run measures (it needs the model registry), and written into the record, so that a report
+    matches rows without importing the registry or torch and with the options the run used.
+    """
+    from harness.errors import HarnessError
+    from harness.fileio import canonical_json
+    from harness.models.registry import canonical_options as canonical_of
+
+    out = []
+    for row in all_rows():
+        if row.model != model or tuple(row.input_size) != tuple(input_size):
+            continue
+        try:
+            if canonical_json(canonical_of(row.model, row.options)) == canonical_json(canonical_options):
+                out.append(row_id(row))
+        except HarnessError:
+            continue
+    return out
+
+
 def tables() -> list[str]:
     """Table names in the order they first appear."""
     seen: dict[str, None] = {}

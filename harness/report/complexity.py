@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from harness.fileio import canonical_json
-from harness.paper import TABLE5_GAP, PaperRow, all_rows
+from harness.paper import TABLE5_GAP, PaperRow, all_rows, row_id
 from harness.report import plots
 from harness.report.markdown import BAD, OK, delta_pct, frame_table, num, pct
 from harness.results import RunData
@@ -49,6 +49,14 @@ def _freeze(value: Any) -> str:
 
 
 def match_rows(records: list[dict[str, Any]]) -> list[Match]:
+    """Every paper row with the record that reproduces it (None: not in this run).
+
+    Records name their rows (``paper_rows``, decided when the run measured); records of older runs are matched
+    through today's registry (which imports the model code).
+    """
+    if records and all(isinstance(r.get("paper_rows"), list) for r in records):
+        by_id = {row: r for r in records for row in r["paper_rows"]}
+        return [Match(row, by_id.get(row_id(row))) for row in all_rows()]
     by_key = {_record_key(r): r for r in records}
     return [Match(row, by_key.get(_row_key(row))) for row in all_rows()]
 

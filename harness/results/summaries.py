@@ -130,6 +130,8 @@ def benchmarks(run: RunData, kind: str) -> list[Benchmark]:
         fields.update(options=first.get("options") or {}, canonical_options=first.get("canonical_options"),
                       dtype=first.get("dtype", "fp32"), channels_last=bool(first.get("channels_last")),
                       input_size=first.get("input_size"))
+        if "plain" in first:
+            fields["plain"] = first["plain"]
         out.append(Benchmark(key=key, fields=fields, records=tuple(records)))
     return out
 
@@ -248,8 +250,18 @@ def base_index(items: Sequence[dict[str, Any]]) -> int:
 
 
 def plain_match(item: dict[str, Any], items: Sequence[dict[str, Any]]) -> int | None:
-    """Index in ``items`` of ``item``'s plain counterpart (fields model, options, canonical_options)."""
-    wanted = plain_identity(item.get("model"), item.get("options"))
+    """Index in ``items`` of ``item``'s plain counterpart (fields model, options, canonical_options, plain).
+
+    Records carry their plain counterpart as the run's registry named it (``plain``); older records are
+    matched through today's registry (which imports the model code).
+    """
+    if "plain" in item:
+        plain = item["plain"]
+        if not isinstance(plain, dict):
+            return None
+        wanted = (str(plain.get("model")), canonical_json(plain.get("canonical_options") or {}))
+    else:
+        wanted = plain_identity(item.get("model"), item.get("options"))
     if wanted is None:
         return None
     for i, other in enumerate(items):

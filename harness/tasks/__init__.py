@@ -7,6 +7,7 @@ exception becomes an ``error`` record (the runner's business, not the executor's
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from harness.config.schema import ModelSpec
 from harness.errors import HarnessError
 from harness.models.registry import canonical_options, create_model, default_input_size
+from harness.results.summaries import plain_identity
 
 if TYPE_CHECKING:
     from torch import nn
@@ -47,14 +49,18 @@ def input_size_of(spec: ModelSpec, section_size: tuple[int, int, int] | None) ->
 
 
 def model_fields(spec: ModelSpec | None, *, label: str) -> dict[str, Any]:
-    """Fields every record carries (the report matches paper rows on ``canonical_options``)."""
+    """Fields every record carries: the model as the suite named it, its canonical options (builder defaults
+    filled in), and its plain counterpart (the network it adds attention to, with the options they share) as
+    the registry says at run time — so the report compares with what this run built and needs no registry."""
     if spec is None:
         return {"model": None, "label": label, "options": {}, "canonical_options": None}
     try:
         canonical = canonical_options(spec.name, spec.options)
     except HarnessError:
         canonical = None
-    return {"model": spec.name, "label": spec.display, "options": spec.options, "canonical_options": canonical}
+    plain = plain_identity(spec.name, spec.options)
+    return {"model": spec.name, "label": spec.display, "options": spec.options, "canonical_options": canonical,
+            "plain": None if plain is None else {"model": plain[0], "canonical_options": json.loads(plain[1])}}
 
 
 def executors() -> dict[str, Executor]:

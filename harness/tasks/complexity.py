@@ -7,8 +7,9 @@ from typing import Any
 
 from harness.measure.macs import ACTIVATIONS_CONVENTION, count_flops_torch, count_macs
 from harness.measure.params import count_params
+from harness.paper import rows_built_by
 from harness.plan import ComplexitySpec, Task
-from harness.tasks import TaskContext, build, input_size_of
+from harness.tasks import TaskContext, build, input_size_of, model_fields
 
 
 def execute(task: Task, ctx: TaskContext) -> dict[str, Any]:
@@ -36,6 +37,9 @@ def execute(task: Task, ctx: TaskContext) -> dict[str, Any]:
         # a list, not a dict: records are written with sorted keys, and the model's order is part of the data
         "modules": [[name, cost.macs, cost.activations] for name, cost in macs.modules.items()],
     }
+    # which paper rows this is, decided now with the options this run used (the report then needs no registry)
+    record["paper_rows"] = rows_built_by(task.model.name, model_fields(task.model, label="")["canonical_options"],
+                                         size)
     if spec.flop_crosscheck:
         flops = count_flops_torch(model, input_size=size)
         record["flop_counter"] = {"name": flops.counter, "version": flops.counter_version, "flops": flops.flops}
