@@ -3,8 +3,10 @@
 Steps (each a subprocess with its own time limit; a failing step is recorded and the next one runs):
 
 1. ``pytest -m gpu``: the CUDA tests (event timing, autocast, the device-resident loader, AMP training).
-2. The default suite on CUDA (``--device cuda``): CUDA-event latency at batch 1, throughput at batch 256 in
-   fp32, the matmul peak; training is left to step 5 (CIFAR cannot be downloaded offline).
+2. The default suite on CUDA (``--device cuda``): the paired timing engine on a GPU — the four models timed
+   together, CUDA events per iteration, one host sync per cycle — for latency at batch 1 and throughput at
+   batch 256 in fp32, the profiled operator kinds (op_time), the matmul peak; training is left to step 5
+   (CIFAR cannot be downloaded offline).
 3. Throughput at batch 256 in bf16 and fp16, channels_last, for ResNeXt-50 / SENet-50 / SKNet-50.
 4. One ``torch.compile`` mode (``default``, bf16, channels_last) on SKNet-50.
 5. A few epochs of ``suites/cifar_short.yaml`` on generated CIFAR-format data: bf16 AMP, channels_last;
