@@ -2,8 +2,7 @@
 
 A benchmark is a ``regression`` only when the change is both *significant* (two-sided Mann-Whitney U test,
 p < alpha) and *large* (ratio of the gate's statistic beyond the threshold, with the bootstrap 95% CI of that
-ratio excluding 1). Two sides timed together in one process (``check --ab --in-process``) are judged on their
-per-cycle ratios instead (``_compare_paired``). This is the asv rule (significance plus a minimum effect): with
+ratio excluding 1). This is the asv rule (significance plus a minimum effect): with
 thousands of samples a 0.5%
 shift is significant yet irrelevant, and with a handful of noisy samples a 25% shift is large yet unproven
 (reported as ``changed (not significant)``, which does not fail the gate). The statistic (a low quantile per
@@ -22,10 +21,9 @@ from scipy import stats as sps
 
 from harness.errors import ConfigError, IncomparableError
 from harness.gate.fingerprint import environment_mismatches
-from harness.gate.samples import PAIRED, BenchKey, BenchmarkSet, BenchSamples
+from harness.gate.samples import BenchKey, BenchmarkSet, BenchSamples
 from harness.gate.statistic import fastest, normalise, ratio_ci, split, statistic
 from harness.gate.verdicts import CheckReport, CheckRow, Verdict
-from harness.measure.stats import paired_ratio
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +69,6 @@ def _compare_one(
     )
     if not (base.has_raw and cand.has_raw):
         return _median_only(row)
-    if base.yardstick == cand.yardstick == PAIRED and _aligned(base, cand):
-        return _compare_paired(row, base, cand, threshold_pct=threshold_pct, alpha=alpha)
     yardstick_note = ""
     if base.yardstick != cand.yardstick:
         # an interleaved reference reads a different value than one timed in its own task: divide by the kind
@@ -97,32 +93,6 @@ def _compare_one(
     note = "; ".join(filter(None, [yardstick_note if normalised else "",
                                    "" if normalised else "raw (no reference samples on both sides)"]))
     return replace(row, verdict=verdict, ci_low=ci_low, ci_high=ci_high, p_value=p, note=note)
-
-
-def _aligned(base: BenchSamples, cand: BenchSamples) -> bool:
-    return len(base.rounds) == len(cand.rounds) and all(
-        len(b) == len(c) for b, c in zip(base.rounds, cand.rounds, strict=True))
-
-
-def _compare_paired(row: CheckRow, base: BenchSamples, cand: BenchSamples, *, threshold_pct: float,
-                    alpha: float) -> CheckRow:
-    """Both sides timed together (one engine session per round): judge the per-cycle ratios head ÷ base.
-
-    The statistic is the median of the per-cycle ratios (``paired_ratio``, the report's too), its CI a bootstrap
-    over cycles; the test is Wilcoxon's signed-rank test of the log ratios against 0. Whatever the machine did
-    in a cycle hit both sides, so no yardstick and no low quantile is needed.
-    """
-    b = np.concatenate([np.asarray(r, dtype=np.float64) for r in base.rounds])
-    c = np.concatenate([np.asarray(r, dtype=np.float64) for r in cand.rounds])
-    if b.size < MIN_SAMPLES:
-        return replace(row, verdict=Verdict.INSUFFICIENT, note=f"need >= {MIN_SAMPLES} paired cycles")
-    paired = paired_ratio(b, c)
-    logs = np.log(c / b)
-    p = 1.0 if np.all(logs == 0.0) else float(sps.wilcoxon(logs).pvalue)
-    verdict = _verdict(paired.value, (paired.low, paired.high), p, threshold_pct=threshold_pct, alpha=alpha)
-    block = f", blocks of {paired.block} (neighbouring cycles correlated)" if paired.block > 1 else ""
-    return replace(row, normalised_ratio=paired.value, verdict=verdict, ci_low=paired.low, ci_high=paired.high,
-                   p_value=p, note=f"paired: median of {paired.cycles} per-cycle ratios{block}")
 
 
 def _missing(key: BenchKey, base: BenchSamples | None, cand: BenchSamples | None, threshold_pct: float) -> CheckRow:

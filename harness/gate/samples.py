@@ -70,9 +70,6 @@ class BenchKey:
         return text if self.kind == "latency" else f"{text} {self.kind}"
 
 
-PAIRED = "paired"
-
-
 @dataclass(frozen=True)
 class BenchSamples:
     """Timing samples of one benchmark. Without raw samples only ``summary_median_ms`` is known."""
@@ -84,9 +81,7 @@ class BenchSamples:
     summary_median_ms: float | None = None
     summary_n: int = 0
     # How ``reference_rounds`` were timed: "interleaved" (iteration for iteration with the model, in its task)
-    # or "round" (the reference task of the same round); "paired": the two sides of an in-process A/B were
-    # timed together, sample i of a round in the same cycle on both sides, and are compared cycle by cycle.
-    # The first two read different values (the interleaved
+    # or "round" (the reference task of the same round). The two read different values (the interleaved
     # reference runs on caches the model just used), so the gate only divides by yardsticks of one kind.
     yardstick: str = "round"
     # With an interleaved yardstick: the round's reference tasks too (empty when there were none), so a
