@@ -49,6 +49,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--auto", type=int, default=1, help="quiet + loaded pairs of runs at the default --threads auto")
     p.add_argument("--suite", type=Path, default=SUITE)
     p.add_argument("--no-separate", action="store_true", help="skip the per-model (old) method")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="passed to every `harness run` (e.g. --set latency.min_samples=60)")
     p.add_argument("--workdir", type=Path, help="run dirs go here (default: a temporary folder)")
     p.add_argument("--out", type=Path, help="JSON summary to write")
     p.add_argument("--table", type=Path, metavar="JSON", help="print the tables of a summary (no measuring)")
@@ -79,11 +81,12 @@ def _ratios_of_run(run_dir: Path) -> dict[str, Any]:
     return out
 
 
-def _paired_run(workdir: Path, suite: Path, threads: str) -> dict[str, Any]:
+def _paired_run(workdir: Path, suite: Path, threads: str, overrides: list[str]) -> dict[str, Any]:
     start = time.perf_counter()
+    sets = [w for o in overrides for w in ("--set", o)]
     done = subprocess.run([sys.executable, "-m", "harness", "run", str(suite), "--device", "cpu", "--threads", threads,
-                           "--out", str(workdir / "results"), "--reports", str(workdir / "reports"), "--no-progress"],
-                          capture_output=True, text=True, cwd=ROOT)
+                           "--out", str(workdir / "results"), "--reports", str(workdir / "reports"), "--no-progress",
+                           *sets], capture_output=True, text=True, cwd=ROOT)
     wall_s = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"harness run failed (exit {done.returncode}): {done.stderr[-800:]}")
@@ -224,7 +227,9 @@ def tables(doc: dict[str, Any]) -> list[str]:
     walls = [r["paired"]["wall_s"] for r in doc["runs"] if r["condition"] == "quiet"]
     lines += ["", f"Default suite wall time, quiet runs: {min(walls):.0f}–{max(walls):.0f} s. Measured by "
               f"`python benchmarks/paired_timing.py` ({doc['settings']['quiet']} quiet + {doc['settings']['loaded']} "
-              f"loaded runs at one thread, {doc['settings']['auto']} quiet + loaded pair at `--threads auto`) on "
+              f"loaded runs at one thread, {doc['settings']['auto']} quiet + loaded pair at `--threads auto`"
+              + "".join(f", `--set {o}`" for o in doc["settings"].get("overrides", []))
+              + ") on "
               f"{doc['machine']}; tables written by `--table … --readme README.md`."]
     return lines
 
@@ -256,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         background = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if condition == "loaded" else None
         try:
             run: dict[str, Any] = {"condition": condition, "threads_arg": threads,
-                                   "paired": _paired_run(workdir, args.suite, threads)}
+                                   "paired": _paired_run(workdir, args.suite, threads, args.overrides)}
             run["threads_used"] = run["paired"]["threads"]
             if not args.no_separate:
                 run["separate"] = _separate_run(workdir, run["threads_used"], i)
@@ -270,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
               f"latency {_cell(lat)}, other cores {run['paired']['latency']['other_cores']:.2f}, "
               f"{run['paired']['wall_s']:.0f} s", flush=True)
     cpu = capture_environment("cpu").get("cpu", {})
-    doc = {"settings": {k: v for k, v in vars(args).items() if k in ("quiet", "loaded", "auto")},
+    doc = {"settings": {k: v for k, v in vars(args).items() if k in ("quiet", "loaded", "auto", "overrides")},
            "machine": f"{cpu.get('model', 'this CPU')}, {cpu.get('logical_cores', '?')} cores",
            "runs": runs, "summary": {m: summarise(runs, m) for m in ("paired", "separate")}}
     print("\n".join(tables(doc)))
