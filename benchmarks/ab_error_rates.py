@@ -12,8 +12,8 @@ Trial kinds alternate (A/A, 1.05, 1.2, A/A, …) so a change of the machine's lo
     python benchmarks/ab_error_rates.py --rejudge ab_error_rates.json --threshold 3 --from-trial 7   # held out
     python benchmarks/ab_error_rates.py --in-process --trials 20 --out ab_in_process.json    # ~30 min
     python benchmarks/ab_error_rates.py --in-process --kinds aa,slow_5 --trials 100 --background half \
-        --pairs 2 --rounds 4 --min-time 1.0 --max-time 2.5 --min-samples 40 --out ab.json      # the README's table
-    python benchmarks/ab_error_rates.py --table ab.json --readme README.md    # write the table into README
+        --pairs 2 --rounds 4 --min-time 1.0 --max-time 2.5 --min-samples 40 --out ab.json      # docs/gate.md's table
+    python benchmarks/ab_error_rates.py --table ab.json --readme docs/gate.md    # write the table into docs/gate.md
 
 ``--background half`` runs a CPU-bound process (``python -c "while True: pass"``) beside every other trial of
 each kind, so half the trials see a busy machine; every trial records the load it saw (other processes' cores,
@@ -61,8 +61,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--background", choices=["none", "half", "all"], default="none",
                    help="a CPU-bound background process beside none, every other, or all trials")
     p.add_argument("--table", metavar="JSON", help="print the markdown table of a summary (no measuring)")
-    p.add_argument("--readme", metavar="README", help="with --table: replace the table between the markers "
-                   "'<!-- ab-error-rates:start -->' and '<!-- ab-error-rates:end -->' in this file")
+    p.add_argument("--readme", metavar="FILE", help="with --table: replace the table between the markers "
+                   "'<!-- ab-error-rates:start -->' and '<!-- ab-error-rates:end -->' in this file "
+                   "(docs/gate.md, Measured error rates)")
     p.add_argument("--from-trial", type=int, default=0,
                    help="--rejudge: count only trials with this index or later (a held-out part)")
     return p.parse_args(argv)
@@ -162,7 +163,8 @@ MARKERS = ("<!-- ab-error-rates:start -->", "<!-- ab-error-rates:end -->")
 
 
 def table(doc: dict) -> list[str]:
-    """The README's table: false alarms (A/A) and detections per kind, quiet and busy, with 95% intervals."""
+    """The table in docs/gate.md (Measured error rates): false alarms (A/A) and detections per kind, quiet and
+    busy, with 95% intervals."""
     s = doc["settings"]
     lines = ["| trials | machine | verdict 'slower' | rate (exact 95% CI) | ratio range | other cores (median) |",
              "|---|---|---|---|---|---|"]
@@ -177,7 +179,7 @@ def table(doc: dict) -> list[str]:
               f"{s['trials']} --background {s['background']} --pairs {s['pairs']} --rounds {s['rounds']} --min-time "
               f"{s['min_time']} --max-time {s['max_time']} --min-samples {s['min_samples']}` (threshold: "
               f"{'check' + chr(39) + 's default' if s['threshold'] is None else str(s['threshold']) + '%'}, "
-              f"alpha {s['alpha']}); table written by `--table … --readme README.md`."]
+              f"alpha {s['alpha']}); table written by `--table … --readme docs/gate.md`."]
     return lines
 
 
@@ -238,10 +240,17 @@ def main(argv: list[str] | None = None) -> None:
         for kind, cost in kinds:
             trials.append(_trial(root, suite, kind, cost, index, args, loaded=loaded))
             shutil.rmtree(Path(trials[-1]["trial_dir"]) / "results" / "same_job" / "reports", ignore_errors=True)
-    summary = {"settings": vars(args), "rates": _rates(trials), "trials": trials, "workdir": str(root)}
+            summary = _summary(args, trials, root)  # after every trial: a stopped run keeps what it measured
     print(json.dumps(summary["rates"], indent=2))
+
+
+def _summary(args: argparse.Namespace, trials: list[dict], root: Path) -> dict:
+    summary = {"settings": vars(args), "rates": _rates(trials), "trials": trials, "workdir": str(root)}
     if args.out:
-        Path(args.out).write_text(json.dumps(summary, indent=2))
+        tmp = Path(args.out).with_suffix(".tmp")
+        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.replace(args.out)
+    return summary
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ of the samples (IQR / p50), the paired latency ratio (the median of per-cycle ra
 by the harness's one engine) with its bootstrap 95% CI over cycles, the paired throughput ratio turned into
 time (plain img/s ÷ attention img/s, so > 1 means slower, like the latency ratio) and the MACs ratio from the
 run's complexity records (fvcore). Every number comes from the run's frames (``load_run(...).frame``), the same
-code the report uses. Prints one markdown table (the README's).
+code the report uses. Prints one markdown table (the one in docs/lightweight.md).
 
     python benchmarks/lightweight_overhead.py results/lightweight_cpu/RUN_TWO results/lightweight_cpu/RUN_ONE
 """

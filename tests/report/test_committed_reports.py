@@ -23,3 +23,19 @@ def test_committed_report_equals_a_fresh_render(run_dir, tmp_path):
     fresh = render(run_dir, out=tmp_path / f"{run_dir.name}.md")
     assert fresh.read_text() == committed.read_text(), (
         f"re-render it: python -m harness report {run_dir.relative_to(ROOT)}")
+
+
+def test_rendering_the_default_run_needs_no_torch(tmp_path):
+    """The report is a pure function of the run dir: rendering the newest committed default run, in a fresh
+    interpreter, imports neither torch nor the model registry."""
+    import subprocess
+    import sys
+
+    run_dir = max(p for p in RUNS if p.parent.name == "sknet_vs_senet")
+    code = ("import sys\nfrom harness.report import render\n"
+            f"render({str(run_dir)!r}, out={str(tmp_path / 'r.md')!r})\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m == 'harness.models.registry'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "r.md").read_text() == (ROOT / "reports" / "sknet_vs_senet" / f"{run_dir.name}.md").read_text()
