@@ -33,7 +33,7 @@ def test_the_default_mode_is_the_same_job_gate():
 def test_every_harness_command_in_the_workflow_parses():
     commands = _harness_commands()
     assert any(c[:2] == ["check", "--ab"] for c in commands) and any(c[0] == "baseline" for c in commands)
-    # the same-job gate measures both sides in one process per pair (README, "Measured error rates")
+    # the same-job gate measures both sides in one process per pair (docs/gate.md, "Measured error rates")
     assert any(c[:2] == ["check", "--ab"] and "--in-process" in c for c in commands)
     parser = build_parser()
     for words in commands:

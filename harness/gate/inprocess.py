@@ -41,7 +41,7 @@ SIDES = ("base", "head")
 # The default threshold in one process. A +5% change of a model's multiply-adds is +3-5% of its time (the rest
 # of an iteration does not grow), and two identical models in one process read within about 1.5% of each
 # other on the 2-core development VM (benchmarks/gate_noise_sources.py, benchmarks/ab_error_rates.py
-# --in-process; README, "Measured error rates"). Separate processes scatter by several percent, hence 5% there.
+# --in-process; docs/gate.md, "Measured error rates"). Separate processes scatter by several percent, hence 5% there.
 IN_PROCESS_THRESHOLD_PCT = 2.0
 
 

@@ -26,7 +26,7 @@ PLUGIN = Path(__file__).resolve().parents[2] / "benchmarks" / "gate_plugin.py"
 COST_ENV = "HARNESS_GATE_PLUGIN_COST"
 # Far above A/A drift of short normalised runs here, far below the +40-50% of the slow candidate.
 THRESHOLD = "20"
-# A neighbour that competes for cache can move one short run by tens of percent (README, "Limits"); a verdict
+# A neighbour that competes for cache can move one short run by tens of percent (docs/gate.md, "Limits"); a verdict
 # that holds in one of two fresh runs is what the workflow's advice (re-run a failed gate once) relies on.
 ATTEMPTS = 2
 
@@ -81,7 +81,7 @@ def test_gate_fails_on_a_real_slowdown_and_passes_an_unchanged_candidate(tmp_pat
     assert entry["key"]["label"] == "gate" and len(entry["rounds"]) == 4 and len(entry["reference_rounds"]) == 4
 
     report_md = tmp_path / "gate.md"
-    for _attempt in range(ATTEMPTS):  # as README says of CI: re-run a failed gate once before believing it
+    for _attempt in range(ATTEMPTS):  # as docs/gate.md says of CI: re-run a failed gate once before believing it
         slow_run = _run(capsys, monkeypatch, tmp_path, suite, 1.5)
         code, out, _ = _cli(capsys, "check", slow_run, "--baseline", str(baseline), "--threshold", THRESHOLD,
                             "--format", "md", "--output", str(report_md))

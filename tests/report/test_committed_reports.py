@@ -33,9 +33,10 @@ def test_rendering_the_default_run_needs_no_torch(tmp_path):
 
     run_dir = max(p for p in RUNS if p.parent.name == "sknet_vs_senet")
     code = ("import sys\nfrom harness.report import render\n"
-            f"render({str(run_dir)!r}, out={str(tmp_path / 'r.md')!r})\n"
+            f"render({str(run_dir)!r}, out={str(tmp_path / (run_dir.name + '.md'))!r})\n"
             "print(sorted(m for m in sys.modules if m == 'torch' or m == 'harness.models.registry'))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
-    assert (tmp_path / "r.md").read_text() == (ROOT / "reports" / "sknet_vs_senet" / f"{run_dir.name}.md").read_text()
+    committed = ROOT / "reports" / "sknet_vs_senet" / f"{run_dir.name}.md"
+    assert (tmp_path / f"{run_dir.name}.md").read_text() == committed.read_text()

@@ -21,7 +21,7 @@ from harness.results.store import FRAME_KINDS
 from harness.results.summaries import P99_MIN_SAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_RUN = ROOT / "results" / "sknet_vs_senet" / "20261128T090620Z-f760"  # one thread
+DEFAULT_RUN = ROOT / "results" / "sknet_vs_senet" / "20261204T012035Z-1dcd"  # one thread, quiet
 def test_frame_kinds_are_the_cli_choices_and_every_kind_has_its_columns(tmp_path):
     assert KINDS == FRAME_KINDS
     run = load_run(write_run(tmp_path / "s" / "r1", [], MANIFEST))
