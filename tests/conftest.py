@@ -17,6 +17,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _short_load_probe(monkeypatch):
+    """A run that chooses its threads watches the machine for a second first; in tests that second is only
+    waiting (what the probe sees is tested with its own durations in tests/measure/test_load.py)."""
+    import harness.measure.load
+
+    monkeypatch.setattr(harness.measure.load, "PROBE_S", 0.02)
+
+
 @pytest.fixture
 def plugin_file(tmp_path: Path) -> Path:
     """A user plugin registering a small model whose cost grows with an option."""

@@ -108,10 +108,10 @@ class LoadMonitor:
                     cores=usable_cores())
 
 
-def probe(seconds: float = PROBE_S) -> Load:
+def probe(seconds: float | None = None) -> Load:
     """The machine's load over the next ``seconds`` while this process sleeps."""
     with LoadMonitor() as monitor:
-        time.sleep(seconds)
+        time.sleep(PROBE_S if seconds is None else seconds)
     assert monitor.load is not None
     return monitor.load
 
@@ -151,7 +151,7 @@ def parse_threads(value: str) -> int | None:
     return threads
 
 
-def choose_threads(requested: int | None, *, probe_s: float = PROBE_S) -> ThreadChoice:
+def choose_threads(requested: int | None, *, probe_s: float | None = None) -> ThreadChoice:
     """``requested``, else ``OMP_NUM_THREADS`` when the user set it, else the cores other processes leave free."""
     cores = usable_cores()
     if requested is not None:
@@ -159,17 +159,17 @@ def choose_threads(requested: int | None, *, probe_s: float = PROBE_S) -> Thread
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return ThreadChoice(threads=int(env), chosen_by="OMP_NUM_THREADS", cores=cores, other_cores=None)
-    others = probe(probe_s).other_cores
+    others = probe(PROBE_S if probe_s is None else probe_s).other_cores
     # A neighbour at 0.6 of a core still takes that core often enough to stall a thread placed on it.
     free = max(1, min(cores, cores - math.ceil(others - BUSY_CORES)))
     return ThreadChoice(threads=free, chosen_by="auto", cores=cores, other_cores=others)
 
 
-def wait_for_quiet(max_wait_s: float, *, probe_s: float = PROBE_S) -> Load:
+def wait_for_quiet(max_wait_s: float, *, probe_s: float | None = None) -> Load:
     """Watch the machine until other processes use less than ``BUSY_CORES``; ``ConfigError`` after ``max_wait_s``."""
     deadline = time.monotonic() + max_wait_s
     while True:
-        load = probe(probe_s)
+        load = probe(PROBE_S if probe_s is None else probe_s)
         if not load.busy:
             return load
         if time.monotonic() >= deadline:
