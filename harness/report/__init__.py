@@ -77,10 +77,6 @@ def _header(run: RunData) -> list[str]:
             *table(["", ""], [r for r in rows if r[1] is not None], align="ll"), "", *_shards(m)]
 
 
-def _machine(entry: dict[str, Any]) -> str:
-    machine = entry.get("machine") or {}
-    gpus = ", ".join(machine.get("gpus") or []) or "no GPU"
-    return f"{machine.get('hostname') or '?'} ({machine.get('cpu') or '?'}; {gpus})"
 
 
 def _shards(m: dict[str, Any]) -> list[str]:
@@ -88,7 +84,8 @@ def _shards(m: dict[str, Any]) -> list[str]:
     merged = [e for e in m.get("merged_from") or [] if isinstance(e, dict) and e.get("shard")]
     lines: list[str] = []
     if merged:
-        rows = [[f"{e['shard']['index'] + 1} of {e['shard']['count']}", _machine(e)] for e in merged]
+        rows = [[f"{e['shard']['index'] + 1} of {e['shard']['count']}", latency.machine_name(e.get("machine") or {})]
+                for e in merged]
         lines += ["Merged from shards; each measured its models on one machine (timing records carry their "
                   "`shard`):", "", *table(["shard", "machine"], rows, align="ll"), ""]
     for problem in m.get("incomplete") or []:

@@ -30,10 +30,37 @@ def paper_gmacs(run: RunData) -> dict[str, float]:
     return out
 
 
-def groups(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
-    """(heading, rows) per batch size · mode · device, in a stable order."""
-    for (bs, mode, device), rows in frame.groupby(GROUP, sort=True, dropna=False):
-        yield f"batch {bs} · {mode} · {device}", rows
+def machines(run: RunData) -> dict[tuple[Any, Any], str]:
+    """A run merged from shards measured on more than one machine: (label, batch size) → the machine that timed
+    it (timing groups never span shards, so every table of the report is one machine's). Empty otherwise."""
+    merged = [e for e in run.manifest.get("merged_from") or []
+              if isinstance(e, dict) and isinstance(e.get("shard"), dict)]
+    by_shard = {e["shard"].get("index"): machine_name(e.get("machine") or {}) for e in merged}
+    if len(set(by_shard.values())) < 2:
+        return {}
+    out = {}
+    for r in run.records:
+        shard = r.get("shard")
+        if r.get("kind") in ("latency", "throughput", "train_throughput") and isinstance(shard, dict):
+            out[(r.get("label") or r.get("model"), r.get("batch_size"))] = by_shard.get(shard.get("index"), "?")
+    return out
+
+
+def machine_name(machine: dict[str, Any]) -> str:
+    gpus = ", ".join(str(g) for g in machine.get("gpus") or []) or "no GPU"
+    return f"{machine.get('hostname') or '?'} ({machine.get('cpu') or '?'}; {gpus})"
+
+
+def groups(frame: pd.DataFrame, where: dict[tuple[Any, Any], str] | None = None) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(heading, rows) per batch size · mode · device (· machine, for a run merged from several machines; see
+    ``machines``), in a stable order."""
+    if frame.empty:
+        return
+    frame = frame.assign(_machine=[(where or {}).get((label, bs), "") for label, bs in
+                                   zip(frame["label"], frame["batch_size"], strict=True)])
+    for (bs, mode, device, machine), rows in frame.groupby([*GROUP, "_machine"], sort=True, dropna=False):
+        yield f"batch {bs} · {mode} · {device}" + (f" · measured on {machine}" if machine else ""), \
+            rows.drop(columns="_machine")
 
 
 def _paper_ratio(label: str, base: str, paper: dict[str, float]) -> str:
@@ -100,7 +127,7 @@ def latency_section(run: RunData) -> tuple[list[str], dict[str, pd.DataFrame]]:
              "(*unpaired* marks runs from before pairing: a ratio of medians). Beside them the compute ratios "
              "(GMACs ÷ the same network's) from the paper and from our count.", *_threads_line(run), ""]
     panels = {}
-    for heading, rows in groups(frame):
+    for heading, rows in groups(frame, machines(run)):
         cells = pd.DataFrame([{
             "model": _name(r), "n": r["n"], "rounds": r["rounds"], "p50 ms": num(r["p50_ms"]),
             "p90 ms": num(r["p90_ms"]), "p99 ms": num(r["p99_ms"]) if r["p99_ms"] == r["p99_ms"] else None,
@@ -135,7 +162,7 @@ def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], 
              "cycles. Achieved GMAC/s = our MACs per image × images/s; utilisation is against a large matmul "
              "timed on this device in the same dtype.", ""]
     panels = {}
-    for heading, rows in groups(frame):
+    for heading, rows in groups(frame, machines(run)):
         cells = pd.DataFrame([{
             "model": _name(r), "img/s": num(r["img_s"], 1),
             "95% CI": f"{num(r['img_s_ci_low'], 1)}–{num(r['img_s_ci_high'], 1)}", **_ratio_cells(r, paper),

@@ -161,3 +161,30 @@ def test_a_section_that_breaks_is_not_silently_dropped(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "SECTIONS", (broken,))
     with pytest.raises(ImportError, match="a section's import broke"):
         _render(tmp_path, [_complexity("resnext50", 1, 1)])
+
+
+def test_a_run_merged_from_several_machines_names_the_machine_of_every_timing_table(tmp_path):
+    """Shards timed on different machines: each table is one machine's (a timing group never spans shards),
+    and its heading says which; one machine for all shards adds nothing."""
+    from fake_records import MANIFEST, latency
+    from helpers import write_run
+
+    from harness.report import render
+    from harness.results import merge_runs
+
+    def shard(index: int, host: str, batch: int) -> Path:
+        manifest = {**MANIFEST, "run_id": f"s{index}", "suite_name": "t", "suite": {"name": "t"},
+                    "shard": {"index": index, "count": 2},
+                    "environment": {**MANIFEST["environment"], "hostname": host}}
+        records = [dict(latency(name, name, [10.0 + i, 11.0, 12.0]), batch_size=batch,
+                        task_id=f"latency:{name}:b{batch}", shard={"index": index, "count": 2})
+                   for i, name in enumerate(["resnext50", "sknet50"])]
+        return write_run(tmp_path / "shards" / f"s{index}", records, manifest)
+
+    two = merge_runs([shard(0, "node-a", 1), shard(1, "node-b", 8)], out_root=tmp_path / "merged")
+    text = render(two, out=tmp_path / "two.md").read_text()
+    assert "### batch 1 · fp32 · cpu · measured on node-a (Test CPU; no GPU)" in text
+    assert "### batch 8 · fp32 · cpu · measured on node-b (Test CPU; no GPU)" in text
+    one = merge_runs([shard(0, "node-a", 1), shard(1, "node-a", 8)], out_root=tmp_path / "merged1")
+    text = render(one, out=tmp_path / "one.md").read_text()
+    assert "### batch 1 · fp32 · cpu\n" in text and "measured on" not in text
