@@ -312,17 +312,23 @@ def expand(suite: Suite, *, device: str) -> list[Task]:
 def shard_tasks(tasks: list[Task], shard: tuple[int, int] | None) -> list[Task]:
     """A deterministic subset: the tasks of every model go to one shard, and every timing group whole to one.
 
-    A comparison is measured in one process (its models timed together), so a group is never split: groups go
-    to the shards in turn, the other tasks by model label.
+    A comparison is measured in one process (its models timed together), so a group is never split; and the
+    groups of one set of models (its rounds, batch sizes, latency and throughput) go to the same shard, so a
+    model's timings pooled in the report come from one machine. Model sets go to the shards in turn, the other
+    tasks by model label.
     """
     if shard is None:
         return tasks
     index, count = shard
     labels = list(dict.fromkeys(t.label for t in tasks if not t.members))
     mine = set(labels[index::count])
-    groups = [t.task_id for t in tasks if t.members]
-    my_groups = set(groups[index::count])
-    return [t for t in tasks if (t.task_id in my_groups if t.members else t.label in mine)]
+    model_sets = list(dict.fromkeys(_model_set(t) for t in tasks if t.members))
+    my_sets = set(model_sets[index::count])
+    return [t for t in tasks if (_model_set(t) in my_sets if t.members else t.label in mine)]
+
+
+def _model_set(group: Task) -> frozenset[str]:
+    return frozenset(m.label for m in group.members)
 
 
 # ------------------------------------------------------------------------------- model lists (--models)
