@@ -94,10 +94,11 @@ def test_a_bad_image_in_a_run_is_an_error_record_of_one_line(tmp_path, capsys):
     root = _folder(tmp_path)
     bad = _truncate(root / "n00000000" / "img_001.JPEG")
     plugin = tmp_path / "colour_plugin.py"
-    plugin.write_text(PLUGIN)
+    name = "colournet_bad_image"  # its own name: the registry refuses a second module registering "colournet"
+    plugin.write_text(PLUGIN.replace('"colournet"', f'"{name}"'))
     suite = tmp_path / "suite.yaml"
     suite.write_text(json.dumps({"name": "bad_image", "imports": [str(plugin)], "device": "cpu", "eval": {
-        "models": [{"name": "colournet", "options": {"num_classes": 2}}], "data_dir": str(root), "workers": 1}}))
+        "models": [{"name": name, "options": {"num_classes": 2}}], "data_dir": str(root), "workers": 1}}))
     code, out, err = run_cli(capsys, "run", suite, "--out", tmp_path / "r", "--reports", tmp_path / "p",
                              "--no-progress")
     assert code == 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
