@@ -66,7 +66,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    "(docs/gate.md, Measured error rates)")
     p.add_argument("--from-trial", type=int, default=0,
                    help="--rejudge: count only trials with this index or later (a held-out part)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    names = [k for k, _ in KINDS]
+    if args.trials < 1:
+        p.error(f"--trials {args.trials}: run at least one trial of each kind")
+    if not args.kinds or any(k not in names for k in args.kinds.split(",")):
+        p.error(f"--kinds {args.kinds!r}: a comma-separated list of {', '.join(names)}")
+    return args
 
 
 def _checkout(root: Path, name: str, cost: float) -> Path:

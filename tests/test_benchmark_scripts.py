@@ -85,3 +85,13 @@ def test_ab_error_rates_carry_exact_binomial_intervals_and_write_the_readme_bloc
     text = readme.read_text()
     assert text.startswith("before\n") and text.endswith("after\n") and "stale table" not in text
     assert "| A/A (unchanged) | all | 0/122 | 0.0% (0.0%–3.0%) |" in text
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--trials", "0"], "--trials 0: run at least one trial of each kind"),
+    (["--kinds", "aa,slow5"], "--kinds 'aa,slow5': a comma-separated list of aa, slow_5, slow_20")])
+def test_ab_error_rates_refuses_a_run_with_nothing_to_measure_in_one_line(monkeypatch, capsys, argv, message):
+    ab = _script("ab_error_rates", monkeypatch)
+    with pytest.raises(SystemExit) as exit_:
+        ab._parse(argv)
+    assert exit_.value.code == 2 and capsys.readouterr().err.strip().splitlines()[-1].endswith(message)

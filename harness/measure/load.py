@@ -109,7 +109,8 @@ class LoadMonitor:
 
 
 def probe(seconds: float | None = None) -> Load:
-    """The machine's load over the next ``seconds`` while this process sleeps."""
+    """The machine's load over the next ``seconds`` (``PROBE_S``, read at call time, when None) while this
+    process sleeps."""
     with LoadMonitor() as monitor:
         time.sleep(PROBE_S if seconds is None else seconds)
     assert monitor.load is not None
@@ -159,7 +160,7 @@ def choose_threads(requested: int | None, *, probe_s: float | None = None) -> Th
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return ThreadChoice(threads=int(env), chosen_by="OMP_NUM_THREADS", cores=cores, other_cores=None)
-    others = probe(PROBE_S if probe_s is None else probe_s).other_cores
+    others = probe(probe_s).other_cores
     # A neighbour at 0.6 of a core still takes that core often enough to stall a thread placed on it.
     free = max(1, min(cores, cores - math.ceil(others - BUSY_CORES)))
     return ThreadChoice(threads=free, chosen_by="auto", cores=cores, other_cores=others)
@@ -169,7 +170,7 @@ def wait_for_quiet(max_wait_s: float, *, probe_s: float | None = None) -> Load:
     """Watch the machine until other processes use less than ``BUSY_CORES``; ``ConfigError`` after ``max_wait_s``."""
     deadline = time.monotonic() + max_wait_s
     while True:
-        load = probe(PROBE_S if probe_s is None else probe_s)
+        load = probe(probe_s)
         if not load.busy:
             return load
         if time.monotonic() >= deadline:

@@ -77,8 +77,6 @@ def _header(run: RunData) -> list[str]:
             *table(["", ""], [r for r in rows if r[1] is not None], align="ll"), "", *_shards(m)]
 
 
-
-
 def _shards(m: dict[str, Any]) -> list[str]:
     """A merged run: which machine measured each shard, and the shards that did not end (``incomplete``)."""
     merged = [e for e in m.get("merged_from") or [] if isinstance(e, dict) and e.get("shard")]

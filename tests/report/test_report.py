@@ -167,9 +167,7 @@ def test_a_run_merged_from_several_machines_names_the_machine_of_every_timing_ta
     """Shards timed on different machines: each table is one machine's (a timing group never spans shards),
     and its heading says which; one machine for all shards adds nothing."""
     from fake_records import MANIFEST, latency
-    from helpers import write_run
 
-    from harness.report import render
     from harness.results import merge_runs
 
     def shard(index: int, host: str, batch: int) -> Path:
