@@ -261,7 +261,7 @@ def run_task(
     base = _base_fields(task, shard)
     ctx = TaskContext(
         run_dir=run_dir,
-        emit=lambda rec: writer.write({**base, **rec}),
+        emit=lambda rec: writer.write(_derived_record(base, rec)),
         done_records=earlier or [],
         data_dir=data_dir,
         distributed=dist,
@@ -269,8 +269,7 @@ def run_task(
     seed_everything(task.seed if task.seed is not None else suite.seed)
     start = time.perf_counter()
     try:
-        payload = _executor(task)(task, ctx)
-        record = {**base, **payload, "status": "ok"}
+        record = _ok_record(base, _executor(task)(task, ctx))
     except TaskSkipped as exc:
         if str(exc) not in reported_skips:
             reported_skips.add(str(exc))
@@ -330,11 +329,29 @@ def _run_group(task: Task, *, suite: Suite, writer: RecordWriter, shard: tuple[i
         if isinstance(payload, MemberFailed):
             record = _error_record(base, member, payload.error)
         else:
-            record = {**base, **payload, "status": "ok"}
+            record = _ok_record(base, payload)
         record["wall_s"] = wall_s
         records.append(writer.write(record))
     errors = [r for r in records if r["status"] == "error"]
     return errors[0] if errors else records[0]
+
+
+def _ok_record(base: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """The task's fields and the executor's measured ones: each field has one writer."""
+    both = sorted(set(base) & set(payload))
+    if both:
+        kind = base.get("kind", payload.get("kind"))
+        raise HarnessError(f"the {kind} executor wrote the task's field(s) {', '.join(both)}, which the runner "
+                           "writes (a harness bug)")
+    return {**base, **payload, "status": "ok"}
+
+
+def _derived_record(base: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """A record a task writes besides its own (an epoch, an attention unit): it names its kind and status, and
+    may name its own task id; every other field has one writer."""
+    inherited = {k: v for k, v in base.items() if k not in ("task_id", "kind") or k not in record}
+    return _ok_record(inherited,
+                      {k: v for k, v in record.items() if k != "status"}) | {"status": record.get("status", "ok")}
 
 
 def _error_record(base: dict[str, Any], task: Task, exc: BaseException, *,

@@ -1,5 +1,5 @@
-"""``export`` (run dirs → CSV / parquet / JSON), ``compare`` (runs and machines side by side) and ``history``
-(every run of a suite in time order, with change points)."""
+"""``export`` (run dirs → CSV / parquet / JSON), ``compare`` (runs and machines side by side), ``history``
+(every run of a suite in time order, with change points) and ``schema`` (the record types)."""
 
 from __future__ import annotations
 
@@ -67,6 +67,15 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.results.records import json_schema, markdown
+
+    print(markdown() if args.markdown else json.dumps(json_schema(), indent=1, sort_keys=True))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction, *, parents: list[argparse.ArgumentParser]) -> None:
     from harness.results.store import FRAME_KINDS
 
@@ -99,3 +108,8 @@ def register(sub: argparse._SubParsersAction, *, parents: list[argparse.Argument
                          help="markdown to write (default: reports/<suite>/history-METRIC.md)")
     history.add_argument("--reports", default="reports", help="reports root for the default path")
     history.set_defaults(func=cmd_history)
+
+    schema = sub.add_parser("schema", parents=parents,
+                            help="the record types of records.jsonl: JSON Schema (or --markdown, docs/records.md)")
+    schema.add_argument("--markdown", action="store_true", help="the field reference as markdown")
+    schema.set_defaults(func=cmd_schema)

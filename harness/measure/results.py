@@ -44,12 +44,9 @@ class LatencyResult:
         return "latency"
 
     def to_record(self) -> dict[str, Any]:
-        """The kind-specific fields of a ``latency`` record."""
+        """The measured fields of a ``latency`` record (``harness.results.records.TimedRecord``); the task's
+        fields (kind, device, batch size, round, wall time) are the runner's to write."""
         return {
-            "kind": self.kind,
-            "wall_s": self.wall_s,
-            "batch_size": self.batch_size,
-            "device": self.device,
             "dtype": self.mode.dtype,
             "channels_last": self.mode.channels_last,
             "compile": self.mode.compile,
@@ -60,7 +57,6 @@ class LatencyResult:
             "iter_peak_mem_bytes": self.iter_peak_mem_bytes,
             "mem_method": self.mem_method,
             "timer": self.timer,
-            "round": self.round,
             "cudnn_benchmark": self.cudnn_benchmark,
             "tf32": self.tf32,
             "cycles": list(self.cycles),

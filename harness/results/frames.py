@@ -19,6 +19,7 @@ from harness.errors import ConfigError
 from harness.fileio import canonical_json
 from harness.measure.load import BUSY_CORES
 from harness.results import summaries as S
+from harness.results.records import scalar_fields
 
 if TYPE_CHECKING:
     from harness.results.store import RunData
@@ -42,11 +43,10 @@ COLUMNS: dict[str, list[str]] = {
                    "macs_ratio_plain", "activations_ratio_plain"],
     "modules": [*MODEL_COLUMNS, "input_size", "module", "stage", "part", "is_stage", "macs", "activations"],
     **{kind: TIMING_COLUMNS for kind in S.TIMED_KINDS},
-    "peak": ["device", "dtype", "peak_gmacs_per_s", "threads", "tf32"],
-    "train_epoch": [*MODEL_COLUMNS, "device", "dataset", "synthetic", "seed", "epoch", "train_loss", "test_acc", "lr",
-                    "img_per_s", "wall_s", "train_wall_s"],
-    "train": [*MODEL_COLUMNS, "device", "dataset", "synthetic", "seed", "epochs", "top1_err", "train_time_s",
-              "params", "macs", "num_classes", "world_size"],
+    # one row per record: the record type's own scalar fields (harness.results.records), as declared there
+    "peak": ["device", *scalar_fields("peak")],
+    "train_epoch": [*MODEL_COLUMNS, "device", "seed", *scalar_fields("train_epoch"), "wall_s"],
+    "train": [*MODEL_COLUMNS, "device", "seed", *scalar_fields("train"), "world_size"],
 }
 KINDS = tuple(COLUMNS)  # == harness.results.store.FRAME_KINDS (tested), which the CLI reads without pandas
 

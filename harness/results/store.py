@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import RecordWriteError, ResultsError
 from harness.fileio import JSONInputError, parse_json, require_folder_name, write_json_atomic
+from harness.results.records import check_manifest, check_new, parse_record
 from harness.results.schema import RESULTS_SCHEMA, migrate_record
-from harness.results.validate import check_manifest, check_record
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -116,8 +116,12 @@ class RecordWriter:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
 
     def write(self, record: dict[str, Any]) -> dict[str, Any]:
-        record = {"schema": RESULTS_SCHEMA, **record}
-        data = (json.dumps(record, sort_keys=True, default=_json_default) + "\n").encode("utf-8")
+        """Append ``record`` after checking it against its type (``harness.results.records.check_new``): a record
+        the reader would refuse, or a field no type declares, is never written."""
+        text = json.dumps({"schema": RESULTS_SCHEMA, **record}, sort_keys=True, default=_json_default)
+        record = json.loads(text)  # what a reader will see: tuples are lists, numpy scalars numbers
+        check_new(record)
+        data = (text + "\n").encode("utf-8")
         try:
             while data:
                 data = data[os.write(self._fd, data):]
@@ -205,7 +209,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
                         "the next --resume moves it to %s%s", path, len(tail), path.name, TORN_SUFFIX)
         else:
             record = migrate_record(record, where=f"{path}:{len(lines)}")
-            check_record(record, where=f"{path}:{len(lines)}")
+            parse_record(record, where=f"{path}:{len(lines)}")
             out.append(record)
     return out
 
@@ -219,7 +223,7 @@ def _record(line: bytes, path: Path, number: int) -> dict[str, Any]:
         raise ResultsError(f"{path}:{number}: a record must be a JSON object, got {type(value).__name__}; "
                            "fix or delete that line")
     record = migrate_record(value, where=f"{path}:{number}")
-    check_record(record, where=f"{path}:{number}")
+    parse_record(record, where=f"{path}:{number}")
     return record
 
 

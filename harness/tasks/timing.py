@@ -70,8 +70,6 @@ def execute_group(task: Task, ctx: TaskContext) -> list[dict[str, Any] | MemberF
                     continue
                 result = bench.result(timing, group, warmup_ms=warmup_ms, round_index=task.round or 0)
                 record = result.to_record()
-                record.pop("kind", None)
-                record.pop("wall_s", None)
                 record["input_size"] = list(size)
                 record["window"] = {"min_time_s": per_model.min_time_s, "max_time_s": per_model.max_time_s,
                                     "min_samples": per_model.min_samples, "rounds": spec.rounds,

@@ -89,7 +89,8 @@ def execute(task: Task, ctx: TaskContext) -> dict[str, Any]:
     def on_epoch(epoch) -> None:
         if epoch.epoch not in recorded:
             recorded.add(epoch.epoch)
-            ctx.emit({"kind": "train_epoch", "status": "ok", **epoch.to_record()})
+            fields = {k: v for k, v in epoch.to_record().items() if k != "seed"}  # the seed is the task's
+            ctx.emit({"kind": "train_epoch", "status": "ok", **fields})
 
     dist = ctx.distributed
     device = dist.device(task.device.split(":")[0]) if dist is not None else task.device

@@ -95,9 +95,8 @@ class TrainResult:
     synthetic: bool
 
     def to_record(self) -> dict[str, Any]:
-        """The ``train`` record fields; ``curve`` holds the epoch records."""
+        """The ``train`` record's measured fields; ``curve`` holds the epoch records (the seed is the task's)."""
         return {
-            "seed": self.seed,
             "dataset": self.dataset,
             "synthetic": self.synthetic,
             "epochs": self.epochs,

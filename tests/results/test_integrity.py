@@ -27,7 +27,7 @@ def _run_dir(tmp_path: Path) -> Path:
 
 
 def _rec(task_id: str, **extra) -> dict:
-    return {"task_id": task_id, "kind": "note", "status": "ok", **extra}
+    return {"task_id": task_id, "kind": "peak", "status": "ok", "dtype": "fp32", "peak_gmacs_per_s": 1.0, **extra}
 
 
 # ------------------------------------------------------------------------------------------ torn lines

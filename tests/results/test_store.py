@@ -14,8 +14,8 @@ def test_manifest_records_roundtrip_and_last_record_wins(tmp_path):
     run_dir = create_run_dir(tmp_path, "suite")
     write_manifest(run_dir, {"suite_name": "suite"})
     with RecordWriter(run_dir) as writer:
-        writer.write({"task_id": "a", "kind": "note", "status": "error", "error": {"type": "E", "message": "m"}})
-        writer.write({"task_id": "a", "kind": "note", "status": "ok", "params": 3})
+        writer.write({"task_id": "a", "kind": "peak", "status": "error", "error": {"type": "E", "message": "m"}})
+        writer.write({"task_id": "a", "kind": "peak", "status": "ok", "dtype": "fp32", "peak_gmacs_per_s": 3.0})
         writer.write({"task_id": "t", "kind": "train_epoch", "epoch": 1, "status": "ok", **EPOCH})
         writer.write({"task_id": "t", "kind": "train_epoch", "epoch": 2, "status": "ok", **EPOCH})
     run = load_run(run_dir)
@@ -75,3 +75,29 @@ def test_torn_last_line_is_ignored_but_a_torn_middle_line_is_an_error(tmp_path):
 def test_not_a_run_dir(tmp_path):
     with pytest.raises(ResultsError, match="no manifest.json"):
         load_run(tmp_path)
+
+
+def test_the_writer_refuses_a_field_no_record_type_declares(tmp_path):
+    from harness.results.records import UndeclaredField
+
+    run_dir = create_run_dir(tmp_path, "suite")
+    write_manifest(run_dir, {"suite_name": "suite"})
+    with RecordWriter(run_dir) as writer:
+        with pytest.raises(UndeclaredField, match=r"field\(s\) flops_guess are not declared on PeakRecord"):
+            writer.write({"task_id": "p", "kind": "peak", "status": "ok", "dtype": "fp32", "peak_gmacs_per_s": 1.0,
+                          "flops_guess": 3})
+        with pytest.raises(UndeclaredField, match="kind 'note' has no record type"):
+            writer.write({"task_id": "n", "kind": "note", "status": "ok"})
+        with pytest.raises(ResultsError, match="'peak_gmacs_per_s': input should be greater than or equal to 0"):
+            writer.write({"task_id": "p", "kind": "peak", "status": "ok", "dtype": "fp32", "peak_gmacs_per_s": -1.0})
+    assert load_run(run_dir).records == []  # nothing refused reached the file
+
+
+def test_a_reader_keeps_kinds_and_fields_a_newer_harness_writes(tmp_path):
+    run_dir = create_run_dir(tmp_path, "suite")
+    write_manifest(run_dir, {"suite_name": "suite"})
+    lines = [{"schema": 2, "task_id": "n", "kind": "note", "status": "ok", "text": "hi"},
+             {"schema": 2, "task_id": "p", "kind": "peak", "status": "ok", "dtype": "fp32", "peak_gmacs_per_s": 1.0,
+              "new_field": [1]}]
+    (run_dir / "records.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert load_run(run_dir).records == lines

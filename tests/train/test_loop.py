@@ -20,7 +20,7 @@ from harness.train.schedule import lr_at
 
 # docs/CONTRACTS.md, kind-specific fields of train_epoch and train records.
 TRAIN_EPOCH_FIELDS = {"epoch", "train_loss", "test_acc", "lr", "img_per_s", "wall_s", "seed", "dataset", "synthetic"}
-TRAIN_FIELDS = {"seed", "dataset", "synthetic", "epochs", "top1_err", "train_time_s", "curve"}
+TRAIN_FIELDS = {"dataset", "synthetic", "epochs", "top1_err", "train_time_s", "curve"}
 
 
 def tiny_net(seed: int = 0, num_classes: int = 10) -> nn.Module:

@@ -1,0 +1,78 @@
+"""The record types: one definition of every field (harness.results.records), used by writer, reader and docs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import run_cli
+
+from harness.errors import HarnessError, ResultsError
+from harness.results import load_run
+from harness.results.records import (
+    KIND_SHAPES,
+    FailedRecord,
+    RecordBase,
+    SkippedRecord,
+    check_new,
+    declared_fields,
+    markdown,
+    parse_record,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = sorted(p.parent for p in (ROOT / "results").glob("*/*/manifest.json"))
+
+
+def test_docs_records_md_is_generated_from_the_types() -> None:
+    assert (ROOT / "docs" / "records.md").read_text(encoding="utf-8") == markdown() + "\n", \
+        "regenerate: python -m harness schema --markdown > docs/records.md"
+
+
+@pytest.mark.parametrize("run_dir", COMMITTED, ids=[f"{p.parent.name}/{p.name}" for p in COMMITTED])
+def test_every_committed_record_has_its_kinds_type(run_dir: Path) -> None:
+    for record in load_run(run_dir).records:
+        typed = parse_record(record, where=str(run_dir))
+        expected = {"error": FailedRecord, "skipped": SkippedRecord}.get(record["status"]) \
+            or KIND_SHAPES[record["kind"]]
+        assert type(typed) is expected
+        assert set(record) - {"schema"} <= set(declared_fields(record["kind"])) | set(type(typed).model_fields)
+
+
+def test_the_union_dispatches_on_status_then_kind() -> None:
+    base = {"task_id": "t", "model": "m", "label": "m"}
+    error = parse_record({**base, "kind": "latency", "status": "error", "error": {"type": "E", "message": "x"}},
+                         where="w")
+    assert type(error) is FailedRecord and error.error.message == "x"
+    with pytest.raises(ResultsError, match="a 'latency' record with status 'ok' has a bad field 'samples_ms'"):
+        parse_record({**base, "kind": "latency", "status": "ok", "batch_size": 1}, where="w")
+    with pytest.raises(ResultsError, match="'reason': field required"):
+        parse_record({**base, "kind": "train", "status": "skipped"}, where="w")
+    assert type(parse_record({**base, "kind": "future", "status": "ok"}, where="w")) is RecordBase
+    with pytest.raises(ResultsError, match="bad field 'batch_size': input should be a valid integer"):
+        parse_record({**base, "kind": "latency", "status": "ok", "batch_size": "1", "samples_ms": [1.0]}, where="w")
+
+
+def test_nested_undeclared_fields_are_refused_on_write() -> None:
+    record = {"task_id": "p", "kind": "latency", "status": "ok", "model": "m", "label": "m", "batch_size": 1,
+              "samples_ms": [1.0], "load": {"wall_s": 1.0, "other_cores": 0.0, "own_cores": 1.0, "loadavg_1m": 0.1,
+                                            "involuntary_switches": 0, "cores": 2, "gpu_busy": 0.5}}
+    with pytest.raises(HarnessError, match=r"load\.gpu_busy are not declared on TimedRecord"):
+        check_new(record)
+
+
+def test_a_task_field_written_by_an_executor_is_a_harness_error() -> None:
+    from harness.runner import _ok_record
+
+    with pytest.raises(HarnessError, match="the latency executor wrote the task's field.s. batch_size, device"):
+        _ok_record({"task_id": "t", "kind": "latency", "batch_size": 1, "device": "cpu"},
+                   {"batch_size": 2, "device": "cpu", "samples_ms": [1.0]})
+
+
+def test_schema_command_prints_the_json_schema_and_the_reference(capsys) -> None:
+    code, out, _ = run_cli(capsys, "schema")
+    schema = json.loads("\n".join(out))
+    assert code == 0 and {"TimedRecord", "FailedRecord", "ComplexityRecord"} <= set(schema["$defs"])
+    code, out, _ = run_cli(capsys, "schema", "--markdown")
+    assert code == 0 and "\n".join(out) == markdown()
