@@ -122,3 +122,10 @@ def test_help_and_usage_errors_do_not_import_torch():
     assert not _imports_torch("from harness import register_model")
 
 
+
+
+def test_results_never_import_the_gate():
+    """The gate reads results (the one benchmark key lives in harness.results.summaries), never the reverse."""
+    for module in MODULES:
+        if module.startswith("harness.results"):
+            assert "harness.gate" not in _module_path(module).read_text(), f"{module} imports from harness.gate"

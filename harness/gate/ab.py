@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ConfigError, ResultsError
-from harness.gate.samples import BenchKey, BenchmarkSet, BenchSamples
+from harness.gate.samples import BenchmarkSet, BenchSamples
 from harness.gate.sources import load_benchmarks
 from harness.gate.verdicts import CheckReport, Verdict
+from harness.results.summaries import BenchmarkKey
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def pool(sets: list[BenchmarkSet], *, source: str) -> BenchmarkSet:
     """Several runs of one side as one set: each benchmark's rounds (and reference rounds) concatenated."""
     if not sets:
         raise ResultsError(f"{source}: no runs to pool")
-    keys: list[BenchKey] = list(dict.fromkeys(k for s in sets for k in s.benchmarks))
+    keys: list[BenchmarkKey] = list(dict.fromkeys(k for s in sets for k in s.benchmarks))
     pooled = {}
     for key in keys:
         parts = [s.benchmarks[key] for s in sets if key in s.benchmarks]

@@ -25,12 +25,13 @@ from typing import Any
 
 from harness.errors import ResultsError
 from harness.fileio import write_json_atomic
-from harness.gate.samples import BenchKey, BenchSamples
+from harness.gate.samples import BenchSamples
 from harness.gate.sources import BASELINE_FORMAT, BASELINE_SCHEMA, load_run_dir, parse_baseline, read_json
+from harness.results.summaries import BenchmarkKey
 
 log = logging.getLogger(__name__)
 
-def _entry_to_dict(key: BenchKey, samples: BenchSamples) -> dict[str, Any]:
+def _entry_to_dict(key: BenchmarkKey, samples: BenchSamples) -> dict[str, Any]:
     return {
         "key": key.to_dict(),
         "samples_ms": list(samples.samples_ms),
@@ -64,27 +65,28 @@ def freeze_baseline(run_dir: Path, out: Path) -> Path:
         "source_run": {"path": str(run_dir), "run_id": manifest.get("run_id"), "git": manifest.get("git")},
         "environment": bset.environment,
         "suite": manifest.get("suite_name"),
-        "benchmarks": [_entry_to_dict(k, bset.benchmarks[k]) for k in sorted(bset.benchmarks, key=BenchKey.sort_key)],
+        "benchmarks": [_entry_to_dict(k, bset.benchmarks[k])
+                       for k in sorted(bset.benchmarks, key=BenchmarkKey.sort_key)],
     }
     write_json_atomic(out, doc)
     log.info("froze %d benchmarks of %s into %s", len(bset.benchmarks), run_dir, out)
     return out
 
 
-def write_thresholds(baseline_path: Path, thresholds: Mapping[BenchKey, float]) -> Path:
+def write_thresholds(baseline_path: Path, thresholds: Mapping[BenchmarkKey, float]) -> Path:
     """Store per-benchmark ``threshold_pct`` values in a baseline file (atomically); return its path."""
     baseline_path = Path(baseline_path)
     doc = read_json(baseline_path)
     if not isinstance(doc, dict) or doc.get("format") != BASELINE_FORMAT:
         raise ResultsError(f"{baseline_path}: thresholds can only be written into a harness baseline file")
     parse_baseline(doc, path=baseline_path)  # validates before anything is rewritten
-    seen: set[BenchKey] = set()
+    seen: set[BenchmarkKey] = set()
     for entry in doc["benchmarks"]:
-        key = BenchKey.from_fields(entry["key"])
+        key = BenchmarkKey.from_fields(entry["key"])
         if key in thresholds:
             entry["threshold_pct"] = float(thresholds[key])
             seen.add(key)
-    for key in sorted(set(thresholds) - seen, key=BenchKey.sort_key):
+    for key in sorted(set(thresholds) - seen, key=BenchmarkKey.sort_key):
         log.warning("%s: no benchmark %s (%s) to store a threshold for", baseline_path, key.label, key.model)
     write_json_atomic(baseline_path, doc)
     return baseline_path

@@ -10,15 +10,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from harness.errors import ConfigError
-from harness.gate.samples import BenchKey, BenchmarkSet
+from harness.gate.samples import BenchmarkSet
 from harness.gate.statistic import centre, split
+from harness.results.summaries import BenchmarkKey
 
 log = logging.getLogger(__name__)
 
 
 def calibrate_thresholds(
     runs: Sequence[BenchmarkSet], *, quantile: float = 0.99, floor_pct: float = 2.0, margin: float = 1.5
-) -> dict[BenchKey, float]:
+) -> dict[BenchmarkKey, float]:
     """Per-benchmark thresholds (percent) from K >= 2 identical (A/A) runs.
 
     For every ordered pair of runs the ratio of the gate's statistic (median over rounds of each round's
@@ -36,8 +37,8 @@ def calibrate_thresholds(
     common = set.intersection(*(set(r.benchmarks) for r in runs))
     for key in set.union(*(set(r.benchmarks) for r in runs)) - common:
         log.warning("calibration: %s (%s) is not in every run; no threshold for it", key.label, key.model)
-    thresholds: dict[BenchKey, float] = {}
-    for key in sorted(common, key=BenchKey.sort_key):
+    thresholds: dict[BenchmarkKey, float] = {}
+    for key in sorted(common, key=BenchmarkKey.sort_key):
         series = [r.benchmarks[key] for r in runs]
         if not all(s.has_raw for s in series):
             log.warning("calibration: %s has no raw samples in some run; skipped", key.label)

@@ -21,9 +21,10 @@ from scipy import stats as sps
 
 from harness.errors import ConfigError, IncomparableError
 from harness.gate.fingerprint import environment_mismatches
-from harness.gate.samples import BenchKey, BenchmarkSet, BenchSamples
+from harness.gate.samples import BenchmarkSet, BenchSamples
 from harness.gate.statistic import fastest, normalise, ratio_ci, split, statistic
 from harness.gate.verdicts import CheckReport, CheckRow, Verdict
+from harness.results.summaries import BenchmarkKey
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def _median_only(row: CheckRow) -> CheckRow:
 
 
 def _compare_one(
-    key: BenchKey, base: BenchSamples, cand: BenchSamples, *, threshold_pct: float, alpha: float
+    key: BenchmarkKey, base: BenchSamples, cand: BenchSamples, *, threshold_pct: float, alpha: float
 ) -> CheckRow:
     row = CheckRow(
         key=key,
@@ -95,7 +96,7 @@ def _compare_one(
     return replace(row, verdict=verdict, ci_low=ci_low, ci_high=ci_high, p_value=p, note=note)
 
 
-def _missing(key: BenchKey, base: BenchSamples | None, cand: BenchSamples | None, threshold_pct: float) -> CheckRow:
+def _missing(key: BenchmarkKey, base: BenchSamples | None, cand: BenchSamples | None, threshold_pct: float) -> CheckRow:
     return CheckRow(
         key=key,
         verdict=Verdict.MISSING,
@@ -138,7 +139,7 @@ def compare(
             "rerun the candidate in the baseline's environment or pass --force"
         )
     rows = []
-    for key in sorted(set(baseline.benchmarks) | set(candidate.benchmarks), key=BenchKey.sort_key):
+    for key in sorted(set(baseline.benchmarks) | set(candidate.benchmarks), key=BenchmarkKey.sort_key):
         base, cand = baseline.benchmarks.get(key), candidate.benchmarks.get(key)
         threshold = base.threshold_pct if base is not None and base.threshold_pct is not None else threshold_pct
         if base is None or cand is None:

@@ -13,8 +13,8 @@ the head's: for each side it imports that checkout's ``harness`` package (or the
 checkout that has none) and the suite's plugins from that checkout, builds every benchmark's model, and then
 drops those modules again, so the other side imports its own. Only public API is used on a checkout
 (``create_model``, ``register_model`` via the plugins), so the base may be an older harness. The timing is this
-harness's (``Benchmark.sample_with``): each round alternates head, base, base, head … and the leading side
-changes with the round. ``pairs`` workers run one after another (each a fresh process: allocation and core
+harness's paired engine (``harness.measure.timer.time_group``): base and head are one group, timed cycle by cycle
+in a Williams order. ``pairs`` workers run one after another (each a fresh process: allocation and core
 placement differ per process, so a verdict rests on more than one). What cannot work in one process: a change
 to torch itself, or plugins that register process-global state twice (a ``torch.library`` op of the same
 name); use the process-alternating ``--ab`` for those.
@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, ResultsError
-from harness.gate.samples import BenchKey, BenchmarkSet, BenchSamples
+from harness.gate.samples import BenchmarkSet, BenchSamples
+from harness.results.summaries import BenchmarkKey
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +221,8 @@ def run_inprocess(*, base: Path, head: Path, suite: Path, pairs: int, out: Path,
     return files
 
 
-def _key(bench: dict[str, Any], spec_mode: dict[str, Any], device: str) -> BenchKey:
-    return BenchKey.from_fields({"model": bench["name"], "label": bench["label"], "options": bench["options"],
+def _key(bench: dict[str, Any], spec_mode: dict[str, Any], device: str) -> BenchmarkKey:
+    return BenchmarkKey.from_fields({"model": bench["name"], "label": bench["label"], "options": bench["options"],
                                  "batch_size": bench["batch_size"], "device": device, "kind": "latency",
                                  "dtype": spec_mode["dtype"], "channels_last": spec_mode["channels_last"],
                                  "compile": spec_mode["compile"]})
@@ -246,7 +247,7 @@ def load_pairs(files: list[Path]) -> tuple[BenchmarkSet, BenchmarkSet, Benchmark
     docs = [json.loads(f.read_text()) for f in files]
 
     def side_set(side: str, picked: list[dict[str, Any]], source: str) -> BenchmarkSet:
-        benchmarks: dict[BenchKey, BenchSamples] = {}
+        benchmarks: dict[BenchmarkKey, BenchSamples] = {}
         for doc in picked:
             for res in doc["results"]:
                 key = _key(res["benchmark"], spec["mode"], spec["device"])

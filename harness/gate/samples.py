@@ -1,73 +1,24 @@
-"""What the regression gate compares: benchmark keys, their raw samples by round, and benchmark sets.
+"""What the regression gate compares: raw samples by round, and benchmark sets.
 
-For each benchmark key (model, label, options, batch size, device, dtype, memory format, compile mode, record
-kind) a set holds the raw per-iteration samples grouped by round, and the samples of the run's reference
-workload taken in the same rounds, so latency can be normalised by the machine's speed of the moment.
+For each benchmark key (``harness.results.summaries.BenchmarkKey``: model, label, options, batch size, device,
+dtype, memory format, compile mode, record kind) a set holds the raw per-iteration samples grouped by round, and the
+samples of the run's reference workload taken in the same rounds, so latency can be normalised by the machine's
+speed of the moment.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from harness.fileio import canonical_json
-from harness.measure.mode import mode_label
+from harness.results.summaries import BenchmarkKey
 
-# Records of this kind hold the reference workload's samples (the timing yardstick of every round).
-REFERENCE_KIND = "reference"
-# Kinds whose records carry per-iteration `samples_ms` worth gating on.
-TIMED_KINDS = frozenset({"latency", "throughput", "train_throughput"})
 PYTEST_BENCHMARK_KIND = "pytest-benchmark"
-KEY_FIELDS = ("model", "label", "options", "batch_size", "device", "dtype", "channels_last", "compile", "kind")
 
 Rounds = tuple[tuple[float, ...], ...]
-
-
-def _canonical(value: Any) -> Any:
-    # Dicts and lists are not hashable; canonical JSON keeps equal values equal across sources.
-    return canonical_json(value) if isinstance(value, (dict, list)) else value
-
-
-@dataclass(frozen=True)
-class BenchKey:
-    """Identity of one benchmark; equal keys on both sides of a comparison are compared."""
-
-    model: str
-    label: str
-    options: str  # canonical JSON of the options dict, so the key stays hashable
-    batch_size: int | None
-    device: str | None
-    dtype: str | None
-    channels_last: bool | None
-    compile: Any
-    kind: str
-
-    @classmethod
-    def from_fields(cls, fields: Mapping[str, Any]) -> BenchKey:
-        values = {name: _canonical(fields.get(name)) for name in KEY_FIELDS}
-        if values["options"] is None:
-            values["options"] = "{}"
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {name: getattr(self, name) for name in KEY_FIELDS}
-        out["options"] = json.loads(self.options)
-        return out
-
-    def sort_key(self) -> tuple[str, ...]:
-        return tuple(str(getattr(self, name)) for name in KEY_FIELDS)
-
-    @property
-    def mode(self) -> str:
-        """Device, the mode label and (unless latency) the kind: ``cpu fp32`` or ``cuda bf16, channels_last``."""
-        mode = mode_label(self.dtype or "?", channels_last=self.channels_last, compile=self.compile)
-        text = f"{self.device or '?'} {mode}"
-        return text if self.kind == "latency" else f"{text} {self.kind}"
 
 
 @dataclass(frozen=True)
@@ -123,7 +74,7 @@ class BenchmarkSet:
     """Benchmarks of one source with the environment they were measured in."""
 
     environment: dict[str, Any] = field(default_factory=dict)
-    benchmarks: dict[BenchKey, BenchSamples] = field(default_factory=dict)
+    benchmarks: dict[BenchmarkKey, BenchSamples] = field(default_factory=dict)
     source: str = ""
     origin: str = ""  # "harness-run" | "harness-baseline" | "pytest-benchmark"
     # Timed tasks of this source that ended in an error (one line each): what was not measured cannot pass.

@@ -15,18 +15,11 @@ from typing import Any
 
 from harness.errors import ResultsError
 from harness.fileio import JSONInputError, parse_json
-from harness.gate.samples import (
-    KEY_FIELDS,
-    PYTEST_BENCHMARK_KIND,
-    REFERENCE_KIND,
-    TIMED_KINDS,
-    BenchKey,
-    BenchmarkSet,
-    BenchSamples,
-    Rounds,
-)
+from harness.gate.samples import PYTEST_BENCHMARK_KIND, BenchmarkSet, BenchSamples, Rounds
 from harness.results import load_run
+from harness.results.records import REFERENCE_KIND, TIMED_KINDS
 from harness.results.schema import check_schema
+from harness.results.summaries import KEY_FIELDS, BenchmarkKey, benchmarks
 
 BASELINE_FORMAT = "harness-baseline"
 BASELINE_SCHEMA = 1
@@ -97,21 +90,15 @@ def _samples_from_records(
     return BenchSamples(rounds=rounds, reference_rounds=round_refs, threads=threads)
 
 
-def benchmarks_from_records(records: Sequence[Mapping[str, Any]], *, where: str) -> dict[BenchKey, BenchSamples]:
-    """Group ok timing records by key (rounds in order) and attach each round's reference samples."""
+def benchmarks_from_records(records: Sequence[Mapping[str, Any]], *, where: str) -> dict[BenchmarkKey, BenchSamples]:
+    """The run's benchmarks (``harness.results.summaries.benchmarks``, the one grouping), rounds in order, each
+    with its rounds' reference samples."""
     ok = [r for r in records if r.get("status") == "ok" and "samples_ms" in r]
     refs = [r for r in ok if r.get("kind") == REFERENCE_KIND]
     for ref in refs:
         float_list(ref["samples_ms"], where=f"{where}: task {ref.get('task_id')!r} samples_ms")
-    grouped: dict[BenchKey, list[Mapping[str, Any]]] = {}
-    for rec in ok:
-        if rec.get("kind") not in TIMED_KINDS:
-            continue
-        if not isinstance(rec.get("model"), str):
-            raise ResultsError(f"{where}: task {rec.get('task_id')!r} has no string 'model' field")
-        fields = dict(rec, label=rec.get("label") or rec["model"])
-        grouped.setdefault(BenchKey.from_fields(fields), []).append(rec)
-    return {key: _samples_from_records(recs, refs, where=where) for key, recs in grouped.items()}
+    return {bench.key: _samples_from_records(bench.records, refs, where=where)
+            for kind in TIMED_KINDS for bench in benchmarks(ok, kind)}
 
 
 def failed_timed_tasks(records: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
@@ -176,7 +163,7 @@ def _parse_yardstick(entry: Mapping[str, Any], rounds: Rounds, *, where: str) ->
     return fields
 
 
-def _parse_entry(entry: Any, *, where: str) -> tuple[BenchKey, BenchSamples]:
+def _parse_entry(entry: Any, *, where: str) -> tuple[BenchmarkKey, BenchSamples]:
     if not isinstance(entry, dict) or not isinstance(entry.get("key"), dict):
         raise ResultsError(f"{where}: expected an object with a 'key' object")
     key_fields = entry["key"]
@@ -196,7 +183,7 @@ def _parse_entry(entry: Any, *, where: str) -> tuple[BenchKey, BenchSamples]:
         threshold_pct=None if threshold is None else float(threshold),
         **_parse_yardstick(entry, rounds, where=where),
     )
-    return BenchKey.from_fields(key_fields), samples
+    return BenchmarkKey.from_fields(key_fields), samples
 
 
 def parse_baseline(doc: Mapping[str, Any], *, path: Path) -> BenchmarkSet:
@@ -207,7 +194,7 @@ def parse_baseline(doc: Mapping[str, Any], *, path: Path) -> BenchmarkSet:
         raise ResultsError(f"{path}: 'benchmarks' must be a list")
     if not isinstance(environment, dict):
         raise ResultsError(f"{path}: 'environment' must be an object")
-    benchmarks: dict[BenchKey, BenchSamples] = {}
+    benchmarks: dict[BenchmarkKey, BenchSamples] = {}
     for i, entry in enumerate(entries):
         key, samples = _parse_entry(entry, where=f"{path}: benchmarks[{i}]")
         if key in benchmarks:
@@ -219,7 +206,7 @@ def parse_baseline(doc: Mapping[str, Any], *, path: Path) -> BenchmarkSet:
 # --- pytest-benchmark JSON ---------------------------------------------------------------------------
 
 
-def _pytest_entry(bench: Any, *, where: str) -> tuple[BenchKey, BenchSamples]:
+def _pytest_entry(bench: Any, *, where: str) -> tuple[BenchmarkKey, BenchSamples]:
     if not isinstance(bench, dict) or not isinstance(bench.get("stats"), dict):
         raise ResultsError(f"{where}: expected an object with a 'stats' object")
     if not isinstance(bench.get("fullname"), str):
@@ -228,7 +215,7 @@ def _pytest_entry(bench: Any, *, where: str) -> tuple[BenchKey, BenchSamples]:
     params = bench.get("params") if isinstance(bench.get("params"), dict) else {}
     fields = {f: extra.get(f, params.get(f)) for f in ("batch_size", "device", "dtype", "channels_last", "compile")}
     fields.update(model=bench["fullname"], label=bench.get("name") or bench["fullname"], options=params)
-    key = BenchKey.from_fields(dict(fields, kind=PYTEST_BENCHMARK_KIND))
+    key = BenchmarkKey.from_fields(dict(fields, kind=PYTEST_BENCHMARK_KIND))
     stats, threads = bench["stats"], extra.get("threads")
     threads = threads if isinstance(threads, int) else None
     # pytest-benchmark stores seconds per iteration; raw `data` only with --benchmark-save-data.
@@ -247,7 +234,7 @@ def _parse_pytest_benchmark(doc: Mapping[str, Any], *, path: Path) -> BenchmarkS
     entries = doc.get("benchmarks")
     if not isinstance(entries, list):
         raise ResultsError(f"{path}: 'benchmarks' must be a list")
-    benchmarks: dict[BenchKey, BenchSamples] = {}
+    benchmarks: dict[BenchmarkKey, BenchSamples] = {}
     for i, bench in enumerate(entries):
         key, samples = _pytest_entry(bench, where=f"{path}: benchmarks[{i}]")
         benchmarks[key] = samples

@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from harness.gate.samples import BenchKey
+from harness.results.summaries import BenchmarkKey
 
 
 class Verdict(str, enum.Enum):
@@ -33,7 +33,7 @@ class CheckRow:
     ``GATE_QUANTILE``); ``*_median_ms`` are plain medians, for reading.
     """
 
-    key: BenchKey
+    key: BenchmarkKey
     verdict: Verdict
     threshold_pct: float
     baseline_median_ms: float | None = None

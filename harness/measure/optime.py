@@ -5,7 +5,7 @@ attributes the measured time to operator kinds — grouped, depthwise, dilated, 
 norm, activations, pooling, the attention's pooling / fc / softmax, element-wise ops, memory ops, the
 interpreter between ops — so the difference between two networks can be read kind by kind.
 
-Protocol (``profile_op_time``): the models' ``Benchmark``s (same batch, device and mode; inference) are warmed
+Protocol (``profile_op_time``): the models' ``PreparedModel``s (same batch, device and mode; inference) are warmed
 up outside the profiler, then timed without the profiler for a few cycles (the overhead yardstick), then
 profiled in ONE profiler session, iteration by iteration, interleaved model by model with the order rotating
 every cycle (A B C, B C A, C A B …), so a change of the machine's speed lands on every model alike. Each
@@ -44,7 +44,7 @@ from harness.errors import MeasurementError
 from harness.measure.device import synchronize
 from harness.measure.opkinds import ATTENTION_MODULES, KINDS, conv_kind, kind_of
 from harness.measure.sampling import SampleWindow
-from harness.measure.timer import Benchmark, rotation, time_group
+from harness.measure.timer import PreparedModel, rotation, time_group
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def attribute(events: Sequence[Any], *, device_time: bool) -> dict[str, list[dic
 # ------------------------------------------------------------------------------------------- protocol
 
 
-def _check_group(benches: Mapping[str, Benchmark]) -> Benchmark:
+def _check_group(benches: Mapping[str, PreparedModel]) -> PreparedModel:
     if not benches:
         raise MeasurementError("op-time profiling needs at least one model")
     first = next(iter(benches.values()))
@@ -223,7 +223,7 @@ def _cycles(labels: list[str], n: int) -> Iterator[list[str]]:
         yield [labels[i] for i in orders[c % len(orders)]]
 
 
-def _timed(benches: Mapping[str, Benchmark], n: int, device: torch.device) -> dict[str, list[float]]:
+def _timed(benches: Mapping[str, PreparedModel], n: int, device: torch.device) -> dict[str, list[float]]:
     """``n`` unprofiled cycles, timed by the one engine (``time_group``)."""
     if n <= 0:
         return {label: [] for label in benches}
@@ -234,7 +234,7 @@ def _timed(benches: Mapping[str, Benchmark], n: int, device: torch.device) -> di
     return {label: list(timing.samples_ms) for label, timing in zip(benches, group.members, strict=True)}
 
 
-def _profiled(benches: Mapping[str, Benchmark], n: int, device: torch.device) -> Any:
+def _profiled(benches: Mapping[str, PreparedModel], n: int, device: torch.device) -> Any:
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     # The profiler's first cycle runs slow (its buffers and the hooks' first calls): profiled, then discarded.
     plan = schedule(wait=0, warmup=_PROFILER_WARMUP, active=n, repeat=1)
@@ -251,7 +251,7 @@ def _profiled(benches: Mapping[str, Benchmark], n: int, device: torch.device) ->
     return prof
 
 
-def profile_op_time(benches: Mapping[str, Benchmark], *, iterations: int, warmup: int,
+def profile_op_time(benches: Mapping[str, PreparedModel], *, iterations: int, warmup: int,
                     unprofiled_iterations: int) -> OpTimeResult:
     """Profile ``benches`` (label → prepared inference benchmark; same batch, device, mode) paired, as the
     module docstring says: ``warmup`` cycles, ``unprofiled_iterations`` timed cycles, ``iterations`` profiled."""
@@ -269,9 +269,9 @@ def profile_op_time(benches: Mapping[str, Benchmark], *, iterations: int, warmup
                    unprofiled_iterations=unprofiled_iterations, device_time=device_time, first=first)
 
 
-def _result(benches: Mapping[str, Benchmark], per_model: dict[str, list[dict[str, Any]]], *,
+def _result(benches: Mapping[str, PreparedModel], per_model: dict[str, list[dict[str, Any]]], *,
             warm: dict[str, list[float]], unprofiled: dict[str, list[float]], iterations: int, warmup: int,
-            unprofiled_iterations: int, device_time: bool, first: Benchmark) -> OpTimeResult:
+            unprofiled_iterations: int, device_time: bool, first: PreparedModel) -> OpTimeResult:
     seen = {kind for its in per_model.values() for it in its for kind, us in it["kinds"].items() if us}
     kinds = tuple(k for k in KINDS if k in seen)
     models = {}

@@ -4,7 +4,7 @@ The protocol is code here: the model is in ``eval()`` under ``torch.inference_mo
 warmup iterations are timed but returned apart; CPU iterations are timed with ``time.perf_counter_ns()``,
 CUDA iterations with one event pair each; an OOM is an error, the batch size is never changed.
 
-``prepare_benchmark`` returns a ``Benchmark`` (a model on its device, in its mode, with a fixed input).
+``prepare_benchmark`` returns a ``PreparedModel`` (a model on its device, in its mode, with a fixed input).
 ``time_group`` is the one engine: it times several prepared models interleaved, one iteration (or one whole
 loop) of each per cycle, the order rotating every cycle (``rotation``), and keeps every sample with its cycle.
 Two models are compared from these paired samples, never from separate timings: on a shared machine the speed
@@ -12,7 +12,7 @@ moves by 10% and more between seconds, and only samples taken in the same cycle 
 (``harness.measure.stats.paired_ratio``). A plain timing of one model is a group of one.
 ``measure_group`` / ``compare_latency`` / ``measure_latency`` / ``measure_throughput`` are notebook forms.
 
-One piece: ``Benchmark`` and the engine are one protocol (inputs, CPU and CUDA clocks, the cycle, the result
+One piece: ``PreparedModel`` and the engine are one protocol (inputs, CPU and CUDA clocks, the cycle, the result
 they make); splitting them would split that protocol.
 """
 
@@ -48,7 +48,7 @@ _SEED = 0
 _MAX_ITERS_PER_LOOP = 10_000
 
 
-class Benchmark:
+class PreparedModel:
     """One model ready to be timed: on its device, in its mode, with a fixed input (and labels).
 
     Build it with ``prepare_benchmark``. ``warmup`` and ``sample`` return per-iteration milliseconds of this
@@ -244,7 +244,7 @@ class GroupTiming:
     pairing: str  # unique per session: only samples with the same token (and cycle) are paired
 
 
-def _check_group(benches: Sequence[Benchmark]) -> None:
+def _check_group(benches: Sequence[PreparedModel]) -> None:
     if not benches:
         raise MeasurementError("a timing group needs at least one model")
     first = benches[0]
@@ -285,7 +285,7 @@ class _Clock:
         return [(m, c, start.elapsed_time(end)) for m, c, start, end in self.pending]
 
 
-def time_group(benches: Sequence[Benchmark], window: SampleWindow, *,
+def time_group(benches: Sequence[PreparedModel], window: SampleWindow, *,
                iters_per_loop: Sequence[int] | None = None) -> GroupTiming:
     """Time ``benches`` interleaved, one iteration (or one loop of ``iters_per_loop``) of each per cycle.
 
@@ -325,7 +325,7 @@ def time_group(benches: Sequence[Benchmark], window: SampleWindow, *,
                        pairing=uuid.uuid4().hex[:12])
 
 
-def _time_step(bench: Benchmark, index: int, cycle: int, clock: _Clock, errors: dict[int, BaseException],
+def _time_step(bench: PreparedModel, index: int, cycle: int, clock: _Clock, errors: dict[int, BaseException],
                iters_per_loop: Sequence[int] | None) -> None:
     if iters_per_loop is None:
         run = bench.step
@@ -353,7 +353,7 @@ def _fixed_input(shape: tuple[int, ...], *, device: torch.device, channels_last:
 
 
 def prepare_benchmark(model: nn.Module, *, input_shape: tuple[int, int, int], batch_size: int,
-                      device: torch.device | str, mode: Mode, train: bool = False) -> Benchmark:
+                      device: torch.device | str, mode: Mode, train: bool = False) -> PreparedModel:
     """Move ``model`` to ``device`` in ``mode`` and build its fixed input; ``train`` times SGD steps."""
     dev = torch.device(device)
     check_mode(mode, dev)
@@ -370,7 +370,7 @@ def prepare_benchmark(model: nn.Module, *, input_shape: tuple[int, int, int], ba
     if mode.compile is not None:
         # Compilation is lazy: failures surface in the first (warmup) iteration, where they are translated.
         model = torch.compile(model, mode=mode.compile)
-    return Benchmark(model, inputs=inputs, device=dev, mode=mode, train=train)
+    return PreparedModel(model, inputs=inputs, device=dev, mode=mode, train=train)
 
 
 # ------------------------------------------------------------------------------------- notebook forms

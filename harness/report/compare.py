@@ -18,16 +18,13 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import ConfigError, ResultsError
-from harness.fileio import canonical_json, require_folder_name, under_root, write_text_atomic
-from harness.gate.samples import KEY_FIELDS
+from harness.fileio import require_folder_name, under_root, write_text_atomic
 from harness.report import plots
 from harness.report.markdown import frame_table, num, with_ci
 from harness.results import MANIFEST, RunData, load_runs
 from harness.results import summaries as S
 from harness.results.frames import environment_columns
 
-# The gate's key without the device: a CPU and a GPU run of one suite line up.
-MATCH_FIELDS = tuple(f for f in KEY_FIELDS if f != "device")
 KIND_TITLES = {"latency": "Latency", "throughput": "Throughput (inference)",
                "train_throughput": "Throughput (training step)"}
 ENV_ROWS = (("run", "run_id"), ("suite", "suite"), ("created (UTC)", "created_utc"), ("git commit", "git_commit"),
@@ -37,15 +34,8 @@ COUNT_FIELDS = ("params", "macs", "activations")
 
 
 def match_key(fields: dict[str, Any]) -> tuple[Any, ...]:
-    out = []
-    for name in MATCH_FIELDS:
-        value = fields.get(name)
-        if name == "options":
-            value = value if isinstance(value, str) else canonical_json(value or {})
-        elif name == "channels_last":
-            value = bool(value)
-        out.append(value if isinstance(value, (str, int, float, bool, type(None))) else canonical_json(value))
-    return tuple(out)
+    """The benchmark key without the device: a CPU and a GPU run of one suite line up."""
+    return S.BenchmarkKey.from_fields(fields).without("device")
 
 
 @dataclass(frozen=True)
@@ -59,7 +49,7 @@ class Entry:
 
 def _entries(run: RunData, index: int, kind: str) -> dict[tuple[Any, ...], Entry]:
     rows = {match_key(r.to_dict()): r for _, r in run.frame(kind).iterrows()}
-    return {match_key(b.fields): Entry(index, b, rows[match_key(b.fields)]) for b in S.benchmarks(run, kind)}
+    return {b.key.without("device"): Entry(index, b, rows[b.key.without("device")]) for b in S.benchmarks(run, kind)}
 
 
 def _commit(env: dict[str, Any]) -> str:

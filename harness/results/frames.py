@@ -19,7 +19,7 @@ from harness.errors import ConfigError
 from harness.fileio import canonical_json
 from harness.measure.load import BUSY_CORES
 from harness.results import summaries as S
-from harness.results.records import scalar_fields
+from harness.results.records import SAMPLED_KINDS, scalar_fields
 
 if TYPE_CHECKING:
     from harness.results.store import RunData
@@ -42,7 +42,7 @@ COLUMNS: dict[str, list[str]] = {
                    "counter", "counter_version", "base", "macs_ratio_base", "plain", "params_ratio_plain",
                    "macs_ratio_plain", "activations_ratio_plain"],
     "modules": [*MODEL_COLUMNS, "input_size", "module", "stage", "part", "is_stage", "macs", "activations"],
-    **{kind: TIMING_COLUMNS for kind in S.TIMED_KINDS},
+    **{kind: TIMING_COLUMNS for kind in SAMPLED_KINDS},
     # one row per record: the record type's own scalar fields (harness.results.records), as declared there
     "peak": ["device", *scalar_fields("peak")],
     "train_epoch": [*MODEL_COLUMNS, "device", "seed", *scalar_fields("train_epoch"), "wall_s"],
@@ -201,7 +201,7 @@ def _group_rows(group: list[S.Benchmark], cx: dict[str, dict[str, Any]], peaks: 
 
 
 def _split_rounds(benches: list[S.Benchmark]) -> list[S.Benchmark]:
-    return [S.Benchmark(key=(*b.key, r.get("round")), fields={**b.fields, "round": r.get("round")}, records=(r,))
+    return [S.Benchmark(key=b.key, fields={**b.fields, "round": r.get("round")}, records=(r,))
             for b in benches for r in b.records]
 
 
@@ -240,9 +240,9 @@ def frame(run: RunData, kind: str, *, by_round: bool = False) -> pd.DataFrame:
     """Tidy DataFrame of ``run``'s ``kind`` records (status ok); see the module docstring for the rows."""
     if kind not in COLUMNS:
         raise ConfigError(f"unknown kind {kind!r} for a results frame; choose one of {', '.join(KINDS)}")
-    if by_round and kind not in S.TIMED_KINDS:
-        raise ConfigError(f"by_round applies to timed kinds ({', '.join(S.TIMED_KINDS)}), not {kind!r}")
-    if kind in S.TIMED_KINDS:
+    if by_round and kind not in SAMPLED_KINDS:
+        raise ConfigError(f"by_round applies to timed kinds ({', '.join(SAMPLED_KINDS)}), not {kind!r}")
+    if kind in SAMPLED_KINDS:
         rows = _timing_rows(run, kind, by_round=by_round)
     elif kind == "complexity":
         rows = _complexity_rows(run)

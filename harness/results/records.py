@@ -34,6 +34,8 @@ TIMED_KINDS = ("latency", "throughput", "train_throughput")
 LOOP_KINDS = ("throughput", "train_throughput")
 # The fixed reference workload's kind: the timing yardstick timed beside the models of a group.
 REFERENCE_KIND = "reference"
+# Every kind whose records hold ``samples_ms`` (the models' and the reference workload's).
+SAMPLED_KINDS = ("latency", REFERENCE_KIND, *TIMED_KINDS[1:])
 
 
 class _Shape(BaseModel):

@@ -1,16 +1,18 @@
 """A run's timing records as benchmarks (rounds pooled), their ratios with bootstrap CIs, and each model's plain
 counterpart — the numbers the report, ``frame()``, ``compare`` and ``history`` all read, computed in one place.
 
-A benchmark is identified by the regression gate's key (``harness.gate.samples.KEY_FIELDS``: model, label, options,
-batch size, device, dtype, memory format, compile mode, kind). Two benchmarks timed together (one timing group,
-``harness.measure.timer.time_group``) are compared from their paired samples: the median of per-cycle ratios with
-a bootstrap over cycles (``harness.measure.stats.paired_ratio``). Runs from before the paired engine fall back to
-ratios of medians (latency) and of pooled images/s (throughput) with independent bootstraps.
+A benchmark is identified by its ``BenchmarkKey`` (model, label, options, batch size, device, dtype, memory format,
+compile mode, kind): the one key that the report, frames, export, compare, history and the regression gate use. Two
+benchmarks timed together (one timing group, ``harness.measure.timer.time_group``) are compared from their paired
+samples: the median of per-cycle ratios with a bootstrap over cycles (``harness.measure.stats.paired_ratio``). Runs
+from before the paired engine fall back to ratios of medians (latency) and of pooled images/s (throughput) with
+independent bootstraps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -19,20 +21,66 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.fileio import canonical_json
-from harness.gate.samples import KEY_FIELDS
 from harness.measure.mode import mode_label
 from harness.measure.stats import Summary, bootstrap_ci, paired_ratio, ratio_of_medians_ci, summarize
+from harness.results.records import LOOP_KINDS
 from harness.results.store import RunData
 
-LATENCY_KINDS = ("latency", "reference")
-LOOP_KINDS = ("throughput", "train_throughput")
-TIMED_KINDS = LATENCY_KINDS + LOOP_KINDS
+KEY_FIELDS = ("model", "label", "options", "batch_size", "device", "dtype", "channels_last", "compile", "kind")
 # The reports' reference network for the paper's Table 2 ratios ("÷ ResNeXt-50").
 BASE_MODEL = "resnext50"
 # Fewer common cycles than this and a ratio is not called paired (a bootstrap over 2 cycles says nothing).
 PAIRED_MIN_CYCLES = 3
 # A 99th percentile from fewer samples is the maximum or next to it, not an estimate.
 P99_MIN_SAMPLES = 100
+
+
+def _canonical(value: Any) -> Any:
+    # Dicts and lists are not hashable; canonical JSON keeps equal values equal across sources.
+    return canonical_json(value) if isinstance(value, (dict, list)) else value
+
+
+@dataclass(frozen=True)
+class BenchmarkKey:
+    """Identity of one benchmark; equal keys on both sides of a comparison are compared."""
+
+    model: str
+    label: str
+    options: str  # canonical JSON of the options dict, so the key stays hashable
+    batch_size: int | None
+    device: str | None
+    dtype: str | None
+    channels_last: bool | None
+    compile: Any
+    kind: str
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, Any]) -> BenchmarkKey:
+        values = {name: _canonical(fields.get(name)) for name in KEY_FIELDS}
+        if values["options"] is None:
+            values["options"] = "{}"
+        values["channels_last"] = bool(values["channels_last"])  # absent in older records: not channels_last
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {name: getattr(self, name) for name in KEY_FIELDS}
+        out["options"] = json.loads(self.options)
+        return out
+
+    def without(self, *names: str) -> tuple[Any, ...]:
+        """The key's values less ``names`` (``compare`` lines up a CPU and a GPU run without the device)."""
+        return tuple(getattr(self, n) for n in KEY_FIELDS if n not in names)
+
+    def sort_key(self) -> tuple[str, ...]:
+        return tuple(str(getattr(self, name)) for name in KEY_FIELDS)
+
+    @property
+    def mode(self) -> str:
+        """Device, the mode label and (unless latency) the kind: ``cpu fp32`` or ``cuda bf16, channels_last``."""
+        mode = mode_label(self.dtype or "?", channels_last=self.channels_last, compile=self.compile)
+        text = f"{self.device or '?'} {mode}"
+        return text if self.kind == "latency" else f"{text} {self.kind}"
+
 
 
 @dataclass(frozen=True)
@@ -47,7 +95,7 @@ class Ratio:
 class Benchmark:
     """Every round of one benchmark of one run, pooled."""
 
-    key: tuple[Any, ...]  # KEY_FIELDS values, options as canonical JSON
+    key: BenchmarkKey
     fields: dict[str, Any]
     records: tuple[dict[str, Any], ...] = field(repr=False)
 
@@ -110,19 +158,15 @@ class Benchmark:
         return next((r[name] for r in self.records if r.get(name) is not None), None)
 
 
-def _key_value(record: dict[str, Any], name: str) -> Any:
-    value = record.get(name)
-    if name == "options":
-        return canonical_json(value or {})
-    return canonical_json(value) if isinstance(value, (dict, list)) else value
-
-
-def benchmarks(run: RunData, kind: str) -> list[Benchmark]:
-    """Benchmarks of ``kind`` in the order they first ran; records without samples are left out."""
-    pooled: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for r in run.of_kind(kind):
+def benchmarks(run: RunData | Iterable[Mapping[str, Any]], kind: str) -> list[Benchmark]:
+    """Benchmarks of ``kind`` (a run's, or of ``ok`` records) in the order they first ran; records without samples
+    are left out. The one grouping of records into benchmarks."""
+    records = run.of_kind(kind) if isinstance(run, RunData) else \
+        [r for r in run if r.get("kind") == kind and r.get("status") == "ok"]
+    pooled: dict[BenchmarkKey, list[dict[str, Any]]] = {}
+    for r in records:
         if r.get("samples_ms") or r.get("loop_samples_s"):
-            pooled.setdefault(tuple(_key_value(r, n) for n in KEY_FIELDS), []).append(r)
+            pooled.setdefault(BenchmarkKey.from_fields(r), []).append(r)
     out = []
     for key, records in pooled.items():
         first = records[0]

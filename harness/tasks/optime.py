@@ -17,7 +17,7 @@ from typing import Any
 from harness.environment import backend_flags
 from harness.errors import MeasurementError
 from harness.measure.optime import ModelOpTime, OpTimeResult, profile_op_time
-from harness.measure.timer import Benchmark, prepare_benchmark
+from harness.measure.timer import PreparedModel, prepare_benchmark
 from harness.plan import OpTimeSpec, Task
 from harness.results.summaries import plain_match
 from harness.tasks import TaskContext, build, input_size_of, model_fields
@@ -29,9 +29,9 @@ def _error(exc: BaseException) -> dict[str, str]:
     return {"type": type(exc).__name__, "message": str(exc)}
 
 
-def _prepared(task: Task, spec: OpTimeSpec) -> tuple[dict[str, Benchmark], dict[str, Any], dict[str, Any]]:
+def _prepared(task: Task, spec: OpTimeSpec) -> tuple[dict[str, PreparedModel], dict[str, Any], dict[str, Any]]:
     """label → warmed-up benchmark; label → record fields of the model; label → error of those that failed."""
-    benches: dict[str, Benchmark] = {}
+    benches: dict[str, PreparedModel] = {}
     fields: dict[str, Any] = {}
     errors: dict[str, Any] = {}
     for m in spec.models:

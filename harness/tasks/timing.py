@@ -17,7 +17,7 @@ import torch
 
 from harness.environment import backend_flags
 from harness.measure.peak import measure_peak_gmacs
-from harness.measure.timer import Benchmark, group_window, prepare_benchmark, time_group
+from harness.measure.timer import PreparedModel, group_window, prepare_benchmark, time_group
 from harness.plan import PeakSpec, Task, TimingSpec
 from harness.tasks import TaskContext, build, input_size_of
 
@@ -34,7 +34,7 @@ class MemberFailed(Exception):
         self.error = error
 
 
-def _prepare(member: Task, spec: TimingSpec) -> tuple[Benchmark, tuple[float, ...], tuple[int, int, int]]:
+def _prepare(member: Task, spec: TimingSpec) -> tuple[PreparedModel, tuple[float, ...], tuple[int, int, int]]:
     size = input_size_of(member.model, spec.input_size)
     bench = prepare_benchmark(build(member.model), input_shape=size, batch_size=member.batch_size,
                               device=member.device, mode=spec.mode, train=member.kind == "train_throughput")
@@ -47,7 +47,7 @@ def execute_group(task: Task, ctx: TaskContext) -> list[dict[str, Any] | MemberF
     loops = task.kind in LOOP_KINDS
     per_model = spec.timing.split(spec.rounds)
     out: list[dict[str, Any] | MemberFailed | None] = [None] * len(task.members)
-    ready: list[tuple[int, Benchmark, tuple[float, ...], tuple[int, int, int]]] = []
+    ready: list[tuple[int, PreparedModel, tuple[float, ...], tuple[int, int, int]]] = []
     with backend_flags(cudnn_benchmark=spec.cudnn_benchmark, tf32=spec.tf32):
         for i, member in enumerate(task.members):
             try:

@@ -11,7 +11,8 @@ from helpers import run_cli
 
 from harness.errors import ConfigError
 from harness.gate.ab import pool, schedule
-from harness.gate.samples import BenchKey, BenchmarkSet, BenchSamples
+from harness.gate.samples import BenchmarkSet, BenchSamples
+from harness.results.summaries import BenchmarkKey
 
 PLUGIN = Path(__file__).resolve().parents[2] / "benchmarks" / "gate_plugin.py"
 
@@ -49,7 +50,7 @@ def test_schedule_alternates_abba():
 
 
 def test_pool_concatenates_rounds_and_keeps_references_aligned():
-    key = BenchKey.from_fields({"model": "m", "label": "m", "kind": "latency"})
+    key = BenchmarkKey.from_fields({"model": "m", "label": "m", "kind": "latency"})
     with_ref = BenchmarkSet(benchmarks={key: BenchSamples(rounds=((1.0,), (2.0,)), reference_rounds=((9.0,), (8.0,)))})
     without = BenchmarkSet(benchmarks={key: BenchSamples(rounds=((3.0,),))})
     pooled = pool([with_ref, without], source="base").benchmarks[key]

@@ -11,9 +11,10 @@ import pytest
 from harness.errors import ResultsError
 from harness.gate.baseline import freeze_baseline, write_thresholds
 from harness.gate.compare import compare
-from harness.gate.samples import KEY_FIELDS, PYTEST_BENCHMARK_KIND, BenchKey
+from harness.gate.samples import PYTEST_BENCHMARK_KIND
 from harness.gate.sources import BASELINE_SCHEMA, load_benchmarks
 from harness.gate.verdicts import Verdict
+from harness.results.summaries import KEY_FIELDS, BenchmarkKey
 
 DATA = Path(__file__).parent / "data"
 PYTEST_SAMPLE = DATA / "pytest_benchmark_sample.json"
@@ -235,8 +236,8 @@ def test_pytest_benchmark_json_without_raw_data_keeps_summary_only(tmp_path: Pat
 
 def test_write_thresholds_updates_matching_entries_atomically(tmp_path: Path, caplog) -> None:
     out = freeze_baseline(write_run(tmp_path / "run1"), tmp_path / "b.json")
-    keys = sorted(load_benchmarks(out).benchmarks, key=BenchKey.sort_key)
-    stranger = BenchKey.from_fields({"model": "resnext50", "label": "resnext50", "kind": "latency"})
+    keys = sorted(load_benchmarks(out).benchmarks, key=BenchmarkKey.sort_key)
+    stranger = BenchmarkKey.from_fields({"model": "resnext50", "label": "resnext50", "kind": "latency"})
     write_thresholds(out, {keys[0]: 3.5, stranger: 9.0})
     reloaded = load_benchmarks(out).benchmarks
     assert reloaded[keys[0]].threshold_pct == 3.5

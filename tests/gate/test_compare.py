@@ -14,9 +14,10 @@ from harness.gate.calibrate import calibrate_thresholds
 from harness.gate.compare import compare
 from harness.gate.fingerprint import environment_fingerprint
 from harness.gate.render import render_json, render_markdown, render_text
-from harness.gate.samples import BenchKey, BenchmarkSet, BenchSamples
+from harness.gate.samples import BenchmarkSet, BenchSamples
 from harness.gate.sources import load_benchmarks
 from harness.gate.verdicts import CheckReport, Verdict
+from harness.results.summaries import BenchmarkKey
 
 PYTEST_SAMPLE = Path(__file__).parent / "data" / "pytest_benchmark_sample.json"
 ENVIRONMENT = {
@@ -26,8 +27,8 @@ ENVIRONMENT = {
 }
 
 
-def _key(label: str = "sknet50", *, batch_size: int = 1) -> BenchKey:
-    return BenchKey.from_fields(
+def _key(label: str = "sknet50", *, batch_size: int = 1) -> BenchmarkKey:
+    return BenchmarkKey.from_fields(
         {
             "model": label,
             "label": label,
@@ -65,7 +66,8 @@ def _bench(
     return BenchSamples(rounds=model, reference_rounds=ref, threshold_pct=threshold_pct)
 
 
-def _set(benchmarks: dict[BenchKey, BenchSamples], environment: dict | None = None, source: str = "") -> BenchmarkSet:
+def _set(benchmarks: dict[BenchmarkKey, BenchSamples], environment: dict | None = None,
+         source: str = "") -> BenchmarkSet:
     return BenchmarkSet(
         environment=ENVIRONMENT if environment is None else environment, benchmarks=benchmarks, source=source
     )

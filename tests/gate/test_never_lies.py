@@ -13,9 +13,10 @@ from helpers import plugin_model_name, run_cli
 from harness.errors import ConfigError, ResultsError
 from harness.gate.baseline import freeze_baseline
 from harness.gate.compare import compare
-from harness.gate.samples import BenchKey, BenchmarkSet, BenchSamples
+from harness.gate.samples import BenchmarkSet, BenchSamples
 from harness.gate.sources import benchmarks_from_records, load_benchmarks
 from harness.results import load_run
+from harness.results.summaries import BenchmarkKey
 
 
 def _baseline_file(tmp_path: Path, entry_update: dict | None = None, samples: list[float] | None = None) -> Path:
@@ -46,7 +47,7 @@ def test_zero_or_non_finite_samples_are_refused(tmp_path, samples):
 
 @pytest.mark.parametrize("threshold", [math.inf, math.nan, -1.0, 0.0])
 def test_a_bad_threshold_argument_is_refused(threshold):
-    key = BenchKey.from_fields({"model": "m", "label": "m", "kind": "latency"})
+    key = BenchmarkKey.from_fields({"model": "m", "label": "m", "kind": "latency"})
     bset = BenchmarkSet(benchmarks={key: BenchSamples(rounds=((1.0, 1.1, 1.2, 1.0, 1.1),))})
     with pytest.raises(ConfigError, match="threshold_pct must be a finite number > 0"):
         compare(bset, bset, threshold_pct=threshold)

@@ -19,7 +19,7 @@ from harness.measure.peak import measure_peak_gmacs
 from harness.measure.results import LatencyResult, ThroughputResult
 from harness.measure.sampling import SampleWindow, TimingConfig
 from harness.measure.timer import (
-    Benchmark,
+    PreparedModel,
     compare_latency,
     group_window,
     measure_group,
@@ -355,7 +355,7 @@ def test_cuda_event_bookkeeping_with_fake_events(monkeypatch: pytest.MonkeyPatch
     model = tiny_net().eval()
     model.register_forward_pre_hook(step_hook)
     inputs = torch.randn(2, *SHAPE)
-    prepared = Benchmark(model, inputs=inputs, device=torch.device("cuda"), mode=Mode(), train=False)
+    prepared = PreparedModel(model, inputs=inputs, device=torch.device("cuda"), mode=Mode(), train=False)
     assert prepared.timer == "cuda_event"
     samples = prepared.sample(SampleWindow(min_time_s=0.0, max_time_s=5.0, min_samples=6, max_samples=6))
     assert len(samples) == 6 and all(sample > 0 for sample in samples)
