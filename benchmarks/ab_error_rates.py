@@ -1,17 +1,16 @@
-"""Error rates of the same-job gate (``check --ab``) on this machine: false alarms on unchanged code (A/A),
+"""Error rates of the same-job gate (``gate ab``) on this machine: false alarms on unchanged code (A/A),
 and detection of real 5% and 20% slowdowns.
 
 Every trial makes two "checkouts" — folders holding a copy of ``benchmarks/gate_plugin.py`` whose
-``DEFAULT_COST`` differs, as a pull request's code would — and runs ``python -m harness check --ab base head
+``DEFAULT_COST`` differs, as a pull request's code would — and runs ``python -m harness gate ab base head
 --suite <suite> --pairs K`` as CI would, one intra-op thread. The plugin model is ``gate_convnet`` with 20
 equal 3×3 conv layers: a cost of 1.05 builds 21 (a real +5% of the body's multiply-adds), 1.2 builds 24.
 Trial kinds alternate (A/A, 1.05, 1.2, A/A, …) so a change of the machine's load hits all alike.
 
-    python benchmarks/ab_error_rates.py --trials 20 --out ab_error_rates.json          # ~40-80 min on 2 cores
+    python benchmarks/ab_error_rates.py --trials 20 --out ab_error_rates.json          # ~30 min on 2 cores
     python benchmarks/ab_error_rates.py --rejudge ab_error_rates.json --threshold 3    # judge the same runs again
     python benchmarks/ab_error_rates.py --rejudge ab_error_rates.json --threshold 3 --from-trial 7   # held out
-    python benchmarks/ab_error_rates.py --in-process --trials 20 --out ab_in_process.json    # ~30 min
-    python benchmarks/ab_error_rates.py --in-process --kinds aa,slow_5 --trials 100 --background half \
+    python benchmarks/ab_error_rates.py --kinds aa,slow_5 --trials 100 --background half \
         --pairs 2 --rounds 4 --min-time 1.0 --max-time 2.5 --min-samples 40 --out ab.json      # docs/gate.md's table
     python benchmarks/ab_error_rates.py --table ab.json --readme docs/gate.md    # write the table into docs/gate.md
 
@@ -50,10 +49,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-time", type=float, default=4.0)
     p.add_argument("--min-samples", type=int, default=60)
     p.add_argument("--threshold", type=float, default=None,
-                   help="check --threshold, percent (default: check's own, 2 with --in-process, else 5)")
+                   help="gate ab --threshold, percent (default: gate ab's own)")
     p.add_argument("--alpha", type=float, default=0.002)
-    p.add_argument("--in-process", action="store_true",
-                   help="check --ab --in-process: both sides' models in one process, timed alternately")
     p.add_argument("--out", help="JSON summary to write")
     p.add_argument("--workdir", help="where checkouts and run dirs go (default: a temporary folder, kept)")
     p.add_argument("--rejudge", metavar="JSON", help="judge the runs of an earlier summary again (no measuring)")
@@ -102,11 +99,10 @@ def _trial(root: Path, suite: Path, kind: str, cost: float, index: int, args: ar
     trial_dir = root / f"{kind}_{index:02d}"
     base, head = _checkout(trial_dir, "base", 1.0), _checkout(trial_dir, "head", cost)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "harness", "check", "--ab", str(base), str(head), "--suite", str(suite),
+    command = [sys.executable, "-m", "harness", "gate", "ab", str(base), str(head), "--suite", str(suite),
                "--pairs", str(args.pairs), "--alpha", str(args.alpha),
                *([] if args.threshold is None else ["--threshold", str(args.threshold)]),
-               "--out", str(trial_dir / "results"), "--format", "json", "--no-progress",
-               *(["--in-process"] if args.in_process else [])]
+               "--out", str(trial_dir / "results"), "--format", "json", "--no-progress"]
     background = _busy() if loaded else None
     try:
         with LoadMonitor() as monitor:
@@ -181,10 +177,10 @@ def table(doc: dict) -> list[str]:
         lines.append(f"| {_NAMES.get(kind, kind)} | {part} | {rate['failed']}/{rate['trials']} | "
                      f"{rate['failed'] / rate['trials']:.1%} ({low:.1%}–{high:.1%}) | "
                      f"{rate['ratio_min']:.3f}–{rate['ratio_max']:.3f} | {rate['other_cores_median']:.2f} |")
-    lines += ["", f"Measured with `python benchmarks/ab_error_rates.py --in-process --kinds {s['kinds']} --trials "
+    lines += ["", f"Measured with `python benchmarks/ab_error_rates.py --kinds {s['kinds']} --trials "
               f"{s['trials']} --background {s['background']} --pairs {s['pairs']} --rounds {s['rounds']} --min-time "
               f"{s['min_time']} --max-time {s['max_time']} --min-samples {s['min_samples']}` (threshold: "
-              f"{'check' + chr(39) + 's default' if s['threshold'] is None else str(s['threshold']) + '%'}, "
+              f"{'gate ab' + chr(39) + 's default' if s['threshold'] is None else str(s['threshold']) + '%'}, "
               f"alpha {s['alpha']}); table written by `--table … --readme docs/gate.md`."]
     return lines
 
@@ -199,9 +195,8 @@ def _write_table(path: Path, readme: Path | None) -> None:
 
 
 def _rejudge(path: Path, args: argparse.Namespace) -> None:
-    from harness.gate.ab import ABRuns, load_sides
-    from harness.gate.compare import compare
-    from harness.gate.inprocess import load_pairs
+    from harness.gate.ab import load_pairs
+    from harness.gate.verdict import compare
 
     if args.threshold is None:
         print("error: --rejudge needs --threshold PCT: the threshold to judge the stored runs with", file=sys.stderr)
@@ -211,12 +206,11 @@ def _rejudge(path: Path, args: argparse.Namespace) -> None:
     for trial in doc["trials"]:
         results = Path(trial["trial_dir"]) / "results" / "same_job"
         (job,) = list(results.iterdir())
-        if (job / "spec.json").exists():  # measured --in-process
-            base, head, _, _ = load_pairs(sorted(job.glob("pair*.json")))
-        else:
-            runs = ABRuns(base=tuple(sorted((job / "base").glob("*/*"))),
-                          head=tuple(sorted((job / "head").glob("*/*"))), order=())
-            base, head, _, _ = load_sides(runs)
+        if not (job / "spec.json").exists():
+            print(f"error: {job}: measured by the removed process-alternating form of the gate; only trials of "
+                  "`gate ab` (a spec.json and pair*.json) can be rejudged", file=sys.stderr)
+            raise SystemExit(2)
+        base, head, _, _ = load_pairs(sorted(job.glob("pair*.json")))
         (row,) = compare(base, head, threshold_pct=args.threshold, alpha=args.alpha).rows
         trial.update(exit_code=int(row.verdict.value == "regression"), verdict=row.verdict.value,
                      normalised_ratio=row.normalised_ratio, p_value=row.p_value, ci=[row.ci_low, row.ci_high])

@@ -9,16 +9,15 @@ reference workload, interleaved in 12 rounds, one intra-op thread as the CI work
   instead of 10 equal conv layers, a real 1.2× change of the body's multiply-adds, not a sleep).
 
 The two kinds alternate (A0 S0 S1 A1 A2 S2 …), so a change of the machine's load over the script's minutes
-hits both alike. Then, with :func:`harness.gate.compare.compare` at its defaults (and at any ``--threshold`` /
+hits both alike. Then, with :func:`harness.gate.verdict.compare` at its defaults (and at any ``--threshold`` /
 ``--alpha`` given):
 
 * false-alarm rate = fraction of consecutive A/A pairs (A_i baseline, A_{i+1} candidate) flagged
   ``regression``;
 * detection rate = fraction of pairs (A_i baseline, S_i candidate) flagged ``regression``.
 
-For contrast the same pairs are also judged on raw latencies (reference samples dropped), on medians instead
-of the gate's low quantile, and with thresholds calibrated by :func:`harness.gate.calibrate.calibrate_thresholds` from
-``--calibrate K`` *other* A/A runs (never the two runs being compared), as ``check --calibrate`` would do.
+For contrast the same pairs are also judged on raw latencies (reference samples dropped) and on medians instead
+of the gate's low quantile.
 
     python benchmarks/gate_error_rates.py --out gate_error_rates.json
     python benchmarks/gate_error_rates.py --aa-runs 5 --slow-runs 4 --out /tmp/pilot.json   # quick pilot
@@ -44,12 +43,9 @@ from typing import Any
 
 import torch
 
-from harness.gate import statistic as gate_statistic
-from harness.gate.calibrate import calibrate_thresholds
-from harness.gate.compare import compare
-from harness.gate.samples import BenchmarkSet
-from harness.gate.sources import load_benchmarks
-from harness.gate.verdicts import CheckReport, Verdict
+from harness.gate import verdict as gate_statistic
+from harness.gate.sets import BenchmarkSet, load_benchmarks
+from harness.gate.verdict import CheckReport, Verdict, compare
 
 HERE = Path(__file__).resolve().parent
 PLUGIN = HERE / "gate_plugin.py"
@@ -94,14 +90,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="OMP_NUM_THREADS for the runs, as the CI workflow sets (default 1; 0: torch's own choice)")
     p.add_argument("--threshold", type=float, help="also judge with this threshold, percent")
     p.add_argument("--alpha", type=float, help="also judge with this alpha")
-    p.add_argument("--calibrate", type=int, default=5, metavar="K",
-                   help="calibrate thresholds from K other A/A runs per pair (0: skip; default 5)")
     p.add_argument("--workdir", help="where run dirs go (default: a temporary directory, kept)")
     args = p.parse_args(argv)
     if args.aa_runs < 2 or not 0 <= args.slow_runs <= args.aa_runs:
         p.error("need --aa-runs >= 2 and 0 <= --slow-runs <= --aa-runs")
-    if args.calibrate and args.calibrate > args.aa_runs - 2:
-        p.error(f"--calibrate {args.calibrate} needs at least {args.calibrate + 2} A/A runs")
     return args
 
 
@@ -155,26 +147,10 @@ def _raw_only(bset: BenchmarkSet) -> BenchmarkSet:
     return replace(bset, benchmarks=benchmarks)
 
 
-def _with_thresholds(bset: BenchmarkSet, thresholds: dict) -> BenchmarkSet:
-    benchmarks = {k: replace(v, threshold_pct=thresholds.get(k, v.threshold_pct)) for k, v in bset.benchmarks.items()}
-    return replace(bset, benchmarks=benchmarks)
-
-
 def _pair(report: CheckReport, base: str, cand: str) -> PairResult:
     (row,) = report.rows  # one benchmark per run
     return PairResult(base, cand, row.verdict.value, row.normalised_ratio, row.raw_ratio, row.p_value, row.ci_low,
                       row.threshold_pct, row.n_baseline, row.n_candidate)
-
-
-def _calibration_set(aa: list[BenchmarkSet], exclude: set[int], k: int, start: int) -> list[BenchmarkSet]:
-    """K A/A runs, cyclically after ``start``, none of them in ``exclude`` (the runs being compared)."""
-    picked: list[BenchmarkSet] = []
-    i = start
-    while len(picked) < k:
-        i = (i + 1) % len(aa)
-        if i not in exclude:
-            picked.append(aa[i])
-    return picked
 
 
 def _judge(aa: list[BenchmarkSet], slow: list[BenchmarkSet], variant: str, args: argparse.Namespace,
@@ -186,22 +162,15 @@ def _judge(aa: list[BenchmarkSet], slow: list[BenchmarkSet], variant: str, args:
             return dict(_judge(aa, slow, "default", args, **settings), variant="median")
         finally:
             gate_statistic.GATE_QUANTILE = saved
-    def prep(bset: BenchmarkSet, exclude: set[int], start: int) -> BenchmarkSet:
-        if variant == "raw":
-            return _raw_only(bset)
-        if variant == "calibrated":
-            return _with_thresholds(bset, calibrate_thresholds(_calibration_set(aa, exclude, args.calibrate, start)))
-        return bset
-
-    def cand(bset: BenchmarkSet) -> BenchmarkSet:
+    def prep(bset: BenchmarkSet) -> BenchmarkSet:
         return _raw_only(bset) if variant == "raw" else bset
 
     false_alarms = [
-        _pair(compare(prep(aa[i], {i, i + 1}, i + 1), cand(aa[i + 1]), **settings), aa[i].source, aa[i + 1].source)
+        _pair(compare(prep(aa[i]), prep(aa[i + 1]), **settings), aa[i].source, aa[i + 1].source)
         for i in range(len(aa) - 1)
     ]
     detections = [
-        _pair(compare(prep(aa[i], {i}, i), cand(slow[i]), **settings), aa[i].source, slow[i].source)
+        _pair(compare(prep(aa[i]), prep(slow[i]), **settings), aa[i].source, slow[i].source)
         for i in range(len(slow))
     ]
     n_fa = sum(p.verdict == Verdict.REGRESSION.value for p in false_alarms)
@@ -255,8 +224,7 @@ def _print_variant(res: dict[str, Any], args: argparse.Namespace) -> None:
     what = {"default": "normalised 5th percentiles (the gate as shipped)",
             "raw": "raw 5th percentiles, reference samples dropped",
             "median": "normalised medians instead of 5th percentiles",
-            "custom": "normalised 5th percentiles",
-            "calibrated": f"normalised 5th percentiles, thresholds calibrated from {args.calibrate} other A/A runs"}
+            "custom": "normalised 5th percentiles"}
     print(f"[{res['variant']}: {what[res['variant']]}; {settings}]")
     print(f"  false alarms: {res['false_alarms']}/{res['aa_pairs']} A/A pairs = {res['false_alarm_rate']:.1%}"
           f"   (A/A ratios {aa_ratios[0]:.3f} … {aa_ratios[-1]:.3f})")
@@ -264,9 +232,6 @@ def _print_variant(res: dict[str, Any], args: argparse.Namespace) -> None:
         slow_ratios = sorted(_ratio_of(p) for p in res["slow"])
         print(f"  detection:    {res['detections']}/{res['slow_pairs']} slow pairs = {res['detection_rate']:.1%}"
               f"   (slow ratios {slow_ratios[0]:.3f} … {slow_ratios[-1]:.3f})")
-    if res["variant"] == "calibrated":
-        thresholds = sorted({p["threshold_pct"] for p in res["aa"] + res["slow"]})
-        print(f"  calibrated thresholds: {thresholds[0]:.1f}% … {thresholds[-1]:.1f}%")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,8 +254,6 @@ def main(argv: list[str] | None = None) -> int:
     custom = {k: v for k, v in (("threshold_pct", args.threshold), ("alpha", args.alpha)) if v is not None}
     if custom:
         variants.append(_judge(aa, slow, "custom", args, **custom))
-    if args.calibrate:
-        variants.append(_judge(aa, slow, "calibrated", args))
     command = "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0]))] + (argv or sys.argv[1:]))
     summary = {
         "command": command,

@@ -51,7 +51,7 @@ def _worker(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(HERE))
     import gate_plugin
 
-    from harness.gate.statistic import low
+    from harness.gate.verdict import low
     from harness.measure.mode import Mode
     from harness.measure.sampling import SampleWindow
     from harness.measure.timer import group_window, prepare_benchmark, time_group

@@ -32,9 +32,8 @@ def test_the_default_mode_is_the_same_job_gate():
 
 def test_every_harness_command_in_the_workflow_parses():
     commands = _harness_commands()
-    assert any(c[:2] == ["check", "--ab"] for c in commands) and any(c[0] == "baseline" for c in commands)
-    # the same-job gate measures both sides in one process per pair (docs/gate.md, "Measured error rates")
-    assert any(c[:2] == ["check", "--ab"] and "--in-process" in c for c in commands)
+    assert any(c[:2] == ["gate", "ab"] for c in commands) and any(c[:2] == ["gate", "baseline"] for c in commands)
+    assert any(c[:2] == ["gate", "check"] for c in commands)
     parser = build_parser()
     for words in commands:
         words = [w.replace("${{ steps.run.outputs.run_dir }}", "results/x/y") for w in words]

@@ -1,151 +1,156 @@
-"""``baseline`` (freeze a run's samples) and ``check`` (the latency regression gate, and its calibration)."""
+"""``gate``: the latency regression gate, as three subcommands.
+
+``gate ab BASE HEAD --suite S`` (the same-job gate CI runs: both checkouts' models timed in one process),
+``gate baseline RUN -o FILE`` (freeze a run's samples) and ``gate check CANDIDATE --baseline FILE`` (judge a run
+against a frozen baseline, for runs that cannot have both checkouts). The spellings of earlier versions
+(``check …``, ``baseline …``) still work with a one-line deprecation notice; ``check --calibrate`` was removed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import ConfigError
 
-DEFAULT_THRESHOLD_PCT = 5.0
+
+def _show(report, args: argparse.Namespace) -> int:  # noqa: ANN001 (the report type is imported lazily)
+    from harness.errors import printable
+    from harness.gate.render import render
+
+    text = render(report, args.format)
+    if args.output:
+        Path(args.output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    print("\n".join(printable(line) for line in text.split("\n")))  # labels come from untrusted run dirs
+    return report.exit_code
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    from harness.gate.ab import same_job
+    from harness.gate.verdict import AB_THRESHOLD_PCT
+    from harness.results.store import new_run_id
+
+    if args.suite is None:
+        raise ConfigError("gate ab needs --suite SUITE: the suite both checkouts run, e.g. suites/ci_latency.yaml")
+    out = Path(args.out).resolve() / "same_job" / new_run_id()  # absolute: each side's code is its checkout's
+
+    def show(step: int, steps: int, side: str) -> None:
+        print(f"gate ab: process {step}/{steps} ({side})", file=sys.stderr)
+
+    report = same_job(base=Path(args.base), head=Path(args.head), suite=Path(args.suite), pairs=args.pairs, out=out,
+                      device=args.device, threshold_pct=AB_THRESHOLD_PCT if args.threshold is None else args.threshold,
+                      alpha=args.alpha, on_step=None if args.no_progress else show)
+    return _show(report, args)
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from harness.gate.baseline import freeze_baseline
+    from harness.gate.sets import freeze_baseline
 
     print(freeze_baseline(Path(args.run_dir), Path(args.output)))
     return 0
 
 
-def _calibrate(args: argparse.Namespace) -> int:
-    from harness.config import load_suite
-    from harness.gate.baseline import freeze_baseline, write_thresholds
-    from harness.gate.calibrate import calibrate_thresholds
-    from harness.gate.sources import load_benchmarks
-    from harness.runner import RunOptions, run_suite
-
-    if not 2 <= args.repeats <= 100:
-        raise ConfigError(f"--calibrate needs --repeats K with 2 ≤ K ≤ 100 (A/A runs of the same suite), got "
-                          f"{args.repeats}")
-    if args.baseline is None:
-        raise ConfigError("--calibrate needs --baseline FILE: the baseline that receives the thresholds")
-    suite = load_suite(args.calibrate)
-    runs = []
-    for k in range(args.repeats):
-        print(f"calibration run {k + 1}/{args.repeats}", file=sys.stderr)
-        run_dir = run_suite(suite, options=RunOptions(out_root=Path(args.out), argv=sys.argv,
-                                                      progress=not args.no_progress))
-        print(run_dir)
-        runs.append(load_benchmarks(run_dir))
-        if k == 0 and not Path(args.baseline).exists():
-            freeze_baseline(run_dir, Path(args.baseline))
-    thresholds = calibrate_thresholds(runs)
-    write_thresholds(Path(args.baseline), thresholds)
-    for key, value in sorted(thresholds.items(), key=lambda kv: kv[0].sort_key()):
-        print(f"{key.label} bs{key.batch_size} {key.dtype}: threshold {value:.1f}%", file=sys.stderr)
-    print(args.baseline)
-    return 0
-
-
-def _same_job(args: argparse.Namespace):
-    """``--ab BASE HEAD --suite S``: both checkouts measured here, alternating; head judged against base."""
-    from harness.gate.ab import load_sides, noise_note, run_ab
-    from harness.gate.compare import compare
-    from harness.results.store import new_run_id
-
-    if args.suite is None:
-        raise ConfigError("--ab needs --suite SUITE: the suite both checkouts run, e.g. suites/ci_latency.yaml")
-    if args.candidate is not None or args.baseline is not None:
-        raise ConfigError("--ab measures both sides itself; drop CANDIDATE and --baseline")
-    out = Path(args.out).resolve() / "same_job" / new_run_id()  # absolute: each side runs in its own checkout
-
-    def show(step: int, steps: int, side: str) -> None:
-        print(f"same-job gate: run {step}/{steps} ({side})", file=sys.stderr)
-
-    if args.in_process:
-        from harness.gate.inprocess import load_pairs, run_inprocess
-
-        files = run_inprocess(base=Path(args.ab[0]), head=Path(args.ab[1]), suite=Path(args.suite),
-                              pairs=args.pairs, out=out, device=args.device,
-                              on_step=None if args.no_progress else show)
-        base, head, base_even, base_odd = load_pairs(files)
-        report = compare(base, head, threshold_pct=args.threshold, alpha=args.alpha)
-        noise = compare(base_even, base_odd, threshold_pct=args.threshold, alpha=args.alpha)
-        notes = (f"same job, in one process: {len(files)} processes each timed base ({args.ab[0]}) and head "
-                 f"({args.ab[1]}) alternately, iteration for iteration; samples under {out}", noise_note(noise))
-        return replace(report, notes=notes)
-
-    runs = run_ab(base=Path(args.ab[0]), head=Path(args.ab[1]), suite=Path(args.suite), pairs=args.pairs, out=out,
-                  device=args.device, on_step=None if args.no_progress else show)
-    base, head, base_even, base_odd = load_sides(runs)
-    report = compare(base, head, threshold_pct=args.threshold, alpha=args.alpha)
-    noise = compare(base_even, base_odd, threshold_pct=args.threshold, alpha=args.alpha)
-    order = " ".join("B" if side == "base" else "H" for side in runs.order)
-    notes = (f"same job: {len(runs.base)} runs of base ({args.ab[0]}) and {len(runs.head)} of head ({args.ab[1]}), "
-             f"alternating {order}; run dirs under {out}", noise_note(noise))
-    return replace(report, notes=notes)
-
-
 def cmd_check(args: argparse.Namespace) -> int:
-    from harness.gate.compare import compare
-    from harness.gate.render import render
-    from harness.gate.sources import load_benchmarks
+    from harness.gate.sets import load_benchmarks
+    from harness.gate.verdict import THRESHOLD_PCT, compare
 
+    report = compare(load_benchmarks(Path(args.baseline)), load_benchmarks(Path(args.candidate)),
+                     threshold_pct=THRESHOLD_PCT if args.threshold is None else args.threshold, alpha=args.alpha,
+                     force=args.force)
+    return _show(report, args)
+
+
+def _deprecated(old: str, new: str) -> None:
+    print(f"note: `{old}` is deprecated; use `python -m harness {new}` (docs/gate.md)", file=sys.stderr)
+
+
+def cmd_old_check(args: argparse.Namespace) -> int:
+    """``check`` as earlier versions spelled it: ``--ab`` is ``gate ab``, ``CANDIDATE --baseline`` is ``gate check``."""
     if args.calibrate:
-        return _calibrate(args)
-    if args.in_process and not args.ab:
-        raise ConfigError("--in-process is a way of measuring --ab BASE HEAD; add --ab and --suite")
-    if args.threshold is None:
-        from harness.gate.inprocess import IN_PROCESS_THRESHOLD_PCT
-
-        args.threshold = IN_PROCESS_THRESHOLD_PCT if args.in_process else DEFAULT_THRESHOLD_PCT
+        raise ConfigError("check --calibrate was removed: the gate has one threshold per command (gate ab 2%, gate "
+                          "check 5%; --threshold to change it), see docs/gate.md")
     if args.ab:
-        report = _same_job(args)
-    elif args.candidate is None or args.baseline is None:
-        raise ConfigError("check needs CANDIDATE and --baseline FILE (or --ab BASE HEAD --suite SUITE, or "
-                          "--calibrate SUITE --repeats K)")
-    else:
-        report = compare(load_benchmarks(Path(args.baseline)), load_benchmarks(Path(args.candidate)),
-                         threshold_pct=args.threshold, alpha=args.alpha, force=args.force)
-    text = render(report, args.format)
-    if args.output:
-        Path(args.output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    from harness.errors import printable
+        if args.suite is None:
+            raise ConfigError("--ab needs --suite SUITE: the suite both checkouts run, e.g. suites/ci_latency.yaml")
+        if args.candidate is not None or args.baseline is not None:
+            raise ConfigError("--ab measures both sides itself; drop CANDIDATE and --baseline")
+        _deprecated("check --ab BASE HEAD", "gate ab BASE HEAD --suite SUITE (always in one process)")
+        args.base, args.head = args.ab
+        return cmd_ab(args)
+    if args.in_process:
+        raise ConfigError("--in-process is a way of measuring --ab BASE HEAD; use `gate ab BASE HEAD --suite SUITE`")
+    if args.candidate is None or args.baseline is None:
+        raise ConfigError("check needs CANDIDATE and --baseline FILE; see `python -m harness gate --help`")
+    _deprecated("check CANDIDATE --baseline FILE", "gate check CANDIDATE --baseline FILE")
+    return cmd_check(args)
 
-    print("\n".join(printable(line) for line in text.split("\n")))  # labels come from untrusted run dirs
-    return report.exit_code
+
+def cmd_old_baseline(args: argparse.Namespace) -> int:
+    _deprecated("baseline RUN_DIR -o FILE", "gate baseline RUN_DIR -o FILE")
+    return cmd_baseline(args)
+
+
+def _verdict_options(parser: argparse.ArgumentParser, *, threshold: str) -> None:
+    from harness.gate.verdict import ALPHA
+
+    parser.add_argument("--threshold", type=float, default=None, metavar="PCT",
+                        help=f"smallest slowdown that fails, percent (default {threshold})")
+    parser.add_argument("--alpha", type=float, default=ALPHA, help=f"significance level (default {ALPHA:g}, as asv)")
+    parser.add_argument("--format", choices=["md", "text", "json"], default="text")
+    parser.add_argument("--output", help="also write the rendered report to this file")
+
+
+def _ab_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", help="the suite both checkouts run (its latency section)")
+    parser.add_argument("--pairs", type=int, default=3, metavar="K",
+                        help="worker processes, each timing base and head (default 3)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device (default cpu)")
+    parser.add_argument("--out", default="results", help="results root: samples go under OUT/same_job/")
+    parser.add_argument("--no-progress", action="store_true")
 
 
 def register(sub: argparse._SubParsersAction, *, parents: list[argparse.ArgumentParser]) -> None:
-    base = sub.add_parser("baseline", parents=parents, help="freeze a run's raw latency samples into a baseline file")
+    from harness.gate.verdict import AB_THRESHOLD_PCT, THRESHOLD_PCT
+
+    gate = sub.add_parser("gate", parents=parents, help="latency regression gate: ab | baseline | check "
+                                                        "(exit 1 on a significant, large slowdown)")
+    commands = gate.add_subparsers(dest="gate_command", required=True, metavar="SUBCOMMAND")
+
+    ab = commands.add_parser("ab", parents=parents,
+                             help="same job: time BASE's and HEAD's models in one process, judge HEAD against BASE")
+    ab.add_argument("base", metavar="BASE", help="checkout of the base (e.g. `git worktree add ../base origin/main`)")
+    ab.add_argument("head", metavar="HEAD", help="checkout of the change (e.g. .)")
+    _ab_options(ab)
+    _verdict_options(ab, threshold=f"{AB_THRESHOLD_PCT:g}")
+    ab.set_defaults(func=cmd_ab)
+
+    base = commands.add_parser("baseline", parents=parents, help="freeze a run's raw latency samples into a file")
     base.add_argument("run_dir")
     base.add_argument("-o", "--output", required=True, help="baseline JSON to write")
     base.set_defaults(func=cmd_baseline)
 
-    check = sub.add_parser("check", parents=parents,
-                           help="latency regression gate: exit 1 on a significant, large slowdown")
-    check.add_argument("candidate", nargs="?", help="run dir, baseline file or pytest-benchmark JSON")
-    check.add_argument("--baseline", help="baseline file (or run dir / pytest-benchmark JSON)")
-    check.add_argument("--threshold", type=float, default=None, metavar="PCT",
-                       help="minimum slowdown that counts, percent (default 5; 2 with --in-process; calibrated "
-                            "thresholds override)")
-    check.add_argument("--alpha", type=float, default=0.002, help="significance level (default 0.002, as asv)")
-    check.add_argument("--format", choices=["md", "text", "json"], default="text")
-    check.add_argument("--output", help="also write the rendered report to this file")
+    check = commands.add_parser("check", parents=parents,
+                                help="judge a run (or pytest-benchmark JSON) against a frozen baseline")
+    check.add_argument("candidate", help="run dir, baseline file or pytest-benchmark JSON")
+    check.add_argument("--baseline", required=True, help="baseline file (or run dir / pytest-benchmark JSON)")
     check.add_argument("--force", action="store_true", help="compare even across different environments")
-    check.add_argument("--ab", nargs=2, metavar=("BASE", "HEAD"),
-                       help="same-job gate: run --suite in both checkouts here, alternating, and judge HEAD "
-                            "against BASE (no frozen baseline)")
-    check.add_argument("--suite", help="with --ab: the suite both checkouts run")
-    check.add_argument("--pairs", type=int, default=3, metavar="K", help="with --ab: runs per side (default 3)")
-    check.add_argument("--in-process", action="store_true",
-                       help="with --ab: build both sides' models in one process and time them alternately, "
-                            "iteration for iteration (K processes)")
-    check.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="with --ab: device (default cpu)")
-    check.add_argument("--calibrate", metavar="SUITE", help="run SUITE --repeats times and calibrate thresholds")
-    check.add_argument("--repeats", type=int, default=5, metavar="K")
-    check.add_argument("--out", default="results", help="results root for --ab and --calibrate runs")
-    check.add_argument("--no-progress", action="store_true")
+    _verdict_options(check, threshold=f"{THRESHOLD_PCT:g}")
     check.set_defaults(func=cmd_check)
+
+    # the spellings of earlier versions: one line of deprecation, then the same behaviour
+    old_base = sub.add_parser("baseline", parents=parents, help="deprecated: gate baseline")
+    old_base.add_argument("run_dir")
+    old_base.add_argument("-o", "--output", required=True)
+    old_base.set_defaults(func=cmd_old_baseline)
+    old = sub.add_parser("check", parents=parents, help="deprecated: gate check / gate ab")
+    old.add_argument("candidate", nargs="?")
+    old.add_argument("--baseline")
+    old.add_argument("--force", action="store_true")
+    old.add_argument("--ab", nargs=2, metavar=("BASE", "HEAD"))
+    old.add_argument("--in-process", action="store_true", help="(the only way gate ab measures)")
+    old.add_argument("--calibrate", metavar="SUITE", help="(removed)")
+    old.add_argument("--repeats", type=int, default=5, help="(removed)")
+    _ab_options(old)
+    _verdict_options(old, threshold=f"{THRESHOLD_PCT:g}; {AB_THRESHOLD_PCT:g} with --ab")
+    old.set_defaults(func=cmd_old_check)

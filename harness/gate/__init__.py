@@ -1,6 +1,6 @@
-"""The latency regression gate (``python -m harness check``).
+"""The latency regression gate (``python -m harness gate``).
 
-samples (what is compared) · sources (run dirs, baseline files, pytest-benchmark JSON) · baseline (freezing
-and thresholds) · fingerprint (is the environment the same) · statistic (the low-quantile statistic and its
-CI) · compare (verdicts) · calibrate (thresholds from A/A runs) · verdicts / render (the report).
+sets (benchmark sets: run dirs, baseline files, pytest-benchmark JSON; freezing a baseline) · verdict (the one
+statistic, its test and interval, comparable environments, the verdicts) · ab (the same-job gate: base and head
+timed in one process) · render (the report as markdown, text or JSON).
 """

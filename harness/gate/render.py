@@ -6,8 +6,7 @@ import json
 import math
 from typing import Any
 
-from harness.gate.statistic import GATE_QUANTILE
-from harness.gate.verdicts import CheckReport, CheckRow, Verdict
+from harness.gate.verdict import GATE_QUANTILE, CheckReport, CheckRow, Verdict
 
 _COLUMNS = (
     "label",
@@ -27,11 +26,9 @@ def _num(value: float | None, fmt: str) -> str:
     return "—" if value is None or math.isnan(value) else format(value, fmt)
 
 
-def _cells(row: CheckRow, default_threshold: float) -> list[str]:
+def _cells(row: CheckRow) -> list[str]:
     ci = "—" if row.ci_low is None else f"[{row.ci_low:.3f}, {row.ci_high:.3f}]"
     verdict = row.verdict.value
-    if row.threshold_pct != default_threshold:
-        verdict += f" (±{row.threshold_pct:.1f}%)"
     if row.note:
         verdict += f"; {row.note}"
     return [
@@ -57,12 +54,12 @@ def _json_value(value: Any) -> Any:
 def _header(report: CheckReport) -> list[str]:
     lines = [
         f"Latency check: {report.candidate_source or 'candidate'} against {report.baseline_source or 'baseline'}",
-        f"Threshold ±{report.threshold_pct:g}% (calibrated per-benchmark thresholds override), alpha {report.alpha:g}; "
+        f"Threshold ±{report.threshold_pct:g}%, alpha {report.alpha:g}; "
         "regression = Mann-Whitney U p < alpha (on the fastest quarter of each round) AND ratio beyond "
         "threshold AND 95% bootstrap CI excludes 1. "
         f"Ratios are candidate/baseline of the median over rounds of each round's {GATE_QUANTILE:.0%}-quantile "
         "of per-iteration latency (the undisturbed iterations; ms columns are plain medians); norm. = each "
-        "round divided by the same quantile of the reference workload of that round "
+        "round divided by the same quantile of the reference samples of that round "
         "(CI and p use normalised samples when both sides have them).",
     ]
     if report.env_mismatches:
@@ -85,7 +82,7 @@ def render_markdown(report: CheckReport) -> str:
     lines.append("| " + " | ".join(_COLUMNS) + " |")
     lines.append("|" + "|".join(["---"] * 3 + ["---:"] * 6 + ["---"]) + "|")
     for row in report.rows:
-        cells = [c.replace("|", "\\|") for c in _cells(row, report.threshold_pct)]
+        cells = [c.replace("|", "\\|") for c in _cells(row)]
         if row.verdict is Verdict.REGRESSION:
             cells[-1] = f"**{cells[-1]}**"
         lines.append("| " + " | ".join(cells) + " |")
@@ -94,7 +91,7 @@ def render_markdown(report: CheckReport) -> str:
 
 
 def render_text(report: CheckReport) -> str:
-    table = [list(_COLUMNS)] + [_cells(row, report.threshold_pct) for row in report.rows]
+    table = [list(_COLUMNS)] + [_cells(row) for row in report.rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(_COLUMNS) - 1)]
     body = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in table]
     head = _header(report)

@@ -9,7 +9,6 @@ is not a change of the code. Benchmarks are matched as in ``compare`` (the gate'
 
 from __future__ import annotations
 
-import inspect
 import math
 import statistics
 from dataclasses import dataclass
@@ -32,10 +31,11 @@ UNITS = {"p50": "p50 latency, ms", "img_s": "images / s"}
 
 
 def gate_threshold_pct() -> float:
-    """The regression gate's default threshold (``harness.gate.compare.compare``), read from its signature."""
-    from harness.gate.compare import compare
+    """The frozen-baseline gate's threshold (``harness.gate.verdict.THRESHOLD_PCT``): a step history calls a
+    change is one the gate would."""
+    from harness.gate.verdict import THRESHOLD_PCT
 
-    return float(inspect.signature(compare).parameters["threshold_pct"].default)
+    return THRESHOLD_PCT
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ Results schema history:
 - 0: no ``schema`` field.
 - 1: ``schema`` added. The reference workload's records had kind ``calibration``, peak records the model
   name ``matmul``.
-- 2: kind ``calibration`` is ``reference`` (the fixed timing yardstick; "calibration" now only means
-  calibrating the gate's thresholds), and peak records have no model (``model: null``).
+- 2: kind ``calibration`` is ``reference`` (the fixed timing yardstick), and peak records have no model
+  (``model: null``).
 """
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
 """The reference workload: a fixed yardstick for noise normalisation of latency (not from any paper).
 
-The latency gate (``python -m harness check``) times this network interleaved with the models, round by
-round, and divides each model's latency by the reference's latency of the same round: a machine that is
-uniformly slower today then does not look like a regression. It mixes the op types the SK/SE/ResNeXt models
-run at inference (dense and grouped convs with a bias, as a conv with its BN folded in, ReLU, global pooling,
-a linear head), so it slows down with them under the same interference.
+A suite with ``latency.reference: true`` times this network as one more member of every timing group, and the
+frozen-baseline gate (``python -m harness gate check``) divides each model's latency by the reference's of the same
+cycles: a machine that is uniformly slower today then does not look like a regression. It mixes the op types the
+SK/SE/ResNeXt models run at inference (dense and grouped convs with a bias, as a conv with its BN folded in, ReLU,
+global pooling, a linear head), so it slows down with them under the same interference.
 
-It must never change: baselines taken with it would no longer compare. So it is self-contained (plain
-``torch.nn`` layers, nothing shared with the model families, whose blocks may be optimised) and its weights
-come from its own seeded generator; ``tests/workloads/test_reference.py`` pins its structure and its exact
-output on a fixed input.
+It must never change: baselines taken with it would no longer compare. So it is self-contained (plain ``torch.nn``
+layers, nothing shared with the model families, whose blocks may be optimised) and its weights come from its own
+seeded generator; ``tests/workloads/test_reference.py`` pins its structure and its exact output on a fixed input.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ def test_argparse_errors_are_one_usage_line_and_one_error_line(capsys):
     assert _error_lines(err) == ["usage: python -m harness run SUITE [options]  (--help for all)",
                                  "python -m harness run: error: the following arguments are required: suite"]
     with pytest.raises(SystemExit):
-        run_cli(capsys, "check", "--threshold", "lots")
+        run_cli(capsys, "gate", "check", "x", "--baseline", "y", "--threshold", "lots")
     lines = _error_lines(capsys.readouterr().err)
     assert len(lines) == 2 and "argument --threshold: invalid float value: 'lots'" in lines[1]
     with pytest.raises(SystemExit):
@@ -118,7 +118,8 @@ def test_records_of_the_wrong_shape_are_one_line_naming_file_line_and_field(tmp_
     base = {"task_id": "t", "status": "ok", "model": "m", "label": "m", "options": {}, "batch_size": 1,
             "device": "cpu", "dtype": "fp32"}
     run_dir = write_run(tmp_path / "results" / "s" / "r1", [{**base, **record}])
-    for command in (["report", run_dir, "--reports", tmp_path / "p"], ["check", run_dir, "--baseline", run_dir]):
+    for command in (["report", run_dir, "--reports", tmp_path / "p"],
+                    ["gate", "check", run_dir, "--baseline", run_dir]):
         code, out, err = run_cli(capsys, *command)
         assert code == 2 and out == [], err
         (line,) = _error_lines(err)

@@ -1,4 +1,4 @@
-"""The latency gate end to end through the CLI, on CPU: run → baseline → run → check (and check --calibrate).
+"""The frozen-baseline gate end to end through the CLI, on CPU: run → gate baseline → run → gate check.
 
 The model is ``gate_convnet`` from ``benchmarks/gate_plugin.py`` (registered through the suite's
 ``imports:``): equal 3×3 conv layers whose number scales with a cost factor. The benchmark key includes the
@@ -74,7 +74,7 @@ def test_gate_fails_on_a_real_slowdown_and_passes_an_unchanged_candidate(tmp_pat
     suite = _suite(tmp_path)
     base_run = _run(capsys, monkeypatch, tmp_path, suite, 1.0)
     baseline = tmp_path / "baseline.json"
-    code, out, _ = _cli(capsys, "baseline", base_run, "-o", str(baseline))
+    code, out, _ = _cli(capsys, "gate", "baseline", base_run, "-o", str(baseline))
     assert code == 0 and out == [str(baseline)]
     doc = json.loads(baseline.read_text())
     (entry,) = doc["benchmarks"]
@@ -83,7 +83,7 @@ def test_gate_fails_on_a_real_slowdown_and_passes_an_unchanged_candidate(tmp_pat
     report_md = tmp_path / "gate.md"
     for _attempt in range(ATTEMPTS):  # as docs/gate.md says of CI: re-run a failed gate once before believing it
         slow_run = _run(capsys, monkeypatch, tmp_path, suite, 1.5)
-        code, out, _ = _cli(capsys, "check", slow_run, "--baseline", str(baseline), "--threshold", THRESHOLD,
+        code, out, _ = _cli(capsys, "gate", "check", slow_run, "--baseline", str(baseline), "--threshold", THRESHOLD,
                             "--format", "md", "--output", str(report_md))
         text = "\n".join(out)
         if code == 1:
@@ -100,7 +100,7 @@ def test_gate_fails_on_a_real_slowdown_and_passes_an_unchanged_candidate(tmp_pat
 
     for _attempt in range(ATTEMPTS):
         same_run = _run(capsys, monkeypatch, tmp_path, suite, 1.0)
-        code, out, _ = _cli(capsys, "check", same_run, "--baseline", str(baseline), "--threshold", THRESHOLD,
+        code, out, _ = _cli(capsys, "gate", "check", same_run, "--baseline", str(baseline), "--threshold", THRESHOLD,
                             "--format", "md")
         text = "\n".join(out)
         if code == 0:
@@ -108,21 +108,3 @@ def test_gate_fails_on_a_real_slowdown_and_passes_an_unchanged_candidate(tmp_pat
     assert code == 0, text
     assert "**Result: PASS" in text and "regression" not in _md_row(text, "gate")["verdict"]
     assert float(_md_row(text, "gate")["norm. ratio"]) == pytest.approx(1.0, abs=0.2)
-
-
-def test_check_calibrate_runs_the_suite_k_times_and_writes_thresholds(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv(COST_ENV, "1.0")
-    suite = _suite(tmp_path, rounds=3, min_time_s=0.3)
-    baseline = tmp_path / "calibrated.json"
-    code, out, err = _cli(capsys, "check", "--calibrate", str(suite), "--repeats", "2", "--baseline",
-                          str(baseline), "--out", str(tmp_path / "results"), "--no-progress")
-    assert code == 0, err
-    assert len(out) == 3 and out[-1] == str(baseline)  # two run dirs, then the baseline file
-    assert all(Path(p).is_dir() for p in out[:2])
-    assert "calibration run 2/2" in err and re.search(r"gate bs1 fp32: threshold \d+\.\d%", err)
-    (entry,) = json.loads(baseline.read_text())["benchmarks"]
-    assert entry["threshold_pct"] >= 2.0  # calibrate_thresholds' floor
-    # the gate then uses the stored threshold instead of the command-line default
-    code, out, _ = _cli(capsys, "check", str(baseline), "--baseline", str(baseline), "--format", "json")
-    (row,) = json.loads("\n".join(out))["rows"]
-    assert code == 0 and row["threshold_pct"] == entry["threshold_pct"] and row["verdict"] == "unchanged"

@@ -78,7 +78,7 @@ def test_cli_errors_and_check_output_escape_control_characters(tmp_path, capsys)
     samples = [1.0, 1.1, 1.2, 1.0, 1.1, 1.05]
     run = write_run(tmp_path / "s" / "r", [{**latency("a", "sknet50", samples), "label": label}],
                     {**MANIFEST, "run_id": "r", "suite_name": "s"})
-    code, out, err = run_cli(capsys, "check", run, "--baseline", run)
+    code, out, err = run_cli(capsys, "gate", "check", run, "--baseline", run)
     text = "\n".join(out)
     assert code == 0 and "\x1b" not in text and "\x07" not in text and "a\\x1b]0;pwned\\x07" in text
     code, out, err = run_cli(capsys, "report", tmp_path / "no\x1bhere", "--reports", tmp_path / "p")

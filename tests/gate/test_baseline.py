@@ -9,12 +9,9 @@ import numpy as np
 import pytest
 
 from harness.errors import ResultsError
-from harness.gate.baseline import freeze_baseline, write_thresholds
-from harness.gate.compare import compare
-from harness.gate.samples import PYTEST_BENCHMARK_KIND
-from harness.gate.sources import BASELINE_SCHEMA, load_benchmarks
-from harness.gate.verdicts import Verdict
-from harness.results.summaries import KEY_FIELDS, BenchmarkKey
+from harness.gate.sets import BASELINE_SCHEMA, PYTEST_BENCHMARK_KIND, freeze_baseline, load_benchmarks
+from harness.gate.verdict import Verdict, compare
+from harness.results.summaries import KEY_FIELDS
 
 DATA = Path(__file__).parent / "data"
 PYTEST_SAMPLE = DATA / "pytest_benchmark_sample.json"
@@ -53,12 +50,12 @@ def _record(task_id: str, model: str, kind: str, rnd: int, samples: list[float],
     }
 
 
-def write_run(path: Path, *, seed: int = 0, rounds: int = 3, n: int = 20, interleaved: float | None = None,
+def write_run(path: Path, *, seed: int = 0, rounds: int = 3, n: int = 20, interleaved: float | None = 2.0,
               reference_tasks: bool = True) -> Path:
-    """A run dir with two models and the reference workload interleaved in rounds (A B ref A B ref ...).
+    """A run dir with two models and the reference workload timed in one group per round.
 
-    ``interleaved``: also give every latency record ``reference_samples_ms`` (the reference timed alternately
-    with the model) reading this many ms; the reference tasks read 2 ms.
+    ``interleaved``: every latency record's ``reference_samples_ms`` (the reference's samples of the same cycles)
+    read this many ms (None: the records have none); the reference's own records read 2 ms.
     """
     rng = np.random.default_rng(seed)
     records = []
@@ -114,27 +111,17 @@ def write_run(path: Path, *, seed: int = 0, rounds: int = 3, n: int = 20, interl
     return path
 
 
-def test_run_dir_groups_rounds_and_attaches_same_round_reference(tmp_path: Path) -> None:
-    run = write_run(tmp_path / "run1")
+def test_run_dir_groups_rounds_and_attaches_the_reference_of_the_same_cycles(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run1", interleaved=3.0)
     bset = load_benchmarks(run)
     assert sorted(k.label for k in bset.benchmarks) == ["senet50", "sknet50"]
     records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
     sk = next(s for k, s in bset.benchmarks.items() if k.label == "sknet50")
-    expected = [r["samples_ms"] for r in records if r["task_id"] == "latency-sknet50-bs1"]
-    refs = [r["samples_ms"] for r in records if r["kind"] == "reference"]
-    assert [list(r) for r in sk.rounds] == expected
-    assert [list(r) for r in sk.reference_rounds] == refs
+    mine = [r for r in records if r["task_id"] == "latency-sknet50-bs1"]
+    assert [list(r) for r in sk.rounds] == [r["samples_ms"] for r in mine]
+    assert [list(r) for r in sk.reference_rounds] == [r["reference_samples_ms"] for r in mine]
     assert sk.threads == 16
     assert bset.environment["torch"] == "2.4.1"
-
-
-def test_reference_of_the_same_device_is_preferred(tmp_path: Path) -> None:
-    run = write_run(tmp_path / "run1", rounds=1)
-    cpu_ref = _record("reference-cpu", "harness:reference", "reference", 0, [50.0] * 5, device="cpu")
-    with (run / "records.jsonl").open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(cpu_ref) + "\n")
-    sk = next(s for k, s in load_benchmarks(run).benchmarks.items() if k.label == "sknet50")
-    assert 50.0 not in sk.reference_samples_ms
 
 
 def test_freeze_roundtrip_keeps_samples_rounds_and_reference(tmp_path: Path) -> None:
@@ -144,7 +131,7 @@ def test_freeze_roundtrip_keeps_samples_rounds_and_reference(tmp_path: Path) -> 
     assert (doc["format"], doc["schema"], doc["suite"]) == ("harness-baseline", BASELINE_SCHEMA, "sknet_vs_senet")
     assert doc["source_run"]["run_id"] == "run1" and doc["environment"] == ENVIRONMENT
     entry = doc["benchmarks"][0]
-    assert set(entry["key"]) == set(KEY_FIELDS) and entry["threshold_pct"] is None
+    assert set(entry["key"]) == set(KEY_FIELDS) and "threshold_pct" not in entry and "yardstick" not in entry
     assert entry["samples_ms"] == [x for r in entry["rounds"] for x in r]
     assert entry["reference_samples_ms"] == [x for r in entry["reference_rounds"] for x in r]
     assert load_benchmarks(out).benchmarks == load_benchmarks(run).benchmarks
@@ -178,7 +165,6 @@ def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
         (lambda d: d["benchmarks"][0].update(samples_ms="fast"), r"benchmarks\[0\]\.samples_ms: expected a list"),
         (lambda d: d["benchmarks"][1]["rounds"][0].append(float("nan")), r"benchmarks\[1\]\.rounds\[0\]: timing"),
         (lambda d: d["benchmarks"][0]["key"].pop("dtype"), r"benchmarks\[0\]\.key: missing .*dtype"),
-        (lambda d: d["benchmarks"][0].update(threshold_pct=-1), r"threshold_pct: expected a finite positive number"),
         (lambda d: d.update(schema="1"), r"'schema' must be a positive integer"),
         (lambda d: d.update(benchmarks={}), r"'benchmarks' must be a list"),
     ],
@@ -234,63 +220,30 @@ def test_pytest_benchmark_json_without_raw_data_keeps_summary_only(tmp_path: Pat
     assert samples.n == doc["benchmarks"][0]["stats"]["rounds"]
 
 
-def test_write_thresholds_updates_matching_entries_atomically(tmp_path: Path, caplog) -> None:
-    out = freeze_baseline(write_run(tmp_path / "run1"), tmp_path / "b.json")
-    keys = sorted(load_benchmarks(out).benchmarks, key=BenchmarkKey.sort_key)
-    stranger = BenchmarkKey.from_fields({"model": "resnext50", "label": "resnext50", "kind": "latency"})
-    write_thresholds(out, {keys[0]: 3.5, stranger: 9.0})
-    reloaded = load_benchmarks(out).benchmarks
-    assert reloaded[keys[0]].threshold_pct == 3.5
-    assert reloaded[keys[1]].threshold_pct is None
-    assert "resnext50" in caplog.text
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["b.json"]
+# --- the yardstick: the reference's samples of the same cycles ------------------------------------------
 
 
-# --- the yardstick: the reference interleaved with the model, or timed in a task of its own --------------
-
-
-def test_interleaved_reference_is_the_yardstick_and_survives_freezing(tmp_path: Path) -> None:
-    run = write_run(tmp_path / "run1", interleaved=3.0)
-    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
-    sk = next(s for k, s in load_benchmarks(run).benchmarks.items() if k.label == "sknet50")
-    mine = [r["reference_samples_ms"] for r in records if r["task_id"] == "latency-sknet50-bs1"]
-    tasks = [r["samples_ms"] for r in records if r["kind"] == "reference"]
-    assert sk.yardstick == "interleaved" and [list(r) for r in sk.reference_rounds] == mine
-    assert [list(r) for r in sk.round_reference_rounds] == tasks
-    out = freeze_baseline(run, tmp_path / "b.json")
-    entry = json.loads(out.read_text())["benchmarks"][0]
-    assert entry["yardstick"] == "interleaved" and len(entry["round_reference_rounds"]) == 3
-    assert load_benchmarks(out).benchmarks == load_benchmarks(run).benchmarks
-
-
-@pytest.mark.parametrize("old_side", ["baseline", "candidate"])
-def test_yardsticks_of_two_kinds_are_never_divided_into_each_other(tmp_path: Path, old_side: str) -> None:
-    # The same code timed the old way (reference in its own task: 2 ms) and the new way (interleaved: 1 ms,
-    # a different reading). Dividing one side by 2 ms and the other by 1 ms would call unchanged code 2x slower.
-    old = freeze_baseline(write_run(tmp_path / "old", seed=0), tmp_path / "old.json")
-    new = write_run(tmp_path / "new", seed=1, interleaved=1.0)
-    base, cand = (old, new) if old_side == "baseline" else (new, old)
-    report = compare(load_benchmarks(base), load_benchmarks(cand), force=True)
-    for row in report.rows:
-        assert row.verdict is Verdict.UNCHANGED, row
-        assert 0.95 < row.normalised_ratio < 1.05
-        assert row.note == "reference timed differently on the two sides: normalised by the rounds' reference tasks"
-
-
-def test_interleaved_side_without_reference_tasks_against_an_old_baseline_is_compared_raw(tmp_path: Path) -> None:
-    old = freeze_baseline(write_run(tmp_path / "old", seed=0), tmp_path / "old.json")
-    new = write_run(tmp_path / "new", seed=1, interleaved=1.0, reference_tasks=False)
-    report = compare(load_benchmarks(old), load_benchmarks(new), force=True)
+def test_a_run_without_reference_samples_is_compared_raw(tmp_path: Path) -> None:
+    base = freeze_baseline(write_run(tmp_path / "old", seed=0, interleaved=None), tmp_path / "old.json")
+    new = write_run(tmp_path / "new", seed=1)
+    report = compare(load_benchmarks(base), load_benchmarks(new), force=True)
     for row in report.rows:
         assert row.verdict is Verdict.UNCHANGED and row.normalised_ratio is None
         assert row.note == "raw (no reference samples on both sides)"
 
 
-def test_a_baseline_with_an_unknown_yardstick_is_refused(tmp_path: Path) -> None:
-    out = freeze_baseline(write_run(tmp_path / "run1", interleaved=1.0), tmp_path / "b.json")
+def test_an_older_baselines_task_reference_is_not_a_yardstick(tmp_path: Path, caplog) -> None:
+    # Frozen before the reference was timed in the models' cycles: its reference (a task of its own, 2 ms) reads
+    # another value than a reference of the same cycles (1 ms); dividing one side by each would call unchanged
+    # code 2x slower, so the older kind is not used at all.
+    out = freeze_baseline(write_run(tmp_path / "old", seed=0, interleaved=2.0), tmp_path / "old.json")
     doc = json.loads(out.read_text())
-    doc["benchmarks"][0]["yardstick"] = "sideways"
+    for entry in doc["benchmarks"]:
+        entry.update(yardstick="round", threshold_pct=30.0)
     out.write_text(json.dumps(doc))
-    expected = r"benchmarks\[0\]\.yardstick: expected 'round' or 'interleaved', got 'sideways'"
-    with pytest.raises(ResultsError, match=expected):
-        load_benchmarks(out)
+    old = load_benchmarks(out)
+    assert all(s.reference_rounds == () for s in old.benchmarks.values())
+    assert "reference samples of an older kind" in caplog.text
+    report = compare(old, load_benchmarks(write_run(tmp_path / "new", seed=1, interleaved=1.0)), force=True)
+    assert all(r.verdict is Verdict.UNCHANGED and r.normalised_ratio is None for r in report.rows)
+    assert all(r.threshold_pct == 5.0 for r in report.rows)  # a calibrated threshold of an old file is not read

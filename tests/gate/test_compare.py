@@ -10,13 +10,9 @@ import numpy as np
 import pytest
 
 from harness.errors import ConfigError, IncomparableError
-from harness.gate.calibrate import calibrate_thresholds
-from harness.gate.compare import compare
-from harness.gate.fingerprint import environment_fingerprint
 from harness.gate.render import render_json, render_markdown, render_text
-from harness.gate.samples import BenchmarkSet, BenchSamples
-from harness.gate.sources import load_benchmarks
-from harness.gate.verdicts import CheckReport, Verdict
+from harness.gate.sets import BenchmarkSet, BenchSamples, load_benchmarks
+from harness.gate.verdict import CheckReport, Verdict, compare, environment_fingerprint
 from harness.results.summaries import BenchmarkKey
 
 PYTEST_SAMPLE = Path(__file__).parent / "data" / "pytest_benchmark_sample.json"
@@ -58,12 +54,11 @@ def _bench(
     n: int = 60,
     rounds: int = 3,
     ref_median: float | None = 2.0,
-    threshold_pct: float | None = None,
 ) -> BenchSamples:
     rng = np.random.default_rng(seed)
     model = _rounds(rng, median, cv=cv, n=n, rounds=rounds)
     ref = () if ref_median is None else _rounds(rng, ref_median, cv=0.01, n=20 * rounds, rounds=rounds)
-    return BenchSamples(rounds=model, reference_rounds=ref, threshold_pct=threshold_pct)
+    return BenchSamples(rounds=model, reference_rounds=ref)
 
 
 def _set(benchmarks: dict[BenchmarkKey, BenchSamples], environment: dict | None = None,
@@ -130,13 +125,6 @@ def test_few_samples_are_insufficient() -> None:
     report = _single(_bench(1, 10.0, n=4, rounds=1), _bench(2, 20.0, n=4, rounds=1))
     assert report.rows[0].verdict is Verdict.INSUFFICIENT
     assert report.exit_code == 2  # too few samples to judge: never a pass
-
-
-def test_calibrated_threshold_in_baseline_overrides_default() -> None:
-    report = _single(_bench(1, 10.0, threshold_pct=30.0), _bench(2, 12.0))
-    assert report.rows[0].threshold_pct == 30.0
-    assert report.rows[0].verdict is Verdict.UNCHANGED
-    assert "(±30.0%)" in render_markdown(report)
 
 
 def test_keys_on_one_side_only_are_missing() -> None:
@@ -259,15 +247,3 @@ def test_markdown_text_and_json_carry_every_verdict() -> None:
     assert doc["exit_code"] == 1 and len(doc["rows"]) == 5
     assert {r["verdict"] for r in doc["rows"]} == {"regression", "unchanged", "insufficient samples", "missing"}
     assert doc["rows"][0]["key"]["model"] == "a" and doc["rows"][0]["mode"] == "cuda:0 float32"
-
-
-def test_calibrated_thresholds_respect_floor_and_grow_with_noise() -> None:
-    quiet, noisy = _key("quiet"), _key("noisy")
-    runs = [_set({quiet: _bench(10 + i, 10.0, cv=0.01), noisy: _bench(100 + i, 10.0, cv=0.30)}) for i in range(6)]
-    thresholds = calibrate_thresholds(runs)
-    assert set(thresholds) == {quiet, noisy}
-    assert thresholds[quiet] == pytest.approx(2.0)
-    assert thresholds[noisy] > thresholds[quiet]
-    assert calibrate_thresholds(runs, floor_pct=0.1)[quiet] < 2.0
-    with pytest.raises(ConfigError, match="at least 2"):
-        calibrate_thresholds(runs[:1])

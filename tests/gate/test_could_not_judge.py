@@ -15,7 +15,7 @@ from fake_records import MANIFEST, latency
 from helpers import run_cli, write_run
 
 from harness.errors import ConfigError
-from harness.gate import ab, inprocess
+from harness.gate import ab
 
 SAMPLES = [1.0, 1.1, 1.2, 1.0, 1.1, 1.05, 1.0, 1.15]
 
@@ -32,7 +32,7 @@ def _run(root: Path, name: str, records: list[dict]) -> Path:
 
 
 def _check(capsys, cand: Path, base: Path) -> tuple[int, str]:
-    code, out, err = run_cli(capsys, "check", cand, "--baseline", base)
+    code, out, err = run_cli(capsys, "gate", "check", cand, "--baseline", base)
     assert err == "", err
     return code, "\n".join(out)
 
@@ -80,17 +80,10 @@ def test_a_round_that_failed_is_not_hidden_by_the_rounds_that_did_not(tmp_path, 
 def test_json_says_why_it_could_not_judge(tmp_path, capsys):
     base = _run(tmp_path, "base", [latency("a", "sknet50", SAMPLES)])
     cand = _run(tmp_path, "cand", [])
-    code, out, _ = run_cli(capsys, "check", cand, "--baseline", base, "--format", "json")
+    code, out, _ = run_cli(capsys, "gate", "check", cand, "--baseline", base, "--format", "json")
     doc = json.loads("\n".join(out))
     assert code == 2 and doc["exit_code"] == 2 and doc["could_not_judge"] == [
         "a (cpu fp32, batch 1): missing, baseline only"]
-
-
-def test_a_pool_of_runs_keeps_their_failures():
-    from harness.gate.samples import BenchmarkSet
-
-    pooled = ab.pool([BenchmarkSet(failed=("x failed",)), BenchmarkSet(failed=("y failed",))], source="head")
-    assert pooled.failed == ("x failed", "y failed")
 
 
 # --- the same-job gate's sides ------------------------------------------------------------------------------
@@ -103,17 +96,15 @@ def _suite(root: Path, **latency_section) -> Path:
     return path
 
 
-@pytest.mark.parametrize("in_process", [False, True])
-def test_a_checkout_with_no_code_of_its_own_is_refused(tmp_path, capsys, in_process):
+def test_a_checkout_with_no_code_of_its_own_is_refused(tmp_path, capsys):
     base, head = tmp_path / "base", tmp_path / "head"
     base.mkdir()
     head.mkdir()
     (base / "my_model.py").write_text("")
-    code, out, err = run_cli(capsys, "check", "--ab", base, head, "--suite", _suite(tmp_path), "--out",
-                             tmp_path / "r", *(["--in-process"] if in_process else []))
+    code, out, err = run_cli(capsys, "gate", "ab", base, head, "--suite", _suite(tmp_path), "--out", tmp_path / "r")
     assert code == 2 and out == []
     assert err.strip() == (
-        f"error: --ab: the head checkout '{head}' has no harness/ package and none of the suite's plugins "
+        f"error: gate ab: the head checkout '{head}' has no harness/ package and none of the suite's plugins "
         "(my_model.py); it would be measured with the installed harness: pass a checkout of the code under test "
         "(did `git worktree add` fail?)")
     assert not (tmp_path / "r").exists()
@@ -132,11 +123,11 @@ def test_a_suite_with_no_batch_size_for_the_device_is_refused_in_process(tmp_pat
     suite = _suite(tmp_path, batch_sizes={"cuda": [8]})
     with pytest.raises(ConfigError, match=r"suite.yaml: the latency section has no batch size \(or no model\) for "
                                           r"--device cpu; nothing would be timed"):
-        inprocess.worker_spec(base=tmp_path, head=tmp_path, suite_path=suite, device="cpu")
+        ab.worker_spec(base=tmp_path, head=tmp_path, suite_path=suite, device="cpu")
 
 
 def test_the_default_out_works_from_any_folder(tmp_path, monkeypatch):
-    """Each side runs in its own checkout: a relative --out resolves here, once, before the sides run."""
+    """The workers run in the out folder: a relative --out resolves here, once, before they start."""
     checkout = tmp_path / "repo"
     (checkout / "harness").mkdir(parents=True)
     (checkout / "harness" / "__init__.py").write_text("")
@@ -147,17 +138,14 @@ def test_the_default_out_works_from_any_folder(tmp_path, monkeypatch):
     seen = []
 
     def fake_run(command, *, cwd, **kwargs):
-        out = Path(command[command.index("--out") + 1])
-        seen.append(out)
-        run_dir = out / "g" / f"r{len(seen)}"
-        run_dir.mkdir(parents=True)
-        # the child prints the run dir as it was given: relative to its own working directory when --out is
-        return subprocess.CompletedProcess(command, 0, stdout=f"{run_dir}\nreport.md\n", stderr="")
+        seen.append(Path(cwd))
+        Path(command[-2]).write_text("{}")  # the worker's result file
+        return subprocess.CompletedProcess(command, 0, stdout="", stderr="")
 
     monkeypatch.setattr(ab.subprocess, "run", fake_run)
-    runs = ab.run_ab(base=checkout, head=checkout, suite=suite, pairs=2, out=Path("results/same_job/x"))
+    files = ab.run_inprocess(base=checkout, head=checkout, suite=suite, pairs=2, out=Path("results/same_job/x"))
     assert all(p.is_absolute() and p.is_relative_to(elsewhere / "results") for p in seen)
-    assert all(p.is_dir() for p in runs.base + runs.head)
+    assert [f.name for f in files] == ["pair1.json", "pair2.json"] and all(f.is_absolute() for f in files)
 
 
 def test_the_worker_drops_only_the_checkouts_own_modules(tmp_path, monkeypatch):
@@ -176,7 +164,7 @@ def test_the_worker_drops_only_the_checkouts_own_modules(tmp_path, monkeypatch):
         monkeypatch.delitem(sys.modules, name, raising=False)
         __import__(name)
     try:
-        dropped = inprocess._drop_modules(checkout, keep=set())
+        dropped = ab._drop_modules(checkout, keep=set())
         assert "somepkg" in sys.modules and "somepkg" not in dropped  # third-party: kept
         assert {"ownpkg", "ownmod", "ownns", "ownns.part"} <= set(dropped) and "ownmod" not in sys.modules
         assert "harness" in dropped and "torch" in sys.modules
@@ -191,7 +179,7 @@ def test_the_worker_drops_only_the_checkouts_own_modules(tmp_path, monkeypatch):
 
 def test_a_task_that_failed_when_the_baseline_was_frozen_is_never_judged(tmp_path, capsys):
     run = _run(tmp_path, "r", [latency("a", "sknet50", SAMPLES), _failed("b")])
-    code, out, err = run_cli(capsys, "baseline", run, "-o", tmp_path / "b.json")
+    code, out, err = run_cli(capsys, "gate", "baseline", run, "-o", tmp_path / "b.json")
     assert code == 0 and "not frozen, latency task 'latency:b:r0' (b, batch 1) failed" in err
     cand = _run(tmp_path, "c", [latency("a", "sknet50", SAMPLES), latency("b", "sknet50", SAMPLES)])
     code, text = _check(capsys, cand, tmp_path / "b.json")
@@ -215,36 +203,39 @@ def test_a_pytest_benchmark_median_that_is_no_time_is_refused(tmp_path, capsys, 
     path = tmp_path / "pb.json"
     path.write_text(json.dumps({"machine_info": {}, "benchmarks": [
         {"fullname": "t", "name": "t", "stats": {"median": median, "rounds": 5}}]}))
-    code, out, err = run_cli(capsys, "check", path, "--baseline", path)
+    code, out, err = run_cli(capsys, "gate", "check", path, "--baseline", path)
     assert code == 2 and out == []
     assert err.startswith(f"error: {path}: benchmarks[0].stats: needs a finite positive 'median'")
-
-
-def test_a_head_whose_model_builder_raises_could_not_be_judged_in_the_process_form(tmp_path):
-    """What ``check --ab`` (process form) reads: base runs with samples, head runs whose every task failed."""
-    from harness.gate.compare import compare
-
-    base = [_run(tmp_path / "b", f"b{i}", [latency("a", "sknet50", SAMPLES)]) for i in range(2)]
-    head = [_run(tmp_path / "h", f"h{i}", [_failed("a")]) for i in range(2)]
-    sides = ab.load_sides(ab.ABRuns(base=tuple(base), head=tuple(head), order=("base", "head", "head", "base")))
-    report = compare(sides[0], sides[1])
-    assert report.exit_code == 2 and report.unjudged[0] == "a (cpu fp32, batch 1): missing, baseline only"
-    assert len(report.unjudged) == 3 and report.unjudged[1].startswith("candidate: latency task 'latency:a:r0'")
 
 
 @pytest.mark.parametrize("pairs", ["1000000000", "-1"])
 def test_the_number_of_runs_per_side_is_bounded(tmp_path, capsys, pairs):
     argv = ["--pairs", pairs]
-    message = f"error: --pairs {pairs}: the same-job gate needs 2 to 100 runs per side (default 3)"
+    message = f"error: --pairs {pairs}: gate ab needs 2 to 100 worker processes (default 3)"
     checkout = tmp_path / "repo"
     (checkout / "harness").mkdir(parents=True)
     (checkout / "harness" / "__init__.py").write_text("")
-    code, out, err = run_cli(capsys, "check", "--ab", checkout, checkout, "--suite", _suite(tmp_path), *argv)
+    code, out, err = run_cli(capsys, "gate", "ab", checkout, checkout, "--suite", _suite(tmp_path), *argv)
     assert code == 2 and out == [] and err.strip() == message
 
 
-def test_calibration_repeats_are_bounded(tmp_path, capsys):
-    code, out, err = run_cli(capsys, "check", "--calibrate", _suite(tmp_path), "--repeats", "100000", "--baseline",
+def test_calibration_was_removed_in_one_line(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "check", "--calibrate", _suite(tmp_path), "--repeats", "3", "--baseline",
                              tmp_path / "b.json")
-    assert code == 2 and err.strip() == ("error: --calibrate needs --repeats K with 2 ≤ K ≤ 100 (A/A runs of the same "
-                                         "suite), got 100000")
+    assert code == 2 and out == [] and err.strip() == (
+        "error: check --calibrate was removed: the gate has one threshold per command (gate ab 2%, gate check 5%; "
+        "--threshold to change it), see docs/gate.md")
+
+
+def test_the_old_spellings_still_work_with_one_line_of_deprecation(tmp_path, capsys):
+    run = _run(tmp_path, "r", [latency("a", "sknet50", SAMPLES)])
+    code, out, err = run_cli(capsys, "baseline", run, "-o", tmp_path / "b.json")
+    assert code == 0 and err == ("note: `baseline RUN_DIR -o FILE` is deprecated; use `python -m harness gate "
+                                 "baseline RUN_DIR -o FILE` (docs/gate.md)\n")
+    code, out, err = run_cli(capsys, "check", run, "--baseline", tmp_path / "b.json")
+    assert code == 0 and any(line.startswith("Result: PASS") for line in out) and err == (
+        "note: `check CANDIDATE --baseline FILE` is deprecated; use `python -m harness gate check CANDIDATE "
+        "--baseline FILE` (docs/gate.md)\n")
+    code, out, err = run_cli(capsys, "check", "--in-process", run)
+    assert code == 2 and err.strip() == ("error: --in-process is a way of measuring --ab BASE HEAD; use `gate ab BASE "
+                                         "HEAD --suite SUITE`")

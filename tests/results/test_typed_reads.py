@@ -61,7 +61,7 @@ def _run(root: Path, name: str, records: list[dict], **manifest) -> Path:
 def _commands(tmp_path: Path, bad: Path, good: Path) -> list[list]:
     reports = tmp_path / "reports"
     return [["report", bad, "--reports", reports], ["compare", good, bad, "--reports", reports],
-            ["history", bad.parent, "--reports", reports], ["check", bad, "--baseline", good],
+            ["history", bad.parent, "--reports", reports], ["gate", "check", bad, "--baseline", good],
             ["export", bad, "--kind", "latency"]]
 
 
@@ -121,7 +121,7 @@ def test_deeply_nested_json_is_one_line(tmp_path, capsys, depth):
     baseline = tmp_path / "b.json"
     baseline.write_text(json.dumps({"format": "harness-baseline", "schema": 1, "benchmarks": []})[:-1]
                         + f', "x": {nested}}}')
-    _assert_one_line(capsys, ["check", good, "--baseline", baseline],
+    _assert_one_line(capsys, ["gate", "check", good, "--baseline", baseline],
                      f"{baseline}: not readable JSON (nested deeper than {MAX_JSON_DEPTH} levels)")
 
 

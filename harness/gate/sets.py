@@ -1,30 +1,99 @@
-"""Where benchmark sets come from: a harness run dir, a baseline file, or a pytest-benchmark JSON file.
+"""Benchmark sets, the gate's input: every benchmark's raw samples by round, read from a harness run dir, a baseline
+file or a pytest-benchmark JSON file, and baseline files frozen from a run.
 
-``load_benchmarks(path)`` tells them apart: a directory is a run dir; a JSON file with ``"format":
-"harness-baseline"`` is a baseline (``harness.gate.baseline``); one with ``machine_info`` and
-``benchmarks`` is pytest-benchmark output (``--benchmark-json`` or autosave). Every malformed input is a
-one-line ``ResultsError`` naming the file and the entry.
+``load_benchmarks(path)`` tells the sources apart: a directory is a run dir; a JSON file with ``"format":
+"harness-baseline"`` is a baseline; one with ``machine_info`` and ``benchmarks`` is pytest-benchmark output
+(``--benchmark-json`` or autosave). Every malformed input is a one-line ``ResultsError`` naming the file and the
+entry. A benchmark is identified by ``harness.results.summaries.BenchmarkKey`` (the one key of the project).
+
+The yardstick: a run whose suite sets ``latency.reference: true`` times the fixed reference workload as one more
+member of each timing group, so every model's record carries the reference's samples of the same cycles
+(``reference_samples_ms``); the gate divides each round's statistic by the reference's (``harness.gate.verdict``).
+
+Baseline file, schema 1::
+
+    {"format": "harness-baseline", "schema": 1, "created_utc", "source_run", "environment", "suite",
+     "benchmarks": [{"key": {model, label, options, batch_size, device, dtype, channels_last, compile, kind},
+                     "samples_ms", "rounds", "reference_samples_ms", "reference_rounds", "threads"}]}
+
+``reference_rounds`` is aligned with ``rounds`` (``[]`` where a round had none). Files frozen by older versions
+may hold ``threshold_pct`` (calibrated thresholds, no longer read: the threshold is the command's) and
+``yardstick: round`` (a reference timed as a task of its own, not used).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness.errors import ResultsError
-from harness.fileio import JSONInputError, parse_json
-from harness.gate.samples import PYTEST_BENCHMARK_KIND, BenchmarkSet, BenchSamples, Rounds
+from harness.fileio import JSONInputError, parse_json, write_json_atomic
 from harness.results import load_run
 from harness.results.records import REFERENCE_KIND, TIMED_KINDS
 from harness.results.schema import check_schema
 from harness.results.summaries import KEY_FIELDS, BenchmarkKey, benchmarks
 
+log = logging.getLogger(__name__)
+
 BASELINE_FORMAT = "harness-baseline"
 BASELINE_SCHEMA = 1
-# Fields a reference record should share with a model record to be its yardstick.
-_REFERENCE_MATCH_FIELDS = ("device", "dtype", "batch_size", "channels_last", "compile")
+PYTEST_BENCHMARK_KIND = "pytest-benchmark"
+
+Rounds = tuple[tuple[float, ...], ...]
+
+
+@dataclass(frozen=True)
+class BenchSamples:
+    """Timing samples of one benchmark by round, with the reference workload's samples of the same rounds (empty
+    when there were none). Without raw samples (pytest-benchmark JSON without ``data``) only
+    ``summary_median_ms`` is known."""
+
+    rounds: Rounds = ()
+    reference_rounds: Rounds = ()
+    threads: int | None = None
+    summary_median_ms: float | None = None
+    summary_n: int = 0
+
+    @property
+    def samples_ms(self) -> tuple[float, ...]:
+        return tuple(x for r in self.rounds for x in r)
+
+    @property
+    def reference_samples_ms(self) -> tuple[float, ...]:
+        return tuple(x for r in self.reference_rounds for x in r)
+
+    @property
+    def has_raw(self) -> bool:
+        return any(self.rounds)
+
+    @property
+    def n(self) -> int:
+        return len(self.samples_ms) if self.has_raw else self.summary_n
+
+    @property
+    def median_ms(self) -> float:
+        if self.has_raw:
+            return float(np.median(self.samples_ms))
+        return math.nan if self.summary_median_ms is None else self.summary_median_ms
+
+
+@dataclass(frozen=True)
+class BenchmarkSet:
+    """Benchmarks of one source with the environment they were measured in."""
+
+    environment: dict[str, Any] = field(default_factory=dict)
+    benchmarks: dict[BenchmarkKey, BenchSamples] = field(default_factory=dict)
+    source: str = ""
+    origin: str = ""  # "harness-run" | "harness-baseline" | "pytest-benchmark" | "harness-ab"
+    # Timed tasks of this source that ended in an error (one line each): what was not measured cannot pass.
+    failed: tuple[str, ...] = ()
 
 
 # --- harness run dirs -------------------------------------------------------------------------------
@@ -45,59 +114,26 @@ def _round_of(record: Mapping[str, Any]) -> int:
     return int(value) if isinstance(value, int) else 0
 
 
-def _reference_for(record: Mapping[str, Any], rnd: int, refs: Sequence[Mapping[str, Any]]) -> tuple[float, ...]:
-    """Samples of the reference record of round ``rnd`` that best matches ``record``'s device and mode.
-
-    Only references measured by the same process count: after ``--shard`` + ``merge`` each shard's rounds are
-    normalised by the machine speed that shard saw, never by another process's.
-    """
-    # Sorted by task id so that max(), which keeps the first of equal scores, picks deterministically.
-    candidates = sorted((r for r in refs if _round_of(r) == rnd and r.get("shard") == record.get("shard")),
-                        key=lambda r: str(r.get("task_id", "")))
-    if not candidates:
-        return ()
-
-    def score(ref: Mapping[str, Any]) -> int:
-        return sum(ref.get(f) == record.get(f) for f in _REFERENCE_MATCH_FIELDS if f in ref)
-
-    best = max(candidates, key=score)
-    return tuple(float(x) for x in best["samples_ms"])
-
-
-def _samples_from_records(
-    records: Sequence[Mapping[str, Any]], refs: Sequence[Mapping[str, Any]], *, where: str
-) -> BenchSamples:
+def _samples_from_records(records: Sequence[Mapping[str, Any]], *, where: str) -> BenchSamples:
+    """One benchmark's samples by round, each round with the reference workload's samples of the same cycles."""
     by_round: dict[int, list[float]] = {}
-    interleaved: dict[int, list[float]] = {}
+    refs: dict[int, list[float]] = {}
     for rec in records:
         task = f"{where}: task {rec.get('task_id')!r}"
         by_round.setdefault(_round_of(rec), []).extend(float_list(rec["samples_ms"], where=f"{task} samples_ms"))
-        if "reference_samples_ms" in rec:
-            interleaved.setdefault(_round_of(rec), []).extend(
-                float_list(rec["reference_samples_ms"], where=f"{task} reference_samples_ms"))
+        refs.setdefault(_round_of(rec), []).extend(
+            float_list(rec.get("reference_samples_ms") or [], where=f"{task} reference_samples_ms"))
     order = sorted(by_round)
     threads = records[0].get("threads")
-    # The reference timed interleaved with the model, in the same task, is the better yardstick (the same
-    # moments); a run without it (older runs, reference: false) falls back on the reference task of the round.
-    # (each round's own record: after --shard + merge, a model's rounds may come from different processes)
-    round_refs = tuple(_reference_for(next(x for x in records if _round_of(x) == r), r, refs) for r in order)
-    rounds = tuple(tuple(by_round[r]) for r in order)
-    threads = threads if isinstance(threads, int) else None
-    if all(interleaved.get(r) for r in order):
-        return BenchSamples(rounds=rounds, reference_rounds=tuple(tuple(interleaved[r]) for r in order),
-                            threads=threads, yardstick="interleaved",
-                            round_reference_rounds=round_refs if all(round_refs) else ())
-    return BenchSamples(rounds=rounds, reference_rounds=round_refs, threads=threads)
+    return BenchSamples(rounds=tuple(tuple(by_round[r]) for r in order),
+                        reference_rounds=tuple(tuple(refs[r]) for r in order),
+                        threads=threads if isinstance(threads, int) else None)
 
 
 def benchmarks_from_records(records: Sequence[Mapping[str, Any]], *, where: str) -> dict[BenchmarkKey, BenchSamples]:
-    """The run's benchmarks (``harness.results.summaries.benchmarks``, the one grouping), rounds in order, each
-    with its rounds' reference samples."""
+    """The run's benchmarks (``harness.results.summaries.benchmarks``, the one grouping), rounds in order."""
     ok = [r for r in records if r.get("status") == "ok" and "samples_ms" in r]
-    refs = [r for r in ok if r.get("kind") == REFERENCE_KIND]
-    for ref in refs:
-        float_list(ref["samples_ms"], where=f"{where}: task {ref.get('task_id')!r} samples_ms")
-    return {bench.key: _samples_from_records(bench.records, refs, where=where)
+    return {bench.key: _samples_from_records(bench.records, where=where)
             for kind in TIMED_KINDS for bench in benchmarks(ok, kind)}
 
 
@@ -127,7 +163,7 @@ def load_run_dir(path: Path) -> tuple[BenchmarkSet, dict[str, Any]]:
     return bset, run.manifest
 
 
-# --- baseline files (written by harness.gate.baseline) ---------------------------------------------
+# --- baseline files -----------------------------------------------------------------------------------
 
 
 def _parse_rounds(entry: Mapping[str, Any], *, where: str) -> tuple[Rounds, Rounds]:
@@ -141,26 +177,13 @@ def _parse_rounds(entry: Mapping[str, Any], *, where: str) -> tuple[Rounds, Roun
             raise ResultsError(f"{where}: samples_ms is not the concatenation of rounds; re-freeze the baseline")
     if "reference_rounds" in entry:
         return rounds, _aligned_rounds(entry["reference_rounds"], len(rounds), where=f"{where}.reference_rounds")
-    flat_ref = float_list(entry.get("reference_samples_ms", []), where=f"{where}.reference_samples_ms")
-    # Without per-round alignment the pooled reference is the best yardstick for every round.
-    return rounds, tuple(flat_ref for _ in rounds) if flat_ref else ()
+    return rounds, ()
 
 
 def _aligned_rounds(refs: Any, count: int, *, where: str) -> Rounds:
     if not isinstance(refs, list) or len(refs) != count:
         raise ResultsError(f"{where}: expected one list per round ({count})")
     return tuple(float_list(r, where=f"{where}[{i}]") for i, r in enumerate(refs))
-
-
-def _parse_yardstick(entry: Mapping[str, Any], rounds: Rounds, *, where: str) -> dict[str, Any]:
-    yardstick = entry.get("yardstick", "round")  # baselines frozen before interleaving have none: "round"
-    if yardstick not in ("round", "interleaved"):
-        raise ResultsError(f"{where}.yardstick: expected 'round' or 'interleaved', got {yardstick!r}")
-    fields: dict[str, Any] = {"yardstick": yardstick}
-    if yardstick == "interleaved" and entry.get("round_reference_rounds"):
-        fields["round_reference_rounds"] = _aligned_rounds(entry["round_reference_rounds"], len(rounds),
-                                                           where=f"{where}.round_reference_rounds")
-    return fields
 
 
 def _parse_entry(entry: Any, *, where: str) -> tuple[BenchmarkKey, BenchSamples]:
@@ -171,18 +194,14 @@ def _parse_entry(entry: Any, *, where: str) -> tuple[BenchmarkKey, BenchSamples]
     if missing or not isinstance(key_fields.get("model"), str):
         raise ResultsError(f"{where}.key: missing or invalid fields {missing or ['model']}")
     rounds, reference_rounds = _parse_rounds(entry, where=where)
-    threshold = entry.get("threshold_pct")
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                                  or not math.isfinite(threshold) or threshold <= 0):
-        raise ResultsError(f"{where}.threshold_pct: expected a finite positive number or null, got {threshold!r}")
+    if entry.get("yardstick") == "round":
+        # frozen before the reference was timed in the models' cycles: a yardstick of another kind, not divided by
+        log.warning("%s: reference samples of an older kind (a task of their own) are not used; re-freeze the "
+                    "baseline to normalise by the reference again", where)
+        reference_rounds = ()
     threads = entry.get("threads")
-    samples = BenchSamples(
-        rounds=rounds,
-        reference_rounds=reference_rounds,
-        threads=threads if isinstance(threads, int) else None,
-        threshold_pct=None if threshold is None else float(threshold),
-        **_parse_yardstick(entry, rounds, where=where),
-    )
+    samples = BenchSamples(rounds=rounds, reference_rounds=reference_rounds,
+                           threads=threads if isinstance(threads, int) else None)
     return BenchmarkKey.from_fields(key_fields), samples
 
 
@@ -240,6 +259,47 @@ def _parse_pytest_benchmark(doc: Mapping[str, Any], *, path: Path) -> BenchmarkS
         benchmarks[key] = samples
     environment = doc.get("machine_info") if isinstance(doc.get("machine_info"), dict) else {}
     return BenchmarkSet(environment=environment, benchmarks=benchmarks, source=str(path), origin="pytest-benchmark")
+
+
+# --- freezing a baseline ----------------------------------------------------------------------------
+
+
+def _entry_to_dict(key: BenchmarkKey, samples: BenchSamples) -> dict[str, Any]:
+    return {
+        "key": key.to_dict(),
+        "samples_ms": list(samples.samples_ms),
+        "rounds": [list(r) for r in samples.rounds],
+        "reference_samples_ms": list(samples.reference_samples_ms),
+        "reference_rounds": [list(r) for r in samples.reference_rounds],
+        "threads": samples.threads,
+    }
+
+
+def freeze_baseline(run_dir: Path, out: Path) -> Path:
+    """Write the timing samples of ``run_dir`` to the baseline file ``out`` (atomically); return ``out``."""
+    run_dir, out = Path(run_dir), Path(out)
+    bset, manifest = load_run_dir(run_dir)
+    if not bset.benchmarks:
+        raise ResultsError(
+            f"{run_dir}: no ok latency/throughput records with samples_ms to freeze; "
+            "run a suite with a latency section first"
+        )
+    for failed in bset.failed:
+        # left out of the baseline: a check can never judge them (it says "could not judge", exit 2)
+        log.warning("%s: not frozen, %s", run_dir, failed)
+    doc = {
+        "format": BASELINE_FORMAT,
+        "schema": BASELINE_SCHEMA,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source_run": {"path": str(run_dir), "run_id": manifest.get("run_id"), "git": manifest.get("git")},
+        "environment": bset.environment,
+        "suite": manifest.get("suite_name"),
+        "benchmarks": [_entry_to_dict(k, bset.benchmarks[k])
+                       for k in sorted(bset.benchmarks, key=BenchmarkKey.sort_key)],
+    }
+    write_json_atomic(out, doc)
+    log.info("froze %d benchmarks of %s into %s", len(bset.benchmarks), run_dir, out)
+    return out
 
 
 # --- entry points ------------------------------------------------------------------------------------
