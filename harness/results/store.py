@@ -18,7 +18,7 @@ import logging
 import os
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,15 +46,21 @@ class RunData:
     path: Path
     manifest: dict[str, Any]
     records: list[dict[str, Any]]
+    # frames computed so far: a report's sections ask for the same frame more than once
+    _frames: dict[tuple[str, bool], pd.DataFrame] = field(default_factory=dict, init=False, repr=False,
+                                                          compare=False)
 
     def of_kind(self, *kinds: str, status: str | None = "ok") -> list[dict[str, Any]]:
         return [r for r in self.records if r.get("kind") in kinds and (status is None or r.get("status") == status)]
 
     def frame(self, kind: str, *, by_round: bool = False) -> pd.DataFrame:
-        """Tidy pandas DataFrame of this run's ``kind`` records (``harness.results.frames``)."""
+        """Tidy pandas DataFrame of this run's ``kind`` records (``harness.results.frames``), computed once per
+        ``RunData`` (each call gets its own copy)."""
         from harness.results.frames import frame  # pandas is imported only when a frame is asked for
 
-        return frame(self, kind, by_round=by_round)
+        if (kind, by_round) not in self._frames:
+            self._frames[(kind, by_round)] = frame(self, kind, by_round=by_round)
+        return self._frames[(kind, by_round)].copy()
 
 
 @dataclass(frozen=True)

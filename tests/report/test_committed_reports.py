@@ -40,3 +40,19 @@ def test_rendering_the_default_run_needs_no_torch(tmp_path):
     assert done.stdout.strip().splitlines()[-1] == "[]"
     committed = ROOT / "reports" / "sknet_vs_senet" / f"{run_dir.name}.md"
     assert (tmp_path / f"{run_dir.name}.md").read_text() == committed.read_text()
+
+
+def test_a_render_computes_each_frame_once(tmp_path, monkeypatch):
+    from harness.results import frames
+
+    calls = []
+    original = frames.frame
+
+    def counting(run, kind, *, by_round=False):
+        calls.append((kind, by_round))
+        return original(run, kind, by_round=by_round)
+
+    monkeypatch.setattr(frames, "frame", counting)
+    run_dir = max(p for p in RUNS if p.parent.name == "sknet_vs_senet")
+    render(run_dir, out=tmp_path / "r.md")
+    assert calls and len(calls) == len(set(calls)), calls
