@@ -33,7 +33,7 @@ from harness.measure.load import ThreadChoice, choose_threads, wait_for_quiet
 from harness.models.plugins import import_plugins
 from harness.plan import Task, expand, shard_tasks
 from harness.results import MANIFEST, RecordWriter, create_run_dir, load_run, read_records, utc_now, write_manifest
-from harness.results.lock import RunLock
+from harness.results.store import RunLock
 from harness.tasks import Executor, TaskContext, executors, model_fields
 from harness.train.rng import seed_everything
 

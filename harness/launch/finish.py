@@ -13,8 +13,8 @@ from typing import Any
 
 from harness.errors import ResultsError
 from harness.launch.shard import DONE_FILE, shard_run_dir
-from harness.results.lock import RunLock
 from harness.results.merge import merge_runs
+from harness.results.store import RunLock
 
 LAUNCH_FILE = "launch.json"
 LOG_TAIL_LINES = 15

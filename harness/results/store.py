@@ -1,4 +1,5 @@
-"""Run directories: ``manifest.json`` (written first, atomically) + ``records.jsonl`` (appended per task).
+"""Run directories: ``manifest.json`` (written first, atomically) + ``records.jsonl`` (appended per task), and
+``RunLock``, the one writer of a run dir at a time.
 
 Records keep raw data (exact counts, per-iteration samples, per-epoch curves); summaries are computed when
 reading. Every line carries a ``schema`` version (``harness.results.schema``): older versions are migrated
@@ -17,13 +18,17 @@ import json
 import logging
 import os
 import secrets
+import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import RecordWriteError, ResultsError
+from filelock import FileLock, Timeout
+
+from harness.errors import RecordWriteError, ResultsError, printable
 from harness.fileio import JSONInputError, parse_json, require_folder_name, write_json_atomic
 from harness.results.records import check_manifest, check_new, parse_record
 from harness.results.schema import RESULTS_SCHEMA, migrate_record
@@ -257,3 +262,46 @@ def load_run(path: Path) -> RunData:
 def load_runs(paths: Iterable[Path]) -> Runs:
     """``load_run`` of each path, in the order given."""
     return Runs(tuple(load_run(Path(p)) for p in paths))
+
+
+# --- one writer per run dir ----------------------------------------------------------------------------------
+# ``RunLock`` is an exclusive lock (``filelock``) held while a run, a resume or a merge writes into the dir, with a
+# note of who holds it, so a second process is refused with one line naming the holder instead of recording every
+# task a second time.
+
+LOCK_FILE = ".lock"
+HOLDER_FILE = ".lock.holder.json"
+
+
+class RunLock:
+    """``with RunLock(run_dir, argv=sys.argv):`` — raises ``ResultsError`` if another process holds it."""
+
+    def __init__(self, run_dir: Path, *, argv: list[str], utc: str = "") -> None:
+        self.run_dir = Path(run_dir)
+        self.argv = list(argv)
+        self.utc = utc
+        self._lock = FileLock(str(self.run_dir / LOCK_FILE))
+
+    def _holder(self) -> str:
+        try:
+            info = json.loads((self.run_dir / HOLDER_FILE).read_text(encoding="utf-8"))
+            return printable(f"process {info['pid']} on {info['host']} since {info['since'] or '?'} "
+                             f"({' '.join(map(str, info['argv']))})")
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"
+
+    def __enter__(self) -> RunLock:
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise ResultsError(
+                f"{self.run_dir} is in use by {self._holder()}; wait for it to end, or resume into another copy"
+            ) from None
+        write_json_atomic(self.run_dir / HOLDER_FILE, {"pid": os.getpid(), "host": socket.gethostname(),
+                                                       "since": self.utc, "argv": self.argv})
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        (self.run_dir / HOLDER_FILE).unlink(missing_ok=True)
+        self._lock.release()

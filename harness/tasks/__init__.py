@@ -65,8 +65,7 @@ def model_fields(spec: ModelSpec | None, *, label: str) -> dict[str, Any]:
 
 def executors() -> dict[str, Executor]:
     """Task kind → executor. Imported on call: the executors import torch-heavy measurement and training code."""
-    from harness.tasks import attention, complexity, optime, timing, training
-    from harness.tasks import eval as eval_task
+    from harness.tasks import complexity, images, optime, timing, training
 
-    return {"complexity": complexity.execute, **timing.EXECUTORS, **training.EXECUTORS, **eval_task.EXECUTORS,
-            **attention.EXECUTORS, **optime.EXECUTORS}
+    return {"complexity": complexity.execute, **timing.EXECUTORS, **training.EXECUTORS, **images.EXECUTORS,
+            **optime.EXECUTORS}

@@ -1,4 +1,5 @@
-"""What the eval and attention tasks share: the model with its weights, the image set, a DataLoader.
+"""Tasks on a labelled image set: evaluation (top-1 / top-5 error) and SK attention vs object scale, and what
+they share: the model with its weights, the image set, a DataLoader.
 
 Weights come from the model's options (``weights:``, or ``pretrained:`` for timm models) or, for a
 ``from_train`` task, from the weights file the training task of this run saved. The image set is opened
@@ -13,12 +14,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.analysis.attention import analyse, find_sk_units
 from harness.data.sets import ImageSet, open_image_set
 from harness.errors import DatasetUnavailable, TaskSkipped
+from harness.measure.accuracy import evaluate
 from harness.models.registry import TIMM_PREFIX, create_model
 from harness.models.timm_keys import TIMM_EQUIVALENTS
 from harness.models.weights import load_weights, split_options, timm_weights_name
-from harness.plan import ImageSetSpec, Task
+from harness.plan import AttentionSpec, EvalSpec, ImageSetSpec, Task
 from harness.tasks import TaskContext
 from harness.tasks.training import num_classes_option, trained_weights_path
 
@@ -94,3 +97,51 @@ def progress(images: ImageSet, *, desc: str):
 
     return tqdm(total=images.images, desc=desc, unit="img", file=sys.stderr, leave=False, disable=None,
                 dynamic_ncols=True)
+
+
+# --- the tasks ----------------------------------------------------------------------------------------
+
+
+def execute_eval(task: Task, ctx: TaskContext) -> dict[str, Any]:
+    """Evaluation task: top-1 / top-5 error of one model (with its weights) on a labelled image set.
+
+    [P] Table 2 reports the top-1 error of a single 224×224 centre crop on ImageNet-val; CIFAR test sets evaluate
+    the harness's own training checkpoints. The record keeps the integer counts and the images, weights and
+    preprocessing exactly as used; the report adds the 95% interval."""
+    spec: EvalSpec = task.spec
+    options, source = weights_source(task, ctx, spec.from_train)
+    images = open_images(spec.images, ctx, task, source)
+    model, weights = build_with_weights(task, ctx, options, source, spec.from_train)
+    with progress(images, desc=f"eval {task.label}") as bar:
+        acc = evaluate(model, loader(images, spec.images, task.device), device=task.device,
+                       num_classes=images.num_classes, on_batch=bar.update)
+    return {**images.describe(), "weights": weights, "top1_err": acc.top1_err, "top5_err": acc.topk_err,
+            "top1_correct": acc.top1_correct, "top5_correct": acc.topk_correct, "topk": acc.k,
+            "top1_hits": acc.hits_hex()}
+
+
+def execute_attention(task: Task, ctx: TaskContext) -> dict[str, Any]:
+    """Attention-vs-scale task ([P] §4.4, Figs. 3–4): one model's SK attention at every scale.
+
+    Besides its own record (the images, labels, weights, preprocessing and top-1 error per scale), the task writes
+    one ``attention`` record per SK unit and scale, with ``unit`` and ``scale`` fields and a task id of its own
+    (``<task id>:<unit>:x<scale>``), so a resumed run replaces them instead of doubling them."""
+    spec: AttentionSpec = task.spec
+    options, source = weights_source(task, ctx, spec.from_train)
+    images = open_images(spec.images, ctx, task, source)
+    model, weights = build_with_weights(task, ctx, options, source, spec.from_train)
+    find_sk_units(model)  # a model without SK units fails before any image is read
+    with progress(images, desc=f"attention {task.label}") as bar:
+        result = analyse(model, loader(images, spec.images, task.device), scales=spec.scales, device=task.device,
+                         num_classes=images.num_classes, on_batch=bar.update)
+    common = {"dataset": images.name, "synthetic": images.synthetic, "weights": weights}
+    for (unit, scale), stats in result.stats.items():
+        ctx.emit({"task_id": f"{task.task_id}:{unit}:x{scale:g}", "kind": "attention", "status": "ok",
+                  "parent_task": task.task_id, **common, **stats.to_record(result.labels, images.num_classes)})
+    top1_err = {f"{s:g}": 100.0 * (1.0 - result.top1_correct[s] / images.images) for s in result.scales}
+    return {**images.describe(), **common, "unit": None, "units": [u.name for u in result.units],
+            "scales": list(result.scales), "labels": result.labels, "class_names": list(images.class_names),
+            "top1_err_by_scale": top1_err}
+
+
+EXECUTORS = {"eval": execute_eval, "attention": execute_attention}

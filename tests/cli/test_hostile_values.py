@@ -13,7 +13,7 @@ from fake_records import MANIFEST, latency
 from helpers import run_cli, write_run
 
 from harness.errors import ResultsError, one_line, printable
-from harness.results.lock import HOLDER_FILE, LOCK_FILE, RunLock
+from harness.results.store import HOLDER_FILE, LOCK_FILE, RunLock
 
 
 def _suite(tmp_path: Path) -> Path:

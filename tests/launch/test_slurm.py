@@ -13,7 +13,7 @@ import pytest
 from helpers import comparable, run_cli, tiny_launch_suite
 
 from harness.results import load_run
-from harness.results.lock import RunLock
+from harness.results.store import RunLock
 
 submitit = pytest.importorskip("submitit")
 

@@ -156,7 +156,7 @@ def test_a_run_dir_in_use_is_refused_with_who_holds_it(tmp_path, plugin_file, ca
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
-            from harness.results.lock import RunLock
+            from harness.results.store import RunLock
             with RunLock({str(run_dir)!r}, argv=["holder"]):
                 print("locked", flush=True)
                 time.sleep(60)
