@@ -10,11 +10,10 @@ suite section is added, so they stay in one module.
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.config.schema import (
     AttentionSection,
@@ -31,7 +30,10 @@ from harness.errors import ConfigError, HarnessError
 from harness.fileio import canonical_json
 from harness.measure.mode import Mode
 from harness.measure.sampling import TimingConfig
+from harness.settings import Settings
 from harness.train.config import TrainConfig
+
+C = TypeVar("C", bound=Settings)
 
 Size = tuple[int, int, int]
 
@@ -163,12 +165,17 @@ def _model_task_id(kind: str, spec: ModelSpec, *parts: Any) -> str:
 # ------------------------------------------------------------------------------------------------ specs
 
 
+def _library(config: type[C], section: Settings, **task: Any) -> C:
+    """The ``config`` a section extends, as that class itself (what a notebook would build: hashable, equal to
+    it, without the section's own settings), plus the task's values of the fields the section has not (a seed)."""
+    return config(**section.model_dump(include=set(config.model_fields)), **task)
+
+
 def _timing_spec(section: TimingSection) -> TimingSpec:
     return TimingSpec(
-        timing=TimingConfig(warmup=section.warmup, min_time_s=section.min_time_s, max_time_s=section.max_time_s,
-                            min_samples=section.min_samples),
+        timing=_library(TimingConfig, section),
         rounds=section.rounds,
-        mode=Mode(dtype=section.dtype, channels_last=section.channels_last, compile=section.compile),
+        mode=_library(Mode, section),
         cudnn_benchmark=section.cudnn_benchmark,
         tf32=section.tf32,
         input_size=section.input_size,
@@ -176,13 +183,10 @@ def _timing_spec(section: TimingSection) -> TimingSpec:
     )
 
 
-_TRAIN_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "seed")
-
-
 def _train_spec(section: TrainSection, seed: int) -> TrainSpec:
-    config = TrainConfig(seed=seed, **{name: getattr(section, name) for name in _TRAIN_CONFIG_FIELDS})
-    return TrainSpec(config=config, dataset=section.dataset, data_dir=section.data_dir, download=section.download,
-                     run_on=tuple(section.run_on), save_weights=section.save_weights)
+    return TrainSpec(config=_library(TrainConfig, section, seed=seed), dataset=section.dataset,
+                     data_dir=section.data_dir, download=section.download, run_on=tuple(section.run_on),
+                     save_weights=section.save_weights)
 
 
 def _image_set_spec(section: ImageSetSection, seed: int) -> ImageSetSpec:
@@ -280,7 +284,7 @@ def _op_time_tasks(section: OpTimeSection, models: list[ModelSpec], device: str)
         return []
     spec = OpTimeSpec(models=tuple(models), iterations=section.iterations, warmup=section.warmup,
                       unprofiled_iterations=section.unprofiled_iterations,
-                      mode=Mode(dtype=section.dtype, channels_last=section.channels_last),
+                      mode=_library(Mode, section),
                       input_size=section.input_size)
     label = "+".join(m.display for m in models)
     digest = _digest([[m.name, m.options, m.display] for m in models])

@@ -1,4 +1,5 @@
-"""Suites: the schema (``schema``, the one place suite defaults live) and reading them (``load``)."""
+"""Suites: the schema (``schema``: sections that extend the measurement and training configs) and reading them
+(``load``)."""
 
 from harness.config.load import apply_overrides, load_suite, parse_suite
 from harness.config.schema import (

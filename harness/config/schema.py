@@ -1,69 +1,37 @@
 """The suite schema: what a suite YAML may say, checked strictly (pydantic, ``extra="forbid"``).
 
-This is where every suite default lives. Where a setting is also a parameter of the measurement or training
-code (``TimingConfig``, ``Mode``, ``TrainConfig``, usable from a notebook without a suite), its default is
-read from that dataclass here, never written twice; ``tests/config/test_schema.py`` checks it stays so.
-Imports no torch.
+A section whose settings are parameters of the measurement or training code extends that code's config, so
+each of those settings, its default and its bounds are written once, there: ``TimingSection`` is a
+``TimingConfig`` and a ``Mode``, ``OpTimeSection`` a ``Mode`` (always eager), ``TrainSection`` a
+``TrainRecipe`` (a ``TrainConfig`` but the seed). The suite-only settings and their defaults are here. Imports
+no torch.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from harness.config.slurm import slurm_memory, slurm_minutes
 from harness.fileio import FOLDER_NAME_PATTERN, MAX_FOLDER_NAME
 from harness.measure.mode import Mode
-from harness.measure.sampling import TimingConfig
+from harness.measure.sampling import DEFAULT_MAX_SAMPLES, TimingConfig
 from harness.paper.figures import PAPER_SCALES
-from harness.train.config import TrainConfig
+from harness.settings import BatchSize, Bounded, PositiveInt, Seed, Settings
+from harness.train.config import DatasetName, Epochs, TrainRecipe
 
 SUITE_SCHEMA = 1
-Dtype = Literal["fp32", "bf16", "fp16"]
-# Upper bounds no real suite comes near: a typo (or a hostile file) must not plan 10^9 tasks, warm up forever or
-# pass a seed the RNGs refuse mid-run. Integers are strict: `true` is not 1 and `2.5` is not 2.
-MAX_COUNT = 1_000_000  # samples, images, batches per epoch
-MAX_BATCH = 65_536
+DeviceType = Literal["cpu", "cuda"]
 MAX_ROUNDS = 1_000
-MAX_WARMUP = 1_000  # warm-up iterations (the default is 3)
-MAX_EPOCHS = 10_000
 MAX_SIDE = 8_192  # pixels of an input side
-MAX_SECONDS = 86_400.0  # one timing window
-SEED_RANGE = (0, 2**32 - 1)  # what numpy's and torch's seeding accept
-
-
-def Bounded(low: int, high: int) -> Any:  # noqa: N802 - a type, as pydantic's conint
-    return Annotated[int, Field(ge=low, le=high, strict=True)]
-
-
-PositiveInt = Annotated[int, Field(gt=0, le=MAX_COUNT, strict=True)]
-BatchSize = Bounded(1, MAX_BATCH)
-Seed = Bounded(*SEED_RANGE)
-Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)]
-Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
 Size = tuple[Bounded(1, MAX_SIDE), Bounded(1, MAX_SIDE), Bounded(1, MAX_SIDE)]
 # Names become folders (results/<suite>/) and labels become parts of file names and table cells.
 SuiteName = Annotated[str, Field(min_length=1, max_length=MAX_FOLDER_NAME, pattern=FOLDER_NAME_PATTERN)]
 Label = Annotated[str, Field(min_length=1, max_length=MAX_FOLDER_NAME, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
-def default_of(cls: type, name: str) -> Any:
-    """The default of dataclass field ``cls.name`` (the one place that value is written)."""
-    spec = {f.name: f for f in dataclasses.fields(cls)}[name]
-    if spec.default is not dataclasses.MISSING:
-        return spec.default
-    if spec.default_factory is not dataclasses.MISSING:
-        return spec.default_factory()
-    raise TypeError(f"{cls.__name__}.{name} has no default")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelSpec(_Strict):
+class ModelSpec(Settings):
     """A model of the suite: a registry name (``timm:`` for timm), a display label, options."""
 
     name: str
@@ -85,7 +53,7 @@ class ModelSpec(_Strict):
         return self.model_copy(update={"options": {**extra, **self.options}})
 
 
-class ComplexitySection(_Strict):
+class ComplexitySection(Settings):
     """Params and MACs at batch 1. ``input_size`` None = each model's own (224² ImageNet, 32² CIFAR)."""
 
     input_size: Size | None = None
@@ -93,22 +61,15 @@ class ComplexitySection(_Strict):
     flop_crosscheck: bool = True
 
 
-class TimingSection(_Strict):
-    """Latency (per-iteration samples) or throughput (whole loops at a fixed batch)."""
+class TimingSection(Mode, TimingConfig):  # the order puts the TimingConfig keys first
+    """Latency (per-iteration samples) or throughput (whole loops at a fixed batch): a ``TimingConfig`` (warmup
+    and the sampling window of all rounds together) and a ``Mode``, plus the suite's own settings below."""
 
-    batch_sizes: list[BatchSize] | dict[Literal["cpu", "cuda"], list[BatchSize]] = Field(
-        default_factory=lambda: [1]
-    )
+    max_samples: ClassVar[int] = DEFAULT_MAX_SAMPLES  # not a suite setting: the cap stays the library's
+    batch_sizes: list[BatchSize] | dict[DeviceType, list[BatchSize]] = Field(default_factory=lambda: [1])
     input_size: Size | None = None
     models: list[ModelSpec] | None = None
-    warmup: Bounded(0, MAX_WARMUP) = default_of(TimingConfig, "warmup")
-    min_time_s: Seconds = default_of(TimingConfig, "min_time_s")
-    max_time_s: Seconds = default_of(TimingConfig, "max_time_s")
-    min_samples: PositiveInt = default_of(TimingConfig, "min_samples")
     rounds: Bounded(1, MAX_ROUNDS) = 1
-    dtype: Dtype = default_of(Mode, "dtype")
-    channels_last: bool = default_of(Mode, "channels_last")
-    compile: str | None = default_of(Mode, "compile")
     cudnn_benchmark: bool = True
     tf32: bool = False
     # latency: time the reference workload alternately with every model's iterations (and once per round in a
@@ -116,49 +77,31 @@ class TimingSection(_Strict):
     reference: bool = False
     train_step: bool = False  # throughput only: also time forward + backward + SGD step
 
-    @model_validator(mode="after")
-    def _window(self) -> TimingSection:
-        if self.max_time_s < self.min_time_s:
-            raise ValueError(f"max_time_s ({self.max_time_s}) must be ≥ min_time_s ({self.min_time_s})")
-        return self
-
     def batch_sizes_for(self, device: str) -> list[int]:
         if isinstance(self.batch_sizes, dict):
             return list(self.batch_sizes.get(device, []))
         return list(self.batch_sizes)
 
 
-class TrainSection(_Strict):
-    """Short CIFAR reproductions of [P] Table 5 (protocol defaults: ``harness.train.config.TrainConfig``)."""
+class TrainSection(TrainRecipe):
+    """Short CIFAR reproductions of [P] Table 5: a ``TrainRecipe`` (``harness.train.config``: ResNeXt's CIFAR
+    protocol, every default and bound) trained once per seed, plus the suite's own settings below."""
 
-    dataset: Literal["cifar10", "cifar100"] = "cifar10"
+    epochs: Epochs = 5  # short runs; a recipe alone has no default
+    dataset: DatasetName = "cifar10"
     data_dir: str | None = None
     download: bool = True
     models: list[ModelSpec]
     width: Annotated[float, Field(gt=0, le=64, allow_inf_nan=False)] | None = None
-    epochs: Bounded(1, MAX_EPOCHS) = 5
     seeds: list[Seed] = Field(default_factory=lambda: [0])
-    batch_size: BatchSize = default_of(TrainConfig, "batch_size")
-    eval_batch_size: BatchSize = default_of(TrainConfig, "eval_batch_size")
-    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] = default_of(TrainConfig, "lr")
-    momentum: Fraction = default_of(TrainConfig, "momentum")
-    nesterov: bool = default_of(TrainConfig, "nesterov")
-    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = default_of(TrainConfig, "weight_decay")
-    schedule: Literal["cosine", "step"] = default_of(TrainConfig, "schedule")
-    warmup_epochs: Bounded(0, MAX_EPOCHS) = default_of(TrainConfig, "warmup_epochs")
-    label_smoothing: Fraction = default_of(TrainConfig, "label_smoothing")
-    amp_dtype: Literal["bf16", "fp16"] | None = default_of(TrainConfig, "amp_dtype")
-    channels_last: bool = default_of(TrainConfig, "channels_last")
-    compile: str | None = default_of(TrainConfig, "compile")
-    max_batches_per_epoch: PositiveInt | None = default_of(TrainConfig, "max_batches_per_epoch")
-    run_on: list[Literal["cpu", "cuda"]] = Field(default_factory=lambda: ["cpu", "cuda"])
+    run_on: list[DeviceType] = Field(default_factory=lambda: ["cpu", "cuda"])
     save_weights: bool = True  # keep each trained model's weights in the run dir (eval / attention from_train)
     # processes (one per GPU; gloo processes on the CPU) a launched shard trains with (``harness.launch``);
     # a plain run trains in the world it was started in (torchrun's)
     gpus: PositiveInt = 1
 
 
-class ImageSetSection(_Strict):
+class ImageSetSection(Settings):
     """What ``eval`` and ``attention`` read: a labelled image set, and the models (or trained runs) to apply.
 
     ``models`` None = the suite's models (none when ``from_train`` is given). ``from_train`` names models of the
@@ -171,7 +114,7 @@ class ImageSetSection(_Strict):
     models: list[ModelSpec] | None = None
     from_train: list[str] = Field(default_factory=list)
     train_seed: Seed | None = None
-    dataset: Literal["imagenet", "cifar10", "cifar100"] = "imagenet"
+    dataset: Literal["imagenet", DatasetName] = "imagenet"
     data_dir: str | None = None
     layout: Literal["auto", "imagefolder", "ilsvrc"] = "auto"
     ground_truth: str | None = None
@@ -205,24 +148,24 @@ class AttentionSection(ImageSetSection):
         return scales
 
 
-class OpTimeSection(_Strict):
+class OpTimeSection(Mode):
     """Where each model's time goes: ms per operator kind (``harness.measure.optime``), the models profiled paired
     in one task, and for SE / SK models the extra time over their plain network kind by kind. ``iterations``
     profiled cycles (each runs every model once, order rotating), after ``warmup`` cycles and
     ``unprofiled_iterations`` cycles timed without the profiler (to show its overhead). ``models`` None = the
-    suite's; ``input_size`` None = each model's own."""
+    suite's; ``input_size`` None = each model's own. A ``Mode`` (its dtype and memory format), always eager: the
+    kinds are the eager model's operators."""
 
+    compile: ClassVar[None] = None
     models: list[ModelSpec] | None = None
     batch_size: PositiveInt = 1
     iterations: PositiveInt = 10
     warmup: Annotated[int, Field(ge=0)] = 2
     unprofiled_iterations: Annotated[int, Field(ge=0)] = 3
     input_size: Size | None = None
-    dtype: Dtype = default_of(Mode, "dtype")
-    channels_last: bool = default_of(Mode, "channels_last")
 
 
-class LauncherSection(_Strict):
+class LauncherSection(Settings):
     """How ``run --launcher slurm|local`` spreads the suite's shards (``harness.launch``; docs/cluster.md).
 
     ``--slurm KEY=VALUE`` overrides any key. ``time`` is per shard: SLURM's ``--time`` and the local
@@ -262,13 +205,13 @@ class LauncherSection(_Strict):
         return [value] if isinstance(value, str) else value
 
 
-class Suite(_Strict):
+class Suite(Settings):
     schema_version: Literal[1] = Field(1, alias="schema")
     name: SuiteName
     description: str = ""
     imports: list[str] = Field(default_factory=list)
     models: list[ModelSpec] = Field(default_factory=list)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", DeviceType] = "auto"
     seed: Seed = 0
     complexity: ComplexitySection | None = None
     latency: TimingSection | None = None
@@ -279,7 +222,7 @@ class Suite(_Strict):
     op_time: OpTimeSection | None = None
     launcher: LauncherSection | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)
 
     @field_validator("models")
     @classmethod

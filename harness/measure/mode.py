@@ -1,20 +1,24 @@
-"""How a model runs, by name: autocast dtype, memory format and torch.compile mode. Imports no torch, so a
-suite schema can validate against it; ``harness.measure.device`` maps the names to torch."""
+"""How a model runs, by name: autocast dtype, memory format and torch.compile mode. Imports no torch, so the
+suite's timing sections extend ``Mode`` (``harness.config.schema``); ``harness.measure.device`` maps the names to
+torch."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
-DTYPE_NAMES = ("fp32", "bf16", "fp16")
+from harness.settings import Settings
+
+Dtype = Literal["fp32", "bf16", "fp16"]
+DTYPE_NAMES: tuple[str, ...] = get_args(Dtype)
+DEFAULT_DTYPE: Dtype = "fp32"
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
-@dataclass(frozen=True)
-class Mode:
-    """How the model runs: autocast dtype, memory format and torch.compile mode (None = eager)."""
+class Mode(Settings):
+    """How the model runs: autocast dtype, memory format and torch.compile mode (None = eager; a mode name is
+    checked against ``COMPILE_MODES`` when the model is prepared)."""
 
-    dtype: str = "fp32"
+    dtype: Dtype = DEFAULT_DTYPE
     channels_last: bool = False
     compile: str | None = None
 
@@ -26,7 +30,7 @@ class Mode:
 
 def mode_label(dtype: Any, *, channels_last: Any = False, compile: Any = None) -> str:
     """The mode's label from record fields (which may be missing or of older forms)."""
-    parts = [str(dtype or "fp32")]
+    parts = [str(dtype or DEFAULT_DTYPE)]
     if channels_last:
         parts.append("channels_last")
     if compile not in (None, False, "", "none"):

@@ -11,13 +11,14 @@ import time
 import torch
 
 from harness.measure.device import DTYPES, Mode, check_mode, synchronize
+from harness.measure.mode import DEFAULT_DTYPE, Dtype
 
 log = logging.getLogger(__name__)
 _SEED = 0
 
 
 def measure_peak_gmacs(
-    device: torch.device | str, *, dtype: str = "fp32", size: int | None = None, min_time_s: float = 0.5
+    device: torch.device | str, *, dtype: Dtype = DEFAULT_DTYPE, size: int | None = None, min_time_s: float = 0.5
 ) -> float:
     """Achieved GMAC/s of an ``size``x``size`` matmul in ``dtype`` (MACs = size**3). It follows the current
     TF32 flags, so measure it under the same ``harness.environment.backend_flags`` as the models."""

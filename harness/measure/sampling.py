@@ -16,7 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from pydantic import model_validator
+
 from harness.errors import ConfigError
+from harness.settings import Bounded, PositiveInt, PositiveSeconds, Seconds, Settings
 
 
 @dataclass(frozen=True)
@@ -29,21 +32,27 @@ class SampleWindow:
     max_samples: int
 
 
-@dataclass(frozen=True, kw_only=True)
-class TimingConfig:
-    """Warmup count and the adaptive sampling window of one measurement (a suite's timing section)."""
+MAX_WARMUP = 1_000  # warm-up iterations: a bound no real suite comes near
+DEFAULT_MAX_SAMPLES = 10_000  # the cap on samples; a suite leaves it here (tests lower it to stop early)
 
-    warmup: int = 3
-    min_time_s: float = 1.0
-    max_time_s: float = 5.0
-    min_samples: int = 10
-    max_samples: int = 10_000
 
-    def __post_init__(self) -> None:
-        if self.warmup < 0 or self.min_samples < 1 or self.max_samples < self.min_samples:
-            raise ConfigError(f"invalid timing config {self}: need warmup >= 0 and 1 <= min_samples <= max_samples")
-        if self.min_time_s < 0 or self.max_time_s <= 0 or self.max_time_s < self.min_time_s:
-            raise ConfigError(f"invalid timing config {self}: need 0 <= min_time_s <= max_time_s, max_time_s > 0")
+class TimingConfig(Settings):
+    """Warmup count and the adaptive sampling window of one measurement (a suite's timing section is one)."""
+
+    warmup: Bounded(0, MAX_WARMUP) = 3
+    min_time_s: Seconds = 1.0
+    max_time_s: PositiveSeconds = 5.0
+    min_samples: PositiveInt = 10
+    max_samples: PositiveInt = DEFAULT_MAX_SAMPLES
+
+    @model_validator(mode="after")
+    def _window(self) -> TimingConfig:
+        if self.max_time_s < self.min_time_s:
+            raise ValueError(f"max_time_s ({self.max_time_s}) must be ≥ min_time_s ({self.min_time_s})")
+        if self.max_samples < self.min_samples:
+            raise ValueError(f"min_samples ({self.min_samples}) must be ≤ max_samples ({self.max_samples}, the cap "
+                             "on samples)")
+        return self
 
     def window(self) -> SampleWindow:
         return SampleWindow(self.min_time_s, self.max_time_s, self.min_samples, self.max_samples)

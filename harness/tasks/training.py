@@ -9,7 +9,6 @@ final weights stay in ``weights/<task>.pt`` (unless ``save_weights: false``), fo
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from functools import lru_cache
@@ -82,7 +81,7 @@ def execute(task: Task, ctx: TaskContext) -> dict[str, Any]:
     if task.device == "cpu":
         # AMP and channels_last are CUDA settings ([P]-style GPU training); on CPU they slow grouped and dilated
         # convs down by large factors, so CPU runs train in fp32 / NCHW (the recorded config says so)
-        config = dataclasses.replace(config, amp_dtype=None, channels_last=False)
+        config = config.model_copy(update={"amp_dtype": None, "channels_last": False})
     ckpt = checkpoint_path(ctx, task)
     recorded = {r["epoch"] for r in ctx.done_records if r.get("kind") == "train_epoch"}
 

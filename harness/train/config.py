@@ -3,59 +3,58 @@
 Defaults are ResNeXt's CIFAR protocol ([RX] Appendix A: SGD, Nesterov momentum 0.9, weight decay 5e-4,
 batch 128, lr 0.1, ×0.1 at 50% and 75% of the epochs). Deviations are named options: ``schedule="cosine"``
 (suits short runs), ``warmup_epochs``, ``label_smoothing``, ``amp_dtype``, ``max_batches_per_epoch``. A suite's
-``train:`` section takes its defaults from here. Imports no torch.
+``train:`` section is a ``TrainRecipe`` (``harness.config.schema``): these fields, defaults and bounds are its
+own. Imports no torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from harness.errors import ConfigError
+from pydantic import Field, model_validator
 
-AMP_DTYPES = ("bf16", "fp16")
+from harness.settings import BatchSize, Bounded, Fraction, PositiveInt, Seed, Settings
+
+DatasetName = Literal["cifar10", "cifar100"]
+AmpDtype = Literal["bf16", "fp16"]
+MAX_EPOCHS = 10_000
+Epochs = Bounded(1, MAX_EPOCHS)
 
 
-@dataclass(frozen=True, kw_only=True)
-class TrainConfig:
-    """Hyper-parameters of one training run; defaults are ResNeXt's CIFAR protocol."""
+class TrainRecipe(Settings):
+    """Hyper-parameters of a training run but its seed (a suite trains one recipe with each of its seeds)."""
 
-    epochs: int
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
+    epochs: Epochs
+    batch_size: BatchSize = 128
+    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.1
+    momentum: Fraction = 0.9
     nesterov: bool = True
-    weight_decay: float = 5e-4
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 5e-4
     schedule: Literal["cosine", "step"] = "step"
-    warmup_epochs: int = 0
-    label_smoothing: float = 0.0
-    amp_dtype: Literal["bf16", "fp16"] | None = None
+    warmup_epochs: Bounded(0, MAX_EPOCHS) = 0
+    label_smoothing: Fraction = 0.0
+    amp_dtype: AmpDtype | None = None
     channels_last: bool = False
     compile: str | None = None  # a torch.compile mode ("default", "reduce-overhead", "max-autotune") or None
-    seed: int = 0
-    eval_batch_size: int = 512
-    max_batches_per_epoch: int | None = None
+    eval_batch_size: BatchSize = 512
+    max_batches_per_epoch: PositiveInt | None = None
 
-    def __post_init__(self) -> None:
-        problems = []
-        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
-            problems.append("epochs, batch_size and eval_batch_size must be >= 1")
-        if self.schedule not in ("cosine", "step"):
-            problems.append(f"schedule={self.schedule!r} (use 'cosine' or 'step')")
-        if not 0 <= self.warmup_epochs < self.epochs:
-            problems.append(f"warmup_epochs={self.warmup_epochs} must be in [0, epochs)")
-        if self.amp_dtype is not None and self.amp_dtype not in AMP_DTYPES:
-            problems.append(f"amp_dtype={self.amp_dtype!r} (use {sorted(AMP_DTYPES)} or None)")
-        if not 0.0 <= self.label_smoothing < 1.0 or self.lr <= 0:
-            problems.append("label_smoothing must be in [0, 1) and lr > 0")
-        if self.max_batches_per_epoch is not None and self.max_batches_per_epoch < 1:
-            problems.append("max_batches_per_epoch must be >= 1 or None")
-        if problems:
-            raise ConfigError("TrainConfig: " + "; ".join(problems))
+    @model_validator(mode="after")
+    def _warmup_within_epochs(self) -> TrainRecipe:
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs ({self.epochs})")
+        return self
+
+
+class TrainConfig(TrainRecipe):
+    """One training run: a recipe and its seed; defaults are ResNeXt's CIFAR protocol."""
+
+    seed: Seed = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,16 +13,16 @@ import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from harness.errors import ConfigError, DatasetUnavailable
+from harness.train.config import DatasetName
 
 log = logging.getLogger(__name__)
 
-DatasetName = Literal["cifar10", "cifar100"]
 SYNTHETIC_KEY = "harness_synthetic"
 _IMAGE_SHAPE = (3, 32, 32)
 _CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
