@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError, ResultsError
 
-FORMATS = ("csv", "parquet", "json")
+FORMATS = ("csv", "parquet", "json", "pytest-benchmark")
 PARQUET_HINT = ("--format parquet needs pyarrow: pip install -e \".[parquet]\" (or pip install pyarrow), or use "
                 "--format csv")
 
@@ -36,9 +36,34 @@ def _write(frame, fmt: str, output: Path | None) -> str | None:  # noqa: ANN001 
     return None
 
 
+def _export_pytest_benchmark(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.results.pytest_benchmark import to_pytest_benchmark
+    from harness.results.records import TIMED_KINDS
+
+    if len(args.run_dirs) != 1 or args.by_round:
+        raise ConfigError("--format pytest-benchmark exports one run dir, rounds pooled (as pytest-benchmark "
+                          "stores a benchmark): give one RUN_DIR and no --by-round")
+    doc = to_pytest_benchmark(Path(args.run_dirs[0]), kinds=(args.kind,) if args.kind else TIMED_KINDS)
+    text = json.dumps(doc, indent=4, ensure_ascii=True) + "\n"
+    if args.output:
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        print(output)
+    else:
+        sys.stdout.write(text)
+    print(f"{len(doc['benchmarks'])} benchmarks", file=sys.stderr)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from harness.results import load_runs
 
+    if args.format == "pytest-benchmark":
+        return _export_pytest_benchmark(args)
+    args.kind = args.kind or "latency"
     frame = load_runs([Path(p) for p in args.run_dirs]).frame(args.kind, by_round=args.by_round)
     output = Path(args.output) if args.output else None
     if output is not None:
@@ -82,7 +107,8 @@ def register(sub: argparse._SubParsersAction, *, parents: list[argparse.Argument
     export = sub.add_parser("export", parents=parents,
                             help="results as a table: one row per benchmark, task or epoch (CSV, parquet, JSON)")
     export.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    export.add_argument("--kind", choices=FRAME_KINDS, default="latency", help="which records (default: latency)")
+    export.add_argument("--kind", choices=FRAME_KINDS,
+                        help="which records (default: latency; --format pytest-benchmark: every timed kind)")
     export.add_argument("--format", choices=FORMATS, default="csv")
     export.add_argument("--by-round", action="store_true", help="one row per round instead of rounds pooled")
     export.add_argument("-o", "--output", help="file to write (default: stdout; parquet needs a file)")
