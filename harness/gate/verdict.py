@@ -147,7 +147,7 @@ def _side_statistic(pairs: list[tuple[np.ndarray, np.ndarray | None]], resampled
 _TORCH_PATHS = (("torch",), ("packages", "torch"), ("torch_version",))
 _THREAD_PATHS = (("cpu", "torch_threads"), ("threads",), ("torch_threads",))
 _GPU_PATHS = (("device", "description"), ("gpus",), ("gpu_name",), ("device_name",))
-_CPU_PATHS = (("cpu", "model"), ("cpu", "brand_raw"), ("device", "description"), ("cpu_name",), ("processor",))
+_CPU_PATHS = (("cpu", "brand_raw"), ("cpu", "model"), ("device", "description"), ("cpu_name",), ("processor",))
 
 
 def _scalar(value: Any) -> str | None:

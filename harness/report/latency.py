@@ -122,7 +122,7 @@ def latency_section(run: RunData) -> tuple[list[str], dict[str, pd.DataFrame]]:
              "Per-iteration samples (`model.eval()`, `torch.inference_mode()`), warmup excluded. The models of a "
              "table were timed together in one process, one iteration of each per cycle, the order rotating "
              "every cycle. p50 and its 95% CI (bootstrap of the median) are this machine's absolute times. "
-             "Ratios ÷ the run's reference network and ÷ each model's plain counterpart (the network it adds "
+             "Ratios ÷ the run's base network and ÷ each model's plain counterpart (the network it adds "
              "attention to) are paired: the median of per-cycle ratios, 95% CI a bootstrap over cycles "
              "(*unpaired* marks runs from before pairing: a ratio of medians). Beside them the compute ratios "
              "(GMACs ÷ the same network's) from the paper and from our count.", *_threads_line(run), ""]

@@ -27,7 +27,7 @@ from harness.results.records import LOOP_KINDS
 from harness.results.store import RunData
 
 KEY_FIELDS = ("model", "label", "options", "batch_size", "device", "dtype", "channels_last", "compile", "kind")
-# The reports' reference network for the paper's Table 2 ratios ("÷ ResNeXt-50").
+# The base network of the reports' ratios, as in the paper's Table 2 ("÷ ResNeXt-50").
 BASE_MODEL = "resnext50"
 # Fewer common cycles than this and a ratio is not called paired (a bootstrap over 2 cycles says nothing).
 PAIRED_MIN_CYCLES = 3

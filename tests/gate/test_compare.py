@@ -178,6 +178,16 @@ def test_patch_release_and_unknown_fields_are_not_mismatches() -> None:
     assert compare(_set({_key(): _bench(1, 10.0)}), _set({_key(): _bench(2, 10.0)}, {})).env_mismatches == ()
 
 
+def test_a_pytest_benchmark_cpu_is_named_by_its_brand_not_its_model_number() -> None:
+    # py-cpuinfo's "model" is a number (167); the name a harness manifest writes as cpu.model is its brand_raw
+    key = BenchmarkKey.from_fields({"model": "m", "label": "m", "device": "cpu", "kind": "latency"})
+    harness_run = BenchmarkSet(environment={"cpu": {"model": "Intel Xeon"}}, benchmarks={key: _bench(1, 10.0)})
+    pytest_json = BenchmarkSet(environment={"cpu": {"model": 167, "brand_raw": "Intel Xeon"}},
+                               benchmarks={key: _bench(2, 10.0)})
+    assert environment_fingerprint(pytest_json)["device_name"] == "Intel Xeon"
+    assert compare(harness_run, pytest_json).env_mismatches == ()
+
+
 def test_invalid_threshold_or_alpha_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="threshold_pct"):
         _single(_bench(1, 10.0), _bench(2, 10.0), threshold_pct=0)
