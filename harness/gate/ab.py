@@ -48,6 +48,8 @@ MAX_PAIRS = 100  # worker processes: more is hours of CI, never a sharper verdic
 def worker_spec(*, base: Path, head: Path, suite_path: Path, device: str) -> dict[str, Any]:
     """What a worker builds and times, from the suite (read with this harness)."""
     from harness.config import load_suite
+    from harness.measure.mode import Mode
+    from harness.measure.sampling import TimingConfig
 
     suite = load_suite(suite_path)
     section = suite.latency
@@ -66,10 +68,10 @@ def worker_spec(*, base: Path, head: Path, suite_path: Path, device: str) -> dic
         "device": device,
         "benchmarks": benchmarks,
         "input_size": list(section.input_size) if section.input_size else None,
-        "timing": {"warmup": section.warmup, "min_time_s": section.min_time_s, "max_time_s": section.max_time_s,
-                   "min_samples": section.min_samples},
+        # the section is a TimingConfig and a Mode: their fields, whatever they are, travel to the workers
+        "timing": {name: getattr(section, name) for name in TimingConfig.model_fields},
         "rounds": section.rounds,
-        "mode": {"dtype": section.dtype, "channels_last": section.channels_last, "compile": section.compile},
+        "mode": {name: getattr(section, name) for name in Mode.model_fields},
     }
 
 
