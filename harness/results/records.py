@@ -557,7 +557,7 @@ def _type_name(prop: dict[str, Any]) -> str:
         return f"list[{_type_name(prop.get('items', {}))}]"
     if kind == "object":
         return "object"
-    bounds = "".join(f" {op} {prop[k]}" for k, op in (("exclusiveMinimum", ">"), ("minimum", "≥")) if k in prop)
+    bounds = "".join(f" {op} {prop[k]:g}" for k, op in (("exclusiveMinimum", ">"), ("minimum", "≥")) if k in prop)
     return {"integer": "int", "number": "float", "string": "str", "boolean": "bool", "null": "null"}.get(kind, "any") \
         + bounds
 
