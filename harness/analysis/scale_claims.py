@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from harness.measure.stats import TEST_ALPHA as ALPHA
+
 ESSENTIALLY_ALL = 0.90  # "essentially all classes" ([P] §4.4), as a share
-ALPHA = 0.05
 CHANNEL_GROUP = 16  # [P] Fig. 3 (left) averages 16 successive channels
 
 

@@ -16,6 +16,10 @@ from scipy import stats as sps
 
 # A fixed seed makes the reported interval a pure function of the samples: re-rendering a report must
 # not change its numbers.
+# The confidence of every interval the reports print, and the significance level of their tests (the regression
+# gate has its own, stricter level: harness.gate.verdict.ALPHA).
+CONFIDENCE = 0.95
+TEST_ALPHA = 0.05
 _BOOTSTRAP_SEED = 0
 _BOOTSTRAP_RESAMPLES = 2000
 # Bounds the bootstrap's working array to about batch x n floats, which matters for 10k-sample series.
@@ -57,7 +61,7 @@ def bootstrap_ci(
     samples: Sequence[np.ndarray],
     statistic: Callable[..., np.ndarray],
     *,
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     n_resamples: int = _BOOTSTRAP_RESAMPLES,
     seed: int = _BOOTSTRAP_SEED,
 ) -> tuple[float, float]:
@@ -88,7 +92,8 @@ def _median_ci(values: np.ndarray, *, confidence: float) -> tuple[float, float]:
     return bootstrap_ci((values,), np.median, confidence=confidence)
 
 
-def summarize(samples: Sequence[float] | np.ndarray, *, confidence: float = 0.95, unstable_cv: float = 0.10) -> Summary:
+def summarize(samples: Sequence[float] | np.ndarray, *, confidence: float = CONFIDENCE,
+              unstable_cv: float = 0.10) -> Summary:
     """Summarise ``samples``; ``unstable`` is set when the coefficient of variation is >= ``unstable_cv``."""
     values = _as_array(samples, name="samples")
     mean = float(values.mean())
@@ -125,7 +130,7 @@ def ratio_of_medians_ci(
     a: Sequence[float] | np.ndarray,
     b: Sequence[float] | np.ndarray,
     *,
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     n_resamples: int = _BOOTSTRAP_RESAMPLES,
     seed: int = 0,
 ) -> tuple[float, float, float]:
@@ -179,7 +184,7 @@ def lag1_autocorrelation(values: np.ndarray) -> float:
 
 
 def paired_ratio(base: Sequence[float] | np.ndarray, other: Sequence[float] | np.ndarray, *,
-                 confidence: float = 0.95, n_resamples: int = _BOOTSTRAP_RESAMPLES,
+                 confidence: float = CONFIDENCE, n_resamples: int = _BOOTSTRAP_RESAMPLES,
                  seed: int = _BOOTSTRAP_SEED) -> PairedRatio:
     """``other ÷ base`` for samples paired by cycle (``base[i]`` and ``other[i]`` timed in cycle ``i``).
 

@@ -15,13 +15,13 @@ from typing import Any
 from scipy import stats
 
 from harness.fileio import canonical_json
+from harness.measure.stats import TEST_ALPHA as ALPHA
 from harness.paper import all_rows
 from harness.paper.pretrained import published
 from harness.report.markdown import BAD, OK, num, table
 from harness.results import RunData
 
 SYNTHETIC = "⚠ SYNTHETIC DATA"
-ALPHA = 0.05
 _IMAGENET_TABLES = ("P Table 2", "P Fig. 2", "P Table 3", "P Table 6", "P Table 7")
 
 

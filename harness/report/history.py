@@ -25,8 +25,9 @@ from harness.report.markdown import frame_table, num
 from harness.results import MANIFEST, RunData, load_runs
 from harness.results import summaries as S
 from harness.results.frames import environment_columns
+from harness.results.records import LOOP_KINDS
 
-METRICS = {"p50": ("latency",), "img_s": ("throughput", "train_throughput")}
+METRICS = {"p50": ("latency",), "img_s": LOOP_KINDS}
 UNITS = {"p50": "p50 latency, ms", "img_s": "images / s"}
 
 

@@ -16,6 +16,7 @@ from harness.report.complexity import match_rows
 from harness.report.markdown import frame_table, num, with_ci
 from harness.results import RunData
 from harness.results import summaries as S
+from harness.results.records import TIMED_KINDS
 from harness.results.summaries import P99_MIN_SAMPLES
 
 GROUP = ["batch_size", "mode", "device"]
@@ -41,7 +42,7 @@ def machines(run: RunData) -> dict[tuple[Any, Any], str]:
     out = {}
     for r in run.records:
         shard = r.get("shard")
-        if r.get("kind") in ("latency", "throughput", "train_throughput") and isinstance(shard, dict):
+        if r.get("kind") in TIMED_KINDS and isinstance(shard, dict):
             out[(r.get("label") or r.get("model"), r.get("batch_size"))] = by_shard.get(shard.get("index"), "?")
     return out
 

@@ -9,13 +9,13 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from harness.measure.stats import TEST_ALPHA as ALPHA
 from harness.paper import all_rows
 from harness.report.markdown import num, table
 from harness.results import RunData
 from harness.train.significance import compare, seed_summary
 
 SYNTHETIC = "⚠ SYNTHETIC DATA (not CIFAR)"
-ALPHA = 0.05
 
 
 def _paper_errors() -> dict[str, dict[str, float]]:

@@ -30,7 +30,7 @@ from filelock import FileLock, Timeout
 
 from harness.errors import RecordWriteError, ResultsError, printable
 from harness.fileio import JSONInputError, parse_json, require_folder_name, write_json_atomic
-from harness.results.records import check_manifest, check_new, parse_record
+from harness.results.records import SAMPLED_KINDS, check_manifest, check_new, parse_record
 from harness.results.schema import RESULTS_SCHEMA, migrate_record
 
 if TYPE_CHECKING:
@@ -40,8 +40,7 @@ MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
 TORN_SUFFIX = ".torn"
 # What ``RunData.frame(kind)`` can tabulate (the columns of each: ``harness.results.frames.COLUMNS``).
-FRAME_KINDS = ("complexity", "modules", "latency", "reference", "throughput", "train_throughput", "peak",
-               "train_epoch", "train")
+FRAME_KINDS = ("complexity", "modules", *SAMPLED_KINDS, "peak", "train_epoch", "train")
 
 log = logging.getLogger(__name__)
 

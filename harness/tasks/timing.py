@@ -19,11 +19,11 @@ from harness.environment import backend_flags
 from harness.measure.peak import measure_peak_gmacs
 from harness.measure.timer import PreparedModel, group_window, prepare_benchmark, time_group
 from harness.plan import PeakSpec, Task, TimingSpec
+from harness.results.records import LOOP_KINDS
 from harness.tasks import TaskContext, build, input_size_of
 
 log = logging.getLogger(__name__)
 
-LOOP_KINDS = ("throughput", "train_throughput")
 
 
 class MemberFailed(Exception):

@@ -14,6 +14,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
+from harness.measure.stats import TEST_ALPHA
+
 
 class SeedSummary(NamedTuple):
     """Mean, sample std (ddof=1) and 95% t-interval of one model's per-seed values."""
@@ -48,7 +50,7 @@ def seed_summary(values: Sequence[float]) -> SeedSummary:
     return SeedSummary(mean, std, n, mean - half, mean + half)
 
 
-def compare(a: Sequence[float], b: Sequence[float], *, alpha: float = 0.05) -> Comparison:
+def compare(a: Sequence[float], b: Sequence[float], *, alpha: float = TEST_ALPHA) -> Comparison:
     """Welch's two-sided t-test of mean(a) vs mean(b) at level ``alpha``."""
     xa = np.asarray(a, dtype=np.float64)
     xb = np.asarray(b, dtype=np.float64)
