@@ -1,6 +1,8 @@
-"""Run directories on disk: the store (manifest, records, load), merging shards, and schema migrations."""
+"""Run directories on disk: the record types, the store (manifest, records, load), merging shards, and schema
+migrations."""
 
 from harness.results.merge import merge_runs
+from harness.results.records import Record, parse_record
 from harness.results.schema import RESULTS_SCHEMA
 from harness.results.store import (
     MANIFEST,
@@ -21,6 +23,7 @@ __all__ = [
     "MANIFEST",
     "RECORDS",
     "RESULTS_SCHEMA",
+    "Record",
     "RecordWriter",
     "RunData",
     "Runs",
@@ -28,6 +31,7 @@ __all__ = [
     "load_run",
     "load_runs",
     "merge_runs",
+    "parse_record",
     "read_records",
     "record_key",
     "utc_now",
