@@ -185,10 +185,10 @@ def run_worker(spec: dict[str, Any], index: int = 0) -> dict[str, Any]:
             # the engine alternates the two sides within a round (A B, B A …); the first side alternates by round
             sides = ("head", "base") if r % 2 == 0 else ("base", "head")
             group = time_group([benches[side] for side in sides], window)
-            for side, timing in zip(sides, group.members, strict=True):
-                if timing.error is not None:
-                    raise timing.error
-                rounds[side].append(list(timing.samples_ms))
+            for side, member in zip(sides, group.members, strict=True):
+                if member.error is not None:
+                    raise member.error
+                rounds[side].append(list(member.samples_ms))
             loads.append(group.load.to_record())
         results.append({"benchmark": bench, "rounds": rounds, "threads": torch.get_num_threads(), "load": loads})
     return {"environment": capture_environment(spec["device"]), "results": results}

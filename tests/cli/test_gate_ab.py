@@ -128,3 +128,22 @@ def test_gate_ab_refuses_a_suite_without_latency_and_names_a_failing_worker(tmp_
                              "--no-progress")
     assert code == 2 and out == [] and len(err.strip().splitlines()) == 1
     assert "gate ab: worker 1 failed (exit 1)" in err and "head plugin is broken" in err
+
+
+def test_a_worker_times_every_benchmark_of_the_suite(tmp_path):
+    """A suite of several models (the CI suite has three): the worker warms and times each pair in turn."""
+    from harness.gate.ab import run_worker, worker_spec
+
+    base, head = _checkout(tmp_path, "base", 1.0), _checkout(tmp_path, "head", 1.0)
+    suite = tmp_path / "two.yaml"
+    suite.write_text(json.dumps({
+        "name": "two", "imports": ["my_model.py"], "device": "cpu",
+        "models": [{"name": "gate_convnet", "label": f"g{depth}", "options": {"channels": 4, "depth": depth}}
+                   for depth in (1, 2)],
+        "latency": {"batch_sizes": [1], "warmup": 1, "min_time_s": 0.0, "max_time_s": 0.2, "min_samples": 3,
+                    "rounds": 2}}))
+    result = run_worker(worker_spec(base=base, head=head, suite_path=suite, device="cpu"))
+    assert [r["benchmark"]["label"] for r in result["results"]] == ["g1", "g2"]
+    for r in result["results"]:
+        assert {side: len(rounds) for side, rounds in r["rounds"].items()} == {"base": 2, "head": 2}
+        assert all(len(samples) >= 1 for rounds in r["rounds"].values() for samples in rounds)
