@@ -124,6 +124,16 @@ def test_help_and_usage_errors_do_not_import_torch():
 
 
 
+def test_building_the_command_line_imports_no_numeric_library():
+    """Every call builds every command's parser: its defaults (the gate's thresholds) come from light modules, and
+    the record types build their validators on first use (scipy, imported for a default, made --help 0.8 s)."""
+    code = ("import sys\nfrom harness.cli import build_parser\nbuild_parser()\n"
+            "print(sorted(m for m in ('numpy', 'pandas', 'scipy', 'torch') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_results_never_import_the_gate():
     """The gate reads results (the one benchmark key lives in harness.results.summaries), never the reverse."""
     for module in MODULES:

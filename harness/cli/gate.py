@@ -27,8 +27,8 @@ def _show(report, args: argparse.Namespace) -> int:  # noqa: ANN001 (the report 
 
 
 def cmd_ab(args: argparse.Namespace) -> int:
+    from harness.gate import AB_THRESHOLD_PCT
     from harness.gate.ab import same_job
-    from harness.gate.verdict import AB_THRESHOLD_PCT
     from harness.results.store import new_run_id
 
     if args.suite is None:
@@ -52,8 +52,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from harness.gate import THRESHOLD_PCT
     from harness.gate.sets import load_benchmarks
-    from harness.gate.verdict import THRESHOLD_PCT, compare
+    from harness.gate.verdict import compare
 
     report = compare(load_benchmarks(Path(args.baseline)), load_benchmarks(Path(args.candidate)),
                      threshold_pct=THRESHOLD_PCT if args.threshold is None else args.threshold, alpha=args.alpha,
@@ -92,7 +93,7 @@ def cmd_old_baseline(args: argparse.Namespace) -> int:
 
 
 def _verdict_options(parser: argparse.ArgumentParser, *, threshold: str) -> None:
-    from harness.gate.verdict import ALPHA
+    from harness.gate import ALPHA
 
     parser.add_argument("--threshold", type=float, default=None, metavar="PCT",
                         help=f"smallest slowdown that fails, percent (default {threshold})")
@@ -111,7 +112,7 @@ def _ab_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction, *, parents: list[argparse.ArgumentParser]) -> None:
-    from harness.gate.verdict import AB_THRESHOLD_PCT, THRESHOLD_PCT
+    from harness.gate import AB_THRESHOLD_PCT, THRESHOLD_PCT
 
     gate = sub.add_parser("gate", parents=parents, help="latency regression gate: ab | baseline | check "
                                                         "(exit 1 on a significant, large slowdown)")

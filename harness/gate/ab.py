@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, ResultsError
+from harness.gate import AB_THRESHOLD_PCT, ALPHA
 from harness.gate.sets import BenchmarkSet, BenchSamples
-from harness.gate.verdict import AB_THRESHOLD_PCT, ALPHA, CheckReport, Verdict, compare
+from harness.gate.verdict import CheckReport, Verdict, compare
 from harness.results.summaries import BenchmarkKey
 
 log = logging.getLogger(__name__)

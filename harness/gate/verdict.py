@@ -35,20 +35,13 @@ import numpy as np
 from scipy import stats as sps
 
 from harness.errors import ConfigError, IncomparableError
+from harness.gate import ALPHA, THRESHOLD_PCT
 from harness.gate.sets import BenchmarkSet, BenchSamples
 from harness.measure.stats import bootstrap_ci
 from harness.results.summaries import BenchmarkKey
 
 log = logging.getLogger(__name__)
 
-# The smallest slowdown that fails the gate, percent: against a frozen baseline (``gate check``), whose runs are
-# separate processes that scatter by a few percent, and in one process (``gate ab``), where base and head are timed
-# cycle by cycle: two identical models read within about 1.5% of each other on the 2-core development VM, and a +5%
-# change of a model's multiply-adds is +3-5% of its time (docs/gate.md, "Measured error rates").
-THRESHOLD_PCT = 5.0
-AB_THRESHOLD_PCT = 2.0
-# Significance level of the Mann-Whitney test (asv's default).
-ALPHA = 0.002
 
 # --- the statistic -------------------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from scipy import stats as sps
 # A fixed seed makes the reported interval a pure function of the samples: re-rendering a report must
 # not change its numbers.
 # The confidence of every interval the reports print, and the significance level of their tests (the regression
-# gate has its own, stricter level: harness.gate.verdict.ALPHA).
+# gate has its own, stricter level: harness.gate.ALPHA).
 CONFIDENCE = 0.95
 TEST_ALPHA = 0.05
 _BOOTSTRAP_SEED = 0

@@ -32,9 +32,9 @@ UNITS = {"p50": "p50 latency, ms", "img_s": "images / s"}
 
 
 def gate_threshold_pct() -> float:
-    """The frozen-baseline gate's threshold (``harness.gate.verdict.THRESHOLD_PCT``): a step history calls a
+    """The frozen-baseline gate's threshold (``harness.gate.THRESHOLD_PCT``): a step history calls a
     change is one the gate would."""
-    from harness.gate.verdict import THRESHOLD_PCT
+    from harness.gate import THRESHOLD_PCT
 
     return THRESHOLD_PCT
 

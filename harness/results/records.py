@@ -14,6 +14,7 @@ types (``python -m harness schema --markdown``).
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, model_validator
@@ -39,8 +40,9 @@ SAMPLED_KINDS = ("latency", REFERENCE_KIND, *TIMED_KINDS[1:])
 
 
 class _Shape(BaseModel):
-    # strict: "1" is not 1; extra allowed on read (a newer harness may write more), refused on write (``build``)
-    model_config = ConfigDict(extra="allow", strict=True, use_attribute_docstrings=True)
+    # strict: "1" is not 1; extra allowed on read (a newer harness may write more), refused on write (``check_new``)
+    model_config = ConfigDict(extra="allow", strict=True, use_attribute_docstrings=True,
+                              defer_build=True)  # validators are built on first use, not at import
 
 
 class PlainRef(_Shape):
@@ -472,7 +474,12 @@ Record = Annotated[
     ],
     Discriminator(_tag),
 ]
-RECORD = TypeAdapter(Record)
+
+
+@functools.cache
+def _adapter() -> TypeAdapter:
+    """The union's validator, built on first use: importing this module (every CLI call does) stays cheap."""
+    return TypeAdapter(Record)
 
 
 class UndeclaredField(HarnessError):
@@ -489,7 +496,7 @@ def _field(err: dict[str, Any]) -> str:
 def parse_record(record: dict[str, Any], *, where: str) -> RecordBase:
     """``record`` as its typed shape; a bad field is a one-line ``ResultsError`` naming ``where`` and the field."""
     try:
-        return RECORD.validate_python(record)
+        return _adapter().validate_python(record)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ResultsError(f"{where}: a {record.get('kind')!r} record with status {record.get('status')!r} has a "
@@ -539,7 +546,7 @@ def scalar_fields(kind: str) -> tuple[str, ...]:
 
 def json_schema() -> dict[str, Any]:
     """JSON Schema of ``Record`` (``python -m harness schema``)."""
-    return RECORD.json_schema(by_alias=True)
+    return _adapter().json_schema(by_alias=True)
 
 
 def _type_name(prop: dict[str, Any]) -> str:
