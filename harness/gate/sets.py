@@ -38,7 +38,7 @@ from harness.fileio import JSONInputError, parse_json, write_json_atomic
 from harness.results import load_run
 from harness.results.records import REFERENCE_KIND, TIMED_KINDS
 from harness.results.schema import check_schema
-from harness.results.summaries import KEY_FIELDS, BenchmarkKey, benchmarks
+from harness.results.summaries import KEY_FIELDS, BenchmarkKey, benchmarks, failed_tasks
 
 log = logging.getLogger(__name__)
 
@@ -137,18 +137,6 @@ def benchmarks_from_records(records: Sequence[Mapping[str, Any]], *, where: str)
             for kind in TIMED_KINDS for bench in benchmarks(ok, kind)}
 
 
-def failed_timed_tasks(records: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
-    """One line per timed task (or reference) that ended in an error: the gate cannot judge what it lacks."""
-    out = []
-    for rec in records:
-        if rec.get("status") == "error" and (rec.get("kind") in TIMED_KINDS or rec.get("kind") == REFERENCE_KIND):
-            error = rec.get("error") if isinstance(rec.get("error"), dict) else {}
-            message = " ".join(str(error.get("message", "")).split())[:200]
-            out.append(f"{rec.get('kind')} task {rec.get('task_id')!r} ({rec.get('label') or rec.get('model')}, "
-                       f"batch {rec.get('batch_size')}) failed: {error.get('type', 'error')}: {message}")
-    return tuple(out)
-
-
 def load_run_dir(path: Path) -> tuple[BenchmarkSet, dict[str, Any]]:
     """The benchmark set of a run dir, and its manifest."""
     run = load_run(path)
@@ -158,7 +146,7 @@ def load_run_dir(path: Path) -> tuple[BenchmarkSet, dict[str, Any]]:
         benchmarks=benchmarks_from_records(run.records, where=str(path)),
         source=str(path),
         origin="harness-run",
-        failed=failed_timed_tasks(run.records),
+        failed=failed_tasks(run.records, (*TIMED_KINDS, REFERENCE_KIND)),
     )
     return bset, run.manifest
 

@@ -38,7 +38,7 @@ from typing import Any
 from harness.errors import ConfigError, ResultsError
 from harness.results.records import TIMED_KINDS
 from harness.results.store import load_run
-from harness.results.summaries import Benchmark, benchmarks
+from harness.results.summaries import Benchmark, benchmarks, failed_tasks
 
 log = logging.getLogger(__name__)
 
@@ -171,16 +171,6 @@ def _datetime(created_utc: Any) -> str | None:
     return stamp.isoformat()
 
 
-def _failed(records: list[dict[str, Any]], kinds: tuple[str, ...]) -> list[str]:
-    out = []
-    for r in records:
-        if r.get("kind") in kinds and r.get("status") == "error":
-            error = r.get("error") if isinstance(r.get("error"), dict) else {}
-            message = " ".join(str(error.get("message", "")).split())[:200]
-            out.append(f"{r.get('kind')} task {r.get('task_id')!r} failed: {error.get('type', 'error')}: {message}")
-    return out
-
-
 def to_pytest_benchmark(run_dir: Path, *, kinds: tuple[str, ...] = TIMED_KINDS) -> dict[str, Any]:
     """The ``ok`` timed benchmarks of ``run_dir`` (of ``kinds``) as a pytest-benchmark JSON document."""
     run_dir = Path(run_dir)
@@ -196,7 +186,7 @@ def to_pytest_benchmark(run_dir: Path, *, kinds: tuple[str, ...] = TIMED_KINDS) 
                for kind in kinds for bench in benchmarks(run, kind)]
     if not entries:
         raise ResultsError(f"{run_dir}: no ok {' / '.join(kinds)} records with samples to export")
-    for failed in _failed(run.records, kinds):
+    for failed in failed_tasks(run.records, kinds):
         # pytest-benchmark leaves a benchmark that raised out of its file; so does this export
         log.warning("%s: not exported, %s", run_dir, failed)
     env = manifest.get("environment") if isinstance(manifest.get("environment"), dict) else {}

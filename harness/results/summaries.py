@@ -180,6 +180,18 @@ def benchmarks(run: RunData | Iterable[Mapping[str, Any]], kind: str) -> list[Be
     return out
 
 
+def failed_tasks(records: Iterable[Mapping[str, Any]], kinds: Sequence[str]) -> tuple[str, ...]:
+    """One line per task of ``kinds`` that ended in an error: what a gate cannot judge and an export leaves out."""
+    out = []
+    for rec in records:
+        if rec.get("status") == "error" and rec.get("kind") in kinds:
+            error = rec.get("error") if isinstance(rec.get("error"), dict) else {}
+            message = " ".join(str(error.get("message", "")).split())[:200]
+            out.append(f"{rec.get('kind')} task {rec.get('task_id')!r} ({rec.get('label') or rec.get('model')}, "
+                       f"batch {rec.get('batch_size')}) failed: {error.get('type', 'error')}: {message}")
+    return tuple(out)
+
+
 # ------------------------------------------------------------------------------------------------- ratios
 
 
