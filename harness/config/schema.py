@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from harness.config.slurm import slurm_memory, slurm_minutes
+from harness.config.slurm import shell_line, slurm_constraint, slurm_memory, slurm_minutes, slurm_names
 from harness.fileio import FOLDER_NAME_PATTERN, MAX_FOLDER_NAME
 from harness.measure.mode import Mode
 from harness.measure.sampling import DEFAULT_MAX_SAMPLES, TimingConfig
@@ -170,9 +170,11 @@ class LauncherSection(Settings):
 
     ``--slurm KEY=VALUE`` overrides any key. ``time`` is per shard: SLURM's ``--time`` and the local
     executor's timeout. ``gpus_per_node`` None = ``train.gpus`` (0 when the suite runs on the CPU). ``partition``,
-    ``account``, ``qos``, ``constraint``, ``exclusive``, ``cpus_per_task``, ``mem`` and ``setup`` (shell lines run
-    before the shard, e.g. ``module load``) go to sbatch as they are; ``array_parallelism`` bounds how many shards
-    run at once (local default: one at a time when the suite times models, so they never share the machine).
+    ``account``, ``qos``, ``constraint``, ``exclusive``, ``cpus_per_task`` and ``mem`` go to sbatch once
+    checked against SLURM's grammar (nothing else can reach the job script); ``setup`` is the one key whose
+    values are shell by design: each entry is one line run before the shard (e.g. ``module load``).
+    ``array_parallelism`` bounds how many shards run at once (local default: one at a time when the suite times
+    models, so they never share the machine).
     """
 
     shards: PositiveInt | None = None
@@ -199,10 +201,21 @@ class LauncherSection(Settings):
     def _memory(cls, value: Any) -> Any:
         return value if value is None else slurm_memory(value)
 
+    @field_validator("partition", "account", "qos", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return slurm_names(value)
+
+    @field_validator("constraint", mode="before")
+    @classmethod
+    def _constraint(cls, value: Any) -> Any:
+        return slurm_constraint(value)
+
     @field_validator("setup", mode="before")
     @classmethod
     def _one_line(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
+        lines = [value] if isinstance(value, str) else value
+        return [shell_line(line) for line in lines] if isinstance(lines, list) else lines
 
 
 class Suite(Settings):

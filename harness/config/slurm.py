@@ -1,4 +1,10 @@
-"""SLURM's own forms of a time limit and a memory size, read into what sbatch is given (``launcher:`` keys)."""
+"""SLURM's own forms of the values a suite's ``launcher:`` section gives sbatch, checked before anything is written.
+
+Every value becomes part of an ``#SBATCH`` line of a job script that a shell runs, and a suite is a shared file:
+a value outside SLURM's grammar (a newline, a quote, ``;``, ``$(…)``) is refused, so no launcher value can add a
+line or a word to the script. ``setup`` entries are the one place a suite asks for shell by design; each is
+exactly one line of it.
+"""
 
 from __future__ import annotations
 
@@ -36,3 +42,33 @@ def slurm_memory(value: Any) -> Any:
     if match is None:
         raise ValueError(f"{value!r} is not a memory size: e.g. 32G, 500M or a number of GB")
     return f"{match['n']}{(match['unit'] or 'M').upper()}"  # SLURM reads a bare number as megabytes
+
+
+# partition, account and qos names: SLURM's names are letters, digits, '_', '-', '.'; partition and qos take a
+# comma-separated list
+_NAME_LIST = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.\-]*(,[A-Za-z0-9_.][A-Za-z0-9_.\-]*)*$")
+# --constraint: features joined by & | , with counts (*N), brackets, parentheses and NOT (!)
+_CONSTRAINT = re.compile(r"^[A-Za-z0-9_.\-&|,*\[\]()!:]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def slurm_names(value: Any) -> Any:
+    """A partition, account or qos: SLURM's names (comma-separated where SLURM takes a list), nothing else."""
+    if isinstance(value, str) and _NAME_LIST.match(value) is None:
+        raise ValueError(f"{value!r} is not a SLURM name: letters, digits, '_', '-', '.' (a list: comma-separated)")
+    return value
+
+
+def slurm_constraint(value: Any) -> Any:
+    """``--constraint``: features and SLURM's operators (``&``, ``|``, ``,``, ``*N``, ``[]``, ``()``, ``!``)."""
+    if isinstance(value, str) and _CONSTRAINT.match(value) is None:
+        raise ValueError(f"{value!r} is not a SLURM constraint: feature names joined by & | , with [] () *N !")
+    return value
+
+
+def shell_line(value: Any) -> Any:
+    """A ``setup`` entry: one line of shell, as the suite wrote it (no line break or other control character)."""
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise ValueError(f"{value!r} is not one line: each setup entry is one shell line of the SLURM job "
+                         "script (give several lines as several entries)")
+    return value

@@ -114,3 +114,38 @@ def test_launcher_section_round_trips_through_the_suite_snapshot():
     again = parse_suite(json.loads(json.dumps(suite.to_dict())))
     assert again == suite and again.launcher.time == 1440 and again.launcher.mem == "64G"
     assert again.launcher.setup == ["module load cuda"]
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("partition", "gpu\ntouch /tmp/owned"), ("account", "proj;touch x"), ("qos", "high $(id)"),
+    ("constraint", "a100\necho hi"), ("partition", "gpu`id`"), ("account", "-x"), ("qos", ""),
+    ("constraint", "a100'"),
+])
+def test_a_launcher_value_outside_slurms_grammar_is_refused(tmp_path, plugin_file, capsys, key, value):
+    """A suite is a shared file: no launcher value may become a line (or part of one) of the job script."""
+    suite = tiny_launch_suite(tmp_path, plugin_file, launcher={key: value})
+    line = _one_line_exit_2(capsys, "run", suite, "--launcher", "local", "--shards", "2", "--out", tmp_path / "r")
+    assert f"key 'launcher.{key}'" in line and "SLURM" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_slurm_flag_with_a_newline_is_refused(tmp_path, plugin_file, capsys):
+    suite = tiny_launch_suite(tmp_path, plugin_file)
+    line = _one_line_exit_2(capsys, "run", suite, "--launcher", "local", "--shards", "2", "--out", tmp_path / "r",
+                            "--slurm", "partition=gpu\ntouch owned")
+    assert "launcher.partition" in line and "\n" not in line
+
+
+@pytest.mark.parametrize("setup", [["module load x\ntouch owned"], ["ok", "a\rb"], ["nul\x00byte"]])
+def test_a_setup_entry_is_one_shell_line(tmp_path, plugin_file, capsys, setup):
+    """``setup`` is the one place a suite asks for shell by design; each entry is exactly one line of it."""
+    suite = tiny_launch_suite(tmp_path, plugin_file, launcher={"setup": setup})
+    line = _one_line_exit_2(capsys, "run", suite, "--launcher", "local", "--shards", "2", "--out", tmp_path / "r")
+    assert "launcher.setup" in line and "one line" in line
+
+
+@pytest.mark.parametrize(("key", "value"), [("partition", "gpu,gpu-long"), ("account", "proj_1.x"),
+                                            ("qos", "high"), ("constraint", "[a100|h100]&ib*2")])
+def test_slurms_own_forms_are_accepted(key, value):
+    suite = parse_suite({"name": "s", "models": ["resnext50"], "launcher": {key: value}}, source="t")
+    assert getattr(suite.launcher, key) == value
