@@ -28,6 +28,7 @@ from harness.config.schema import (
 )
 from harness.errors import ConfigError, HarnessError
 from harness.fileio import canonical_json
+from harness.measure import processes as timing_processes
 from harness.measure.mode import Mode
 from harness.measure.sampling import TimingConfig
 from harness.settings import Settings
@@ -50,6 +51,7 @@ class TimingSpec:
 
     timing: TimingConfig  # warmup and the per-model window of all rounds together
     rounds: int
+    processes: int  # worker processes the group is timed in (harness.measure.processes)
     mode: Mode
     cudnn_benchmark: bool
     tf32: bool
@@ -175,6 +177,7 @@ def _timing_spec(section: TimingSection) -> TimingSpec:
     return TimingSpec(
         timing=_library(TimingConfig, section),
         rounds=section.rounds,
+        processes=section.processes if section.processes is not None else timing_processes.DEFAULT_PROCESSES,
         mode=_library(Mode, section),
         cudnn_benchmark=section.cudnn_benchmark,
         tf32=section.tf32,

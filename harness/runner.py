@@ -185,11 +185,18 @@ def _run_tasks(tasks: list[Task], *, suite: Suite, options: RunOptions, run_dir:
     todo = [_unfinished(t, done) for t in tasks if not set(t.ids) <= done and (is_writer or t.kind == "train")]
     log.info("%s: %d tasks (%d already done)", run_dir, len(tasks), len(tasks) - len(todo))
     reported_skips: set[str] = set()
+    groups = [t for t in todo if t.members]
+    timed: dict[str, list[Any]] | None = None
     with RecordWriter(run_dir) if is_writer else _NullWriter() as writer:
         for task in _progress(todo, enabled=options.progress and is_writer):
-            record = run_task(task, suite=suite, run_dir=run_dir, writer=writer, data_dir=options.data_dir,
-                              dist=dist, earlier=earlier[task.task_id], reported_skips=reported_skips,
-                              shard=options.shard)
+            if task.members:
+                if timed is None:  # every timing group of the run: one session of worker processes
+                    timed = _time_groups(groups, suite=suite, options=options)
+                record = _group_records(task, timed[task.task_id], writer=writer, shard=options.shard)
+            else:
+                record = run_task(task, suite=suite, run_dir=run_dir, writer=writer, data_dir=options.data_dir,
+                                  dist=dist, earlier=earlier[task.task_id], reported_skips=reported_skips,
+                                  shard=options.shard)
             if record["status"] == "error" and options.fail_fast:
                 raise TaskFailed(run_dir, task.task_id, record["error"]["message"])
 
@@ -257,7 +264,8 @@ def run_task(
     """
     reported_skips = set() if reported_skips is None else reported_skips
     if task.members:
-        return _run_group(task, suite=suite, writer=writer, shard=shard)
+        timed = _time_groups([task], suite=suite, options=RunOptions())
+        return _group_records(task, timed[task.task_id], writer=writer, shard=shard)
     base = _base_fields(task, shard)
     ctx = TaskContext(
         run_dir=run_dir,
@@ -306,28 +314,43 @@ def _base_fields(task: Task, shard: tuple[int, int] | None) -> dict[str, Any]:
     return base
 
 
-def _run_group(task: Task, *, suite: Suite, writer: RecordWriter, shard: tuple[int, int] | None) -> dict[str, Any]:
-    """Time a group's members together; one record per member (an error record for a member that failed)."""
-    from harness.tasks.timing import GROUP_EXECUTORS, MemberFailed
+def _time_groups(groups: list[Task], *, suite: Suite, options: RunOptions) -> dict[str, list[Any]]:
+    """Time every group in one session of worker processes (``harness.tasks.timing.execute_groups``); per task id,
+    each member's payload or ``MemberFailed``. A session that cannot run fails every member with its error."""
+    import functools
 
-    bases = [_base_fields(m, shard) for m in task.members]
-    seed_everything(suite.seed)
+    import torch
+
+    from harness.tasks.timing import MemberFailed, execute_groups
+
     start = time.perf_counter()
+
+    def said(k: int, n: int) -> None:
+        log.info("timing: process %d of %d (%.0f s)", k, n, time.perf_counter() - start)
+
     try:
-        payloads: list[Any] = GROUP_EXECUTORS[task.kind](task, None)
-    except KeyboardInterrupt as exc:
-        if type(exc) is KeyboardInterrupt:
-            raise
-        payloads = [MemberFailed(exc)] * len(task.members)
-    except RecordWriteError:
+        timed: dict[str, tuple[list[Any], float]] = execute_groups(
+            groups, threads=torch.get_num_threads(), seed=suite.seed,
+            setup=functools.partial(import_plugins, suite.imports) if suite.imports else None, on_process=said)
+    except KeyboardInterrupt:
         raise
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the whole group failed: every member's error
-        payloads = [MemberFailed(exc)] * len(task.members)
-    wall_s = time.perf_counter() - start
+    except Exception as exc:  # noqa: BLE001 - the session could not run: every member's error
+        wall_s = time.perf_counter() - start
+        timed = {t.task_id: ([MemberFailed(exc)] * len(t.members), wall_s) for t in groups}
+    return {k: [(p, wall_s) for p in payloads] for k, (payloads, wall_s) in timed.items()}
+
+
+def _group_records(task: Task, payloads: list[Any], *, writer: RecordWriter,
+                   shard: tuple[int, int] | None) -> dict[str, Any]:
+    """One record per member of a timed group (an error record for a member that failed)."""
+    from harness.tasks.timing import MemberFailed
+
     records = []
-    for member, base, payload in zip(task.members, bases, payloads, strict=True):
+    for member, (payload, wall_s) in zip(task.members, payloads, strict=True):
+        base = _base_fields(member, shard)
         if isinstance(payload, MemberFailed):
-            record = _error_record(base, member, payload.error)
+            # an error a worker reported keeps the type it had there
+            record = _error_record(base, member, payload.error, kind=getattr(payload.error, "kind", None))
         else:
             record = _ok_record(base, payload)
         record["wall_s"] = wall_s
@@ -355,13 +378,13 @@ def _derived_record(base: dict[str, Any], record: dict[str, Any]) -> dict[str, A
 
 
 def _error_record(base: dict[str, Any], task: Task, exc: BaseException, *,
-                  message: str | None = None) -> dict[str, Any]:
+                  message: str | None = None, kind: str | None = None) -> dict[str, Any]:
     if message is None:
         message = f"the task called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else str(exc)
     message = one_line(message or type(exc).__name__)  # one line, also in the report's problems table
     log.error("task %s failed: %s: %s", task.task_id, type(exc).__name__, message)
     log.debug("%s", traceback.format_exc())
-    return {**base, "status": "error", "error": {"type": type(exc).__name__, "message": message}}
+    return {**base, "status": "error", "error": {"type": kind or type(exc).__name__, "message": message}}
 
 
 def _executor(task: Task) -> Executor:

@@ -60,3 +60,13 @@ def _tests_write_nothing_into_the_repository():
     yield
     new = sorted(str(p.relative_to(_REPO)) for p in _outputs() - before)
     assert not new, f"tests wrote into the repository: {new[:5]}"
+
+
+@pytest.fixture(autouse=True)
+def _two_timing_processes(monkeypatch):
+    """A timing section that does not say how many worker processes it is timed in gets two in tests: each
+    process is a fresh interpreter (about two seconds before it times anything), and two are the fewest that
+    exercise the process level (a test that needs another count says so in its suite)."""
+    import harness.measure.processes
+
+    monkeypatch.setattr(harness.measure.processes, "DEFAULT_PROCESSES", 2)

@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from harness.config.slurm import shell_line, slurm_constraint, slurm_memory, slurm_minutes, slurm_names
 from harness.fileio import FOLDER_NAME_PATTERN, MAX_FOLDER_NAME
 from harness.measure.mode import Mode
+from harness.measure.processes import MAX_PROCESSES
 from harness.measure.sampling import DEFAULT_MAX_SAMPLES, TimingConfig
 from harness.paper.figures import PAPER_SCALES
 from harness.settings import BatchSize, Bounded, PositiveInt, Seed, Settings
@@ -70,6 +71,11 @@ class TimingSection(Mode, TimingConfig):  # the order puts the TimingConfig keys
     input_size: Size | None = None
     models: list[ModelSpec] | None = None
     rounds: Bounded(1, MAX_ROUNDS) = 1
+    # fresh worker processes the section is timed in, one after another (``harness.measure.processes``); the
+    # window is shared out among them. A process is one sample of memory layout: intervals take their degrees of
+    # freedom from the processes (1: within-process noise only). ``run --processes K`` overrides it; None:
+    # ``harness.measure.processes.DEFAULT_PROCESSES``.
+    processes: Bounded(1, MAX_PROCESSES) | None = None
     cudnn_benchmark: bool = True
     tf32: bool = False
     # latency: time the reference workload alternately with every model's iterations (and once per round in a

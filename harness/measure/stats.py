@@ -218,3 +218,98 @@ def paired_ratio(base: Sequence[float] | np.ndarray, other: Sequence[float] | np
     low, high = bootstrap_ci((np.arange(blocks),), median_of_blocks, confidence=confidence,
                              n_resamples=n_resamples, seed=seed)
     return PairedRatio(value, low, high, n, block, rho)
+
+
+# ------------------------------------------------------------------------------------- ratios over processes
+
+# Per-process estimators of a paired ratio, on the log scale (``other ÷ base``), from one process's paired cycles.
+# Chosen by measurement (benchmarks/calibration.py, docs/measurement.md); the others stay for that comparison.
+
+
+def _median_log_ratio(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.median(np.log(b / a)))
+
+
+def _low_quantile_log_ratio(a: np.ndarray, b: np.ndarray) -> float:
+    # interference only adds time, so each model's low quantile reads its undisturbed iterations
+    return float(np.log(np.quantile(b, LOW_QUANTILE) / np.quantile(a, LOW_QUANTILE)))
+
+
+def _min_log_ratio(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.log(b.min() / a.min()))
+
+
+LOW_QUANTILE = 0.2
+ESTIMATORS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "median": _median_log_ratio, "low_quantile": _low_quantile_log_ratio, "min": _min_log_ratio}
+# the estimator the reports use (the calibration benchmark's measured choice)
+ESTIMATOR = "median"
+
+
+@dataclass(frozen=True)
+class ProcessRatio:
+    """``other ÷ base`` pooled over worker processes, with an interval whose degrees of freedom are the processes.
+
+    ``scope`` is ``processes`` (K ≥ 2: a t-interval over the K per-process estimates, so it covers what a process
+    fixes for its whole life — memory layout, allocator state — as well as the cycles' noise), or
+    ``within-process`` (one process: a bootstrap over its cycles, which cannot see the process-level part).
+    ``between_sd`` is the spread of the per-process estimates, ``within_sd`` the typical spread of one cycle's
+    log-ratio inside a process (both on the log scale, ≈ relative).
+    """
+
+    value: float
+    low: float
+    high: float
+    processes: int
+    cycles: int
+    scope: str
+    estimator: str
+    between_sd: float
+    within_sd: float
+    per_process: tuple[float, ...] = ()
+
+
+def _robust_sd(values: np.ndarray) -> float:
+    # the median absolute deviation scaled to a normal SD: one cycle hit by a neighbour does not inflate it
+    return float(1.4826 * np.median(np.abs(values - np.median(values)))) if values.size > 1 else 0.0
+
+
+def process_ratio(parts: Sequence[tuple[Sequence[float], Sequence[float]]], *, estimator: str = ESTIMATOR,
+                  confidence: float = CONFIDENCE, seed: int = _BOOTSTRAP_SEED) -> ProcessRatio:
+    """``other ÷ base`` from each process's paired samples ``(base, other)`` (cycle ``i`` of a process paired).
+
+    With K ≥ 2 processes: each process's estimate ``e_k`` (``ESTIMATORS[estimator]``, log scale), the value
+    ``exp(mean e_k)`` and a t-interval with K − 1 degrees of freedom (Kalibera & Jones's two-level design: the
+    between-process variance is part of every estimate's error). Why not a percentile bootstrap over processes: with
+    the few processes a run affords (4–10) it under-covers (a bootstrap of K values cannot reach past their range),
+    and the t-interval's coverage on two-level data of known variances is what the tests check. With one process:
+    ``paired_ratio``'s bootstrap over cycles, ``scope`` saying it covers within-process noise only.
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; one of {', '.join(ESTIMATORS)}")
+    arrays = []
+    for base, other in parts:
+        a = _as_array(base, name="base samples")
+        b = _as_array(other, name="other samples")
+        if a.size != b.size:
+            raise ValueError(f"paired samples need equal lengths, got {a.size} and {b.size}")
+        if np.any(a <= 0) or np.any(b <= 0):
+            raise ValueError("paired samples must be positive times")
+        arrays.append((a, b))
+    if not arrays:
+        raise ValueError("a ratio over processes needs at least one process's samples")
+    logs = [np.log(b / a) for a, b in arrays]
+    within = float(np.median([_robust_sd(x) for x in logs]))
+    cycles = sum(x.size for x in logs)
+    if len(arrays) == 1:
+        p = paired_ratio(*arrays[0], confidence=confidence, seed=seed)
+        value = p.value if estimator == "median" else math.exp(ESTIMATORS[estimator](*arrays[0]))
+        return ProcessRatio(value, p.low, p.high, 1, cycles, "within-process", estimator, math.nan, within,
+                            (math.log(value),))
+    per = np.asarray([ESTIMATORS[estimator](a, b) for a, b in arrays])
+    k = per.size
+    centre = float(per.mean())
+    sd = float(per.std(ddof=1))
+    half = float(sps.t.ppf(0.5 + confidence / 2, k - 1)) * sd / math.sqrt(k)
+    return ProcessRatio(math.exp(centre), math.exp(centre - half), math.exp(centre + half), k, cycles, "processes",
+                        estimator, sd, within, tuple(float(x) for x in per))

@@ -286,14 +286,15 @@ class _Clock:
 
 
 def time_group(benches: Sequence[PreparedModel], window: SampleWindow, *,
-               iters_per_loop: Sequence[int] | None = None) -> GroupTiming:
+               iters_per_loop: Sequence[int] | None = None, first_row: int = 0) -> GroupTiming:
     """Time ``benches`` interleaved, one iteration (or one loop of ``iters_per_loop``) of each per cycle.
 
     The one timing engine of the harness: latency, throughput, the gate's A/B and the overhead figures all
     come from here. The order of each cycle follows ``rotation``; ``window`` bounds the whole session, its
     sample counts counting cycles. A member that raises is dropped with its samples and its error kept; the
     others go on. On CUDA each step is timed by its own event pair and the host syncs once per cycle, so that
-    a cycle's steps ran at the same moment and the stopping rule's host clock is honest.
+    a cycle's steps ran at the same moment and the stopping rule's host clock is honest. ``first_row`` is the
+    row of the rotation the first cycle uses (the timing driver starts each process on another row).
     """
     _check_group(benches)
     orders = rotation(len(benches))
@@ -303,7 +304,7 @@ def time_group(benches: Sequence[PreparedModel], window: SampleWindow, *,
     with benches[0]._running(), LoadMonitor() as monitor:
         start_ns = time.perf_counter_ns()
         while len(errors) < len(benches):
-            for i in orders[cycle % len(orders)]:
+            for i in orders[(cycle + first_row) % len(orders)]:
                 if i not in errors:
                     _time_step(benches[i], i, cycle, clock, errors, iters_per_loop)
             if clock.cuda:

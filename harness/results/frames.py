@@ -24,6 +24,14 @@ from harness.results.records import SAMPLED_KINDS, scalar_fields
 if TYPE_CHECKING:
     from harness.results.store import RunData
 
+def RATIO_PARTS(prefix: str) -> list[str]:  # noqa: N802 - a column list, read as a constant
+    """A paired ratio's columns: value, 95% CI, cycles, processes (its interval's degrees of freedom + 1), the
+    interval's scope (``processes`` or ``within-process``), the between- and within-process spreads (log scale) and
+    how many of its processes were timed under contention."""
+    return [f"ratio_{prefix}{part}" for part in ("", "_ci_low", "_ci_high", "_pairs", "_processes", "_scope",
+                                                 "_between_sd", "_within_sd", "_contended")]
+
+
 ENV_COLUMNS = ["suite", "created_utc", "git_commit", "git_dirty", "run_device", "cpu_model", "gpu_name", "torch",
                "cuda", "fvcore", "torch_threads"]
 MODEL_COLUMNS = ["model", "label", "options"]
@@ -32,9 +40,9 @@ TIMING_COLUMNS = [
     "n", "rounds", "p50_ms", "p90_ms", "p99_ms", "iqr_ms", "mean_ms", "std_ms", "cv", "ci_low_ms", "ci_high_ms",
     "unstable", "timed_s", "img_s", "img_s_ci_low", "img_s_ci_high", "loops", "loop_cv", "gmac_s", "peak_gmac_s",
     "util", "peak_mem_bytes", "iter_peak_mem_bytes", "mem_method", "params", "macs", "activations",
-    "base", "ratio_base", "ratio_base_ci_low", "ratio_base_ci_high", "ratio_base_pairs", "macs_ratio_base",
-    "iter_peak_mem_ratio_base", "plain", "ratio_plain", "ratio_plain_ci_low", "ratio_plain_ci_high",
-    "ratio_plain_pairs", "macs_ratio_plain", "activations_ratio_plain", "iter_peak_mem_ratio_plain",
+    "base", *RATIO_PARTS("base"), "macs_ratio_base",
+    "iter_peak_mem_ratio_base", "plain", *RATIO_PARTS("plain"), "macs_ratio_plain", "activations_ratio_plain",
+    "iter_peak_mem_ratio_plain", "processes", "processes_planned", "contended_processes",
     "other_cores", "loadavg_1m", "involuntary_switches", "busy",
 ]
 COLUMNS: dict[str, list[str]] = {
@@ -150,23 +158,37 @@ def _ratio_columns(prefix: str, r: S.Ratio | None) -> dict[str, Any]:
     if r is None:
         return {}
     return {f"ratio_{prefix}": r.value, f"ratio_{prefix}_ci_low": r.low, f"ratio_{prefix}_ci_high": r.high,
-            f"ratio_{prefix}_pairs": r.pairs}
+            f"ratio_{prefix}_pairs": r.pairs, f"ratio_{prefix}_processes": r.processes,
+            f"ratio_{prefix}_scope": r.scope, f"ratio_{prefix}_between_sd": r.between_sd,
+            f"ratio_{prefix}_within_sd": r.within_sd, f"ratio_{prefix}_contended": r.contended}
 
 
 def _load_columns(bench: S.Benchmark) -> dict[str, Any]:
-    """The busiest the machine was while this benchmark was timed (its sessions' load readings)."""
-    loads = [r["load"] for r in bench.records if isinstance(r.get("load"), dict)]
+    """The busiest the machine was while this benchmark was timed (each process's load reading, or each session's
+    in runs from before the process level), and how many of its processes were contended."""
+    loads = []
+    for r in bench.records:
+        runs = [run["load"] for run in r.get("process_runs") or () if isinstance(run.get("load"), dict)]
+        loads += runs or ([r["load"]] if isinstance(r.get("load"), dict) else [])
+    contention = S.contended_processes(bench)
+    out: dict[str, Any] = {"processes": len(contention) or 1, "processes_planned": S.processes_planned(bench),
+                           "contended_processes": sum(contention.values())}
     if not loads:
-        return {}
-    return {"other_cores": max(x["other_cores"] for x in loads), "loadavg_1m": max(x["loadavg_1m"] for x in loads),
+        return out
+    return {**out, "other_cores": max(x["other_cores"] for x in loads),
+            "loadavg_1m": max(x["loadavg_1m"] for x in loads),
             "involuntary_switches": sum(x["involuntary_switches"] for x in loads),
             "busy": any(x["other_cores"] >= BUSY_CORES for x in loads)}
 
 
 def _ratio(base: S.Benchmark, bench: S.Benchmark) -> S.Ratio | None:
     # a benchmark against itself is 1 exactly: resampling the same samples twice is no interval of anything
-    return S.Ratio(1.0, 1.0, 1.0, pairs=len(S.paired_samples(bench, bench)[0])) if base is bench \
-        else S.ratio(base, bench)
+    if base is bench:
+        parts = S.paired_by_process(bench, bench)
+        return S.Ratio(1.0, 1.0, 1.0, pairs=sum(a.size for a, _ in parts.values()), processes=max(1, len(parts)),
+                       processes_planned=S.processes_planned(bench),
+                       scope="processes" if len(parts) > 1 else "within-process", between_sd=0.0, within_sd=0.0)
+    return S.ratio(base, bench)
 
 
 def _group_rows(group: list[S.Benchmark], cx: dict[str, dict[str, Any]], peaks: dict[str, float]) -> list[dict]:

@@ -189,6 +189,24 @@ class Window(_Shape):
     """how many cycles the group ran"""
 
 
+class ProcessRun(_Shape):
+    """One worker process's timing of the record's group (``harness.measure.processes``)."""
+
+    index: Count
+    """the process's number in the run's timing session (from 0)"""
+    pairing: str | None = None
+    """this process's token for the group: samples with the same pairing and cycle ran side by side"""
+    cycles: Count = 0
+    """cycles this process timed"""
+    wall_s: Seconds = 0.0
+    load: LoadReading | None = None
+    """what the machine did while this process timed the group"""
+    contended: bool = False
+    """other processes left fewer free cores than the harness's threads while it timed (oversubscribed)"""
+    error: ErrorInfo | None = None
+    """why this process has no samples of the model (it crashed, was killed, or the model raised in it)"""
+
+
 class TimedRecord(_Ok):
     """Per-iteration samples of one model in one round of a timing group (``latency``); samples of models with
     the same ``pairing`` and cycle were taken side by side."""
@@ -234,11 +252,26 @@ class TimedRecord(_Ok):
     """the reference workload's samples of the same session (the gate's yardstick)"""
     reference_cycles: list[Count] | None = None
     """the cycle of each reference sample"""
+    reference_processes: list[Count] | None = None
+    """the process of each reference sample"""
+    # the process level (absent in runs timed in one process, before the timing driver)
+    processes: list[Count] | None = None
+    """the worker process each sample was timed in (an index into process_runs)"""
+    process_runs: list[ProcessRun] | None = None
+    """every process the group was timed in, with its load; a failed one keeps its error"""
+    processes_planned: PositiveCount | None = None
+    """how many processes the group was to be timed in"""
 
     @model_validator(mode="after")
     def _cycles_match(self) -> TimedRecord:
         if self.cycles and len(self.cycles) != len(self.samples_ms):
             raise ValueError(f"cycles has {len(self.cycles)} entries for {len(self.samples_ms)} samples_ms")
+        if self.processes is not None:
+            if len(self.processes) != len(self.samples_ms):
+                raise ValueError(f"processes has {len(self.processes)} entries for {len(self.samples_ms)} samples_ms")
+            known = {run.index for run in self.process_runs or ()}
+            if any(p not in known for p in self.processes):
+                raise ValueError("processes names a process that process_runs does not list")
         return self
 
 
@@ -603,7 +636,7 @@ def markdown() -> str:
         kinds = ", ".join(f"`{k}`" for k in shape.model_fields["kind"].annotation.__args__)
         out += [f"## {kinds} ({shape.__name__})", "", _doc(shape), "",
                 *_table(shape, base - {"model", "label", "batch_size"}), ""]
-    nested = (PlainRef, ShardRef, ErrorInfo, MacsCounter, FlopCounter, LoadReading, Window, WeightsInfo)
+    nested = (PlainRef, ShardRef, ErrorInfo, MacsCounter, FlopCounter, LoadReading, ProcessRun, Window, WeightsInfo)
     out += ["## Nested objects", ""]
     for shape in nested:
         out += [f"### {shape.__name__}", "", *([_doc(shape), ""] if shape.__doc__ else []), *_table(shape), ""]

@@ -22,7 +22,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.fileio import canonical_json
 from harness.measure.mode import mode_label
-from harness.measure.stats import Summary, bootstrap_ci, paired_ratio, ratio_of_medians_ci, summarize
+from harness.measure.stats import Summary, bootstrap_ci, process_ratio, ratio_of_medians_ci, summarize
 from harness.results.records import LOOP_KINDS
 from harness.results.store import RunData
 
@@ -89,6 +89,12 @@ class Ratio:
     low: float
     high: float
     pairs: int = 0  # cycles the ratio was paired over (0: unpaired, from runs before the paired engine)
+    processes: int = 1  # worker processes it was pooled over (its interval's degrees of freedom + 1)
+    processes_planned: int = 1  # processes the run asked for (fewer timed: some failed)
+    scope: str = "within-process"  # "processes": the interval covers process-level effects; else cycles only
+    between_sd: float = float("nan")  # spread of the per-process estimates (log scale, ~relative)
+    within_sd: float = float("nan")  # typical spread of one cycle's ratio inside a process (log scale)
+    contended: int = 0  # processes timed while other processes oversubscribed the cores
 
 
 @dataclass(frozen=True)
@@ -212,42 +218,92 @@ def img_per_s_ci(bench: Benchmark) -> tuple[float, float] | None:
     return bootstrap_ci((spi,), _inverse_mean)
 
 
-def _by_cycle(bench: Benchmark) -> dict[tuple[str, int], float]:
-    """(pairing, cycle) → time of one item (ms per iteration, or s per image for loops) of ``bench``."""
-    out: dict[tuple[str, int], float] = {}
+ProcessId = tuple[str, int]
+
+
+def _process_of(r: Mapping[str, Any]) -> tuple[list[ProcessId], list[str | None], dict[ProcessId, bool]]:
+    """Per sample of record ``r``: its process and its pairing token; and which processes were contended.
+
+    Runs timed before the process level have no ``processes``: all their samples are one process (rounds were
+    sessions of the same process), paired by the record's ``pairing``.
+    """
+    n = len(r.get("samples_ms") or ())
+    runs = {run["index"]: run for run in r.get("process_runs") or ()}
+    if r.get("processes") is None or not runs:
+        return [("", 0)] * n, [r.get("pairing")] * n, {}
+    session = str(r.get("pairing") or "")
+    ids = [(session, int(p)) for p in r["processes"]]
+    return ids, [runs[p].get("pairing") for p in r["processes"]], \
+        {(session, i): bool(run.get("contended")) for i, run in runs.items() if not run.get("error")}
+
+
+def _by_cycle(bench: Benchmark) -> dict[tuple[ProcessId, str, int], float]:
+    """(process, pairing, cycle) → time of one item (ms per iteration, or s per image for loops) of ``bench``."""
+    out: dict[tuple[ProcessId, str, int], float] = {}
     for r in bench.records:
-        cycles, pairing = r.get("cycles") or (), r.get("pairing")
-        if not pairing:
-            continue
+        cycles = r.get("cycles") or ()
+        processes, pairings, _ = _process_of(r)
         if bench.kind in LOOP_KINDS:
             loops = r.get("loop_samples_s") or ()
             per_loop = r["images"] / len(loops) if loops else 0
             values = [s / per_loop for s in loops] if per_loop else []
         else:
             values = r.get("samples_ms") or ()
-        if len(values) == len(cycles):
-            out.update(((pairing, int(c)), float(v)) for c, v in zip(cycles, values, strict=True))
+        if len(values) == len(cycles) == len(processes):
+            out.update(((proc, pairing, int(c)), float(v))
+                       for proc, pairing, c, v in zip(processes, pairings, cycles, values, strict=True) if pairing)
     return out
 
 
-def paired_samples(base: Benchmark, other: Benchmark) -> tuple[np.ndarray, np.ndarray]:
-    """The two benchmarks' samples taken in the same cycles of the same sessions, in cycle order."""
+def contended_processes(bench: Benchmark) -> dict[ProcessId, bool]:
+    out: dict[ProcessId, bool] = {}
+    for r in bench.records:
+        out.update(_process_of(r)[2])
+    return out
+
+
+def processes_planned(bench: Benchmark) -> int:
+    return max((int(r.get("processes_planned") or 1) for r in bench.records), default=1)
+
+
+def paired_by_process(base: Benchmark, other: Benchmark) -> dict[ProcessId, tuple[np.ndarray, np.ndarray]]:
+    """Per process, the two benchmarks' samples taken in the same cycles (in cycle order)."""
     a, b = _by_cycle(base), _by_cycle(other)
-    common = sorted(a.keys() & b.keys())
-    return (np.asarray([a[k] for k in common], dtype=np.float64), np.asarray([b[k] for k in common], dtype=np.float64))
+    out: dict[ProcessId, tuple[list[float], list[float]]] = {}
+    for key in sorted(a.keys() & b.keys()):
+        pa, pb = out.setdefault(key[0], ([], []))
+        pa.append(a[key])
+        pb.append(b[key])
+    return {k: (np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)) for k, (x, y) in out.items()}
+
+
+def paired_samples(base: Benchmark, other: Benchmark) -> tuple[np.ndarray, np.ndarray]:
+    """The two benchmarks' samples taken in the same cycles of the same sessions, in process and cycle order."""
+    parts = list(paired_by_process(base, other).values())
+    if not parts:
+        return np.asarray([], dtype=np.float64), np.asarray([], dtype=np.float64)
+    return np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
 
 
 def ratio(base: Benchmark, other: Benchmark) -> Ratio | None:
-    """``other`` ÷ ``base``: p50 latency ratio, or images/s ratio for loop kinds, with a bootstrap 95% CI.
+    """``other`` ÷ ``base``: latency ratio, or images/s ratio for loop kinds, with a 95% CI.
 
-    Paired when both were timed together (``time_group``): the median of per-cycle ratios with a bootstrap over
-    cycles (``paired_ratio``). Runs from before the paired engine fall back to the ratio of pooled statistics.
+    Paired when both were timed together (``time_group``): pooled over the worker processes they were timed in
+    (``process_ratio``: each process's estimate, a t-interval with the processes' degrees of freedom); a run of
+    one process gets a bootstrap over its cycles, marked within-process. Runs from before the paired engine fall
+    back to the ratio of pooled statistics.
     """
-    a, b = paired_samples(base, other)
-    if a.size >= PAIRED_MIN_CYCLES:
+    parts = paired_by_process(base, other)
+    cycles = sum(a.size for a, _ in parts.values())
+    if cycles >= PAIRED_MIN_CYCLES:
         # latency: other's time ÷ base's; loops: images/s ratio = base's time per image ÷ other's
-        p = paired_ratio(a, b) if base.kind not in LOOP_KINDS else paired_ratio(b, a)
-        return Ratio(p.value, p.low, p.high, pairs=p.cycles)
+        pairs = [(a, b) if base.kind not in LOOP_KINDS else (b, a) for a, b in parts.values()]
+        p = process_ratio(pairs)
+        contention = {**contended_processes(base), **contended_processes(other)}
+        return Ratio(p.value, p.low, p.high, pairs=p.cycles, processes=p.processes,
+                     processes_planned=max(processes_planned(base), processes_planned(other)), scope=p.scope,
+                     between_sd=p.between_sd, within_sd=p.within_sd,
+                     contended=sum(bool(contention.get(k)) for k in parts))
     if base.kind in LOOP_KINDS:
         a, b = base.s_per_image, other.s_per_image
         rate_a, rate_b = base.img_per_s, other.img_per_s

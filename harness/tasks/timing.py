@@ -1,29 +1,36 @@
 """Latency, throughput and train-step timing groups, and the device-peak task.
 
-A timing task is a group: every model of a section (at one batch size, in one round) is built, prepared and
-warmed up, then the group is timed together by the one engine (``harness.measure.timer.time_group``),
-interleaved iteration by iteration in this process, and each member gets its own record. With
-``reference: true`` the fixed reference workload is one more member, and every model's record also carries
-the reference's samples of the same cycles (the gate's yardstick). Backend flags (cudnn.benchmark, TF32)
-are set for the group only and recorded.
+A timing task is a group: every model of a section (at one batch size, in one round) timed together by the one
+engine (``harness.measure.timer.time_group``), interleaved iteration by iteration. All the timing groups of a
+run form one session of the timing driver (``harness.measure.processes``): K fresh worker processes, one after
+another, each building the models once and timing every group for its share of the window. Each member gets
+one record holding every process's samples, each sample with its process and cycle, and every process's load.
+With ``reference: true`` the fixed reference workload is one more member, and every model's record also carries
+the reference's samples of the same cycles (the gate's yardstick). Backend flags (cudnn.benchmark, TF32) are
+set for each group in the workers and recorded.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from harness.environment import backend_flags
+from harness.measure.load import Load
 from harness.measure.peak import measure_peak_gmacs
-from harness.measure.timer import PreparedModel, group_window, prepare_benchmark, time_group
+from harness.measure.processes import GroupOutcome, GroupRequest, MemberRequest, SessionRequest, run_session
+from harness.measure.sampling import SampleWindow
+from harness.models.registry import create_model
 from harness.plan import PeakSpec, Task, TimingSpec
 from harness.results.records import LOOP_KINDS
-from harness.tasks import TaskContext, build, input_size_of
+from harness.tasks import TaskContext, input_size_of
 
 log = logging.getLogger(__name__)
-
 
 
 class MemberFailed(Exception):
@@ -34,57 +41,131 @@ class MemberFailed(Exception):
         self.error = error
 
 
-def _prepare(member: Task, spec: TimingSpec) -> tuple[PreparedModel, tuple[float, ...], tuple[int, int, int]]:
-    size = input_size_of(member.model, spec.input_size)
-    bench = prepare_benchmark(build(member.model), input_shape=size, batch_size=member.batch_size,
-                              device=member.device, mode=spec.mode, train=member.kind == "train_throughput")
-    return bench, tuple(bench.warmup(spec.timing.warmup)), size
+class WorkerError(Exception):
+    """An error a worker process reported (its type's name and message; the exception stayed in the worker)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
-def execute_group(task: Task, ctx: TaskContext) -> list[dict[str, Any] | MemberFailed]:
-    """Each member's record payload, or ``MemberFailed`` for a member that raised (it becomes its error record)."""
+def process_window(spec: TimingSpec) -> SampleWindow:
+    """One process's window per model: the section's window shared out over its rounds and processes."""
+    return spec.timing.split(spec.rounds * spec.processes)
+
+
+def group_request(task: Task) -> GroupRequest:
     spec: TimingSpec = task.spec
-    loops = task.kind in LOOP_KINDS
-    per_model = spec.timing.split(spec.rounds)
-    out: list[dict[str, Any] | MemberFailed | None] = [None] * len(task.members)
-    ready: list[tuple[int, PreparedModel, tuple[float, ...], tuple[int, int, int]]] = []
-    with backend_flags(cudnn_benchmark=spec.cudnn_benchmark, tf32=spec.tf32):
-        for i, member in enumerate(task.members):
-            try:
-                ready.append((i, *_prepare(member, spec)))
-            except KeyboardInterrupt as exc:
-                if type(exc) is KeyboardInterrupt:
-                    raise  # Ctrl-C stops the run; a subclass raised by model code is that model's failure
-                out[i] = MemberFailed(exc)
-            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a member that cannot be built fails alone
-                out[i] = MemberFailed(exc)
-        if ready:
-            benches = [b for _, b, _, _ in ready]
-            iters = [b.auto_iters_per_loop(per_model.min_time_s / per_model.min_samples) for b in benches] \
-                if loops else None
-            group = time_group(benches, group_window(per_model, len(benches)), iters_per_loop=iters)
-            reference = _reference_part(task, ready, group)
-            for (i, bench, warmup_ms, size), timing in zip(ready, group.members, strict=True):
-                if timing.error is not None:
-                    out[i] = MemberFailed(timing.error)
-                    continue
-                result = bench.result(timing, group, warmup_ms=warmup_ms, round_index=task.round or 0)
-                record = result.to_record()
-                record["input_size"] = list(size)
-                record["window"] = {"min_time_s": per_model.min_time_s, "max_time_s": per_model.max_time_s,
-                                    "min_samples": per_model.min_samples, "rounds": spec.rounds,
-                                    "cycles": group.cycles}
-                if reference is not None and task.members[i].kind != "reference":
-                    record["reference_samples_ms"], record["reference_cycles"] = reference
-                out[i] = record
-    return [x if x is not None else MemberFailed(RuntimeError("not timed")) for x in out]
+    # one build per suite model (its label), shared by the groups that time it; two labels are two copies
+    members = tuple(MemberRequest(key=f"{m.model.display}:{m.model.name}:{sorted(m.model.options.items())}",
+                                  # what the worker unpickles: the registry's builder, not this module
+                                  factory=functools.partial(create_model, m.model.name, **m.model.options),
+                                  input_size=input_size_of(m.model, spec.input_size),
+                                  train=m.kind == "train_throughput") for m in task.members)
+    return GroupRequest(name=task.task_id, members=members, batch_size=task.batch_size, device=task.device,
+                        mode=spec.mode, loops=task.kind in LOOP_KINDS, warmup=spec.timing.warmup,
+                        window=process_window(spec), processes=spec.processes,
+                        cudnn_benchmark=spec.cudnn_benchmark, tf32=spec.tf32)
 
 
-def _reference_part(task: Task, ready: list, group: Any) -> tuple[list[float], list[int]] | None:
-    for (i, _, _, _), timing in zip(ready, group.members, strict=True):
-        if task.members[i].kind == "reference" and timing.error is None:
-            return list(timing.samples_ms), list(timing.cycles)
-    return None
+Payload = dict[str, Any] | MemberFailed
+
+
+def execute_groups(tasks: Sequence[Task], *, threads: int, seed: int, setup: Callable[[], None] | None = None,
+                   on_process: Callable[[int, int], None] | None = None) -> dict[str, tuple[list[Payload], float]]:
+    """Time every group of ``tasks`` in one session of worker processes; per task id, each member's record
+    payload (or ``MemberFailed``) and the seconds the group was timed for, over all its processes."""
+    request = SessionRequest(groups=tuple(group_request(t) for t in tasks), threads=threads, seed=seed, setup=setup)
+    outcomes = run_session(request, on_process=on_process)
+    session = uuid.uuid4().hex[:12]
+    return {task.task_id: (_payloads(task, outcome, session), sum(p.wall_s for p in outcome.timed))
+            for task, outcome in zip(tasks, outcomes, strict=True)}
+
+
+def _payloads(task: Task, outcome: GroupOutcome, session: str) -> list[Payload]:
+    spec: TimingSpec = task.spec
+    window = outcome.request.window
+    reference = next((i for i, m in enumerate(task.members) if m.kind == "reference"), None)
+    out: list[Payload] = []
+    for i in range(len(task.members)):
+        record = _member_record(task, outcome, i, session)
+        if isinstance(record, MemberFailed):
+            out.append(record)
+            continue
+        record["window"] = {"min_time_s": window.min_time_s, "max_time_s": window.max_time_s,
+                            "min_samples": window.min_samples, "rounds": spec.rounds,
+                            "cycles": sum(p.cycles for p in outcome.timed)}
+        if reference is not None and i != reference:
+            ref = _member_record(task, outcome, reference, session)
+            if not isinstance(ref, MemberFailed):
+                record["reference_samples_ms"] = ref["samples_ms"]
+                record["reference_cycles"] = ref["cycles"]
+                record["reference_processes"] = ref["processes"]
+        out.append(record)
+    return out
+
+
+def _member_record(task: Task, outcome: GroupOutcome, i: int, session: str) -> Payload:
+    """Member ``i``'s samples from every process that timed it, each sample with its process and cycle."""
+    group = outcome.request
+    samples: list[float] = []
+    cycles: list[int] = []
+    processes: list[int] = []
+    loops: list[float] = []
+    images = 0
+    runs: list[dict[str, Any]] = []
+    first = None
+    errors = []
+    for part in outcome.parts:
+        run: dict[str, Any] = {"index": part.index, "pairing": part.pairing, "cycles": part.cycles,
+                               "wall_s": part.wall_s, "load": part.load.to_record() if part.load else None,
+                               "contended": part.contended}
+        mine = part.members[i] if part.error is None else None
+        error = part.error if mine is None else mine.error
+        if error is not None or mine is None or not mine.samples_ms:
+            error = error or {"type": "NoSamples", "message": "the process timed no sample of this model"}
+            run["error"] = error
+            errors.append(error)
+            runs.append(run)
+            continue
+        runs.append(run)
+        first = first or (part, mine)
+        samples += mine.samples_ms
+        cycles += mine.cycles
+        processes += [part.index] * len(mine.samples_ms)
+        loops += mine.loop_samples_s
+        images += len(mine.loop_samples_s) * mine.iters_per_loop * group.batch_size
+    if first is None:
+        error = errors[0] if errors else {"type": "NoSamples", "message": "no process timed this model"}
+        return MemberFailed(WorkerError(error["type"], error["message"]))
+    part, mine = first
+    memory = next((p.members[i].memory for p in outcome.timed if p.members[i].memory is not None), None) or {}
+    timed = [p for p in outcome.timed if p.load is not None]
+    record: dict[str, Any] = {
+        "dtype": group.mode.dtype, "channels_last": group.mode.channels_last, "compile": group.mode.compile,
+        "samples_ms": samples, "warmup_ms": list(mine.warmup_ms), "threads": part.threads,
+        "peak_mem_bytes": memory.get("peak_bytes"), "iter_peak_mem_bytes": memory.get("iteration_peak_bytes"),
+        "mem_method": memory.get("method"),
+        "timer": "cuda_event" if group.device.startswith("cuda") else "perf_counter_ns",
+        "cudnn_benchmark": part.flags.get("cudnn_benchmark"), "tf32": part.flags.get("tf32"),
+        "cycles": cycles, "pairing": session, "group_size": len(group.members),
+        "load": _pooled_load([p.load for p in timed]).to_record() if timed else None,
+        "processes": processes, "process_runs": runs, "processes_planned": group.processes,
+        "input_size": list(group.members[i].input_size),
+    }
+    if group.loops:
+        total = sum(loops)
+        record.update(loop_samples_s=loops, images=images, samples_per_s=images / total if total > 0 else 0.0)
+    return record
+
+
+def _pooled_load(loads: Sequence[Load]) -> Load:
+    """The session's load over all processes: wall-time-weighted cores, the highest load average, all switches."""
+    wall = sum(x.wall_s for x in loads) or 1e-9
+    return Load(wall_s=wall, other_cores=sum(x.other_cores * x.wall_s for x in loads) / wall,
+                own_cores=sum(x.own_cores * x.wall_s for x in loads) / wall,
+                loadavg_1m=max(x.loadavg_1m for x in loads),
+                involuntary_switches=sum(x.involuntary_switches for x in loads), cores=loads[0].cores)
 
 
 def execute_peak(task: Task, ctx: TaskContext) -> dict[str, Any]:
@@ -96,4 +177,4 @@ def execute_peak(task: Task, ctx: TaskContext) -> dict[str, Any]:
 
 
 EXECUTORS = {"peak": execute_peak}
-GROUP_EXECUTORS = {"latency": execute_group, "throughput": execute_group, "train_throughput": execute_group}
+GROUP_KINDS = ("latency", "throughput", "train_throughput")

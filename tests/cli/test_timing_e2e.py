@@ -19,6 +19,15 @@ def _run_suite(tmp_path: Path, capsys, suite: dict) -> tuple[int, Path, Path]:
     return code, Path(out[0]), Path(out[1])
 
 
+def _cycles_per_process(record: dict) -> bool:
+    """Each process's samples are its cycles 0, 1, 2 … in order."""
+    for p in set(record["processes"]):
+        mine = [c for c, q in zip(record["cycles"], record["processes"], strict=True) if q == p]
+        if mine != list(range(len(mine))):
+            return False
+    return True
+
+
 def test_latency_throughput_and_train_step_records_and_report(tmp_path, plugin_file, capsys):
     name = plugin_model_name(plugin_file)
     suite = {"name": "t", "imports": [str(plugin_file)], "models": [name, {"name": name, "label": "deep",
@@ -35,7 +44,10 @@ def test_latency_throughput_and_train_step_records_and_report(tmp_path, plugin_f
     for r in lat:
         # at least one cycle is always timed; how many more depends on the machine's speed (max_time_s)
         assert len(r["samples_ms"]) >= 1 and all(x > 0 for x in r["samples_ms"])
-        assert r["cycles"] == list(range(len(r["samples_ms"]))) and r["group_size"] == 3  # two models + reference
+        assert _cycles_per_process(r) and r["group_size"] == 3  # two models + reference
+        # timed in two fresh worker processes (the tests' default), each sample with its process
+        assert r["processes_planned"] == 2 and [p["index"] for p in r["process_runs"]] == [0, 1]
+        assert set(r["processes"]) == {0, 1} and all(p["load"]["wall_s"] > 0 for p in r["process_runs"])
         assert len(r["warmup_ms"]) == 1 and r["timer"] == "perf_counter_ns" and r["threads"] >= 1
         assert r["dtype"] == "fp32" and r["channels_last"] is False and r["device"] == "cpu"
         assert r["iter_peak_mem_bytes"] > 0 and r["mem_method"] == "torch_profiler+rss"  # a real CPU measurement
@@ -44,6 +56,8 @@ def test_latency_throughput_and_train_step_records_and_report(tmp_path, plugin_f
     for group in {(r["batch_size"], r["round"]) for r in lat}:
         members = [r for r in lat + run.of_kind("reference") if (r["batch_size"], r["round"]) == group]
         assert len({r["pairing"] for r in members}) == 1 and len({tuple(r["cycles"]) for r in members}) == 1
+        assert len({tuple(r["processes"]) for r in members}) == 1
+        assert len({tuple(p["pairing"] for p in r["process_runs"]) for r in members}) == 1
         assert all(r["reference_samples_ms"] == members[-1]["samples_ms"] for r in members[:-1])
     assert run.manifest["threads"]["threads"] == lat[0]["threads"]
     thr = run.of_kind("throughput")
@@ -115,9 +129,10 @@ def test_a_model_that_raises_mid_timing_is_an_error_record_and_the_group_is_stil
     bad = by_label["bad"]
     assert bad["status"] == "error" and bad["error"]["message"] == "kernel exploded with a second line"
     cycles = by_label["a"]["window"]["cycles"]
-    assert cycles >= 12  # min_samples cycles, more while min_time_s is not yet reached
-    for label in ("a", "c"):  # every cycle of the session, also those after "bad" failed
-        assert by_label[label]["status"] == "ok" and by_label[label]["cycles"] == list(range(cycles))
+    assert cycles >= 12  # min_samples cycles over the two processes, more while min_time_s is not yet reached
+    for label in ("a", "c"):  # every cycle of each process, also those after "bad" failed in it
+        assert by_label[label]["status"] == "ok" and len(by_label[label]["cycles"]) == cycles
+        assert _cycles_per_process(by_label[label])
     row = next(line for line in report.read_text().splitlines() if line.startswith("| c |"))
     assert "÷ a" in report.read_text() and "bad" not in row  # ratios to the failed model are absent, not wrong
 
