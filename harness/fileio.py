@@ -59,6 +59,33 @@ def under_root(root: Path, path: Path, *, what: str) -> Path:
     return Path(path)
 
 
+# The largest file the harness reads whole: a JSON document (manifest, baseline, launch.json, pytest-benchmark) or a
+# run's records. The committed runs' largest records.jsonl is under 1 MB; 256 MiB is a 25,000-record run many times
+# over, and a reader that gets a bigger file (or an endless one like /dev/zero) says so instead of running out of
+# memory.
+MAX_INPUT_BYTES = 256 * 2**20
+
+
+def read_input(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes, else a one-line ``ResultsError``.
+
+    Checked before opening: a FIFO would block ``open()`` forever and a device (``/dev/zero``) never ends. An
+    ``OSError`` (missing file, no permission) is left to the caller, who knows what the file was for.
+    """
+    from harness.errors import ResultsError
+
+    path = Path(path)
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise ResultsError(f"{path}: not a regular file; pass a file written by the harness (or pytest-benchmark)")
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ResultsError(f"{path}: larger than {limit // 2**20} MiB, more than any run or baseline the harness "
+                           "writes; refusing to read it")
+    return data
+
+
 # Deeper JSON than any file the harness writes (a record nests about 4 levels) is refused on read: Python's
 # reader, and everything that walks the value after it, would end in a RecursionError.
 MAX_JSON_DEPTH = 32

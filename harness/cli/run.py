@@ -137,7 +137,7 @@ def _launch(args: argparse.Namespace, suite) -> int:
 
 def _incomplete(problems: list, *, shards: int) -> int:
     """Each shard that did not end, by name, with its log's last lines (stderr); exit code 1 if any."""
-    for problem in problems:
+    for problem in problems:  # printable already: read from the launch dir (harness.launch.finish)
         print(f"error: shard {problem.name} {problem.reason}; log {problem.log}", file=sys.stderr)
         for line in problem.tail:
             print(f"  | {line}", file=sys.stderr)
@@ -170,7 +170,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
         run_dir = merge_runs(paths, out_root=Path(args.out))
     print(run_dir)
     print(render(run_dir, reports_root=Path(args.reports)))
-    return _incomplete(problems, shards=len(read_launch(launches[0])["shards"]) if launches else 0)
+    return _incomplete(problems, shards=len(read_launch(launches[0]).shards) if launches else 0)
 
 
 def register(sub: argparse._SubParsersAction, *, parents: list[argparse.ArgumentParser]) -> None:
