@@ -17,13 +17,25 @@ from harness.errors import ConfigError
 
 def _show(report, args: argparse.Namespace) -> int:  # noqa: ANN001 (the report type is imported lazily)
     from harness.errors import printable
+    from harness.fileio import write_text_atomic
     from harness.gate.render import render
 
     text = render(report, args.format)
     if args.output:
-        Path(args.output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        write_text_atomic(Path(args.output), text if text.endswith("\n") else text + "\n")
     print("\n".join(printable(line) for line in text.split("\n")))  # labels come from untrusted run dirs
     return report.exit_code
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """``--output`` before anything is measured: a file, never a folder or one of a run dir's own files."""
+    from harness.results.store import refuse_run_file
+
+    if args.output is None:
+        return
+    if Path(args.output).is_dir():
+        raise ConfigError(f"--output {args.output}: a folder; give the file to write the report to, e.g. gate.md")
+    refuse_run_file(Path(args.output), what="--output")
 
 
 def cmd_ab(args: argparse.Namespace) -> int:
@@ -31,6 +43,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     from harness.gate.ab import same_job
     from harness.results.store import new_run_id
 
+    _check_output(args)
     if args.suite is None:
         raise ConfigError("gate ab needs --suite SUITE: the suite both checkouts run, e.g. suites/ci_latency.yaml")
     out = Path(args.out).resolve() / "same_job" / new_run_id()  # absolute: each side's code is its checkout's
@@ -56,6 +69,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from harness.gate.sets import load_benchmarks
     from harness.gate.verdict import compare
 
+    _check_output(args)
     report = compare(load_benchmarks(Path(args.baseline)), load_benchmarks(Path(args.candidate)),
                      threshold_pct=THRESHOLD_PCT if args.threshold is None else args.threshold, alpha=args.alpha,
                      force=args.force)

@@ -14,17 +14,27 @@ PARQUET_HINT = ("--format parquet needs pyarrow: pip install -e \".[parquet]\" (
                 "--format csv")
 
 
+def _output(value: str | Path | None) -> Path | None:
+    """An ``-o`` path, refused in one line when it is one of a run dir's own files (an export of a run written over
+    its records would leave a run that no longer loads)."""
+    from harness.results.store import refuse_run_file
+
+    return None if value is None else refuse_run_file(Path(value), what="-o")
+
+
 def _write(frame, fmt: str, output: Path | None) -> str | None:  # noqa: ANN001 (pandas is imported lazily)
-    """Write ``frame``; returns the text for stdout when there is no output file."""
+    """Write ``frame`` (atomically: a failed write leaves an earlier file at ``output`` as it was); returns the text
+    for stdout when there is no output file."""
+    from harness.fileio import write_atomic, write_text_atomic
+
     if fmt == "parquet":
         if output is None:
             raise ConfigError("--format parquet writes a binary file: give -o FILE.parquet")
         try:
-            frame.to_parquet(output, index=False)
+            write_atomic(output, lambda handle: frame.to_parquet(handle, index=False))
         except ImportError:
             raise ConfigError(PARQUET_HINT) from None
         except (ValueError, TypeError) as exc:  # pyarrow's ArrowInvalid / ArrowTypeError: a column of mixed types
-            output.unlink(missing_ok=True)
             reason = " ".join(str(exc).split())[:300]
             raise ResultsError(f"{output}: cannot write parquet ({reason}); a column holds values of mixed types "
                                "(records edited by hand or by another tool): use --format csv or json") from None
@@ -32,25 +42,25 @@ def _write(frame, fmt: str, output: Path | None) -> str | None:  # noqa: ANN001 
     text = frame.to_csv(index=False) if fmt == "csv" else frame.to_json(orient="records", indent=1)
     if output is None:
         return text
-    output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    write_text_atomic(output, text if text.endswith("\n") else text + "\n")
     return None
 
 
 def _export_pytest_benchmark(args: argparse.Namespace) -> int:
     import json
 
+    from harness.fileio import write_text_atomic
     from harness.results.pytest_benchmark import to_pytest_benchmark
     from harness.results.records import TIMED_KINDS
 
     if len(args.run_dirs) != 1 or args.by_round:
         raise ConfigError("--format pytest-benchmark exports one run dir, rounds pooled (as pytest-benchmark "
                           "stores a benchmark): give one RUN_DIR and no --by-round")
+    output = _output(args.output)
     doc = to_pytest_benchmark(Path(args.run_dirs[0]), kinds=(args.kind,) if args.kind else TIMED_KINDS)
     text = json.dumps(doc, indent=4, ensure_ascii=True) + "\n"
-    if args.output:
-        output = Path(args.output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+    if output is not None:
+        write_text_atomic(output, text)
         print(output)
     else:
         sys.stdout.write(text)
@@ -64,10 +74,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "pytest-benchmark":
         return _export_pytest_benchmark(args)
     args.kind = args.kind or "latency"
+    output = _output(args.output)
     frame = load_runs([Path(p) for p in args.run_dirs]).frame(args.kind, by_round=args.by_round)
-    output = Path(args.output) if args.output else None
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
     text = _write(frame, args.format, output)
     if text is not None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -80,14 +88,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.report.compare import render_compare
 
-    print(render_compare([Path(p) for p in args.run_dirs], out=args.output, reports_root=Path(args.reports)))
+    print(render_compare([Path(p) for p in args.run_dirs], out=_output(args.output), reports_root=Path(args.reports)))
     return 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
     from harness.report.history import render_history
 
-    print(render_history(Path(args.suite_dir), metric=args.metric, threshold_pct=args.threshold, out=args.output,
+    print(render_history(Path(args.suite_dir), metric=args.metric, threshold_pct=args.threshold,
+                         out=_output(args.output),
                          reports_root=Path(args.reports)))
     return 0
 

@@ -149,8 +149,10 @@ def _incomplete(problems: list, *, shards: int) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import render
+    from harness.results.store import refuse_run_file
 
-    print(render(Path(args.run_dir), reports_root=Path(args.reports), out=args.output))
+    out = None if args.output is None else refuse_run_file(args.output, what="-o")
+    print(render(Path(args.run_dir), reports_root=Path(args.reports), out=out))
     return 0
 
 

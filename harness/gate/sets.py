@@ -38,6 +38,7 @@ from harness.fileio import JSONInputError, parse_json, write_json_atomic
 from harness.results import load_run
 from harness.results.records import REFERENCE_KIND, TIMED_KINDS
 from harness.results.schema import check_schema
+from harness.results.store import refuse_run_file
 from harness.results.summaries import KEY_FIELDS, BenchmarkKey, benchmarks, failed_tasks
 
 log = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ def _entry_to_dict(key: BenchmarkKey, samples: BenchSamples) -> dict[str, Any]:
 
 def freeze_baseline(run_dir: Path, out: Path) -> Path:
     """Write the timing samples of ``run_dir`` to the baseline file ``out`` (atomically); return ``out``."""
-    run_dir, out = Path(run_dir), Path(out)
+    run_dir, out = Path(run_dir), refuse_run_file(Path(out), what="the baseline file")
     bset, manifest = load_run_dir(run_dir)
     if not bset.benchmarks:
         raise ResultsError(

@@ -271,6 +271,22 @@ def load_runs(paths: Iterable[Path]) -> Runs:
 LOCK_FILE = ".lock"
 HOLDER_FILE = ".lock.holder.json"
 
+# A run dir's own files (and a launch's, a shard's), written only by that run's writer: a command's output file
+# (``-o``, ``--output``) may never be one of them, or a run's records are overwritten by an export of themselves.
+RUN_FILES = frozenset({MANIFEST, RECORDS, RECORDS + TORN_SUFFIX, LOCK_FILE, HOLDER_FILE, "done.json",
+                       "launch.json", "suite.yaml"})
+_RUN_MARKERS = (MANIFEST, RECORDS, "launch.json", "done.json")
+
+
+def refuse_run_file(path: Path, *, what: str) -> Path:
+    """``path`` unless it is (or a symlink leads to) one of a run dir's own files (``RUN_FILES`` in a folder that
+    holds a manifest, records, a launch or a shard's done marker); then a one-line ``ResultsError``."""
+    resolved = Path(path).resolve()
+    if resolved.name in RUN_FILES and any((resolved.parent / marker).exists() for marker in _RUN_MARKERS):
+        raise ResultsError(f"{what} {printable(path)} is a file of the run dir {printable(resolved.parent)} (only "
+                           "its run writes it); refusing to overwrite it: choose another file name")
+    return Path(path)
+
 
 class RunLock:
     """``with RunLock(run_dir, argv=sys.argv):`` — raises ``ResultsError`` if another process holds it."""
