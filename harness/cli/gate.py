@@ -41,9 +41,12 @@ def _check_output(args: argparse.Namespace) -> None:
 def cmd_ab(args: argparse.Namespace) -> int:
     from harness.gate import AB_THRESHOLD_PCT
     from harness.gate.ab import same_job
+    from harness.gate.verdict import check_options
     from harness.results.store import new_run_id
 
     _check_output(args)
+    threshold = AB_THRESHOLD_PCT if args.threshold is None else args.threshold
+    check_options(threshold, args.alpha)  # before the pairs are measured, not after
     if args.suite is None:
         raise ConfigError("gate ab needs --suite SUITE: the suite both checkouts run, e.g. suites/ci_latency.yaml")
     out = Path(args.out).resolve() / "same_job" / new_run_id()  # absolute: each side's code is its checkout's
@@ -52,7 +55,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
         print(f"gate ab: process {step}/{steps} ({side})", file=sys.stderr)
 
     report = same_job(base=Path(args.base), head=Path(args.head), suite=Path(args.suite), pairs=args.pairs, out=out,
-                      device=args.device, threshold_pct=AB_THRESHOLD_PCT if args.threshold is None else args.threshold,
+                      device=args.device, threshold_pct=threshold,
                       alpha=args.alpha, on_step=None if args.no_progress else show)
     return _show(report, args)
 

@@ -12,5 +12,7 @@ timed in one process) · render (the report as markdown, text or JSON). The thre
 # ``verdict``, so that the command line reads them without importing scipy.
 THRESHOLD_PCT = 5.0
 AB_THRESHOLD_PCT = 2.0
+# The largest threshold accepted: a threshold of 100% already lets a 2x slowdown pass; --threshold 1e308 passed all.
+MAX_THRESHOLD_PCT = 100.0
 # Significance level of the Mann-Whitney test (asv's default).
 ALPHA = 0.002

@@ -1,4 +1,7 @@
-"""How the regression gate's report is shown: markdown (CI job summaries), aligned text (terminals), JSON."""
+"""How the regression gate's report is shown: markdown (CI job summaries), aligned text (terminals), JSON.
+
+Labels, sources and notes come from untrusted files: every cell and header line is ``printable`` (a newline in a
+label would otherwise forge lines such as ``**Result: PASS**`` above the real verdict)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import json
 import math
 from typing import Any
 
+from harness.errors import printable
 from harness.gate.verdict import GATE_QUANTILE, CheckReport, CheckRow, Verdict
 
 _COLUMNS = (
@@ -31,7 +35,7 @@ def _cells(row: CheckRow) -> list[str]:
     verdict = row.verdict.value
     if row.note:
         verdict += f"; {row.note}"
-    return [
+    return [printable(cell) for cell in [
         row.key.label,
         "—" if row.key.batch_size is None else str(row.key.batch_size),
         row.key.mode,
@@ -42,7 +46,7 @@ def _cells(row: CheckRow) -> list[str]:
         ci,
         _num(row.p_value, ".2g"),
         verdict,
-    ]
+    ]]
 
 
 def _json_value(value: Any) -> Any:
@@ -71,13 +75,13 @@ def _header(report: CheckReport) -> list[str]:
         more = f" and {len(unjudged) - 3} more" if len(unjudged) > 3 else ""
         summary = f"{summary + '; ' if summary else ''}{'; '.join(unjudged[:3])}{more}"
     lines.append(f"Result: {result} ({summary or 'no benchmarks'})")
-    return lines
+    return [printable(line) for line in lines]
 
 
 def render_markdown(report: CheckReport) -> str:
     head = _header(report)
     lines = [f"### {head[0]}", "", head[1], ""]
-    lines += [*(f"- {note}" for note in report.notes), *([""] if report.notes else [])]
+    lines += [*(f"- {printable(note)}" for note in report.notes), *([""] if report.notes else [])]
     lines += [f"> **{line}**" for line in head[2:-1]] + ([""] if len(head) > 3 else [])
     lines.append("| " + " | ".join(_COLUMNS) + " |")
     lines.append("|" + "|".join(["---"] * 3 + ["---:"] * 6 + ["---"]) + "|")
@@ -95,7 +99,8 @@ def render_text(report: CheckReport) -> str:
     widths = [max(len(r[i]) for r in table) for i in range(len(_COLUMNS) - 1)]
     body = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in table]
     head = _header(report)
-    return "\n".join(head[:2] + list(report.notes) + head[2:-1] + [""] + body + ["", head[-1]]) + "\n"
+    notes = [printable(note) for note in report.notes]
+    return "\n".join(head[:2] + notes + head[2:-1] + [""] + body + ["", head[-1]]) + "\n"
 
 
 def render_json(report: CheckReport) -> str:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import ResultsError
-from harness.fileio import JSONInputError, parse_json, write_json_atomic
+from harness.fileio import JSONInputError, parse_json, read_input, write_json_atomic
 from harness.results import load_run
 from harness.results.records import REFERENCE_KIND, TIMED_KINDS
 from harness.results.schema import check_schema
@@ -95,6 +95,8 @@ class BenchmarkSet:
     origin: str = ""  # "harness-run" | "harness-baseline" | "pytest-benchmark" | "harness-ab"
     # Timed tasks of this source that ended in an error (one line each): what was not measured cannot pass.
     failed: tuple[str, ...] = ()
+    # A merged run's machines, one description each, when its shards were timed on more than one machine.
+    machines: tuple[str, ...] = ()
 
 
 # --- harness run dirs -------------------------------------------------------------------------------
@@ -148,8 +150,18 @@ def load_run_dir(path: Path) -> tuple[BenchmarkSet, dict[str, Any]]:
         source=str(path),
         origin="harness-run",
         failed=failed_tasks(run.records, (*TIMED_KINDS, REFERENCE_KIND)),
+        machines=_shard_machines(run.manifest),
     )
     return bset, run.manifest
+
+
+def _shard_machines(manifest: Mapping[str, Any]) -> tuple[str, ...]:
+    """The distinct machines (host, CPU, GPUs) the shards of a merged run were timed on (``results.merge``)."""
+    merged = manifest.get("merged_from")
+    entries = [e.get("machine") for e in merged if isinstance(e, dict)] if isinstance(merged, list) else []
+    names = {", ".join(str(v) for v in (m.get("hostname"), m.get("cpu"), *(m.get("gpus") or [])) if v)
+             for m in entries if isinstance(m, dict)}
+    return tuple(sorted(names))
 
 
 # --- baseline files -----------------------------------------------------------------------------------
@@ -229,7 +241,9 @@ def _pytest_entry(bench: Any, *, where: str) -> tuple[BenchmarkKey, BenchSamples
     # pytest-benchmark stores seconds per iteration; raw `data` only with --benchmark-save-data.
     if "data" in stats:
         data = float_list(stats["data"], where=f"{where}.stats.data")
-        return key, BenchSamples(rounds=(tuple(x * 1e3 for x in data),), threads=threads)
+        # seconds to ms: a time near the float limit becomes inf, which no ratio survives
+        return key, BenchSamples(rounds=(float_list([x * 1e3 for x in data], where=f"{where}.stats.data"),),
+                                 threads=threads)
     median, n = stats.get("median"), stats.get("rounds")
     if (isinstance(median, bool) or not isinstance(median, (int, float)) or not math.isfinite(median) or median <= 0
             or isinstance(n, bool) or not isinstance(n, int) or n < 1):
@@ -245,6 +259,9 @@ def _parse_pytest_benchmark(doc: Mapping[str, Any], *, path: Path) -> BenchmarkS
     benchmarks: dict[BenchmarkKey, BenchSamples] = {}
     for i, bench in enumerate(entries):
         key, samples = _pytest_entry(bench, where=f"{path}: benchmarks[{i}]")
+        if key in benchmarks:  # which one to judge? the last would win silently
+            raise ResultsError(f"{path}: benchmarks[{i}] repeats an earlier benchmark ({key.label}); a file lists "
+                               "each benchmark once")
         benchmarks[key] = samples
     environment = doc.get("machine_info") if isinstance(doc.get("machine_info"), dict) else {}
     return BenchmarkSet(environment=environment, benchmarks=benchmarks, source=str(path), origin="pytest-benchmark")
@@ -296,7 +313,7 @@ def freeze_baseline(run_dir: Path, out: Path) -> Path:
 
 def read_json(path: Path) -> Any:
     try:
-        return parse_json(path.read_bytes())
+        return parse_json(read_input(path))
     except FileNotFoundError:
         raise ResultsError(f"{path}: no such file or run dir") from None
     except (OSError, JSONInputError) as exc:

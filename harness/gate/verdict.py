@@ -16,7 +16,8 @@ shift is significant yet irrelevant, and with a handful of noisy samples a 25% s
 and ``benchmarks/ab_error_rates.py`` measure what it buys (docs/gate.md).
 
 **Comparable environments.** ``compare`` refuses sets whose device type and name (CPU or GPU model), dtype,
-torch major.minor or thread count differ (unless forced); an unknown field is not checked.
+torch major.minor or thread count differ, or
+that one side records and the other does not, and a merged run timed on several machines (unless forced).
 
 The verdicts (``CheckRow`` per benchmark, ``CheckReport`` for all) are shown by ``harness.gate.render``.
 """
@@ -33,9 +34,10 @@ from typing import Any
 
 import numpy as np
 from scipy import stats as sps
+from scipy.special import gammaln
 
 from harness.errors import ConfigError, IncomparableError
-from harness.gate import ALPHA, THRESHOLD_PCT
+from harness.gate import ALPHA, MAX_THRESHOLD_PCT, THRESHOLD_PCT
 from harness.gate.sets import BenchmarkSet, BenchSamples
 from harness.measure.stats import bootstrap_ci
 from harness.results.summaries import BenchmarkKey
@@ -55,8 +57,47 @@ MIN_TEST_SAMPLES = 20
 Split = tuple[list[np.ndarray], list[np.ndarray] | None]
 
 
-def low(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
-    return np.quantile(values, GATE_QUANTILE, axis=axis)
+def low(values: np.ndarray, axis: int | None = None, *, size: int | None = None) -> np.ndarray | float:
+    """The ``GATE_QUANTILE`` of ``values``; with ``size``, its expected value over subsamples of ``size`` values.
+
+    A sample quantile depends on the sample count (the 5th percentile of 3 samples is about their minimum, which
+    lies far above the 5th percentile of 60), so two sides with different counts per round would differ by the
+    counts alone. ``size`` (the smallest round of the comparison) puts every round on the same footing: the
+    expected ``np.quantile`` of ``size`` values drawn without replacement, an exact L-estimator (weights below);
+    with ``size`` equal to the count it is ``np.quantile`` itself.
+    """
+    if size is None:
+        return np.quantile(values, GATE_QUANTILE, axis=axis)
+    values = np.asarray(values)
+    weights = _subsample_quantile_weights(values.shape[-1 if axis is None else axis], size)
+    if axis is None:
+        return float(np.sort(values, axis=None) @ weights)
+    return np.moveaxis(np.sort(values, axis=axis), axis, -1) @ weights
+
+
+def _subsample_quantile_weights(n: int, size: int) -> np.ndarray:
+    """Weights on the sorted ``n`` values whose sum is the expected linear-interpolation ``GATE_QUANTILE`` of a
+    random subsample of ``size`` of them: the i-th smallest value is the subsample's k-th smallest with the
+    hypergeometric probability C(i-1, k-1) C(n-i, size-k) / C(n, size)."""
+    size = min(size, n)
+    h = (size - 1) * GATE_QUANTILE
+    j = math.floor(h)
+    i = np.arange(1, n + 1)
+
+    def order_stat(k: int) -> np.ndarray:
+        log_p = (gammaln(i) - gammaln(k) - gammaln(i - k + 1) + gammaln(n - i + 1) - gammaln(size - k + 1)
+                 - gammaln(n - i - size + k + 1) - (gammaln(n + 1) - gammaln(size + 1) - gammaln(n - size + 1)))
+        valid = (i >= k) & (n - i >= size - k)
+        return np.where(valid, np.exp(np.where(valid, log_p, 0.0)), 0.0)
+
+    lower = order_stat(j + 1)
+    return lower if h == j else (1 - (h - j)) * lower + (h - j) * order_stat(min(j + 2, size))
+
+
+def common_size(*sides: Split) -> int:
+    """The smallest round (samples or reference samples) of the sides compared: every round's quantile is taken
+    as if it had this many samples (``low``)."""
+    return min(a.size for rounds, refs in sides for a in [*rounds, *(refs or [])])
 
 
 def split(samples: BenchSamples) -> Split:
@@ -73,14 +114,14 @@ def split(samples: BenchSamples) -> Split:
     return rounds, refs if aligned else None
 
 
-def normalise(rounds: list[np.ndarray], refs: list[np.ndarray]) -> list[np.ndarray]:
+def normalise(rounds: list[np.ndarray], refs: list[np.ndarray], *, size: int | None = None) -> list[np.ndarray]:
     """Each round's samples divided by the low quantile of the reference samples of the same round."""
-    return [values / float(low(ref)) for values, ref in zip(rounds, refs, strict=True)]
+    return [values / float(low(ref, size=size)) for values, ref in zip(rounds, refs, strict=True)]
 
 
-def statistic(rounds: list[np.ndarray]) -> float:
-    """What the gate compares: the median over rounds of each round's ``GATE_QUANTILE``."""
-    return float(np.median([low(values) for values in rounds]))
+def statistic(rounds: list[np.ndarray], *, size: int | None = None) -> float:
+    """What the gate compares: the median over rounds of each round's ``GATE_QUANTILE`` (of ``size`` samples)."""
+    return float(np.median([low(values, size=size) for values in rounds]))
 
 
 def centre(samples: BenchSamples, *, normalised: bool) -> float:
@@ -89,10 +130,16 @@ def centre(samples: BenchSamples, *, normalised: bool) -> float:
     return statistic(normalise(rounds, refs) if normalised and refs is not None else rounds)
 
 
-def fastest(rounds: list[np.ndarray]) -> np.ndarray:
-    """The fastest ``TEST_FRACTION`` of each round (a larger share when that leaves < MIN_TEST_SAMPLES), pooled."""
-    total = sum(values.size for values in rounds)
-    fraction = min(1.0, max(TEST_FRACTION, MIN_TEST_SAMPLES / total))
+def test_fraction(*sides: list[np.ndarray]) -> float:
+    """The share of each round the test looks at, the same on both sides (``TEST_FRACTION``, or a larger share
+    when the side with fewer samples would keep < MIN_TEST_SAMPLES): with different shares the side with fewer
+    samples would be tested on slower iterations, a difference made by the counts alone."""
+    total = min(sum(values.size for values in rounds) for rounds in sides)
+    return min(1.0, max(TEST_FRACTION, MIN_TEST_SAMPLES / total))
+
+
+def fastest(rounds: list[np.ndarray], fraction: float = TEST_FRACTION) -> np.ndarray:
+    """The fastest ``fraction`` of each round, pooled."""
     return np.concatenate([np.sort(values)[: max(1, math.ceil(fraction * values.size))] for values in rounds])
 
 
@@ -100,7 +147,7 @@ def _per_round(rounds: list[np.ndarray], refs: list[np.ndarray] | None) -> list[
     return [(values, None if refs is None else refs[i]) for i, values in enumerate(rounds)]
 
 
-def ratio_ci(base: Split, cand: Split) -> tuple[float, float]:
+def ratio_ci(base: Split, cand: Split, *, size: int | None = None) -> tuple[float, float]:
     """Percentile-bootstrap 95% CI of ``statistic(cand) / statistic(base)``.
 
     Every round (and every reference round) is resampled on its own, so the interval reflects the spread
@@ -110,25 +157,26 @@ def ratio_ci(base: Split, cand: Split) -> tuple[float, float]:
     sides = [_per_round(*base), _per_round(*cand)]
     arrays = [a for side in sides for pair in side for a in pair if a is not None and a.size > 1]
     if not arrays:
-        value = _side_statistic(sides[1], {}) / _side_statistic(sides[0], {})
+        value = _side_statistic(sides[1], {}, size=size) / _side_statistic(sides[0], {}, size=size)
         return value, value
     index = {id(a): i for i, a in enumerate(arrays)}
 
     def ratio(*resampled: np.ndarray, axis: int = -1) -> np.ndarray:
         lookup = {key: resampled[i] for key, i in index.items()}
-        return _side_statistic(sides[1], lookup, axis=axis) / _side_statistic(sides[0], lookup, axis=axis)
+        return (_side_statistic(sides[1], lookup, axis=axis, size=size)
+                / _side_statistic(sides[0], lookup, axis=axis, size=size))
 
     return bootstrap_ci(arrays, ratio)
 
 
 def _side_statistic(pairs: list[tuple[np.ndarray, np.ndarray | None]], resampled: dict[int, np.ndarray],
-                    *, axis: int = -1) -> np.ndarray:
+                    *, axis: int = -1, size: int | None = None) -> np.ndarray:
     """The statistic of one side, on resampled arrays where given (constants elsewhere), vectorised on ``axis``."""
     per_round = []
     for values, ref in pairs:
-        value = low(resampled.get(id(values), values), axis=axis)
+        value = low(resampled.get(id(values), values), axis=axis, size=size)
         if ref is not None:
-            value = value / low(resampled.get(id(ref), ref), axis=axis)
+            value = value / low(resampled.get(id(ref), ref), axis=axis, size=size)
         per_round.append(value)
     return np.median(np.stack(np.broadcast_arrays(*per_round), axis=0), axis=0)
 
@@ -187,13 +235,19 @@ def environment_fingerprint(bset: BenchmarkSet) -> dict[str, str | None]:
 
 
 def environment_mismatches(baseline: BenchmarkSet, candidate: BenchmarkSet) -> list[str]:
-    """``"field: baseline vs candidate"`` for each known field that differs."""
+    """``"field: baseline vs candidate"`` for each field that differs, or that one side records and the other does
+    not (a baseline with its environment stripped cannot show it was timed on the candidate's machine); and a side
+    whose shards were timed on more than one machine."""
     base, cand = environment_fingerprint(baseline), environment_fingerprint(candidate)
-    return [
-        f"{name}: {base[name]} vs {cand[name]}"
-        for name in base
-        if base[name] is not None and cand[name] is not None and base[name] != cand[name]
-    ]
+    # one side silent: only when both measured something (a side with no benchmark is judged "missing" anyway)
+    one_sided = bool(baseline.benchmarks) and bool(candidate.benchmarks)
+    out = [f"{name}: {base[name] or 'unknown'} vs {cand[name] or 'unknown'}" for name in base
+           if base[name] != cand[name] and ((base[name] is not None and cand[name] is not None) or one_sided)]
+    for side, bset in (("baseline", baseline), ("candidate", candidate)):
+        if len(bset.machines) > 1:
+            out.append(f"machines: the {side}'s shards were timed on {len(bset.machines)} machines "
+                       f"({' / '.join(bset.machines)})")
+    return out
 
 
 # --- verdicts -------------------------------------------------------------------------------------------------
@@ -207,10 +261,13 @@ class Verdict(str, enum.Enum):
     MISSING = "missing"
     INSUFFICIENT = "insufficient samples"
     NO_RAW = "no raw samples"
+    UNDEFINED = "ratio undefined"
 
 
-# Verdicts that judge nothing: a report holding one of them cannot pass (exit 2, "could not judge").
-UNJUDGED = frozenset({Verdict.MISSING, Verdict.INSUFFICIENT})
+# Verdicts that judge nothing: a report holding one of them cannot pass (exit 2, "could not judge"). A benchmark
+# without raw samples on a side (a pytest-benchmark file without `data`, emptied rounds) has no test behind it, and
+# a ratio that is not a finite number (a zero or infinite statistic) is no measurement.
+UNJUDGED = frozenset({Verdict.MISSING, Verdict.INSUFFICIENT, Verdict.NO_RAW, Verdict.UNDEFINED})
 
 
 @dataclass(frozen=True)
@@ -320,18 +377,25 @@ def _compare_one(
         return _median_only(row)
     (b_rounds, b_refs), (c_rounds, c_refs) = split(base), split(cand)
     normalised = b_refs is not None and c_refs is not None
-    b_xr = normalise(b_rounds, b_refs) if normalised else b_rounds
-    c_xr = normalise(c_rounds, c_refs) if normalised else c_rounds
-    ratio = _ratio(statistic(c_xr), statistic(b_xr))
-    row = replace(row, raw_ratio=_ratio(statistic(c_rounds), statistic(b_rounds)),
+    b_split, c_split = (b_rounds, b_refs if normalised else None), (c_rounds, c_refs if normalised else None)
+    size = common_size(b_split, c_split)  # every round's quantile as if of this many samples: counts cannot bias it
+    b_xr = normalise(b_rounds, b_refs, size=size) if normalised else b_rounds
+    c_xr = normalise(c_rounds, c_refs, size=size) if normalised else c_rounds
+    ratio = _ratio(statistic(c_xr, size=size), statistic(b_xr, size=size))
+    row = replace(row, raw_ratio=_ratio(statistic(c_rounds, size=size), statistic(b_rounds, size=size)),
                   normalised_ratio=ratio if normalised else None)
     b_x, c_x = np.concatenate(b_xr), np.concatenate(c_xr)
     if min(b_x.size, c_x.size) < MIN_SAMPLES:
         return replace(row, verdict=Verdict.INSUFFICIENT, note=f"need >= {MIN_SAMPLES} samples per side")
-    if math.isnan(ratio):
-        return replace(row, note="baseline statistic is 0; ratio undefined")
-    ci_low, ci_high = ratio_ci((b_rounds, b_refs if normalised else None), (c_rounds, c_refs if normalised else None))
-    p = float(sps.mannwhitneyu(fastest(c_xr), fastest(b_xr), alternative="two-sided").pvalue)
+    if not math.isfinite(ratio):
+        return replace(row, verdict=Verdict.UNDEFINED, note="the ratio of the statistics is not a finite number")
+    ci_low, ci_high = ratio_ci(b_split, c_split, size=size)
+    if not (math.isfinite(ci_low) and math.isfinite(ci_high)):
+        return replace(row, verdict=Verdict.UNDEFINED, note="the ratio's interval is not finite")
+    fraction = test_fraction(b_xr, c_xr)
+    p = float(sps.mannwhitneyu(fastest(c_xr, fraction), fastest(b_xr, fraction), alternative="two-sided").pvalue)
+    if math.isnan(p):
+        return replace(row, verdict=Verdict.UNDEFINED, note="the test's p-value is not a number")
     verdict = _verdict(ratio, (ci_low, ci_high), p, threshold_pct=threshold_pct, alpha=alpha)
     note = "" if normalised else "raw (no reference samples on both sides)"
     return replace(row, verdict=verdict, ci_low=ci_low, ci_high=ci_high, p_value=p, note=note)
@@ -350,10 +414,12 @@ def _missing(key: BenchmarkKey, base: BenchSamples | None, cand: BenchSamples | 
     )
 
 
-def _validate(threshold_pct: float, alpha: float) -> None:
-    # NaN fails every comparison and inf makes every change "within threshold": both would pass anything
-    if not (math.isfinite(threshold_pct) and threshold_pct > 0):
-        raise ConfigError(f"threshold_pct must be a finite number > 0 (got {threshold_pct}); e.g. --threshold "
+def check_options(threshold_pct: float, alpha: float) -> None:
+    """The threshold and alpha, checked before anything is measured (``gate ab`` calls it first)."""
+    # NaN fails every comparison and a huge threshold makes every change "within threshold": both pass anything
+    if not (math.isfinite(threshold_pct) and 0 < threshold_pct <= MAX_THRESHOLD_PCT):
+        raise ConfigError(f"--threshold {threshold_pct:g}: give a percentage in (0, {MAX_THRESHOLD_PCT:g}] (a larger "
+                          f"one would pass a {1 + MAX_THRESHOLD_PCT / 100:g}x slowdown); e.g. --threshold "
                           f"{THRESHOLD_PCT:g}")
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must be in (0, 1) (got {alpha}); e.g. --alpha {ALPHA:g}")
@@ -372,13 +438,13 @@ def compare(
     Raises ``IncomparableError`` when the environments differ (device, dtype, torch major.minor, threads)
     unless ``force``, in which case the report lists the differences and compares anyway.
     """
-    _validate(threshold_pct, alpha)
+    check_options(threshold_pct, alpha)
     mismatches = environment_mismatches(baseline, candidate)
     if mismatches and not force:
         raise IncomparableError(
-            f"baseline {baseline.source or '(in memory)'} and candidate {candidate.source or '(in memory)'} "
-            f"differ in {', '.join(m.split(':')[0] for m in mismatches)} ({'; '.join(mismatches)}); "
-            "rerun the candidate in the baseline's environment or pass --force"
+            f"cannot judge: baseline {baseline.source or '(in memory)'} and candidate "
+            f"{candidate.source or '(in memory)'} differ in {', '.join(m.split(':')[0] for m in mismatches)} "
+            f"({'; '.join(mismatches)}); rerun the candidate in the baseline's environment or pass --force"
         )
     rows = []
     for key in sorted(set(baseline.benchmarks) | set(candidate.benchmarks), key=BenchmarkKey.sort_key):
