@@ -68,7 +68,7 @@ def _header(run: RunData) -> list[str]:
         ["git commit", commit], ["device", m.get("device")],
         ["torch", _env_line(env, "packages", "torch") or _env_line(env, "torch")],
         ["CPU", _env_line(env, "cpu", "model")], ["torch threads", _env_line(env, "cpu", "torch_threads")],
-        ["GPU", ", ".join(g.get("name", "?") for g in env.get("gpus") or []) or None],
+        ["GPU", ", ".join(str(g.get("name") or "?") for g in env.get("gpus") or []) or None],
         ["tasks", f"{counts['ok']} ok, {counts['error']} error, {counts['skipped']} skipped"],
     ]
     if m.get("shard"):

@@ -27,9 +27,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import RecordWriteError, ResultsError, printable
-from harness.fileio import JSONInputError, parse_json, require_folder_name, write_json_atomic
+from harness.fileio import JSONInputError, parse_json, read_input, require_folder_name, write_json_atomic
 from harness.results.records import SAMPLED_KINDS, check_manifest, check_new, parse_record
 from harness.results.schema import RESULTS_SCHEMA, migrate_record
 
@@ -206,7 +207,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     try:
-        lines = path.read_bytes().split(b"\n")
+        lines = read_input(path).split(b"\n")
     except OSError as exc:
         raise ResultsError(f"{path}: cannot read ({exc.strerror or exc})") from None
     terminated = lines[:-1]
@@ -237,6 +238,47 @@ def _record(line: bytes, path: Path, number: int) -> dict[str, Any]:
     return record
 
 
+class _Typed(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class _ShardOf(_Typed):
+    index: int = Field(ge=0)
+    count: int = Field(ge=1)
+
+
+class _MergedFrom(_Typed):
+    path: str | None = None
+    shard: _ShardOf | None = None
+    machine: dict[str, Any] | None = None
+
+
+class _Incomplete(_Typed):
+    shard: str | None = None
+    reason: str | None = None
+    log: str | None = None
+    log_tail: list[str] = []
+
+
+class _MergeFields(_Typed):
+    """The manifest fields a shard and a merge write (``--shard``, ``results.merge``, ``launch.finish``), which the
+    report reads: typed here until ``records.Manifest`` declares them."""
+
+    shard: _ShardOf | None = None
+    merged_from: list[_MergedFrom] | None = None
+    incomplete: list[_Incomplete] | None = None
+
+
+def _check_merge_fields(manifest: dict[str, Any], where: str) -> None:
+    try:
+        _MergeFields.model_validate(manifest)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(part) for part in err["loc"])
+        raise ResultsError(f"{where}: bad field '{field}': {printable(err['msg']).lower()}; the run dir was edited by "
+                           "hand or written by another tool") from None
+
+
 def load_run(path: Path) -> RunData:
     """Read a run dir, keeping the last record per ``record_key``."""
     path = Path(path)
@@ -244,13 +286,14 @@ def load_run(path: Path) -> RunData:
     if not manifest_path.is_file():
         raise ResultsError(f"{path}: no {MANIFEST}; pass a run dir like results/<suite>/<run_id>")
     try:
-        manifest = parse_json(manifest_path.read_bytes())
+        manifest = parse_json(read_input(manifest_path))
     except (OSError, JSONInputError) as exc:
         raise ResultsError(f"{manifest_path}: not readable JSON ({exc})") from None
     if not isinstance(manifest, dict):
         raise ResultsError(f"{manifest_path}: a manifest must be a JSON object, got {type(manifest).__name__}")
     manifest = migrate_record(manifest, where=str(manifest_path))
     check_manifest(manifest, where=str(manifest_path))
+    _check_merge_fields(manifest, where=str(manifest_path))
     latest: dict[tuple[Any, ...], dict[str, Any]] = {}
     for record in read_records(path / RECORDS):
         latest.pop(record_key(record), None)
