@@ -9,7 +9,8 @@ stdout carries results (run dir and report paths, model lists, check verdicts); 
 to stderr. Exit codes: 0 success; 1 the command's one meaning of failure (a task failed under --fail-fast, a
 latency regression); 2 the command could not do its job: bad input (``HarnessError``, an unreadable or
 unwritable path: one line on stderr, no traceback) or an internal error (one line; ``-v`` shows the traceback);
-130 interrupted. A run that stops early says where its records are and the exact command that resumes it.
+130 interrupted; 141, quietly, when the reader of stdout went away (``| head -1``). A run that stops early says
+where its records are and the exact command that resumes it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from harness.errors import HarnessError, RunStopped, printable
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool its pipe's reader left
 COMMAND_GROUPS = (run, gate, models, data, results)
 
 
@@ -100,12 +102,23 @@ def _stopped(exc: BaseException, argv: Sequence[str]) -> None:
               file=sys.stderr)
 
 
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of it cannot fail a second time."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a pipe's reader that went away shows here, not in the interpreter's last flush
+        return code
     except RunStopped as exc:
         print(f"error: {printable(exc)}", file=sys.stderr)
         _stopped(exc, argv)
@@ -117,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         _stopped(exc, argv)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of stdout went away (`| head -1`): close quietly, as Unix tools do
+        _stdout_to_devnull()
+        return EXIT_BROKEN_PIPE
     except OSError as exc:  # a path the user gave that cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {printable(where)}{printable(exc.strerror or exc)}", file=sys.stderr)

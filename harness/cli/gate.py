@@ -167,8 +167,9 @@ def register(sub: argparse._SubParsersAction, *, parents: list[argparse.Argument
     old.add_argument("--force", action="store_true")
     old.add_argument("--ab", nargs=2, metavar=("BASE", "HEAD"))
     old.add_argument("--in-process", action="store_true", help="(the only way gate ab measures)")
-    old.add_argument("--calibrate", metavar="SUITE", help="(removed)")
-    old.add_argument("--repeats", type=int, default=5, help="(removed)")
+    # removed: still parsed, so that `check --calibrate` says what replaced it, but not listed by --help
+    old.add_argument("--calibrate", metavar="SUITE", help=argparse.SUPPRESS)
+    old.add_argument("--repeats", type=int, default=5, help=argparse.SUPPRESS)
     _ab_options(old)
     _verdict_options(old, threshold=f"{THRESHOLD_PCT:g}; {AB_THRESHOLD_PCT:g} with --ab")
     old.set_defaults(func=cmd_old_check)

@@ -8,8 +8,10 @@ from harness.errors import ConfigError
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from harness.models.plugins import import_plugins
     from harness.models.registry import TIMM_PREFIX, get_entry, list_models
 
+    import_plugins(args.imports)  # a plugin's models are listed like the built-in ones
     names = list_models(args.pattern)
     if not names:
         raise ConfigError(f"no model matches {args.pattern!r}; try `python -m harness list` for all")
@@ -26,4 +28,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction, *, parents: list[argparse.ArgumentParser]) -> None:
     lst = sub.add_parser("list", parents=parents, help="registered models matching a pattern ('timm:*' lists timm's)")
     lst.add_argument("pattern", nargs="?", default="*")
+    lst.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE.py",
+                     help="import user code that registers models first (repeatable), as `run --import` does")
     lst.set_defaults(func=cmd_list)
