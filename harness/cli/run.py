@@ -103,6 +103,8 @@ def _launch(args: argparse.Namespace, suite) -> int:
                               "and resumes it itself; to merge a launch later: python -m harness merge LAUNCH_DIR")
     require_submitit()
     suite = _launcher_options(suite, args.slurm)
+    if args.shards is not None and args.shards < 1:  # 0 fell back to the suite's count
+        raise ConfigError(f"--shards {args.shards}: give at least 1")
     shards = args.shards or (suite.launcher.shards if suite.launcher is not None else None)
     if not shards:
         raise ConfigError("--launcher needs the number of shards: --shards N (or launcher.shards in the suite)")

@@ -149,3 +149,11 @@ def test_a_setup_entry_is_one_shell_line(tmp_path, plugin_file, capsys, setup):
 def test_slurms_own_forms_are_accepted(key, value):
     suite = parse_suite({"name": "s", "models": ["resnext50"], "launcher": {key: value}}, source="t")
     assert getattr(suite.launcher, key) == value
+
+
+@pytest.mark.parametrize("count", ["0", "-2"])
+def test_zero_or_negative_shards_are_refused(tmp_path, plugin_file, capsys, count):
+    suite = tiny_launch_suite(tmp_path, plugin_file, launcher={"shards": 2})
+    code, out, err = run_cli(capsys, "run", suite, "--launcher", "local", "--shards", count, "--out", tmp_path / "r")
+    assert code == 2 and out == [] and err.strip() == f"error: --shards {count}: give at least 1"
+    assert not (tmp_path / "r").exists()
