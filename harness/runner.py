@@ -337,7 +337,23 @@ def _time_groups(groups: list[Task], *, suite: Suite, options: RunOptions) -> di
     except Exception as exc:  # noqa: BLE001 - the session could not run: every member's error
         wall_s = time.perf_counter() - start
         timed = {t.task_id: ([MemberFailed(exc)] * len(t.members), wall_s) for t in groups}
+    line = contention_line(timed)
+    if line is not None and options.notify is not None:
+        options.notify(line)
     return {k: [(p, wall_s) for p in payloads] for k, (payloads, wall_s) in timed.items()}
+
+
+def contention_line(timed: dict[str, tuple[list[Any], float]]) -> str | None:
+    """One line for the terminal when processes were timed while others oversubscribed the cores."""
+    runs = {(run["index"]): run for payloads, _ in timed.values() for p in payloads if isinstance(p, dict)
+            for run in p.get("process_runs") or ()}
+    hit = sorted(i for i, run in runs.items() if run.get("contended"))
+    if not hit:
+        return None
+    worst = max(runs[i]["load"]["other_cores"] for i in hit if runs[i].get("load"))
+    return (f"⚠ timed under contention: in {len(hit)} of {len(runs)} processes other processes kept up to "
+            f"{worst:.2f} of the cores busy, fewer free than the timing's threads; the report marks these ratios. "
+            "For numbers to trust, rerun on a quiet machine (stop the other work, or --wait-quiet 300)")
 
 
 def _group_records(task: Task, payloads: list[Any], *, writer: RecordWriter,

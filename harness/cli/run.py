@@ -25,7 +25,9 @@ def _shard(value: str) -> tuple[int, int]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.config import load_suite
+    from harness.config.edit import with_processes
     from harness.measure.load import parse_threads
+    from harness.measure.processes import parse_processes
     from harness.models.plugins import import_plugins
     from harness.plan import check_models, replace_models
     from harness.runner import RunOptions, run_suite
@@ -40,6 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                               "e.g. --models 'sknet5*,resnext50'")
         suite = replace_models(suite, patterns)
     check_models(suite, source=args.suite)
+    if args.processes is not None:
+        suite = with_processes(suite, parse_processes(args.processes), source=f"--processes {args.processes}")
     threads = parse_threads(args.threads)
     if args.wait_quiet is not None and not (0 <= args.wait_quiet <= _MAX_WAIT_S):
         raise ConfigError(f"--wait-quiet {args.wait_quiet:g}: give seconds between 0 and {_MAX_WAIT_S}")
@@ -198,6 +202,10 @@ def register(sub: argparse._SubParsersAction, *, parents: list[argparse.Argument
     run.add_argument("--threads", default="auto", metavar="N|auto",
                      help="torch intra-op threads (default auto: the cores other processes leave free, or "
                           "OMP_NUM_THREADS when set; a resume keeps the run's count)")
+    run.add_argument("--processes", metavar="K",
+                     help="fresh worker processes each timing section is timed in, one after another (default: the "
+                          "section's `processes`, else 6); ratios' intervals take their degrees of freedom from them "
+                          "(1: within-process noise only)")
     run.add_argument("--wait-quiet", type=float, metavar="SECONDS",
                      help="wait up to SECONDS for other processes to leave the CPU before starting; "
                           "refuse (exit 2) if they do not")

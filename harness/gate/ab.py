@@ -8,16 +8,17 @@ VM (8 processes), the run-to-run scatter of a model's statistic is 3.8% normalis
 and 0.5% when the model is timed against a copy of itself in one process. Separate processes per side cannot see a
 5% slowdown through that much noise with a few runs; one process per pair can.
 
-How: a worker process (``python -m harness.gate.ab SPEC OUT INDEX``) imports the base checkout's models, then
-the head's: for each side it imports that checkout's ``harness`` package (or the installed one, for a
-checkout that has none) and the suite's plugins from that checkout, builds every benchmark's model, and then
-drops those modules again, so the other side imports its own. Only public API is used on a checkout
-(``create_model``, ``register_model`` via the plugins), so the base may be an older harness. The timing is this
-harness's paired engine (``harness.measure.timer.time_group``): base and head are one group, timed cycle by cycle
-in a Williams order. ``pairs`` workers run one after another (each a fresh process: allocation and core
-placement differ per process, so a verdict rests on more than one). What cannot work in one process: a change
-to torch itself, or plugins that register process-global state twice (a ``torch.library`` op of the same
-name); compare runs with a frozen baseline (``gate check``) for those.
+How: the harness's one timing driver (``harness.measure.processes``), as for a suite: ``pairs`` fresh worker
+processes one after another, each building both sides' models and timing each benchmark's base and head as one
+group per round (the paired engine, cycle by cycle in a Williams order; which side comes first alternates by
+round, which side is built first is shuffled per process). A worker builds a side's models by importing that
+checkout's ``harness`` package (or the installed one, for a checkout that has none) and the suite's plugins from
+that checkout, building every benchmark's model, and then dropping those modules again, so the other side
+imports its own (``side_model``). Only public API is used on a checkout (``create_model``, ``register_model``
+via the plugins), so the base may be an older harness. The suite's backend flags (cudnn.benchmark, TF32) are
+set as ``harness run`` sets them. What cannot work in one process: a change to torch itself, or plugins that
+register process-global state twice (a ``torch.library`` op of the same name); compare runs with a frozen
+baseline (``gate check``) for those.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import importlib.util
 import json
 import logging
 import math
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -73,6 +73,9 @@ def worker_spec(*, base: Path, head: Path, suite_path: Path, device: str) -> dic
         "timing": {name: getattr(section, name) for name in TimingConfig.model_fields},
         "rounds": section.rounds,
         "mode": {name: getattr(section, name) for name in Mode.model_fields},
+        # the section's backend flags, as `harness run` of the same suite sets them
+        "cudnn_benchmark": section.cudnn_benchmark,
+        "tf32": section.tf32,
     }
 
 
@@ -152,47 +155,88 @@ def _build_side(side: str, spec: dict[str, Any]) -> list[tuple[Any, tuple[int, i
         sys.modules.update(saved)
 
 
-def run_worker(spec: dict[str, Any], index: int = 0) -> dict[str, Any]:
-    """Build both sides' models, then time each benchmark's pair alternately; samples by side and round.
+_BUILT: dict[str, list[tuple[Any, tuple[int, int, int]]]] = {}  # side → its models, built once per worker process
 
-    ``index`` is the worker's number (from 0): odd workers build and prepare head first, even ones base.
-    """
+
+def side_model(side: str, spec: dict[str, Any], index: int) -> Any:
+    """Benchmark ``index``'s model as ``side``'s checkout builds it (the timing driver's factory: picklable; the
+    first call of a side in a worker process builds all of that side's models, module juggling included)."""
+    if side not in _BUILT:
+        _BUILT[side] = _build_side(side, spec)
+    return _BUILT[side][index][0]
+
+
+def input_sizes(spec: dict[str, Any]) -> list[tuple[int, int, int]]:
+    """Each benchmark's input size (C, H, W): the suite's, else the model's own as the head checkout registers it
+    (the same input goes to both sides: a paired comparison needs it)."""
+    missing = [b for b in spec["benchmarks"] if not (b["input_size"] or spec["input_size"])]
+    try:
+        built = _build_side("head", {**spec, "benchmarks": missing}) if missing else []
+    except Exception as exc:  # noqa: BLE001 - the checkout's code: whatever it raises, the gate cannot judge
+        raise ResultsError(f"gate ab: the head checkout cannot build its models: {type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:300]}") from None
+    sizes = iter(size for _, size in built)
+    return [tuple(b["input_size"] or spec["input_size"] or next(sizes)) for b in spec["benchmarks"]]
+
+
+def session_request(spec: dict[str, Any], pairs: int) -> Any:
+    """The gate's timing session for the timing driver (``harness.measure.processes``): per benchmark and round
+    one group of base and head (the side that comes first alternates by round), timed in ``pairs`` processes."""
+    import functools
+
+    from harness.measure.mode import Mode
+    from harness.measure.processes import GroupRequest, MemberRequest, SessionRequest
+    from harness.measure.sampling import TimingConfig
+
+    timing = TimingConfig(**spec["timing"])
+    window = timing.split(spec["rounds"])
+    mode = Mode(**spec["mode"])
+    groups = []
+    for i, (bench, size) in enumerate(zip(spec["benchmarks"], input_sizes(spec), strict=True)):
+        members = {side: MemberRequest(key=f"{side}:{i}", factory=functools.partial(side_model, side, spec, i),
+                                       input_size=size) for side in SIDES}
+        for r in range(spec["rounds"]):
+            order = ("head", "base") if r % 2 == 0 else ("base", "head")
+            groups.append(GroupRequest(
+                name=f"{i}:{r}", members=tuple(members[side] for side in order), batch_size=bench["batch_size"],
+                device=spec["device"], mode=mode, loops=False, warmup=timing.warmup, window=window,
+                processes=pairs, cudnn_benchmark=spec["cudnn_benchmark"], tf32=spec["tf32"], memory=False))
+    # the checkouts' models are built in each worker (the coordinator never imports a checkout's code for them)
+    return SessionRequest(groups=tuple(groups), threads=_threads(), seed=0, prebuild=False)
+
+
+def _threads() -> int:
     import torch
 
-    from harness.environment import capture_environment
-    from harness.measure.mode import Mode
-    from harness.measure.sampling import TimingConfig
-    from harness.measure.timer import group_window, prepare_benchmark, time_group
+    return torch.get_num_threads()
 
-    # Which side is built, placed and warmed first alternates from worker to worker: in one process the model
-    # built second read about 1% faster than an identical one built first (A/A ratios 0.989-0.997 in 20 of 20
-    # trials), an order effect that alternating turns into noise shared by both sides.
-    order = SIDES if index % 2 == 0 else SIDES[::-1]
-    built = {side: _build_side(side, spec) for side in order}
-    timing = TimingConfig(**spec["timing"])
-    window = group_window(timing.split(spec["rounds"]), len(SIDES))
-    mode = Mode(**spec["mode"])
-    results = []
-    for i, bench in enumerate(spec["benchmarks"]):
-        benches = {}
-        for side in order:
-            model, size = built[side][i]
-            benches[side] = prepare_benchmark(model, input_shape=size, batch_size=bench["batch_size"],
-                                              device=spec["device"], mode=mode)
-            benches[side].warmup(timing.warmup)
-        rounds: dict[str, list[list[float]]] = {side: [] for side in SIDES}
-        loads = []
-        for r in range(spec["rounds"]):
-            # the engine alternates the two sides within a round (A B, B A …); the first side alternates by round
-            sides = ("head", "base") if r % 2 == 0 else ("base", "head")
-            group = time_group([benches[side] for side in sides], window)
-            for side, member in zip(sides, group.members, strict=True):
-                if member.error is not None:
-                    raise member.error
-                rounds[side].append(list(member.samples_ms))
-            loads.append(group.load.to_record())
-        results.append({"benchmark": bench, "rounds": rounds, "threads": torch.get_num_threads(), "load": loads})
-    return {"environment": capture_environment(spec["device"]), "results": results}
+
+def worker_documents(spec: dict[str, Any], outcomes: list[Any], pairs: int) -> list[dict[str, Any]]:
+    """Per process, its samples by benchmark, side and round (what ``load_pairs`` reads); a failed process is
+    a ``ResultsError`` (a verdict needs every pair)."""
+    from harness.environment import capture_environment
+
+    environment = capture_environment(spec["device"])
+    docs = []
+    for k in range(pairs):
+        results = []
+        for i, bench in enumerate(spec["benchmarks"]):
+            rounds: dict[str, list[list[float]]] = {side: [] for side in SIDES}
+            loads, threads = [], None
+            for r in range(spec["rounds"]):
+                outcome = outcomes[i * spec["rounds"] + r]
+                part = outcome.parts[k]
+                failed = part.error or next((m.error for m in part.members if m.error), None)
+                if failed is not None:
+                    raise ResultsError(f"gate ab: worker {k + 1} failed: {failed['type']}: {failed['message']}")
+                order = ("head", "base") if r % 2 == 0 else ("base", "head")
+                for side, member in zip(order, part.members, strict=True):
+                    rounds[side].append(list(member.samples_ms))
+                loads.append(part.load.to_record() if part.load is not None else None)
+                threads = part.threads
+            results.append({"benchmark": bench, "rounds": rounds, "threads": threads, "load": loads})
+        docs.append({"environment": environment, "results": results})
+    return docs
 
 
 # --- the coordinator ---------------------------------------------------------------------------------------
@@ -248,25 +292,25 @@ def own_code(checkout: Path, imports: list[str] | tuple[str, ...]) -> list[str]:
 
 def run_inprocess(*, base: Path, head: Path, suite: Path, pairs: int, out: Path, device: str = "cpu",
                   on_step: Callable[[int, int, str], None] | None = None) -> list[Path]:
-    """Run ``pairs`` workers one after another; returns their result files (kept under ``out``)."""
+    """Time both sides in ``pairs`` worker processes of the timing driver, one after another; returns their
+    result files (kept under ``out``, one per process)."""
     from harness.fileio import write_json_atomic
+    from harness.measure.processes import run_session
 
     check_inputs(base, head, suite, pairs)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    spec_path = write_json_atomic(out / "spec.json", worker_spec(base=base, head=head, suite_path=suite,
-                                                                 device=device))
-    files = []
-    for k in range(pairs):
+    spec = worker_spec(base=base, head=head, suite_path=suite, device=device)
+    write_json_atomic(out / "spec.json", spec)
+
+    def step(k: int, n: int) -> None:
         if on_step is not None:
-            on_step(k + 1, pairs, "base and head")
-        result = out / f"pair{k + 1}.json"
-        done = subprocess.run([sys.executable, "-m", "harness.gate.ab", str(spec_path), str(result), str(k)],
-                              cwd=out, capture_output=True, text=True)
-        if done.returncode != 0:
-            tail = " / ".join(done.stderr.strip().splitlines()[-3:])
-            raise ResultsError(f"gate ab: worker {k + 1} failed (exit {done.returncode}): {tail}")
-        files.append(result)
+            on_step(k, n, "base and head")
+
+    outcomes = run_session(session_request(spec, pairs), workdir=out, on_process=step)
+    files = []
+    for k, doc in enumerate(worker_documents(spec, outcomes, pairs)):
+        files.append(write_json_atomic(out / f"pair{k + 1}.json", doc))
     return files
 
 
@@ -339,15 +383,3 @@ def same_job(*, base: Path, head: Path, suite: Path, pairs: int, out: Path, devi
     notes = (f"same job, in one process: {len(files)} processes each timed base ({base}) and head ({head}) "
              f"cycle by cycle; samples under {out}", noise_note(noise))
     return replace(report, notes=notes)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from harness.fileio import write_json_atomic
-
-    spec_path, out_path, index = (argv if argv is not None else sys.argv[1:])
-    write_json_atomic(Path(out_path), run_worker(json.loads(Path(spec_path).read_text()), int(index)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -119,6 +119,7 @@ class SessionRequest:
     seed: int = 0
     setup: Callable[[], None] | None = None
     weights: dict[str, str] = field(default_factory=dict)  # member key → state-dict file the parent wrote
+    prebuild: bool = True  # build each model once in the parent and hand its weights to the workers
 
     @property
     def processes(self) -> int:
@@ -188,7 +189,8 @@ def run_session(request: SessionRequest, *, workdir: Path | None = None,
     parts: list[list[ProcessPart]] = [[] for _ in request.groups]
     with tempfile.TemporaryDirectory(prefix="harness-timing-", dir=workdir) as tmp:
         request_file = Path(tmp) / "request.pkl"
-        request_file.write_bytes(pickle.dumps(replace(request, weights=_save_weights(request, Path(tmp)))))
+        weights = _save_weights(request, Path(tmp)) if request.prebuild else {}
+        request_file.write_bytes(pickle.dumps(replace(request, weights=weights)))
         for k in range(total):
             if on_process is not None:
                 on_process(k + 1, total)

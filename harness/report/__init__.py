@@ -74,7 +74,25 @@ def _header(run: RunData) -> list[str]:
     if m.get("shard"):
         rows.append(["shard", f"{m['shard']['index'] + 1} of {m['shard']['count']}"])
     return [f"# {m.get('suite_name')}: Selective Kernel Networks reproduction", "",
-            *table(["", ""], [r for r in rows if r[1] is not None], align="ll"), "", *_shards(m)]
+            *table(["", ""], [r for r in rows if r[1] is not None], align="ll"), "", *_shards(m), *_contention(run)]
+
+
+def _contention(run: RunData) -> list[str]:
+    """The headline of a run timed under contention: said once, at the top, in words."""
+    hit: set[tuple[Any, int]] = set()
+    seen: set[tuple[Any, int]] = set()
+    for r in run.records:
+        for p in r.get("process_runs") or ():
+            if isinstance(p, dict):
+                seen.add((r.get("pairing"), p.get("index")))
+                if p.get("contended"):
+                    hit.add((r.get("pairing"), p.get("index")))
+    if not hit:
+        return []
+    return [f"⚠ **Timed under contention**: in {len(hit)} of {len(seen)} timing processes, other processes left "
+            "fewer free cores than the harness's threads. The ratios marked *contended* below carry that in their "
+            "intervals but may be biased; absolute times are slower than on a quiet machine. Rerun on a quiet "
+            "machine (stop the other work, or `--wait-quiet 300`) for numbers to quote.", ""]
 
 
 def _shards(m: dict[str, Any]) -> list[str]:

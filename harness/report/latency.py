@@ -74,16 +74,40 @@ def _paired(text: Any, pairs: Any) -> Any:
     return f"{text} *unpaired*" if unpaired and pairs == pairs and pairs is not None else text
 
 
+def _contended(text: Any, count: Any) -> Any:
+    return f"{text} ⚠ contended" if text not in (None, "–") and count == count and count else text
+
+
+def _levels(row: pd.Series) -> str | None:
+    """``6 × 5 · ±1.2% · ±8.0%``: processes × cycles per process, the spread between processes (SD of their
+    estimates) and within one (SD of one cycle's ratio), for the ratio ÷ the base network."""
+    k, pairs = row.get("ratio_base_processes"), row.get("ratio_base_pairs")
+    if row["label"] == row["base"] or k != k or k is None or not pairs or pairs != pairs:
+        return None
+    planned = row.get("processes_planned")
+    shown = f"{int(k)} of {int(planned)}" if planned == planned and planned and planned > k else f"{int(k)}"
+    text = f"{shown} × {pairs / k:.0f}"
+    between, within = row.get("ratio_base_between_sd"), row.get("ratio_base_within_sd")
+    if between == between and between is not None:
+        text += f" · ±{between * 100:.1f}%"
+    else:
+        text += " · –"
+    return text + (f" · ±{within * 100:.1f}%" if within == within and within is not None else "")
+
+
 def _ratio_cells(row: pd.Series, paper: dict[str, float]) -> dict[str, Any]:
     base = with_ci(row["ratio_base"], row["ratio_base_ci_low"], row["ratio_base_ci_high"])
     return {
-        f"÷ {row['base']}": base if row["label"] == row["base"] else _paired(base, row.get("ratio_base_pairs")),
+        f"÷ {row['base']}": base if row["label"] == row["base"] else
+        _contended(_paired(base, row.get("ratio_base_pairs")), row.get("ratio_base_contended")),
+        "K × m · between · within": _levels(row),
         "GMACs ratio (paper)": _paper_ratio(row["label"], row["base"], paper),
         "GMACs ratio (ours)": num(row["macs_ratio_base"], 3) if row["macs_ratio_base"] == row["macs_ratio_base"]
         else None,
         "plain": row["plain"],
-        "÷ plain": _paired(with_ci(row["ratio_plain"], row["ratio_plain_ci_low"], row["ratio_plain_ci_high"]),
-                           row.get("ratio_plain_pairs")),
+        "÷ plain": _contended(_paired(with_ci(row["ratio_plain"], row["ratio_plain_ci_low"],
+                                              row["ratio_plain_ci_high"]), row.get("ratio_plain_pairs")),
+                              row.get("ratio_plain_contended")),
         "MACs ÷ plain": num(row["macs_ratio_plain"], 3) if row["macs_ratio_plain"] == row["macs_ratio_plain"]
         else None,
     }
@@ -110,6 +134,46 @@ def _load_lines(rows: pd.DataFrame) -> list[str]:
             "hit both models in a cycle; absolute times are slower than on a quiet machine.", ""]
 
 
+def interval_lines(rows: pd.DataFrame) -> list[str]:
+    """What the ratios' intervals of a table mean, said once per table: over processes, or within one only; which
+    processes failed; which were timed under contention, and what to do about it."""
+    ratios = rows[rows["label"] != rows["base"]] if "base" in rows else rows.iloc[0:0]
+    if ratios.empty or "ratio_base_scope" not in ratios or ratios["ratio_base_scope"].isna().all():
+        return []
+    lines = []
+    k = int(ratios["ratio_base_processes"].max())
+    planned = int(rows["processes_planned"].max()) if "processes_planned" in rows else k
+    if (ratios["ratio_base_scope"] == "within-process").any():
+        lines.append("Intervals from **one process**: they cover within-process noise only (the cycles' scatter), "
+                     "not what a process fixes for its whole life (memory layout, allocator state), which moves "
+                     "these ratios by a few percent from run to run; time in several processes (`--processes 6`) "
+                     "for an interval a new run falls into.")
+    else:
+        lines.append(f"Ratios: the mean over {k} worker processes of each process's median per-cycle log-ratio; "
+                     f"95% CI a t-interval over the processes ({k - 1} degrees of freedom): the long-run ratio on "
+                     "this machine, which a new run's estimate falls inside about 5 times in 6. *K × m · between · "
+                     "within*: processes × cycles per process, the spread of the processes' estimates, and of one "
+                     "cycle's ratio inside a process.")
+    if planned > k:
+        lines.append(f"⚠ {k} of {planned} processes timed these models (the others failed: see the records' "
+                     "`process_runs`); the interval has their degrees of freedom."
+                     + (" With fewer than 2 left it covers within-process noise only." if k < 2 else ""))
+    contended = int(rows["contended_processes"].max()) if "contended_processes" in rows else 0
+    if contended:
+        lines.append(f"⚠ **Measured under contention** in {contended} of {k} processes: other processes left fewer "
+                     "free cores than the harness's threads, so they and these models took turns on the cores. The "
+                     "interval includes the scatter this adds between processes, but a contended ratio can be "
+                     "biased (interference adds time, more to the longer or more memory-bound model). Rerun on a "
+                     "quiet machine: stop the other work, or `--wait-quiet 300` to wait for it, and `--threads 1`.")
+    return [*lines, ""]
+
+
+def _without_empty_levels(cells: pd.DataFrame) -> pd.DataFrame:
+    """The process-level column only where a ratio has one (a table of one model has none)."""
+    column = "K × m · between · within"
+    return cells.drop(columns=column) if column in cells and cells[column].isna().all() else cells
+
+
 def _name(row: pd.Series) -> str:
     return row["label"] + (" ⚠" if row["unstable"] else "")
 
@@ -121,12 +185,13 @@ def latency_section(run: RunData) -> tuple[list[str], dict[str, pd.DataFrame]]:
     paper = paper_gmacs(run)
     lines = ["## Latency", "",
              "Per-iteration samples (`model.eval()`, `torch.inference_mode()`), warmup excluded. The models of a "
-             "table were timed together in one process, one iteration of each per cycle, the order rotating "
-             "every cycle. p50 and its 95% CI (bootstrap of the median) are this machine's absolute times. "
-             "Ratios ÷ the run's base network and ÷ each model's plain counterpart (the network it adds "
-             "attention to) are paired: the median of per-cycle ratios, 95% CI a bootstrap over cycles "
-             "(*unpaired* marks runs from before pairing: a ratio of medians). Beside them the compute ratios "
-             "(GMACs ÷ the same network's) from the paper and from our count.", *_threads_line(run), ""]
+             "table were timed together, one iteration of each per cycle, the order rotating every cycle, in "
+             "fresh worker processes one after another (a process is one sample of memory layout). p50 and its "
+             "95% CI (bootstrap of the median) are this machine's absolute times. Ratios ÷ the run's base network "
+             "and ÷ each model's plain counterpart (the network it adds attention to) are paired: the median of "
+             "per-cycle ratios in each process, pooled over the processes (*unpaired* marks runs from before "
+             "pairing: a ratio of medians). Beside them the compute ratios (GMACs ÷ the same network's) from the "
+             "paper and from our count.", *_threads_line(run), ""]
     panels = {}
     for heading, rows in groups(frame, machines(run)):
         cells = pd.DataFrame([{
@@ -134,7 +199,8 @@ def latency_section(run: RunData) -> tuple[list[str], dict[str, pd.DataFrame]]:
             "p90 ms": num(r["p90_ms"]), "p99 ms": num(r["p99_ms"]) if r["p99_ms"] == r["p99_ms"] else None,
             "95% CI p50": f"{num(r['ci_low_ms'])}–{num(r['ci_high_ms'])}", "CV": f"{r['cv'] * 100:.1f}%",
             **_ratio_cells(r, paper), "timed s": num(r["timed_s"], 1)} for _, r in rows.iterrows()])
-        lines += [f"### {heading}", "", *frame_table(cells, align="lrrrrrrrrrrlrrr"), "", *_load_lines(rows)]
+        lines += [f"### {heading}", "", *frame_table(_without_empty_levels(cells), align="lrrrrrrrrrrrlrrr"),
+                  "", *interval_lines(rows), *_load_lines(rows)]
         panels[f"latency · {heading}"] = rows
     if (frame["n"] < P99_MIN_SAMPLES).any():
         lines += [f"p99 is shown from {P99_MIN_SAMPLES} samples on: from fewer, the 99th percentile is the maximum "
@@ -158,10 +224,10 @@ def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], 
     lines = [f"## {title}", "",
              "Images per second over whole timed loops at a fixed batch (total images ÷ total loop time), "
              "measured separately from latency, the models of a table timed together (one loop of each per "
-             "cycle, the order rotating); 95% CI: bootstrap over loops (none from fewer than 3 loops). Ratios are "
-             "of images/s (below 1: slower), paired: the median of per-cycle ratios, 95% CI a bootstrap over "
-             "cycles. Achieved GMAC/s = our MACs per image × images/s; utilisation is against a large matmul "
-             "timed on this device in the same dtype.", ""]
+             "cycle, the order rotating) in the same worker processes as latency; 95% CI: bootstrap over loops "
+             "(none from fewer than 3 loops). Ratios are of images/s (below 1: slower), paired and pooled over the "
+             "processes as for latency. Achieved GMAC/s = our MACs per image × images/s; utilisation is against a "
+             "large matmul timed on this device in the same dtype.", ""]
     panels = {}
     for heading, rows in groups(frame, machines(run)):
         cells = pd.DataFrame([{
@@ -172,7 +238,8 @@ def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], 
             "loop CV": f"{r['loop_cv'] * 100:.1f}%" if r["loop_cv"] == r["loop_cv"] else None,
             "loops": r["loops"], "timed s": num(r["timed_s"], 1)} for _, r in rows.iterrows()])
         cells = cells.drop(columns=["GMACs ratio (ours)"])
-        lines += [f"### {heading}", "", *frame_table(cells, align="lrrrrlrrrrrrr"), "", *_load_lines(rows)]
+        lines += [f"### {heading}", "", *frame_table(_without_empty_levels(cells), align="lrrrrrlrrrrrrr"), "",
+                  *interval_lines(rows), *_load_lines(rows)]
         panels[f"{title.lower()} · {heading}"] = rows
     peak = _peaks(run)
     if peak and kind == "throughput":

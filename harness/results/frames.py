@@ -18,6 +18,7 @@ import pandas as pd
 from harness.errors import ConfigError
 from harness.fileio import canonical_json
 from harness.measure.load import BUSY_CORES
+from harness.models.plain import plain_match
 from harness.results import summaries as S
 from harness.results.records import SAMPLED_KINDS, scalar_fields
 
@@ -88,7 +89,7 @@ def _complexity_rows(run: RunData) -> list[dict[str, Any]]:
     base = records[S.base_index(records)] if records else None
     rows = []
     for r in records:
-        plain_at = S.plain_match(r, records)
+        plain_at = plain_match(r, records)
         plain = records[plain_at] if plain_at is not None else None
         flop = (r.get("flop_counter") or {}).get("flops")
         counter = r.get("macs_counter") or {}
@@ -196,7 +197,7 @@ def _group_rows(group: list[S.Benchmark], cx: dict[str, dict[str, Any]], peaks: 
     base = group[S.base_index(fields)]
     rows = []
     for bench in group:
-        plain_at = S.plain_match(bench.fields, fields)
+        plain_at = plain_match(bench.fields, fields)
         plain = group[plain_at] if plain_at is not None else None
         mine, base_cx = cx.get(bench.label, {}), cx.get(base.label, {})
         plain_cx = cx.get(plain.label, {}) if plain else {}

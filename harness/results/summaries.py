@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import HarnessError
 from harness.fileio import canonical_json
 from harness.measure.mode import mode_label
 from harness.measure.stats import Summary, bootstrap_ci, process_ratio, ratio_of_medians_ci, summarize
@@ -322,64 +321,12 @@ def ratio(base: Benchmark, other: Benchmark) -> Ratio | None:
 # --------------------------------------------------------------------------------------- plain counterpart
 
 
-def plain_of(model: str | None) -> str | None:
-    """The registered plain network ``model`` adds attention to (None for plain, timm and unknown models)."""
-    from harness.models.registry import TIMM_PREFIX, get_entry
-
-    if not model or model.startswith(TIMM_PREFIX):
-        return None
-    try:
-        return get_entry(model).plain
-    except HarnessError:  # a plugin model whose plugin is not imported in this process
-        return None
-
-
-def identity(model: str | None, options: dict[str, Any] | None, canonical: dict[str, Any] | None) -> tuple[str, str]:
-    """(model, options) as compared across records: the builder's canonical options when recorded."""
-    return str(model), canonical_json(canonical if canonical is not None else (options or {}))
-
-
-def plain_identity(model: str | None, options: dict[str, Any] | None) -> tuple[str, str] | None:
-    """The identity of ``model``'s plain counterpart with the options they share (width, layers, classes …)."""
-    from harness.models.registry import canonical_options, get_entry
-
-    plain = plain_of(model)
-    if plain is None:
-        return None
-    shared = {k: v for k, v in (options or {}).items() if k in get_entry(plain).options}
-    try:
-        return plain, canonical_json(canonical_options(plain, shared))
-    except HarnessError:
-        return None
-
-
 def base_index(items: Sequence[dict[str, Any]]) -> int:
     """Index of the Table 2 reference (plain ResNeXt-50 without options), else of the first item."""
     for i, item in enumerate(items):
         if item.get("model") == BASE_MODEL and not item.get("options"):
             return i
     return 0
-
-
-def plain_match(item: dict[str, Any], items: Sequence[dict[str, Any]]) -> int | None:
-    """Index in ``items`` of ``item``'s plain counterpart (fields model, options, canonical_options, plain).
-
-    Records carry their plain counterpart as the run's registry named it (``plain``); older records are
-    matched through today's registry (which imports the model code).
-    """
-    if "plain" in item:
-        plain = item["plain"]
-        if not isinstance(plain, dict):
-            return None
-        wanted = (str(plain.get("model")), canonical_json(plain.get("canonical_options") or {}))
-    else:
-        wanted = plain_identity(item.get("model"), item.get("options"))
-    if wanted is None:
-        return None
-    for i, other in enumerate(items):
-        if identity(other.get("model"), other.get("options"), other.get("canonical_options")) == wanted:
-            return i
-    return None
 
 
 def complexity_of(run: RunData) -> dict[str, dict[str, Any]]:

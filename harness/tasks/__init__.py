@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from harness.config.schema import ModelSpec
 from harness.errors import HarnessError
+from harness.models.plain import plain_identity
 from harness.models.registry import canonical_options, create_model, default_input_size
-from harness.results.summaries import plain_identity
 
 if TYPE_CHECKING:
     from torch import nn

@@ -18,8 +18,8 @@ from harness.environment import backend_flags
 from harness.errors import MeasurementError
 from harness.measure.optime import ModelOpTime, OpTimeResult, profile_op_time
 from harness.measure.timer import PreparedModel, prepare_benchmark
+from harness.models.plain import plain_match
 from harness.plan import OpTimeSpec, Task
-from harness.results.summaries import plain_match
 from harness.tasks import TaskContext, build, input_size_of, model_fields
 
 log = logging.getLogger(__name__)

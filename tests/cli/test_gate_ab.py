@@ -127,12 +127,13 @@ def test_gate_ab_refuses_a_suite_without_latency_and_names_a_failing_worker(tmp_
     code, out, err = run_cli(capsys, "gate", "ab", base, broken, "--suite", _suite(tmp_path), "--out", tmp_path / "r",
                              "--no-progress")
     assert code == 2 and out == [] and len(err.strip().splitlines()) == 1
-    assert "gate ab: worker 1 failed (exit 1)" in err and "head plugin is broken" in err
+    assert "gate ab: the head checkout cannot build its models: RuntimeError: head plugin is broken" in err
 
 
-def test_a_worker_times_every_benchmark_of_the_suite(tmp_path):
-    """A suite of several models (the CI suite has three): the worker warms and times each pair in turn."""
-    from harness.gate.ab import run_worker, worker_spec
+def test_the_workers_time_every_benchmark_of_the_suite_with_its_backend_flags(tmp_path):
+    """A suite of several models (the CI suite has three): each worker process of the timing driver warms and
+    times each pair in turn, every round, with the section's cudnn.benchmark / TF32 settings."""
+    from harness.gate.ab import load_pairs, run_inprocess, session_request, worker_spec
 
     base, head = _checkout(tmp_path, "base", 1.0), _checkout(tmp_path, "head", 1.0)
     suite = tmp_path / "two.yaml"
@@ -142,8 +143,17 @@ def test_a_worker_times_every_benchmark_of_the_suite(tmp_path):
                    for depth in (1, 2)],
         "latency": {"batch_sizes": [1], "warmup": 1, "min_time_s": 0.0, "max_time_s": 0.2, "min_samples": 3,
                     "rounds": 2}}))
-    result = run_worker(worker_spec(base=base, head=head, suite_path=suite, device="cpu"))
-    assert [r["benchmark"]["label"] for r in result["results"]] == ["g1", "g2"]
-    for r in result["results"]:
-        assert {side: len(rounds) for side, rounds in r["rounds"].items()} == {"base": 2, "head": 2}
-        assert all(len(samples) >= 1 for rounds in r["rounds"].values() for samples in rounds)
+    spec = worker_spec(base=base, head=head, suite_path=suite, device="cpu")
+    request = session_request(spec, 2)
+    assert not request.prebuild and {(g.cudnn_benchmark, g.tf32) for g in request.groups} == {(True, False)}
+    assert [tuple(m.key for m in g.members) for g in request.groups] == [("head:0", "base:0"), ("base:0", "head:0"),
+                                                                         ("head:1", "base:1"), ("base:1", "head:1")]
+    files = run_inprocess(base=base, head=head, suite=suite, pairs=2, out=tmp_path / "out")
+    for f in files:
+        result = json.loads(f.read_text())
+        assert [r["benchmark"]["label"] for r in result["results"]] == ["g1", "g2"]
+        for r in result["results"]:
+            assert {side: len(rounds) for side, rounds in r["rounds"].items()} == {"base": 2, "head": 2}
+            assert all(len(samples) >= 1 for rounds in r["rounds"].values() for samples in rounds)
+    base_set, head_set, _, _ = load_pairs(files)
+    assert len(base_set.benchmarks) == len(head_set.benchmarks) == 2

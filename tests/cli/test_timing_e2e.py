@@ -170,3 +170,33 @@ def test_wait_quiet_refuses_a_busy_machine_before_creating_anything(tmp_path, pl
         "2.00, 0 involuntary context switches in 1 s); stop the other work, raise the wait, or run without "
         "--wait-quiet"]
     assert not (tmp_path / "r").exists()
+
+
+def test_processes_are_validated_before_anything_is_written(tmp_path, plugin_file, capsys):
+    name = plugin_model_name(plugin_file)
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps({"name": "t", "imports": [str(plugin_file)], "models": [name],
+                                "latency": {**FAST, "batch_sizes": [1]}}))
+    for bad, why in (("0", "must be between 1 and 64"), ("-1", "must be between 1 and 64"),
+                     ("abc", "expected a whole number of worker processes"), ("10**9", "expected a whole number"),
+                     (str(10 ** 9), "must be between 1 and 64"), ("2.5", "expected a whole number")):
+        code, out, err = run_cli(capsys, "run", path, f"--processes={bad}", "--out", tmp_path / "r")
+        assert code == 2 and out == [] and len(err.strip().splitlines()) == 1 and why in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_one_process_says_its_interval_covers_within_process_noise_only(tmp_path, plugin_file, capsys):
+    name = plugin_model_name(plugin_file)
+    suite = {"name": "t", "imports": [str(plugin_file)],
+             "models": [name, {"name": name, "label": "deep", "options": {"repeat": 3}}],
+             "latency": {**FAST, "batch_sizes": [1], "min_samples": 6}}
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(suite))
+    code, out, err = run_cli(capsys, "run", path, "--processes", "1", "--out", tmp_path / "r", "--reports",
+                             tmp_path / "p", "--no-progress")
+    assert code == 0, err
+    run = load_run(Path(out[0]))
+    assert {r["processes_planned"] for r in run.of_kind("latency")} == {1}
+    row = run.frame("latency").set_index("label").loc["deep"]
+    assert row["ratio_base_scope"] == "within-process" and row["ratio_base_processes"] == 1
+    assert "within-process noise only" in Path(out[1]).read_text()

@@ -6,7 +6,6 @@ checkout (a ``.venv/``), and its default ``--out`` works from any folder."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -127,7 +126,9 @@ def test_a_suite_with_no_batch_size_for_the_device_is_refused_in_process(tmp_pat
 
 
 def test_the_default_out_works_from_any_folder(tmp_path, monkeypatch):
-    """The workers run in the out folder: a relative --out resolves here, once, before they start."""
+    """The workers' files go under the out folder: a relative --out resolves here, once, before they start."""
+    from harness.measure import processes
+
     checkout = tmp_path / "repo"
     (checkout / "harness").mkdir(parents=True)
     (checkout / "harness" / "__init__.py").write_text("")
@@ -137,12 +138,14 @@ def test_the_default_out_works_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(elsewhere)
     seen = []
 
-    def fake_run(command, *, cwd, **kwargs):
-        seen.append(Path(cwd))
-        Path(command[-2]).write_text("{}")  # the worker's result file
-        return subprocess.CompletedProcess(command, 0, stdout="", stderr="")
+    def fake_session(request, *, workdir, on_process=None):
+        seen.append(Path(workdir))
+        member = processes.MemberPart(samples_ms=(1.0,), cycles=(0,))
+        return [processes.GroupOutcome(g, tuple(processes.ProcessPart(index=k, members=(member, member), threads=1)
+                                                for k in range(g.processes))) for g in request.groups]
 
-    monkeypatch.setattr(ab.subprocess, "run", fake_run)
+    monkeypatch.setattr(processes, "run_session", fake_session)
+    monkeypatch.setattr(ab, "input_sizes", lambda spec: [(3, 8, 8)] * len(spec["benchmarks"]))
     files = ab.run_inprocess(base=checkout, head=checkout, suite=suite, pairs=2, out=Path("results/same_job/x"))
     assert all(p.is_absolute() and p.is_relative_to(elsewhere / "results") for p in seen)
     assert [f.name for f in files] == ["pair1.json", "pair2.json"] and all(f.is_absolute() for f in files)

@@ -1,0 +1,313 @@
+"""Do the intervals hold? The calibration of the harness's ratio intervals, measured as a user runs a suite.
+
+(a) **A/A**: two separately built copies of ResNeXt-50 (labels ``a`` and ``b``, built in an order shuffled per
+process), latency at batch 1 and throughput at batch 8, R runs: the true ratio is 1.0, so an honest 95% interval
+contains 1.0 in about 95% of the runs. (b) **The default suite's timing** (``suites/sknet_vs_senet.yaml``: its
+latency and throughput sections as they are, the other sections left out) R runs in three conditions, round
+robin so a drift of the machine hits all alike: ``quiet``; ``neighbour``, beside one ``python -c "while True:
+pass"``; ``contended``, beside two (other processes want more cores than are free). Every run uses ``--threads
+1``, and each is made with the harness's default process level (``--processes K``) and with ``--processes 1``
+(one process, as before the process level) in the same condition, back to back.
+
+Per ratio (sknet50 ÷ resnext50, senet50 ÷ resnext50, sknet50 ÷ timm, latency and throughput), method, condition
+and per-process estimator (median of per-cycle ratios, low quantile, minimum; the records keep every sample, so
+all three are computed from the same runs): the spread of the estimates (max ÷ min − 1), how often a run's CI
+contains another run's estimate of the same condition (honest: about 83%), how often it contains the condition's
+median (honest: about 95%), the mean CI half-width, and whether the contended runs are marked.
+
+    python benchmarks/calibration.py --out results/calibration/calibration.json      # about an hour on 2 cores
+    python benchmarks/calibration.py --table results/calibration/calibration.json    # the tables, no measuring
+    python benchmarks/calibration.py --table FILE --write README.md docs/measurement.md   # between the markers
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITE = ROOT / "suites" / "sknet_vs_senet.yaml"
+PAIRS = {"suite": (("sknet50", "resnext50"), ("senet50", "resnext50"), ("sknet50", "timm:skresnext50_32x4d")),
+         "aa": (("b", "a"),)}
+KINDS = ("latency", "throughput")
+CONDITIONS = {"quiet": 0, "neighbour": 1, "contended": 2}  # CPU-bound processes beside the run
+MARKERS = ("<!-- calibration:start -->", "<!-- calibration:end -->")
+BURNER = "while True: pass"
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--aa", type=int, default=20, help="A/A runs per method (quiet)")
+    p.add_argument("--suite-runs", type=int, default=4, help="runs of the suite per condition and method")
+    p.add_argument("--conditions", default="quiet,neighbour,contended")
+    p.add_argument("--processes", type=int, default=None, help="K of the process-level method (default: the "
+                   "harness's default)")
+    p.add_argument("--no-single", action="store_true", help="skip the --processes 1 runs")
+    p.add_argument("--workdir", type=Path, help="run dirs go here (default: a temporary folder)")
+    p.add_argument("--out", type=Path, help="JSON of every run's per-process paired samples and load")
+    p.add_argument("--table", type=Path, metavar="JSON", help="print the tables of a calibration file")
+    p.add_argument("--write", type=Path, nargs="*", default=[], help="with --table: write them between the "
+                   "calibration markers of these files")
+    return p.parse_args(argv)
+
+
+# --- the suites ------------------------------------------------------------------------------------------
+
+
+def _suites(folder: Path) -> dict[str, Path]:
+    """The default suite's timing sections alone, and the A/A suite with the same windows."""
+    import yaml
+
+    full = yaml.safe_load(SUITE.read_text())
+    timing = {k: full[k] for k in ("schema", "name", "models", "latency", "throughput")}
+    timing["name"] = "calibration_suite"
+    aa = {**timing, "name": "calibration_aa", "models": [{"name": "resnext50", "label": "a"},
+                                                           {"name": "resnext50", "label": "b"}]}
+    for section in ("latency", "throughput"):
+        aa[section] = {k: v for k, v in full[section].items() if k != "models"}
+    out = {}
+    for name, suite in (("suite", timing), ("aa", aa)):
+        out[name] = folder / f"{name}.yaml"
+        out[name].write_text(json.dumps(suite))
+    return out
+
+
+# --- one run ---------------------------------------------------------------------------------------------
+
+
+def _paired_parts(run_dir: Path, kind: str, num: str, den: str) -> dict[str, Any] | None:
+    """Per process, the two models' paired samples (ms per iteration, or s per image for throughput)."""
+    from harness.results import load_run
+    from harness.results import summaries as S
+
+    benches = {b.label: b for b in S.benchmarks(load_run(run_dir), kind)}
+    if num not in benches or den not in benches:
+        return None
+    parts = S.paired_by_process(benches[den], benches[num])
+    contended = {**S.contended_processes(benches[den]), **S.contended_processes(benches[num])}
+    return {"parts": [[a.tolist(), b.tolist()] for a, b in parts.values()],
+            "contended": [bool(contended.get(k)) for k in parts]}
+
+
+def _one_run(suite: Path, *, processes: int | None, out: Path) -> dict[str, Any]:
+    command = [sys.executable, "-m", "harness", "run", str(suite), "--threads", "1", "--device", "cpu", "--out",
+               str(out), "--no-report", "--no-progress", *(["--processes", str(processes)] if processes else [])]
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"run failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    run_dir = Path(done.stdout.strip().splitlines()[0])
+    from harness.results import load_run
+
+    loads = [p["load"] for r in load_run(run_dir).records for p in r.get("process_runs") or () if p.get("load")]
+    return {"run_dir": str(run_dir), "wall_s": wall, "other_cores": max((x["other_cores"] for x in loads), default=0)}
+
+
+def _measure(args: argparse.Namespace) -> dict[str, Any]:
+    from harness.measure.processes import DEFAULT_PROCESSES
+
+    k = args.processes or DEFAULT_PROCESSES
+    methods = {f"processes {k}": k, **({} if args.no_single else {"processes 1": 1})}
+    conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="calibration-"))
+    work.mkdir(parents=True, exist_ok=True)
+    suites = _suites(work)
+    runs: list[dict[str, Any]] = []
+    plan = [("aa", "quiet", m) for _ in range(args.aa) for m in methods]
+    plan += [("suite", c, m) for _ in range(args.suite_runs) for c in conditions for m in methods]
+    for i, (which, condition, method) in enumerate(plan):
+        burners = [subprocess.Popen([sys.executable, "-c", BURNER]) for _ in range(CONDITIONS[condition])]
+        try:
+            time.sleep(1.0 if burners else 0.0)
+            run = _one_run(suites[which], processes=methods[method], out=work / "runs")
+        finally:
+            for b in burners:
+                b.kill()
+                b.wait()
+        for kind in KINDS:
+            for num, den in PAIRS[which]:
+                run[f"{kind}: {num} ÷ {den}"] = _paired_parts(Path(run["run_dir"]), kind, num, den)
+        runs.append({"which": which, "condition": condition, "method": method, **run})
+        print(f"[{i + 1}/{len(plan)}] {which} {condition} {method}: {run['wall_s']:.0f} s, other processes "
+              f"{run['other_cores']:.2f} cores", file=sys.stderr)
+        if args.out:
+            _save(args.out, runs)
+    return {"runs": runs}
+
+
+def _save(path: Path, runs: list[dict[str, Any]]) -> None:
+    import torch
+
+    from harness.environment import capture_environment
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cpu = (capture_environment("cpu").get("cpu") or {}).get("model")
+    path.write_text(json.dumps({"machine": {"cpu": cpu,
+                                            "torch": torch.__version__, "cores": _cores()},
+                                "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "runs": runs},
+                               indent=0) + "\n")
+
+
+def _cores() -> int:
+    from harness.measure.load import usable_cores
+
+    return usable_cores()
+
+
+# --- the analysis ----------------------------------------------------------------------------------------
+
+
+def _interval(entry: dict[str, Any], estimator: str, kind: str) -> tuple[float, float, float, int] | None:
+    from harness.measure.stats import process_ratio
+
+    if not entry or not entry["parts"]:
+        return None
+    # throughput's ratio is of images/s: base time ÷ other time
+    parts = [(a, b) if kind == "latency" else (b, a) for a, b in entry["parts"]]
+    r = process_ratio(parts, estimator=estimator)
+    return r.value, r.low, r.high, sum(entry["contended"])
+
+
+def _stats(values: list[tuple[float, float, float, int]]) -> dict[str, Any]:
+    est = [v for v, _, _, _ in values]
+    median = statistics.median(est)
+    pairs = [(i, j) for i, j in itertools.permutations(range(len(values)), 2)]
+    holds_other = sum(values[i][1] <= est[j] <= values[i][2] for i, j in pairs)
+    return {"n": len(values), "median": median, "min": min(est), "max": max(est),
+            "spread": max(est) / min(est) - 1, "holds_other": (holds_other, len(pairs)),
+            "holds_median": (sum(lo <= median <= hi for _, lo, hi, _ in values), len(values)),
+            "halfwidth": statistics.mean(math.sqrt(hi / lo) - 1 for _, lo, hi, _ in values),
+            "marked": sum(c > 0 for _, _, _, c in values)}
+
+
+def analyse(doc: dict[str, Any]) -> dict[str, Any]:
+    from harness.measure.stats import ESTIMATORS
+
+    out: dict[str, Any] = {}
+    runs = doc["runs"]
+    for which, condition, method in sorted({(r["which"], r["condition"], r["method"]) for r in runs}):
+        mine = [r for r in runs if (r["which"], r["condition"], r["method"]) == (which, condition, method)]
+        for kind in KINDS:
+            for num, den in PAIRS[which]:
+                name = f"{kind}: {num} ÷ {den}"
+                for estimator in ESTIMATORS:
+                    values = [v for r in mine if (v := _interval(r.get(name), estimator, kind)) is not None]
+                    if not values:
+                        continue
+                    stats = _stats(values)
+                    if which == "aa":
+                        stats["holds_one"] = (sum(lo <= 1.0 <= hi for _, lo, hi, _ in values), len(values))
+                    stats["wall_s"] = statistics.mean(r["wall_s"] for r in mine)
+                    out[f"{which}|{condition}|{method}|{name}|{estimator}"] = stats
+    return out
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.1f}%"
+
+
+def _frac(pair: tuple[int, int]) -> str:
+    a, b = pair
+    return f"{a}/{b} ({a / b:.0%})" if b else "–"
+
+
+def tables(doc: dict[str, Any], estimator: str | None = None) -> str:
+    from harness.measure.stats import ESTIMATOR
+
+    stats = analyse(doc)
+    keys = [k.split("|") for k in stats]
+    lines = [f"Measured {doc.get('created_utc', '?')} on {doc['machine'].get('cpu')} "
+             f"({doc['machine'].get('cores')} cores), torch {doc['machine'].get('torch')}, `--threads 1`; "
+             "`python benchmarks/calibration.py` (data: its JSON).", ""]
+    aa = [k for k in keys if k[0] == "aa" and k[4] == (estimator or ESTIMATOR)]
+    if aa:
+        lines += ["**A/A** (two copies of ResNeXt-50, true ratio 1.0): runs whose 95% CI contains 1.0", "",
+                  "| method | ratio | CI holds 1.0 | spread | mean CI half-width | wall s |",
+                  "|---|---|--:|--:|--:|--:|"]
+        for which, condition, method, name, est in aa:
+            s = stats["|".join((which, condition, method, name, est))]
+            lines.append(f"| {method} | {name} | {_frac(s['holds_one'])} | {_pct(s['spread'])} | "
+                         f"{_pct(s['halfwidth'])} | {s['wall_s']:.0f} |")
+        lines.append("")
+    lines += ["**The default suite's ratios** per condition (a run's CI holding another run's estimate: honest about "
+              "83%; holding the condition's median: honest about 95%)", "",
+              "| condition | method | estimator | ratio | median | spread | CI holds another run's | CI holds median "
+              "| mean half-width | contended runs marked |", "|---|---|---|---|--:|--:|--:|--:|--:|--:|"]
+    for which, condition, method, name, est in sorted(k for k in keys if k[0] == "suite"):
+        if estimator is not None and est != estimator:
+            continue
+        s = stats["|".join((which, condition, method, name, est))]
+        lines.append(f"| {condition} | {method} | {est} | {name} | {s['median']:.3f} | {_pct(s['spread'])} | "
+                     f"{_frac(s['holds_other'])} | {_frac(s['holds_median'])} | {_pct(s['halfwidth'])} | "
+                     f"{s['marked']}/{s['n']} |")
+    lines.append("")
+    pooled = _quiet_and_neighbour(doc)
+    if pooled:
+        lines += ["**Quiet and one-neighbour runs together** (the acceptance spreads):", "",
+                  "| method | estimator | ratio | spread | CI holds another run's | CI holds median |",
+                  "|---|---|---|--:|--:|--:|"]
+        for (method, est, name), s in sorted(pooled.items()):
+            if estimator is not None and est != estimator:
+                continue
+            lines.append(f"| {method} | {est} | {name} | {_pct(s['spread'])} | {_frac(s['holds_other'])} | "
+                         f"{_frac(s['holds_median'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _quiet_and_neighbour(doc: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    from harness.measure.stats import ESTIMATORS
+
+    out = {}
+    runs = [r for r in doc["runs"] if r["which"] == "suite" and r["condition"] in ("quiet", "neighbour")]
+    for method in sorted({r["method"] for r in runs}):
+        mine = [r for r in runs if r["method"] == method]
+        for kind in KINDS:
+            for num, den in PAIRS["suite"]:
+                name = f"{kind}: {num} ÷ {den}"
+                for est in ESTIMATORS:
+                    values = [v for r in mine if (v := _interval(r.get(name), est, kind)) is not None]
+                    if len(values) >= 2:
+                        out[(method, est, name)] = _stats(values)
+    return out
+
+
+def _write(path: Path, text: str) -> None:
+    content = path.read_text()
+    start, end = MARKERS
+    if start not in content or end not in content:
+        raise SystemExit(f"{path}: no {start} … {end} markers")
+    head, rest = content.split(start, 1)
+    path.write_text(head + start + "\n" + text + "\n" + end + rest.split(end, 1)[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    if args.table:
+        doc = json.loads(args.table.read_text())
+        from harness.measure.stats import ESTIMATOR
+
+        text = tables(doc, estimator=ESTIMATOR)
+        print(tables(doc))
+        for path in args.write:
+            _write(path, text)
+        return 0
+    doc = _measure(args)
+    if args.out:
+        print(f"wrote {args.out}", file=sys.stderr)
+        print(tables(json.loads(args.out.read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
