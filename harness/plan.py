@@ -334,6 +334,13 @@ def shard_tasks(tasks: list[Task], shard: tuple[int, int] | None) -> list[Task]:
     return [t for t in tasks if (_model_set(t) in my_sets if t.members else t.label in mine)]
 
 
+def shard_units(tasks: list[Task]) -> int:
+    """How many shards ``tasks`` can fill: shard I of N gets no task when I ≥ this (``shard_tasks``'s units are
+    the model labels of the untimed tasks and the model sets of the timing groups, dealt out in turn)."""
+    labels = {t.label for t in tasks if not t.members}
+    return max(len(labels), len({_model_set(t) for t in tasks if t.members}))
+
+
 def _model_set(group: Task) -> frozenset[str]:
     return frozenset(m.label for m in group.members)
 

@@ -31,7 +31,7 @@ from harness.errors import (
 )
 from harness.measure.load import ThreadChoice, choose_threads, wait_for_quiet
 from harness.models.plugins import import_plugins
-from harness.plan import Task, expand, shard_tasks
+from harness.plan import Task, expand, shard_tasks, shard_units
 from harness.results import MANIFEST, RecordWriter, create_run_dir, load_run, read_records, utc_now, write_manifest
 from harness.results.store import RunLock
 from harness.tasks import Executor, TaskContext, executors, model_fields
@@ -151,7 +151,12 @@ def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
                            "results/<suite>/<run_id>, as the stopped run printed it")
     import_plugins(suite.imports)
     device = resolve_device(options.device if options.device != "auto" else suite.device)
-    tasks = shard_tasks(expand(suite, device=device), options.shard)
+    every = expand(suite, device=device)
+    tasks = shard_tasks(every, options.shard)
+    if options.shard is not None and not tasks:
+        index, count = options.shard
+        raise ConfigError(f"--shard {index + 1}/{count}: this shard gets no task (the suite splits into "
+                          f"{shard_units(every)} shard(s) on {device}); run at most {shard_units(every)} shards")
     dist = _join_process_group(device)
     is_writer = dist is None or dist.is_writer
     threads = _set_threads(options) if is_writer else None

@@ -30,6 +30,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool its pipe's reader left
+EXIT_TERMINATED = 143  # 128 + SIGTERM: SLURM's time limit, `kill`
 COMMAND_GROUPS = (run, gate, models, data, results)
 
 
@@ -127,9 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
-        print("interrupted", file=sys.stderr)
+        from harness.cli.signals import terminated
+
+        print("terminated (SIGTERM)" if terminated() else "interrupted", file=sys.stderr)
         _stopped(exc, argv)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if terminated() else EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader of stdout went away (`| head -1`): close quietly, as Unix tools do
         _stdout_to_devnull()
         return EXIT_BROKEN_PIPE

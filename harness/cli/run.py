@@ -24,6 +24,7 @@ def _shard(value: str) -> tuple[int, int]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness.cli.signals import stop_on_sigterm
     from harness.config import load_suite
     from harness.config.edit import with_processes
     from harness.measure.load import parse_threads
@@ -42,6 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                               "e.g. --models 'sknet5*,resnext50'")
         suite = replace_models(suite, patterns)
     check_models(suite, source=args.suite)
+    stop_on_sigterm()
     if args.processes is not None:
         suite = with_processes(suite, parse_processes(args.processes), source=f"--processes {args.processes}")
     threads = parse_threads(args.threads)

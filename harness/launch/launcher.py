@@ -19,7 +19,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from harness.errors import ConfigError
 from harness.fileio import write_json_atomic, write_text_atomic
 from harness.launch.finish import LAUNCH_FILE
 from harness.launch.shard import ShardJob, shard_run_dir
+from harness.measure.load import usable_cores
 from harness.results.store import create_run_dir, new_run_id, utc_now
 
 log = logging.getLogger(__name__)
@@ -102,11 +103,22 @@ def slurm_parameters(suite: Suite, *, device: str) -> dict[str, Any]:
 
 
 def local_parallelism(suite: Suite, shards: int) -> int:
-    """At most this many local shards at once: one when the suite times models (they must not share the CPU)."""
+    """At most this many local shards at once: one when the suite times models (they must not share the CPU), and
+    never more than the cores this process may use (each shard is a process that computes)."""
     section = suite.launcher or LauncherSection()
     if section.array_parallelism is not None:
-        return section.array_parallelism
-    return 1 if suite.latency is not None or suite.throughput is not None else shards
+        wanted = section.array_parallelism
+    else:
+        wanted = 1 if suite.latency is not None or suite.throughput is not None else shards
+    return max(1, min(wanted, shards, usable_cores()))
+
+
+def fitting_shards(suite: Suite, shards: int, *, device: str) -> int:
+    """``shards``, lowered to the number the suite can fill (a shard with no task would be an empty job)."""
+    from harness.plan import expand, shard_units
+
+    units = shard_units(expand(suite, device="cuda" if device == "cuda" else "cpu"))
+    return max(1, min(shards, units))
 
 
 def make_executor(kind: str, suite: Suite, *, folder: Path, device: str) -> Any:
@@ -158,6 +170,11 @@ def launch(suite: Suite, *, options: LaunchOptions, notify: Notify = lambda line
     require_submitit()
     if options.shards < 1:
         raise ConfigError(f"--shards {options.shards}: give at least 1")
+    fitting = fitting_shards(suite, options.shards, device=options.device)
+    if fitting < options.shards:
+        notify(f"--shards {options.shards}: the suite splits into at most {fitting} shard(s) (its models and timing "
+               f"groups); launching {fitting}")
+        options = replace(options, shards=fitting)
     shard_resources(suite, device=options.device)  # a bad setting stops here, before anything is written
     if options.executor == "slurm" and shutil.which("srun") is None:
         raise ConfigError(NO_SRUN)

@@ -102,6 +102,9 @@ def _layout(name: str) -> _Layout:
     return _LAYOUTS[name]
 
 
+_SAID_SYNTHETIC: set[str] = set()
+
+
 def load_cifar(name: DatasetName, *, data_dir: Path | None, download: bool = False) -> CifarData:
     """Load ``name`` from ``data_dir/<torchvision folder>``; download it first if allowed and absent."""
     layout = _layout(name)
@@ -119,7 +122,8 @@ def load_cifar(name: DatasetName, *, data_dir: Path | None, download: bool = Fal
     train_x, train_y = _read_split(folder, layout.train_files, layout)
     test_x, test_y = _read_split(folder, (layout.test_file,), layout)
     synthetic = bool(meta.get(SYNTHETIC_KEY, False))
-    if synthetic:
+    if synthetic and str(folder) not in _SAID_SYNTHETIC:  # once per folder and process, not once per task
+        _SAID_SYNTHETIC.add(str(folder))
         log.warning("%s under %s is SYNTHETIC (written by write_fake_cifar), not the real dataset", name, folder)
     names = tuple(_as_str(n) for n in meta.get(layout.names_key, ()))
     return CifarData(

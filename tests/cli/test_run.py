@@ -202,3 +202,39 @@ def test_an_internal_error_is_exit_2_and_one_line(tmp_path, capsys, monkeypatch)
     assert code == 2 and out == []
     assert err.strip() == ("error: internal error in `report`: ZeroDivisionError: a bug "
                            "(rerun with -v for the traceback; please report it)")
+
+
+def test_sigterm_stops_like_ctrl_c_with_the_resume_command(tmp_path, capsys, monkeypatch):
+    """SLURM's time limit and `kill` send SIGTERM: the run stops as on Ctrl-C, says where its records are and how
+    to resume, and exits 143 (it ended silently before)."""
+    import signal
+
+    from harness.cli import signals
+
+    monkeypatch.setattr(signals, "_TERMINATED", [])
+    previous = signal.getsignal(signal.SIGTERM)
+    plugin = _raising_plugin(tmp_path, "    if how == 'term':\n        import os, signal\n"
+                                       "        os.kill(os.getpid(), signal.SIGTERM)\n")
+    name = f"raiser_{tmp_path.name[-6:]}".replace("-", "_")
+    suite = _suite(tmp_path, plugin, [name, {"name": name, "label": "stop", "options": {"how": "term"}}])
+    try:
+        code, out, err = _run(capsys, "run", str(suite), "--out", str(tmp_path / "r"), "--no-progress")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == 143 and out == []
+    run_dir = next((tmp_path / "r" / "e2e").iterdir())
+    assert "terminated (SIGTERM)" in err and err.strip().splitlines()[-1] == (
+        f"records so far are kept in {run_dir}; resume with: python -m harness run {suite} --no-progress "
+        f"--resume {run_dir}")
+    assert [r["label"] for r in load_run(run_dir).records] == [name]
+
+
+def test_a_shard_that_gets_no_task_is_refused_before_anything_is_written(tmp_path, plugin_file, capsys):
+    name = plugin_model_name(plugin_file)
+    suite = tmp_path / "one.yaml"
+    suite.write_text(json.dumps({"name": "one", "imports": [str(plugin_file)], "models": [name],
+                                 "complexity": {"input_size": [3, 8, 8], "flop_crosscheck": False}}))
+    code, out, err = _run(capsys, "run", suite, "--shard", "2/2", "--out", tmp_path / "r", "--no-progress")
+    assert code == 2 and out == [] and len(err.strip().splitlines()) == 1
+    assert "--shard 2/2: this shard gets no task (the suite splits into 1 shard(s) on cpu); run at most 1 shards" in err
+    assert not (tmp_path / "r").exists()

@@ -157,3 +157,27 @@ def test_zero_or_negative_shards_are_refused(tmp_path, plugin_file, capsys, coun
     code, out, err = run_cli(capsys, "run", suite, "--launcher", "local", "--shards", count, "--out", tmp_path / "r")
     assert code == 2 and out == [] and err.strip() == f"error: --shards {count}: give at least 1"
     assert not (tmp_path / "r").exists()
+
+
+def test_shards_are_lowered_to_what_the_suite_can_fill_and_local_shards_never_outnumber_the_cores(monkeypatch):
+    from harness.launch import launcher
+
+    suite = parse_suite({"name": "s", "models": ["resnext50", "senet50"], "complexity": {}}, source="t")
+    assert launcher.fitting_shards(suite, 5, device="cpu") == 2 and launcher.fitting_shards(suite, 10**6,
+                                                                                          device="cpu") == 2
+    assert launcher.fitting_shards(suite, 1, device="cpu") == 1
+    monkeypatch.setattr(launcher, "usable_cores", lambda: 2)
+    assert launcher.local_parallelism(suite, 8) == 2  # a complexity-only suite: as many as the cores
+    timed = parse_suite({"name": "s", "models": ["resnext50"], "latency": {}}, source="t")
+    assert launcher.local_parallelism(timed, 8) == 1  # models timed: one at a time
+
+
+def test_a_launch_of_more_shards_than_the_suite_fills_says_so_and_launches_fewer(tmp_path, plugin_file, capsys):
+    suite = tiny_launch_suite(tmp_path, plugin_file, models=2)
+    code, out, err = run_cli(capsys, "run", suite, "--launcher", "local", "--shards", "1000000", "--out",
+                             tmp_path / "r", "--reports", tmp_path / "p", "--no-progress")
+    assert code == 0, err
+    assert "--shards 1000000: the suite splits into at most 2 shard(s) (its models and timing groups); launching 2" \
+        in err
+    state = json.loads(next((tmp_path / "r" / "launched").glob("launch-*/launch.json")).read_text())
+    assert len(state["shards"]) == 2

@@ -274,3 +274,12 @@ def test_the_real_format_still_loads_under_the_restricted_unpickler(tmp_path: Pa
     (folder / "data_batch_2").write_bytes(pickle.dumps({k.decode(): v for k, v in original.items()}, protocol=2))
     data = load_cifar("cifar10", data_dir=root)
     assert data.train_x.dtype == torch.uint8 and len(data.train_x) == 20
+
+
+def test_the_synthetic_warning_is_said_once_per_folder(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A run's train, eval and attention tasks each load the data: one warning on stderr, not one per task."""
+    write_fake_cifar(tmp_path, "cifar10", n_train=10, n_test=5)
+    with caplog.at_level("WARNING", logger="harness.train.data"):
+        for _ in range(4):
+            assert load_cifar("cifar10", data_dir=tmp_path).synthetic
+    assert sum("SYNTHETIC" in r.getMessage() for r in caplog.records) == 1
