@@ -16,8 +16,8 @@ contains another run's estimate of the same condition (honest: about 83%), how o
 median (honest: about 95%), the mean CI half-width, and whether the contended runs are marked.
 
     python benchmarks/calibration.py --out results/calibration/calibration.json      # about an hour on 2 cores
-    python benchmarks/calibration.py --table results/calibration/calibration.json    # the tables, no measuring
-    python benchmarks/calibration.py --table FILE --write README.md docs/measurement.md   # between the markers
+    python benchmarks/calibration.py --table results/calibration/*.json    # the tables, no measuring
+    python benchmarks/calibration.py --table FILE... --write README.md docs/measurement.md   # between the markers
 """
 
 from __future__ import annotations
@@ -52,9 +52,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--processes", type=int, default=None, help="K of the process-level method (default: the "
                    "harness's default)")
     p.add_argument("--no-single", action="store_true", help="skip the --processes 1 runs")
+    p.add_argument("--aa-single", type=int, default=None, help="A/A runs of --processes 1 (default: --aa)")
     p.add_argument("--workdir", type=Path, help="run dirs go here (default: a temporary folder)")
     p.add_argument("--out", type=Path, help="JSON of every run's per-process paired samples and load")
-    p.add_argument("--table", type=Path, metavar="JSON", help="print the tables of a calibration file")
+    p.add_argument("--table", type=Path, nargs="+", metavar="JSON", help="print the tables of calibration files "
+                   "(their runs together)")
     p.add_argument("--write", type=Path, nargs="*", default=[], help="with --table: write them between the "
                    "calibration markers of these files")
     return p.parse_args(argv)
@@ -123,10 +125,14 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     suites = _suites(work)
     runs: list[dict[str, Any]] = []
-    plan = [("aa", "quiet", m) for _ in range(args.aa) for m in methods]
+    aa_single = args.aa if args.aa_single is None else args.aa_single
+    plan = [("aa", "quiet", m) for i in range(args.aa) for m in methods if methods[m] != 1 or i < aa_single]
     plan += [("suite", c, m) for _ in range(args.suite_runs) for c in conditions for m in methods]
     for i, (which, condition, method) in enumerate(plan):
-        burners = [subprocess.Popen([sys.executable, "-c", BURNER]) for _ in range(CONDITIONS[condition])]
+        # each CPU-bound neighbour in a session of its own, as separate jobs would be: the kernel's autogroup
+        # scheduling shares the cores between sessions, so two burners of one session would take one core
+        burners = [subprocess.Popen([sys.executable, "-c", BURNER], start_new_session=True)
+                   for _ in range(CONDITIONS[condition])]
         try:
             time.sleep(1.0 if burners else 0.0)
             run = _one_run(suites[which], processes=methods[method], out=work / "runs")
@@ -282,6 +288,59 @@ def _quiet_and_neighbour(doc: dict[str, Any]) -> dict[tuple[str, str, str], dict
     return out
 
 
+def allocation(doc: dict[str, Any]) -> str:
+    """Kalibera & Jones's two-level allocation from the quiet process-level runs: the per-process cost (spawn,
+    imports, build, warm-up: a run's wall time less its timed cycles, per process), the per-cycle cost, and the two
+    variances of the log ratios (within a process per cycle; between processes beyond what the cycles explain).
+    The cycles per process that minimise the interval's width for a given time are
+    m* = sqrt((c_process / c_cycle) · (v_cycle / v_between)), with v_cycle = (π/2)·σ²_within (a median's
+    efficiency); the processes then follow from the time budget."""
+    from harness.results import load_run
+
+    lines = ["| ratio | σ within (per cycle) | σ between processes | cycles/process now | m* (K&J) | c_process s | "
+             "c_cycle s |", "|---|--:|--:|--:|--:|--:|--:|"]
+    runs = [r for r in doc["runs"] if r["which"] == "suite" and r["condition"] == "quiet"
+            and not r["method"].endswith(" 1") and Path(r["run_dir"]).is_dir()]
+    if not runs:
+        return ""
+    for kind in KINDS:
+        cost_p, cost_c = [], []
+        for r in runs:
+            records = [x for x in load_run(Path(r["run_dir"])).records if x.get("process_runs")]
+            timed = {(x["kind"], p["index"]): p for x in records for p in x["process_runs"] if not p.get("error")}
+            k = len({i for _, i in timed})
+            total_timed = sum(p["wall_s"] for p in timed.values())
+            cost_p.append((r["wall_s"] - total_timed) / max(k, 1))
+            mine = [p for (kd, _), p in timed.items() if kd == kind]
+            cost_c.append(sum(p["wall_s"] for p in mine) / max(1, sum(p["cycles"] for p in mine)))
+        for num, den in PAIRS["suite"]:
+            name = f"{kind}: {num} ÷ {den}"
+            within, between, cycles = [], [], []
+            for r in runs:
+                entry = r.get(name)
+                if not entry:
+                    continue
+                logs = [[math.log((b if kind == "latency" else a) / (a if kind == "latency" else b))
+                         for a, b in zip(pa, pb, strict=True)] for pa, pb in entry["parts"]]
+                per = [statistics.median(x) for x in logs]
+                m = statistics.mean(len(x) for x in logs)
+                cycles.append(m)
+                w = [statistics.variance(x) for x in logs if len(x) > 1]
+                if w:
+                    within.append(statistics.mean(w))
+                if len(per) > 1:
+                    between.append(max(0.0, statistics.variance(per) - (math.pi / 2) * (within[-1] if w else 0) / m))
+            if not between:
+                continue
+            v_w = statistics.mean(within) if within else 0.0
+            v_b = statistics.mean(between)
+            c_p, c_c = statistics.mean(cost_p), statistics.mean(cost_c)
+            m_star = math.sqrt((c_p / c_c) * ((math.pi / 2) * v_w / v_b)) if v_b > 0 else math.inf
+            lines.append(f"| {name} | {_pct(math.sqrt(v_w))} | {_pct(math.sqrt(v_b))} | "
+                         f"{statistics.mean(cycles):.0f} | {m_star:.0f} | {c_p:.1f} | {c_c:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def _write(path: Path, text: str) -> None:
     content = path.read_text()
     start, end = MARKERS
@@ -294,11 +353,14 @@ def _write(path: Path, text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.table:
-        doc = json.loads(args.table.read_text())
+        docs = [json.loads(path.read_text()) for path in args.table]
+        doc = {**docs[0], "runs": [r for d in docs for r in d["runs"]],
+               "created_utc": " / ".join(dict.fromkeys(d["created_utc"][:10] for d in docs))}
         from harness.measure.stats import ESTIMATOR
 
         text = tables(doc, estimator=ESTIMATOR)
         print(tables(doc))
+        print(allocation(doc))
         for path in args.write:
             _write(path, text)
         return 0

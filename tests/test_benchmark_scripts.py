@@ -39,31 +39,37 @@ def _script(name: str, monkeypatch):
     return module
 
 
-def _run(condition: str, latency: float, low: float, high: float, wall: float = 90.0) -> dict:
-    ratios = {"sknet50 ÷ resnext50": [latency, low, high, 40]}
-    return {"condition": condition, "threads_arg": "1", "threads_used": 1,
-            "paired": {"wall_s": wall, "threads": 1,
-                       "latency": {"ratios": ratios, "n": {}, "other_cores": 0.0, "loadavg_1m": 0.1},
-                       "throughput": {"ratios": {}, "n": {}, "other_cores": 0.0, "loadavg_1m": 0.1}}}
+def _calibration_run(which: str, condition: str, method: str, ratio: float, *, contended: bool = False,
+                     seed: int = 0) -> dict:
+    """A calibration run of two processes whose per-cycle ratios are ``ratio`` times a little seeded noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    parts = []
+    for _ in range(2 if method.endswith("2") else 1):
+        a = 100 + rng.normal(0, 1, 8)
+        parts.append([a.tolist(), (a * ratio * np.exp(rng.normal(0, 0.01, 8))).tolist()])
+    entry = {"parts": parts, "contended": [contended] * len(parts)}
+    names = ["latency: b ÷ a"] if which == "aa" else ["latency: sknet50 ÷ resnext50"]
+    return {"which": which, "condition": condition, "method": method, "wall_s": 60.0, "other_cores": 0.0,
+            "run_dir": "/nonexistent", **{n: entry for n in names}}
 
 
-def test_paired_timing_summary_measures_spread_ci_width_and_the_loaded_shift(monkeypatch):
-    pt = _script("paired_timing", monkeypatch)
-    runs = [_run("quiet", 1.19, 1.18, 1.20), _run("quiet", 1.20, 1.19, 1.21), _run("loaded", 1.22, 1.17, 1.27),
-            _run("loaded", 1.21, 1.20, 1.22)]
-    (name, s), = pt.summarise(runs, "paired").items()
-    assert name == "latency: sknet50 ÷ resnext50"
-    assert s["quiet_median"] == pytest.approx(1.195) and s["loaded_median"] == pytest.approx(1.215)
-    assert s["spread_quiet"] == pytest.approx(1.20 / 1.19 - 1) and s["spread_all"] == pytest.approx(1.22 / 1.19 - 1)
-    assert s["max_ci_width"] == pytest.approx(0.10 / 1.22)  # the widest run: ±4% of 1.22
-    assert s["loaded_vs_quiet"] == pytest.approx(1.215 / 1.195 - 1)
-    # within the issue's limits (2% quiet, 4% all, 4% CI, ±2% loaded) except the one wide CI
-    assert s["meets"] == {"spread_quiet": True, "spread_all": True, "ci_width": False, "loaded_vs_quiet": True}
-    doc = {"runs": runs, "summary": {"paired": pt.summarise(runs, "paired")}, "machine": "a CPU, 2 cores",
-           "settings": {"quiet": 2, "loaded": 2, "auto": 0}}
-    lines = pt.tables(doc)
-    assert "| paired | latency: sknet50 ÷ resnext50 | 1.195 | 1.215 | 0.8% [2%] | 2.5% [4%] | 8.2% [4%] | " \
-           "1.7% [±2%] | no: ci_width |" in lines
+def test_calibration_counts_coverage_spread_and_marks_from_the_runs(monkeypatch):
+    cal = _script("calibration", monkeypatch)
+    runs = [_calibration_run("aa", "quiet", "processes 2", r, seed=i) for i, r in enumerate((1.0, 1.001, 0.999))]
+    runs += [_calibration_run("suite", "quiet", "processes 2", r, seed=i) for i, r in enumerate((1.15, 1.16, 1.155))]
+    runs += [_calibration_run("suite", "contended", "processes 2", r, contended=True, seed=i)
+             for i, r in enumerate((1.2, 1.3))]
+    stats = cal.analyse({"runs": runs})
+    aa = stats["aa|quiet|processes 2|latency: b ÷ a|median"]
+    assert aa["n"] == 3 and aa["holds_one"][1] == 3
+    quiet = stats["suite|quiet|processes 2|latency: sknet50 ÷ resnext50|median"]
+    assert quiet["spread"] == pytest.approx(quiet["max"] / quiet["min"] - 1) and quiet["holds_other"][1] == 6
+    assert 1.14 < quiet["median"] < 1.17 and quiet["marked"] == 0
+    assert stats["suite|contended|processes 2|latency: sknet50 ÷ resnext50|median"]["marked"] == 2
+    text = cal.tables({"runs": runs, "machine": {"cpu": "a CPU", "cores": 2, "torch": "x"}, "created_utc": "d"})
+    assert "| processes 2 | latency: b ÷ a |" in text and "| contended | processes 2 | median |" in text
 
 
 def test_ab_error_rates_carry_exact_binomial_intervals_and_write_the_readme_block(monkeypatch, tmp_path):

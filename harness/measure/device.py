@@ -35,8 +35,18 @@ def check_mode(mode: Mode, device: torch.device | str) -> None:
         raise MeasurementError(f"unsupported device {str(dev)!r}; use 'cpu' or 'cuda[:N]'")
     if not torch.cuda.is_available():
         raise MeasurementError(f"device {str(dev)!r} requested but CUDA is not available on this machine")
-    if mode.dtype == "bf16" and not torch.cuda.is_bf16_supported():
-        raise MeasurementError(f"bf16 is not supported on {torch.cuda.get_device_name(dev)}; use fp16 or fp32")
+    if mode.dtype == "bf16" and not native_bf16(dev):
+        raise MeasurementError(f"bf16 is only emulated on {torch.cuda.get_device_name(dev)} (no bf16 tensor cores: "
+                               "compute capability below 8.0); its timings would not be bf16's; use fp16 or fp32")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` itself (not the current device) computes bf16 natively: compute capability 8.0 (Ampere) or
+    newer. ``torch.cuda.is_bf16_supported()`` also says yes where bf16 is emulated (V100, T4), and asks the current
+    device."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    major, _ = torch.cuda.get_device_capability(index)
+    return major >= 8
 
 
 def synchronize(device: torch.device | str) -> None:

@@ -1,8 +1,10 @@
 """Peak memory of a measurement, per model and batch.
 
-CUDA: the caching allocator's own statistics over the timed loop — ``max_memory_allocated`` (resident weights,
-input and caches included) and the part of it above what was allocated when the loop began (activations and
-temporaries of one iteration).
+CUDA: the caching allocator's own statistics over one untimed iteration of the model alone, after a reset of the
+peak — ``max_memory_allocated`` (what the process held then, every resident model's weights included) and the part
+of it above what was allocated when the iteration began (its activations and temporaries). One peak over a timed
+loop could not be split between the models of a group, and without the reset it was the process's high-water
+mark since it started, the same for every model.
 
 CPU: torch keeps no allocator statistics for the CPU, and the process's RSS is a poor per-model measure in a
 process that runs many models: glibc keeps freed activation memory for reuse (it raises its mmap threshold after
@@ -131,7 +133,8 @@ def profiled_iteration_peak_bytes(step: Callable[[], object]) -> int:
 
 
 class PeakMemory:
-    """``reset()`` before the timed loop; ``measure(step)`` after it (``step``: one iteration, called on CPU only)."""
+    """``measure(step)``: the peak of one extra, untimed iteration ``step`` of one model (CUDA: after a reset of the
+    allocator's peak; CPU: under the profiler's memory accounting)."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -144,6 +147,10 @@ class PeakMemory:
 
     def measure(self, step: Callable[[], object]) -> MemoryUse:
         if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # earlier work's allocations are settled before the reset
+            self.reset()
+            step()
+            torch.cuda.synchronize(self.device)
             peak = int(torch.cuda.max_memory_allocated(self.device))
             return MemoryUse(peak, max(0, peak - self._allocated_at_reset), METHOD_CUDA)
         with RssSampler() as rss:

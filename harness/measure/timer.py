@@ -19,9 +19,11 @@ they make); splitting them would split that protocol.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import math
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -170,7 +172,7 @@ class PreparedModel:
         return int(min(_MAX_ITERS_PER_LOOP, max(1, round(loop_s / max(iter_s, 1e-9)))))
 
     def memory(self) -> MemoryUse:
-        """Peak memory of the loop just timed (CUDA), or of one extra untimed iteration (CPU; see ``memory``)."""
+        """Peak memory of one extra, untimed iteration of this model (``harness.measure.memory``)."""
         with self._running():
             return self.memory_probe.measure(self.step)
 
@@ -277,12 +279,13 @@ class _Clock:
             run()
             self.pending.append([member, cycle, (time.perf_counter_ns() - start_ns) / 1e6])
 
-    def read(self) -> list[tuple[int, int, float]]:
-        """(member, cycle, ms) of every timed step; on CUDA after one sync, so no step waited for the host."""
-        synchronize(self.device)
+    def read(self, skip: set[int] | frozenset[int] = frozenset()) -> list[tuple[int, int, float]]:
+        """(member, cycle, ms) of every timed step of the members not in ``skip`` (those that failed: a failed
+        cycle's events may never have completed); on CUDA after one sync, so no step waited for the host."""
         if not self.cuda:
-            return [(m, c, ms) for m, c, ms in self.pending]
-        return [(m, c, start.elapsed_time(end)) for m, c, start, end in self.pending]
+            return [(m, c, ms) for m, c, ms in self.pending if m not in skip]
+        synchronize(self.device)
+        return [(m, c, start.elapsed_time(end)) for m, c, start, end in self.pending if m not in skip]
 
 
 def time_group(benches: Sequence[PreparedModel], window: SampleWindow, *,
@@ -308,11 +311,14 @@ def time_group(benches: Sequence[PreparedModel], window: SampleWindow, *,
                 if i not in errors:
                     _time_step(benches[i], i, cycle, clock, errors, iters_per_loop)
             if clock.cuda:
-                synchronize(clock.device)
+                try:
+                    synchronize(clock.device)
+                except Exception as exc:  # noqa: BLE001 - an asynchronous error of this cycle's members
+                    _cycle_failed(exc, orders[(cycle + first_row) % len(orders)], errors, benches[0].device)
             cycle += 1
             if window_done(window, cycle, (time.perf_counter_ns() - start_ns) / 1e9):
                 break
-        timed = clock.read()
+        timed = clock.read(skip=set(errors))
     members = []
     for i in range(len(benches)):
         mine = [(c, ms) for m, c, ms in timed if m == i] if i not in errors else []
@@ -324,6 +330,16 @@ def time_group(benches: Sequence[PreparedModel], window: SampleWindow, *,
     assert monitor.load is not None
     return GroupTiming(members=tuple(members), cycles=cycle, wall_s=monitor.load.wall_s, load=monitor.load,
                        pairing=uuid.uuid4().hex[:12])
+
+
+def _cycle_failed(exc: BaseException, order: Sequence[int], errors: dict[int, BaseException],
+                  device: torch.device) -> None:
+    """A CUDA error that surfaced at the cycle's sync: it belongs to the members of that cycle, which stop (a sticky
+    error would fail everything after it anyway); the members that had already failed keep their own error."""
+    log.warning("timing group: the cycle's sync raised %s: %s; its models stop", type(exc).__name__, exc)
+    freed = _freed(exc, device)
+    for i in order:
+        errors.setdefault(i, freed)
 
 
 def _time_step(bench: PreparedModel, index: int, cycle: int, clock: _Clock, errors: dict[int, BaseException],
@@ -341,7 +357,18 @@ def _time_step(bench: PreparedModel, index: int, cycle: int, clock: _Clock, erro
             clock.time(index, cycle, run)
     except Exception as exc:  # noqa: BLE001 - a member's failure is its own; the group goes on without it
         log.warning("timing group: model %d raised %s: %s; the others go on", index, type(exc).__name__, exc)
-        errors[index] = exc
+        errors[index] = _freed(exc, bench.device)
+
+
+def _freed(exc: BaseException, device: torch.device) -> BaseException:
+    """``exc`` without the frames its traceback holds (an OOM's activations live in them, under a paused GC),
+    collected, and on CUDA the cache given back, so the next members do not run out of memory in turn."""
+    traceback.clear_frames(exc.__traceback__)
+    exc.__traceback__ = None
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return exc
 
 
 def _fixed_input(shape: tuple[int, ...], *, device: torch.device, channels_last: bool) -> torch.Tensor:

@@ -468,3 +468,58 @@ def test_throughput_loops_of_a_group_are_paired_by_cycle() -> None:
     assert isinstance(a, ThroughputResult) and a.pairing == b.pairing
     assert a.cycles == b.cycles and len(a.loop_samples_s) == len(a.cycles)
     assert a.images == len(a.loop_samples_s) * a.iters_per_loop * 2
+
+
+def test_an_error_at_a_cycles_cuda_sync_fails_that_cycles_members_and_frees_them(monkeypatch) -> None:
+    """An asynchronous CUDA error surfaces at the cycle's sync, outside any member's step: it is the error of the
+    members of that cycle (which stop), the group still returns, and a failed member's frames are released and the
+    CUDA cache emptied (an OOM's activations live in its traceback's frames)."""
+    calls = {"sync": 0, "empty_cache": 0}
+
+    def synchronize(device: object = None) -> None:
+        calls["sync"] += 1
+        FakeEvent.synced = True
+        if calls["sync"] == 3:  # the third cycle's sync
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    def empty_cache() -> None:
+        calls["empty_cache"] += 1
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", synchronize)
+    monkeypatch.setattr(torch.cuda, "empty_cache", empty_cache)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    benches = [PreparedModel(tiny_net().eval(), inputs=torch.randn(1, *SHAPE), device=torch.device("cuda"),
+                             mode=Mode(), train=False) for _ in range(2)]
+    group = time_group(benches, SampleWindow(0.0, 5.0, 4, 4))
+    assert group.cycles == 3  # every member stopped after the failed cycle: the loop ends there
+    for member in group.members:
+        assert isinstance(member.error, RuntimeError) and "illegal memory access" in str(member.error)
+        assert member.error.__traceback__ is None and member.samples_ms == ()
+    assert calls["empty_cache"] >= 1
+
+
+def test_cuda_memory_is_one_iteration_of_the_model_after_a_reset(monkeypatch) -> None:
+    """CUDA peak memory: sync, reset the allocator's peak, note what is allocated, run one iteration, sync, read
+    the peak (never the process's high-water mark since it started)."""
+    from harness.measure.memory import METHOD_CUDA, PeakMemory
+
+    order: list[str] = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: order.append("sync"))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: order.append("reset"))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: order.append("allocated") or 1000)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: order.append("peak") or 1600)
+    use = PeakMemory(torch.device("cuda")).measure(lambda: order.append("step"))
+    assert order == ["sync", "reset", "allocated", "step", "sync", "peak"]
+    assert (use.peak_bytes, use.iteration_peak_bytes, use.method) == (1600, 600, METHOD_CUDA)
+
+
+@pytest.mark.parametrize(("capability", "native"), [((7, 0), False), ((7, 5), False), ((8, 0), True), ((9, 0), True)])
+def test_bf16_counts_as_native_from_ampere_on_the_device_in_use(monkeypatch, capability, native) -> None:
+    """V100 (7.0) and T4 (7.5) emulate bf16 (torch.cuda.is_bf16_supported() says yes there); the check asks the
+    device being timed, not the current one."""
+    from harness.measure.device import native_bf16
+
+    asked: list[int] = []
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: asked.append(index) or capability)
+    assert native_bf16(torch.device("cuda:1")) is native and asked == [1]
