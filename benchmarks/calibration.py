@@ -53,6 +53,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    "harness's default)")
     p.add_argument("--no-single", action="store_true", help="skip the --processes 1 runs")
     p.add_argument("--aa-single", type=int, default=None, help="A/A runs of --processes 1 (default: --aa)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the runs time (default: cpu)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="passed to every `harness run` (e.g. smaller windows for a dry run)")
     p.add_argument("--workdir", type=Path, help="run dirs go here (default: a temporary folder)")
     p.add_argument("--out", type=Path, help="JSON of every run's per-process paired samples and load")
     p.add_argument("--table", type=Path, nargs="+", metavar="JSON", help="print the tables of calibration files "
@@ -100,9 +103,11 @@ def _paired_parts(run_dir: Path, kind: str, num: str, den: str) -> dict[str, Any
             "contended": [bool(contended.get(k)) for k in parts]}
 
 
-def _one_run(suite: Path, *, processes: int | None, out: Path) -> dict[str, Any]:
-    command = [sys.executable, "-m", "harness", "run", str(suite), "--threads", "1", "--device", "cpu", "--out",
-               str(out), "--no-report", "--no-progress", *(["--processes", str(processes)] if processes else [])]
+def _one_run(suite: Path, *, processes: int | None, out: Path, device: str = "cpu",
+             overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+    command = [sys.executable, "-m", "harness", "run", str(suite), "--threads", "1", "--device", device, "--out",
+               str(out), "--no-report", "--no-progress", *(["--processes", str(processes)] if processes else []),
+               *[w for item in overrides for w in ("--set", item)]]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - start
@@ -135,7 +140,8 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
                    for _ in range(CONDITIONS[condition])]
         try:
             time.sleep(1.0 if burners else 0.0)
-            run = _one_run(suites[which], processes=methods[method], out=work / "runs")
+            run = _one_run(suites[which], processes=methods[method], out=work / "runs", device=args.device,
+                           overrides=tuple(args.overrides))
         finally:
             for b in burners:
                 b.kill()

@@ -1,18 +1,26 @@
-"""GPU acceptance run: every CUDA path of the harness, once, in under 8 minutes on one H100-class GPU.
+"""GPU acceptance run: every CUDA path of the harness, most important first, in chunks of at most 8 minutes.
 
-Steps (each a subprocess with its own time limit; a failing step is recorded and the next one runs):
+Steps (each a subprocess in a process group of its own, with its own time limit and a stated estimate; a failing
+or overrunning step is recorded, its whole process group killed, and the next one runs; ``summary.json`` and
+``summary.md`` are written after every step, so a run cut short keeps what it finished):
 
-1. ``pytest -m gpu``: the CUDA tests (event timing, autocast, the device-resident loader, AMP training).
-2. The default suite on CUDA (``--device cuda``): the paired timing engine on a GPU — the four models timed
-   together, CUDA events per iteration, one host sync per cycle — for latency at batch 1 and throughput at
-   batch 256 in fp32, the profiled operator kinds (op_time), the matmul peak; training is left to step 5
-   (CIFAR cannot be downloaded offline).
-3. Throughput at batch 256 in bf16 and fp16, channels_last, for ResNeXt-50 / SENet-50 / SKNet-50.
+1. The default suite on CUDA (``--device cuda``): the timing driver on a GPU — the Table 2 trio and timm's
+   SK-ResNeXt-50 timed together in worker processes, CUDA events per iteration, one host sync per cycle — for
+   latency at batch 1 and throughput at batch 256 in fp32, each model's peak memory, the profiled operator kinds
+   (op_time), the matmul peak; training is left to the CIFAR steps (CIFAR cannot be downloaded offline).
+2. The A/A calibration on the GPU (``benchmarks/calibration.py``, R = 5): two copies of ResNeXt-50; how often
+   each run's 95% CI holds 1.0.
+3. Throughput at batch 256 in bf16 + channels_last, then fp16, for ResNeXt-50 / SENet-50 / SKNet-50.
 4. One ``torch.compile`` mode (``default``, bf16, channels_last) on SKNet-50.
-5. A few epochs of ``suites/cifar_short.yaml`` on generated CIFAR-format data: bf16 AMP, channels_last;
-   img/s and s/epoch.
-6. The SK-speed benchmark on CUDA (``benchmarks/sk_speed.py``: our sknet50 vs timm's skresnext50_32x4d).
-7. torchrun with one process and ``HARNESS_DISTRIBUTED=always``: DDP over a one-rank NCCL group.
+5. ``pytest -m gpu``: the CUDA tests (event timing, autocast, the device-resident loader, AMP training).
+6. A few epochs of ``suites/cifar_short.yaml`` on generated CIFAR-format data: bf16 AMP, channels_last;
+   img/s of the warm epochs apart from the first (compilation, cuDNN autotuning).
+7. The SK-speed benchmark on CUDA (``benchmarks/sk_speed.py``: our sknet50 vs timm's skresnext50_32x4d).
+8. torchrun with one process and ``HARNESS_DISTRIBUTED=always``: DDP over a one-rank NCCL group.
+
+``--plan`` prints the steps with their estimates, grouped into chunks of at most ``CHUNK_S`` (8 minutes: a
+device call may run 10), each with the command that runs it (``--only N``, repeatable, by number or exact name;
+an unknown or empty selection is refused).
 
 It writes ``summary.json`` and ``summary.md`` (and ``results.tar.gz`` with the run dirs, ``logs.tar.gz`` with
 each step's output) under ``--out``. It runs offline from the repository alone; packages the GPU image may
@@ -33,6 +41,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tarfile
@@ -47,13 +56,18 @@ WHEELS = ("fvcore==0.1.5.post20221221", "iopath==0.1.10", "yacs==0.1.8", "termco
           "pydantic-core", "annotated-types", "typing-inspection")
 
 
+CHUNK_S = 480  # one device call may run 10 minutes; a chunk of steps is planned to end within 8
+
+
 @dataclass
 class Step:
     name: str
     command: list[str]
     timeout_s: int
+    estimate_s: int = 0  # the planned duration on one H100-class GPU (a chunk's estimates add up to CHUNK_S)
     env: dict[str, str] = field(default_factory=dict)
     gpu_only: bool = False
+    needs: str | None = None  # a step whose output this one reads: the two stay in one chunk
     status: str = "not run"
     wall_s: float = 0.0
     run_dir: str | None = None
@@ -92,34 +106,82 @@ def plan(out: Path, *, dry: bool) -> list[Step]:
     nets = ("models=[resnext50, senet50, sknet50]", "throughput.models=null")
     modes = [] if dry else nets
     only_throughput = ("train=null", "complexity=null", "latency=null")  # after `size`, which sets latency keys
-    return [
-        Step("pytest -m gpu", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu",
-                               str(ROOT / "tests")], 180, gpu_only=True),
-        Step("default suite", _run_args("suites/sknet_vs_senet.yaml", out, device, "train=null", *size), 300),
+    steps = [
+        Step("default suite", _run_args("suites/sknet_vs_senet.yaml", out, device, "train=null", *size), 420,
+             estimate_s=240),
+        Step("A/A calibration (R = 5)", [sys.executable, str(ROOT / "benchmarks" / "calibration.py"), "--aa",
+                                         "1" if dry else "5", "--aa-single", "0", "--suite-runs", "0", "--device",
+                                         device, "--out", str(out / "calibration_aa.json"),
+                                         "--workdir", str(out / "calibration"),
+                                         *(["--processes", "2", "--set", "latency.min_time_s=0.1",
+                                            "--set", "throughput.min_time_s=0.1", "--set",
+                                            "throughput.batch_sizes=[2]"] if dry else [])], 420, estimate_s=200),
         Step("throughput bf16 + channels_last", _run_args(
             "suites/sknet_vs_senet.yaml", out, device, *size, *only_throughput, *modes, "throughput.dtype=bf16",
-            "throughput.channels_last=true"), 150),
+            "throughput.channels_last=true"), 240, estimate_s=120),
         Step("throughput fp16", _run_args(
             "suites/sknet_vs_senet.yaml", out, device, *size, *only_throughput, *modes, "throughput.dtype=fp16"),
-            150, gpu_only=True),
+            240, estimate_s=110, gpu_only=True),
         Step("torch.compile default", _run_args(
             "suites/sknet_vs_senet.yaml", out, device, *size, *only_throughput,
             *(["models=[reference_convnet]"] if dry else ["models=[sknet50]", "throughput.models=null"]),
             "throughput.compile=default",
-            *([] if dry else ["throughput.dtype=bf16", "throughput.channels_last=true"])), 300),
+            *([] if dry else ["throughput.dtype=bf16", "throughput.channels_last=true"])), 420, estimate_s=240),
+        Step("pytest -m gpu", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu",
+                               str(ROOT / "tests")], 240, estimate_s=90, gpu_only=True),
         Step("fake CIFAR", _harness("make-fake-cifar", str(data), "--n-train", "512" if dry else "10000",
-                                    "--n-test", "128" if dry else "2000"), 120),
+                                    "--n-test", "128" if dry else "2000"), 120, estimate_s=30),
         Step("cifar_short (bf16 AMP, channels_last)", _run_args(
-            "suites/cifar_short.yaml", out, device, *cifar, extra=("--data-dir", str(data))), 300),
-        Step("SK speed", [sys.executable, str(ROOT / "benchmarks" / "sk_speed.py"), "--device", device, "--batch",
-                          "2" if dry else "256", "--dtype", "fp32" if dry else "bf16", "--rounds", "2" if dry else "3",
-                          "--seconds", "0.2" if dry else "2", "--input-size", "64" if dry else "224",
-                          "--json", str(out / "sk_speed.json")], 180),
+            "suites/cifar_short.yaml", out, device, *cifar, extra=("--data-dir", str(data))), 360, estimate_s=180,
+            needs="fake CIFAR"),
         Step("torchrun, 1 process, NCCL", [sys.executable, "-m", "torch.distributed.run", "--standalone",
                                            "--nproc_per_node", "1", "-m", "harness", *_run_args(
             "suites/cifar_short.yaml", out, device, *cifar, "train.models=[sknet29]",
-            extra=("--data-dir", str(data)))[3:]], 240, env={"HARNESS_DISTRIBUTED": "always"}),
+            extra=("--data-dir", str(data)))[3:]], 300, estimate_s=150, env={"HARNESS_DISTRIBUTED": "always"},
+            needs="fake CIFAR"),
+        Step("SK speed", [sys.executable, str(ROOT / "benchmarks" / "sk_speed.py"), "--device", device, "--batch",
+                          "2" if dry else "256", "--dtype", "fp32" if dry else "bf16", "--rounds", "2" if dry else "3",
+                          "--seconds", "0.2" if dry else "2", "--input-size", "64" if dry else "224",
+                          "--json", str(out / "sk_speed.json")], 240, estimate_s=90),
     ]
+    return steps
+
+
+def chunks(steps: list[Step]) -> list[list[int]]:
+    """Step numbers (from 1) in consecutive chunks whose estimates add up to at most ``CHUNK_S``; a step that
+    reads another's output starts no chunk of its own (it joins the chunk of the step it needs)."""
+    out: list[list[int]] = []
+    total = 0
+    for i, step in enumerate(steps, 1):
+        joins = step.needs is not None and out and any(steps[j - 1].name == step.needs for j in out[-1])
+        if out and (total + step.estimate_s <= CHUNK_S or joins):
+            out[-1].append(i)
+            total += step.estimate_s
+        else:
+            out.append([i])
+            total = step.estimate_s
+    return out
+
+
+def select(steps: list[Step], only: list[str]) -> list[Step]:
+    """``--only`` values: step numbers (from 1) or exact step names; anything else is refused (``SystemExit``)."""
+    if not only:
+        return steps
+    picked: list[Step] = []
+    for value in only:
+        value = value.strip()
+        if value.isdigit() and 1 <= int(value) <= len(steps):
+            step = steps[int(value) - 1]
+        else:
+            step = next((s for s in steps if s.name == value), None)
+        if step is None:
+            names = "; ".join(f"{i} {s.name}" for i, s in enumerate(steps, 1))
+            raise SystemExit(f"error: --only {value!r} names no step; give a number or an exact name: {names}")
+        if step not in picked:
+            picked.append(step)
+    needed = {s.needs for s in picked if s.needs} - {s.name for s in picked}
+    picked += [s for s in steps if s.name in needed]
+    return sorted(picked, key=steps.index)
 
 
 def _numbers(step: Step, stdout: str, out: Path) -> None:
@@ -149,9 +211,11 @@ def _numbers(step: Step, stdout: str, out: Path) -> None:
         numbers.setdefault("img_per_s", {})[key] = r["samples_per_s"]
     for r in run.of_kind("train"):
         curve = r["curve"]
+        warm = curve[1:] or curve  # the first epoch holds compilation and cuDNN autotuning
         numbers.setdefault("train", {})[r["label"]] = {
-            "img_per_s": sum(e["img_per_s"] for e in curve) / len(curve),
-            "s_per_epoch": sum(e["train_wall_s"] for e in curve) / len(curve),
+            "img_per_s": sum(e["img_per_s"] for e in warm) / len(warm),
+            "s_per_epoch": sum(e["train_wall_s"] for e in warm) / len(warm),
+            "first_epoch_s": curve[0]["train_wall_s"], "warm_epochs": len(curve) - 1,
             "top1_err": r["top1_err"], "amp": r["config"].get("amp_dtype"),
             "channels_last": r["config"].get("channels_last"), "distributed": r.get("distributed")}
     errors = sorted({f"{r['kind']}: {r['error']['message']}" for r in run.records if r.get("status") == "error"})
@@ -170,11 +234,19 @@ def _run(step: Step, out: Path, logs: Path, *, dry: bool) -> None:
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     print(f"[{step.name}] {shlex.join(step.command)}", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    try:
-        done = subprocess.run(step.command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=step.timeout_s)
-        stdout, stderr, code = done.stdout, done.stderr, done.returncode
-    except subprocess.TimeoutExpired as exc:
-        stdout, stderr, code = _text(exc.stdout), _text(exc.stderr) + f"\ntimed out after {step.timeout_s} s", -1
+    # a process group of its own: on a timeout the whole group goes (a torchrun worker must not keep the GPU)
+    with subprocess.Popen(step.command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=step.timeout_s)
+            code = proc.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+            stderr, code = _text(stderr) + f"\ntimed out after {step.timeout_s} s (process group killed)", -1
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
     step.wall_s = time.perf_counter() - start
     (logs / f"{step.name.replace(' ', '_').replace('/', '_')}.log").write_text(f"$ {shlex.join(step.command)}\n"
                                                                              f"{stdout}\n--- stderr ---\n{stderr}")
@@ -234,38 +306,52 @@ def prepare_wheels(folder: Path) -> None:
     print(folder)
 
 
+def _summary(out: Path, steps: list[Step], env: dict, wall_s: float, dry: bool) -> None:
+    (out / "summary.json").write_text(json.dumps({"environment": env, "wall_s": wall_s, "dry_run": dry,
+                                                  "steps": [asdict(s) for s in steps]}, indent=2, default=str))
+    (out / "summary.md").write_text(_markdown(steps, env, wall_s))
+
+
+def _print_plan(steps: list[Step], everything: list[Step]) -> None:
+    numbers = [everything.index(s) + 1 for s in steps]
+    for k, chunk in enumerate(chunks(steps), 1):
+        picked = [steps[i - 1] for i in chunk]
+        total = sum(s.estimate_s for s in picked)
+        only = " ".join(f"--only {numbers[i - 1]}" for i in chunk)
+        print(f"chunk {k}: about {total} s of the {CHUNK_S} s a chunk may plan — "
+              f"python benchmarks/gpu_acceptance.py --out $OUT {only}")
+        for s in picked:
+            print(f"  {everything.index(s) + 1}. {s.name} (about {s.estimate_s} s, limit {s.timeout_s} s): "
+                  f"{shlex.join(s.command)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="folder for summary.json, summary.md and the archives")
     parser.add_argument("--dry-run", action="store_true", help="the same steps on the CPU, tiny (tests this script)")
-    parser.add_argument("--plan", action="store_true", help="print the steps' commands and exit")
-    parser.add_argument("--only", help="comma-separated step names to run (default: all)")
+    parser.add_argument("--plan", action="store_true", help="print the steps in chunks of at most 8 minutes, and exit")
+    parser.add_argument("--only", action="append", default=[], metavar="N|NAME",
+                        help="run this step (its number or exact name; repeatable; default: all)")
     parser.add_argument("--prepare-wheels", type=Path, metavar="DIR", help="download the wheels the GPU lacks")
     args = parser.parse_args(argv)
     if args.prepare_wheels:
         prepare_wheels(args.prepare_wheels)
         return 0
-    if args.out is None:
+    if args.out is None and not args.plan:
         parser.error("--out DIR is required")
-    out = args.out.resolve()
-    steps = plan(out, dry=args.dry_run)
-    if args.only:
-        wanted = {w.strip() for w in args.only.split(",")}
-        steps = [s for s in steps if s.name in wanted]
+    out = (args.out or Path("gpu-acceptance")).resolve()
+    everything = plan(out, dry=args.dry_run)
+    steps = select(everything, args.only)
     if args.plan:
-        for s in steps:
-            print(f"{s.name}: {shlex.join(s.command)}")
+        _print_plan(steps, everything)
         return 0
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    env = _environment()
     for step in steps:
         _run(step, out, logs, dry=args.dry_run)
-    env = _environment()
-    wall_s = time.perf_counter() - start
-    (out / "summary.json").write_text(json.dumps({"environment": env, "wall_s": wall_s, "dry_run": args.dry_run,
-                                                  "steps": [asdict(s) for s in steps]}, indent=2, default=str))
-    (out / "summary.md").write_text(_markdown(steps, env, wall_s))
+        _summary(out, steps, env, time.perf_counter() - start, args.dry_run)  # a run cut short keeps these
     _tar(out, "results.tar.gz", out / "results")
     _tar(out, "logs.tar.gz", logs)
     print(out / "summary.md")

@@ -26,9 +26,10 @@ def acceptance():
 def test_every_harness_command_of_the_plan_parses_and_names_existing_suites(acceptance, tmp_path, dry):
     steps = acceptance["plan"](tmp_path, dry=dry)
     names = [s.name for s in steps]
-    assert names == ["pytest -m gpu", "default suite", "throughput bf16 + channels_last", "throughput fp16",
-                     "torch.compile default", "fake CIFAR", "cifar_short (bf16 AMP, channels_last)", "SK speed",
-                     "torchrun, 1 process, NCCL"]
+    # most important first: timing and memory of the Table 2 trio, the A/A calibration, modes, compile, training
+    assert names == ["default suite", "A/A calibration (R = 5)", "throughput bf16 + channels_last",
+                     "throughput fp16", "torch.compile default", "pytest -m gpu", "fake CIFAR",
+                     "cifar_short (bf16 AMP, channels_last)", "torchrun, 1 process, NCCL", "SK speed"]
     parser = build_parser()
     for step in steps:
         words = step.command
@@ -38,7 +39,7 @@ def test_every_harness_command_of_the_plan_parses_and_names_existing_suites(acce
             if args[0] == "run":
                 assert (ROOT / parsed.suite).is_file()
                 assert all("=" in item for item in parsed.overrides)
-    torchrun = steps[-1]
+    torchrun = steps[names.index("torchrun, 1 process, NCCL")]
     assert torchrun.env == {"HARNESS_DISTRIBUTED": "always"} and "torch.distributed.run" in torchrun.command
     gpu = {s.name for s in steps if s.gpu_only}
     assert gpu == {"pytest -m gpu", "throughput fp16"}
@@ -72,3 +73,50 @@ def test_the_dry_run_runs_every_cpu_step(tmp_path):
     assert steps["SK speed"]["numbers"]["median_ratio"] > 0
     assert (tmp_path / "summary.md").read_text().startswith("# GPU acceptance run")
     assert (tmp_path / "results.tar.gz").stat().st_size > 0
+
+
+def test_the_plan_is_chunks_of_at_most_8_minutes_by_its_estimates(acceptance, tmp_path, capsys):
+    steps = acceptance["plan"](tmp_path, dry=False)
+    chunks = acceptance["chunks"](steps)
+    assert sorted(i for chunk in chunks for i in chunk) == list(range(1, len(steps) + 1))
+    for chunk in chunks:
+        assert sum(steps[i - 1].estimate_s for i in chunk) <= acceptance["CHUNK_S"] == 480
+        assert all(steps[i - 1].timeout_s <= 600 for i in chunk)  # one device command runs 10 minutes at most
+    for i, step in enumerate(steps, 1):  # a step that reads another's output is in the same chunk
+        if step.needs:
+            (chunk,) = [c for c in chunks if i in c]
+            assert any(steps[j - 1].name == step.needs for j in chunk)
+    assert chunks[0] == [1, 2]  # the default suite's timing and memory first, then the A/A calibration
+    assert acceptance["main"](["--plan"]) == 0
+    assert "chunk 1: about 440 s" in capsys.readouterr().out
+
+
+def test_steps_are_chosen_by_number_or_exact_name_and_unknown_ones_are_refused(acceptance, tmp_path):
+    steps = acceptance["plan"](tmp_path, dry=False)
+    select = acceptance["select"]
+    assert [s.name for s in select(steps, ["2", "throughput bf16 + channels_last"])] == [
+        "A/A calibration (R = 5)", "throughput bf16 + channels_last"]
+    # a step's dependency comes along
+    assert [s.name for s in select(steps, ["cifar_short (bf16 AMP, channels_last)"])] == [
+        "fake CIFAR", "cifar_short (bf16 AMP, channels_last)"]
+    for bad in ("torchrun", "0", "11", "", "default suite,SK speed"):
+        with pytest.raises(SystemExit, match="names no step"):
+            select(steps, [bad])
+
+
+def test_the_summary_is_written_after_every_step(acceptance, tmp_path, monkeypatch):
+    """A run cut short (a device call's time limit) keeps the summary of the steps it finished."""
+    calls = []
+
+    def fake_run(step, out, logs, *, dry):
+        calls.append(step.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed mid-way
+        step.status, step.wall_s = "ok", 1.0
+
+    monkeypatch.setitem(acceptance["main"].__globals__, "_run", fake_run)
+    with pytest.raises(KeyboardInterrupt):
+        acceptance["main"](["--out", str(tmp_path), "--dry-run", "--only", "1", "--only", "3"])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [(s["name"], s["status"]) for s in summary["steps"]] == [
+        ("default suite", "ok"), ("throughput bf16 + channels_last", "not run")]
