@@ -111,7 +111,12 @@ def _cudnn_version() -> int | None:
         return None
 
 
-def _torch_gpus() -> list[dict[str, Any]]:
+def _torch_gpus(*, cuda: bool, smi: list[dict[str, str]] | None) -> list[dict[str, Any]]:
+    """The GPUs as torch sees them; for a run that does not use CUDA, as nvidia-smi names them (torch's device
+    queries would create a CUDA context, hundreds of MB on every GPU node running a CPU job)."""
+    if not cuda:
+        return [{"index": int(row["index"]), "name": row["name"]}
+                for row in smi or () if row.get("index", "").isdigit()]
     if not torch.cuda.is_available():
         return []
     gpus = []
@@ -167,7 +172,10 @@ def _device_info(device: str | None) -> dict[str, Any] | None:
 
 
 def capture_environment(device: str | None = None) -> dict[str, Any]:
-    """Versions, CPU, GPUs, clocks and backend flags of this process; ``device`` adds that device's name."""
+    """Versions, CPU, GPUs, clocks and backend flags of this process; ``device`` adds that device's name. A CPU
+    device creates no CUDA context (GPU names then come from nvidia-smi)."""
+    cuda = device is None or str(device).startswith("cuda")
+    smi = _nvidia_smi()
     return {
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
@@ -178,12 +186,12 @@ def capture_environment(device: str | None = None) -> dict[str, Any]:
         "packages": {name: _package_version(name) for name in _PACKAGES},
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
-        "cudnn": _cudnn_version(),
+        "cudnn": _cudnn_version() if cuda else None,
         "cuda_available": torch.cuda.is_available(),
         "mkldnn": torch.backends.mkldnn.is_available(),
         "cpu": _cpu_info(),
-        "gpus": _torch_gpus(),
-        "nvidia_smi": _nvidia_smi(),
+        "gpus": _torch_gpus(cuda=cuda, smi=smi),
+        "nvidia_smi": smi,
         "backend_flags": current_backend_flags(),
         "device": _device_info(device),
     }

@@ -90,3 +90,34 @@ def test_git_state_does_not_write_to_the_repository(tmp_path) -> None:
     state = environment.git_state(repo)
     assert state["commit"] and state["dirty"] is False
     assert index.stat().st_mtime_ns == before
+
+
+def test_a_cpu_run_creates_no_cuda_context_and_names_gpus_from_nvidia_smi(monkeypatch) -> None:
+    """On a GPU node a --device cpu run must not initialise CUDA (hundreds of MB on every GPU): torch's device
+    queries are not called; the GPU names come from nvidia-smi."""
+    import harness.environment as environment
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a CPU run queried CUDA")
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", forbidden)
+    monkeypatch.setattr(torch.cuda, "device_count", forbidden)
+    monkeypatch.setattr(environment, "_cudnn_version", forbidden)
+    monkeypatch.setattr(environment, "_nvidia_smi", lambda: [{"index": "0", "name": "NVIDIA H100"}])
+    env = capture_environment("cpu")
+    assert env["gpus"] == [{"index": 0, "name": "NVIDIA H100"}] and env["cudnn"] is None
+
+
+def test_the_peak_matmul_ramps_up_then_keeps_the_best_of_three_windows(monkeypatch) -> None:
+    from harness.measure import peak
+
+    windows = []
+    real = peak._window
+
+    def counted(a, b, dev, seconds):
+        windows.append(seconds)
+        return real(a, b, dev, seconds)
+
+    monkeypatch.setattr(peak, "_window", counted)
+    assert peak.measure_peak_gmacs("cpu", size=64, min_time_s=0.06) > 0
+    assert windows == [0.03, 0.02, 0.02, 0.02]

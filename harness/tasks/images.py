@@ -102,6 +102,13 @@ def progress(images: ImageSet, *, desc: str):
 # --- the tasks ----------------------------------------------------------------------------------------
 
 
+def _fp32() -> Any:
+    """Backend flags of an evaluation: full fp32 (no TF32), cudnn.benchmark off (one pass over the images)."""
+    from harness.environment import backend_flags
+
+    return backend_flags(cudnn_benchmark=False, tf32=False)
+
+
 def execute_eval(task: Task, ctx: TaskContext) -> dict[str, Any]:
     """Evaluation task: top-1 / top-5 error of one model (with its weights) on a labelled image set.
 
@@ -112,7 +119,8 @@ def execute_eval(task: Task, ctx: TaskContext) -> dict[str, Any]:
     options, source = weights_source(task, ctx, spec.from_train)
     images = open_images(spec.images, ctx, task, source)
     model, weights = build_with_weights(task, ctx, options, source, spec.from_train)
-    with progress(images, desc=f"eval {task.label}") as bar:
+    # fp32 as [P] evaluates: TF32 (on for cuDNN convolutions by default on Ampere and newer) off
+    with _fp32(), progress(images, desc=f"eval {task.label}") as bar:
         acc = evaluate(model, loader(images, spec.images, task.device), device=task.device,
                        num_classes=images.num_classes, on_batch=bar.update)
     return {**images.describe(), "weights": weights, "top1_err": acc.top1_err, "top5_err": acc.topk_err,
@@ -131,7 +139,7 @@ def execute_attention(task: Task, ctx: TaskContext) -> dict[str, Any]:
     images = open_images(spec.images, ctx, task, source)
     model, weights = build_with_weights(task, ctx, options, source, spec.from_train)
     find_sk_units(model)  # a model without SK units fails before any image is read
-    with progress(images, desc=f"attention {task.label}") as bar:
+    with _fp32(), progress(images, desc=f"attention {task.label}") as bar:
         result = analyse(model, loader(images, spec.images, task.device), scales=spec.scales, device=task.device,
                          num_classes=images.num_classes, on_batch=bar.update)
     common = {"dataset": images.name, "synthetic": images.synthetic, "weights": weights}

@@ -37,7 +37,10 @@ _CHECK_EVERY_STEPS = 50  # a host sync this often costs <1% on GPU; a sync every
 
 @contextmanager
 def _deterministic_on_cpu(device: torch.device) -> Iterator[None]:
-    # CUDA determinism needs CUBLAS_WORKSPACE_CONFIG set before CUDA starts: the runner's backend flags own it.
+    # On the CPU a resumed training equals an unbroken one bit for bit (deterministic algorithms). On CUDA it does
+    # not: that would need CUBLAS_WORKSPACE_CONFIG set before CUDA starts and deterministic cuDNN kernels, which
+    # nothing here sets; a resumed CUDA run continues the same schedule and seeds, equal up to kernel nondeterminism
+    # (docs/training.md says so).
     if device.type != "cpu":
         yield
         return
