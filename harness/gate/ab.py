@@ -354,9 +354,30 @@ def load_pairs(files: list[Path]) -> tuple[BenchmarkSet, BenchmarkSet, Benchmark
                             origin="harness-ab")
 
     n = len(docs)
-    return (side_set("base", docs, f"base ({n} processes)"), side_set("head", docs, f"head ({n} processes)"),
+    head = side_set("head", docs, f"head ({n} processes)")
+    # both sides ran in the same processes: a contended process is said once, as the candidate's
+    head = replace(head, contended=_contended_processes(docs))
+    return (side_set("base", docs, f"base ({n} processes)"), head,
             side_set("base", docs[0::2], "base in processes 1, 3, …"),
             side_set("base", docs[1::2], "base in processes 2, 4, …"))
+
+
+def _contended_processes(docs: list[dict[str, Any]]) -> tuple[str, ...]:
+    from harness.measure.load import Load
+    from harness.measure.processes import contended
+
+    out = []
+    for k, doc in enumerate(docs, 1):
+        for res in doc["results"]:
+            loads = [x for x in res.get("load") or () if isinstance(x, dict)]
+            hit = [Load(**{f: x[f] for f in Load.__dataclass_fields__}) for x in loads]
+            hit = [x for x in hit if contended(x, int(res.get("threads") or 1))]
+            if hit:
+                worst = max(x.other_cores for x in hit)
+                out.append(f"process {k} timed under contention (other processes kept {worst:.2f} of "
+                           f"{hit[0].cores} cores busy)")
+                break
+    return tuple(out)
 
 
 def noise_note(noise: CheckReport) -> str:

@@ -39,8 +39,9 @@ def _cells(row: CheckRow) -> list[str]:
         row.key.label,
         "—" if row.key.batch_size is None else str(row.key.batch_size),
         row.key.mode,
-        _num(row.baseline_median_ms, ".3f"),
-        _num(row.candidate_median_ms, ".3f"),
+        # the numbers judged (the statistic); a row without raw samples has only medians
+        _num(row.baseline_stat_ms if row.baseline_stat_ms is not None else row.baseline_median_ms, ".3f"),
+        _num(row.candidate_stat_ms if row.candidate_stat_ms is not None else row.candidate_median_ms, ".3f"),
         _num(row.raw_ratio, ".3f"),
         _num(row.normalised_ratio, ".3f"),
         ci,
@@ -62,7 +63,8 @@ def _header(report: CheckReport) -> list[str]:
         "regression = Mann-Whitney U p < alpha (on the fastest quarter of each round) AND ratio beyond "
         "threshold AND 95% bootstrap CI excludes 1. "
         f"Ratios are candidate/baseline of the median over rounds of each round's {GATE_QUANTILE:.0%}-quantile "
-        "of per-iteration latency (the undisturbed iterations; ms columns are plain medians); norm. = each "
+        "of per-iteration latency (the undisturbed iterations; the ms columns are that statistic, the numbers judged; "
+        "plain medians are in the JSON); norm. = each "
         "round divided by the same quantile of the reference samples of that round "
         "(CI and p use normalised samples when both sides have them).",
     ]

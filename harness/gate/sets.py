@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -97,6 +97,8 @@ class BenchmarkSet:
     failed: tuple[str, ...] = ()
     # A merged run's machines, one description each, when its shards were timed on more than one machine.
     machines: tuple[str, ...] = ()
+    # Timing processes (or sessions) that ran while other processes oversubscribed the cores, one line each.
+    contended: tuple[str, ...] = ()
 
 
 # --- harness run dirs -------------------------------------------------------------------------------
@@ -151,8 +153,32 @@ def load_run_dir(path: Path) -> tuple[BenchmarkSet, dict[str, Any]]:
         origin="harness-run",
         failed=failed_tasks(run.records, (*TIMED_KINDS, REFERENCE_KIND)),
         machines=_shard_machines(run.manifest),
+        contended=contended_timings(run.records),
     )
     return bset, run.manifest
+
+
+def contended_timings(records: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """One line per timing process (or, in runs from before the process level, per timing session) that ran while
+    other processes left fewer free cores than its threads: a slowdown measured then is no regression of the code."""
+    from harness.measure.load import Load
+    from harness.measure.processes import contended
+
+    out: dict[tuple[Any, ...], str] = {}
+    for r in records:
+        if r.get("kind") not in (*TIMED_KINDS, REFERENCE_KIND) or r.get("status") != "ok":
+            continue
+        threads = int(r.get("threads") or 1)
+        runs = [(p.get("index"), p.get("load")) for p in r.get("process_runs") or () if isinstance(p, dict)]
+        for index, load in runs or [(None, r.get("load"))]:
+            if not isinstance(load, dict):
+                continue
+            reading = Load(**{k: load[k] for k in Load.__dataclass_fields__ if k in load})
+            if contended(reading, threads):
+                out[(r.get("pairing"), index)] = (
+                    f"{r.get('label')} timed under contention (other processes kept {reading.other_cores:.2f} of "
+                    f"{reading.cores} cores busy, {threads} thread{'s' * (threads != 1)})")
+    return tuple(out.values())
 
 
 def _shard_machines(manifest: Mapping[str, Any]) -> tuple[str, ...]:

@@ -275,7 +275,8 @@ class CheckRow:
     """Outcome for one benchmark key. Ratios are candidate / baseline (> 1: candidate slower).
 
     With raw samples the ratios compare the gate's statistic (median over rounds of each round's
-    ``GATE_QUANTILE``); ``*_median_ms`` are plain medians, for reading.
+    ``GATE_QUANTILE``), whose raw values are ``*_stat_ms`` (what the tables show: the numbers judged);
+    ``*_median_ms`` are plain medians.
     """
 
     key: BenchmarkKey
@@ -291,6 +292,8 @@ class CheckRow:
     n_baseline: int = 0
     n_candidate: int = 0
     note: str = ""
+    baseline_stat_ms: float | None = None
+    candidate_stat_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -306,6 +309,7 @@ class CheckReport:
     candidate_source: str = ""
     notes: tuple[str, ...] = ()  # lines shown under the header (how the two sides were measured, noise check)
     failed: tuple[str, ...] = ()  # timed tasks of either side that ended in an error
+    contended: tuple[str, ...] = ()  # timings of either side made under contention (not judged unless forced)
 
     @property
     def unjudged(self) -> list[str]:
@@ -316,11 +320,14 @@ class CheckReport:
             reasons.append("no benchmark was measured on either side")
         reasons += [f"{r.key.label} ({r.key.mode}, batch {r.key.batch_size}): {r.verdict.value}"
                     + (f", {r.note}" if r.note else "") for r in self.rows if r.verdict in UNJUDGED]
-        return reasons + list(self.failed)
+        return reasons + list(self.failed) + list(self.contended)
 
     @property
     def exit_code(self) -> int:
-        """1: a regression (and nothing else); 2: could not judge (see ``unjudged``); 0: pass."""
+        """1: a regression (and nothing else); 2: could not judge (see ``unjudged``); 0: pass. A timing made under
+        contention is never a regression: it cannot be judged (a busy machine must not fail a build)."""
+        if self.contended:
+            return 2
         if any(r.verdict is Verdict.REGRESSION for r in self.rows):
             return 1
         return 2 if self.unjudged else 0
@@ -382,8 +389,9 @@ def _compare_one(
     b_xr = normalise(b_rounds, b_refs, size=size) if normalised else b_rounds
     c_xr = normalise(c_rounds, c_refs, size=size) if normalised else c_rounds
     ratio = _ratio(statistic(c_xr, size=size), statistic(b_xr, size=size))
-    row = replace(row, raw_ratio=_ratio(statistic(c_rounds, size=size), statistic(b_rounds, size=size)),
-                  normalised_ratio=ratio if normalised else None)
+    b_stat, c_stat = statistic(b_rounds, size=size), statistic(c_rounds, size=size)
+    row = replace(row, raw_ratio=_ratio(c_stat, b_stat), normalised_ratio=ratio if normalised else None,
+                  baseline_stat_ms=b_stat, candidate_stat_ms=c_stat)
     b_x, c_x = np.concatenate(b_xr), np.concatenate(c_xr)
     if min(b_x.size, c_x.size) < MIN_SAMPLES:
         return replace(row, verdict=Verdict.INSUFFICIENT, note=f"need >= {MIN_SAMPLES} samples per side")
@@ -461,4 +469,15 @@ def compare(
         baseline_source=baseline.source,
         candidate_source=candidate.source,
         failed=tuple(f"baseline: {f}" for f in baseline.failed) + tuple(f"candidate: {f}" for f in candidate.failed),
+        # a busy machine is no regression of the code: a contended timing is not judged (it can be, with --force)
+        contended=() if force else _contention(baseline, candidate),
     )
+
+
+def _contention(baseline: BenchmarkSet, candidate: BenchmarkSet) -> tuple[str, ...]:
+    lines = [f"baseline: {c}" for c in baseline.contended] + [f"candidate: {c}" for c in candidate.contended]
+    if len(lines) > 3:  # say how many, not every process
+        lines = [*lines[:2], f"… {len(lines) - 2} more timed under contention"]
+    if lines:
+        lines.append("rerun on a quiet machine (or --wait-quiet 300), or pass --force to judge it anyway")
+    return tuple(lines)

@@ -159,3 +159,31 @@ def test_a_label_with_newlines_forges_no_markdown_lines(tmp_path, capsys):
     assert code == 1
     results = [line for line in out_file.read_text().splitlines() if "Result:" in line and "|" not in line]
     assert results == ["**Result: FAIL (1 regression)**"]
+
+
+def test_a_run_timed_under_contention_is_not_judged_unless_forced(tmp_path):
+    """A/A runs on a machine whose other processes took the cores read as a 9-12% 'regression' before: a
+    contended timing is no verdict on the code (exit 2), and the table shows the numbers judged."""
+    from harness.gate import render as gate_render
+    from harness.gate import sets, verdict
+
+    def bench(scale: float) -> sets.BenchmarkSet:
+        rounds = tuple(tuple(scale * (10.0 + 0.01 * i) for i in range(30)) for _ in range(3))
+        key = verdict.BenchmarkKey.from_fields({"model": "m", "label": "m", "batch_size": 1, "device": "cpu",
+                                                "kind": "latency", "dtype": "fp32"})
+        return sets.BenchmarkSet(benchmarks={key: sets.BenchSamples(rounds=rounds, threads=1)}, source="s")
+
+    busy = {"wall_s": 1.0, "other_cores": 1.8, "own_cores": 0.6, "loadavg_1m": 3.0, "involuntary_switches": 9,
+            "cores": 2}
+    records = [{"kind": "latency", "status": "ok", "label": "m", "threads": 1, "pairing": "t",
+                "process_runs": [{"index": 0, "load": {**busy, "other_cores": 0.02}}, {"index": 1, "load": busy}]}]
+    lines = sets.contended_timings(records)
+    assert lines == ("m timed under contention (other processes kept 1.80 of 2 cores busy, 1 thread)",)
+    candidate = sets.BenchmarkSet(**{**bench(1.12).__dict__, "contended": lines})
+    report = verdict.compare(bench(1.0), candidate)
+    assert report.exit_code == 2 and any("timed under contention" in r for r in report.unjudged)
+    assert verdict.compare(bench(1.0), candidate, force=True).exit_code == 1
+    row = report.rows[0]
+    assert row.baseline_stat_ms == pytest.approx(10.0, abs=0.05) and row.candidate_stat_ms > 11
+    text = gate_render.render(report, "text")
+    assert f"{row.baseline_stat_ms:.3f}" in text and "COULD NOT JUDGE" in text
