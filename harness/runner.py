@@ -57,6 +57,22 @@ class RunOptions:
     notify: Any = None  # called with one line for the terminal (the thread choice)
 
 
+@dataclass(frozen=True, kw_only=True)
+class RunRequest:
+    """One run, frozen and picklable: what ``harness run`` assembles from its flags, and what a shard job of the
+    launcher holds and runs where it lands (no argv list goes between modules, no CLI is re-entered)."""
+
+    suite: Suite
+    options: RunOptions
+    imports: tuple[str, ...] = ()  # plugins besides the suite's own (``--import``)
+
+
+def execute(request: RunRequest) -> Path | None:
+    """Run ``request``: import its plugins, then ``run_suite``; the run dir (None on a non-writing rank)."""
+    import_plugins(request.imports)
+    return run_suite(request.suite, options=request.options)
+
+
 def _run_options(options: RunOptions, device: str) -> dict[str, Any]:
     """The command-line choices that change what a run measures: a resume must make the same ones."""
     return {

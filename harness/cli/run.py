@@ -31,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.measure.processes import parse_processes
     from harness.models.plugins import import_plugins
     from harness.plan import check_models, replace_models
-    from harness.runner import RunOptions, run_suite
+    from harness.runner import RunOptions, RunRequest, execute
 
     import_plugins(args.imports)
     suite = load_suite(args.suite, overrides=args.overrides)
@@ -50,13 +50,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.wait_quiet is not None and not (0 <= args.wait_quiet <= _MAX_WAIT_S):
         raise ConfigError(f"--wait-quiet {args.wait_quiet:g}: give seconds between 0 and {_MAX_WAIT_S}")
     if args.launcher is not None:
-        return _launch(args, suite)
+        return _launch(args, suite, threads)
     _no_launcher_flags(args)
     options = RunOptions(out_root=Path(args.out), device=args.device, resume=args.resume, fail_fast=args.fail_fast,
                          data_dir=args.data_dir, shard=args.shard, argv=sys.argv, progress=not args.no_progress,
                          threads=threads, wait_quiet_s=args.wait_quiet,
                          notify=lambda line: print(line, file=sys.stderr))
-    run_dir = run_suite(suite, options=options)
+    run_dir = execute(RunRequest(suite=suite, options=options))
     if run_dir is None:  # a non-zero rank of a distributed run: rank 0 reports
         return 0
     print(run_dir)
@@ -99,9 +99,10 @@ def _launcher_options(suite, items: list[str]):
     return parse_suite(data, source=f"--slurm {' '.join(items)}")
 
 
-def _launch(args: argparse.Namespace, suite) -> int:
+def _launch(args: argparse.Namespace, suite, threads: int | None) -> int:
     from harness.launch import LaunchOptions, finish, launch, require_submitit
     from harness.report import render
+    from harness.runner import RunOptions, RunRequest
 
     for flag, value in (("--shard", args.shard), ("--resume", args.resume)):
         if value:
@@ -114,15 +115,14 @@ def _launch(args: argparse.Namespace, suite) -> int:
     shards = args.shards or (suite.launcher.shards if suite.launcher is not None else None)
     if not shards:
         raise ConfigError("--launcher needs the number of shards: --shards N (or launcher.shards in the suite)")
-    passed = [*(["--data-dir", str(Path(args.data_dir).resolve())] if args.data_dir else []),
-              *[w for module in args.imports for w in ("--import", module)],
-              *(["--fail-fast"] if args.fail_fast else []),
-              # each shard picks the threads its own machine leaves free, unless the user fixed the count
-              *(["--threads", args.threads] if args.threads != "auto" else []),
-              *(["--wait-quiet", str(args.wait_quiet)] if args.wait_quiet is not None else [])]
     device = args.device if args.device != "auto" else suite.device  # what the shards ask the scheduler for
+    # what every shard runs (the launcher adds its shard, --out and --resume): each picks the threads its own
+    # machine leaves free, unless the user fixed the count
+    shard_run = RunRequest(suite=suite, imports=tuple(args.imports), options=RunOptions(
+        device=device, fail_fast=args.fail_fast, threads=threads, wait_quiet_s=args.wait_quiet, progress=False,
+        data_dir=str(Path(args.data_dir).resolve()) if args.data_dir else None))
     options = LaunchOptions(executor=args.launcher, shards=shards, out_root=Path(args.out), device=device,
-                            run_args=tuple(passed), wait=not args.no_wait, progress=not args.no_progress,
+                            request=shard_run, wait=not args.no_wait, progress=not args.no_progress,
                             argv=sys.argv)
     try:
         launched = launch(suite, options=options, notify=lambda line: print(line, file=sys.stderr))

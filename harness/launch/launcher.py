@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.config.schema import LauncherSection, Suite
 from harness.errors import ConfigError
@@ -30,6 +30,9 @@ from harness.launch.finish import LAUNCH_FILE
 from harness.launch.shard import ShardJob, shard_run_dir
 from harness.measure.load import usable_cores
 from harness.results.store import create_run_dir, new_run_id, utc_now
+
+if TYPE_CHECKING:
+    from harness.runner import RunRequest
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ class LaunchOptions:
     shards: int
     out_root: Path
     device: str = "auto"
-    run_args: tuple[str, ...] = ()  # given to every shard's `run`: --data-dir, --import, --fail-fast
+    request: RunRequest | None = None  # what every shard runs (its shard, --out and --resume added per shard)
     wait: bool = True
     progress: bool = True
     argv: list[str] = field(default_factory=list)
@@ -157,12 +160,21 @@ class _Shard:
                 "state": self.state, "reason": self.reason, "attempts": self.attempts}
 
 
-def _shard_jobs(suite_file: Path, launch_dir: Path, options: LaunchOptions) -> list[ShardJob]:
+def _shard_jobs(suite: Suite, suite_file: Path, launch_dir: Path, options: LaunchOptions) -> list[ShardJob]:
+    from harness.runner import RunOptions, RunRequest
+
     n = options.shards
-    return [ShardJob(index=i, count=n, folder=str(launch_dir / f"shard-{i + 1}of{n}"),
-                     argv=("run", str(suite_file), "--shard", f"{i + 1}/{n}", "--device", options.device,
-                           "--no-progress", "--no-report", *options.run_args))
-            for i in range(n)]
+    base = options.request or RunRequest(suite=suite, options=RunOptions(device=options.device, progress=False))
+    jobs = []
+    for i in range(n):
+        folder = launch_dir / f"shard-{i + 1}of{n}"
+        # the command this shard's run is equivalent to, for its manifest and done.json
+        argv = ["run", str(suite_file), "--shard", f"{i + 1}/{n}", "--device", options.device, "--out", str(folder)]
+        request = replace(base, suite=suite, options=replace(
+            base.options, shard=(i, n), out_root=folder, device=options.device, progress=False, argv=argv,
+            notify=None))
+        jobs.append(ShardJob(index=i, count=n, folder=str(folder), request=request))
+    return jobs
 
 
 def launch(suite: Suite, *, options: LaunchOptions, notify: Notify = lambda line: None) -> Launched:
@@ -187,7 +199,7 @@ def launch(suite: Suite, *, options: LaunchOptions, notify: Notify = lambda line
     suite_file = launch_dir / "suite.yaml"
     write_text_atomic(suite_file, json.dumps(suite.to_dict(), indent=1) + "\n")  # JSON is YAML
     executor = make_executor(options.executor, suite, folder=launch_dir / "logs", device=options.device)
-    shards = [_Shard(job) for job in _shard_jobs(suite_file, launch_dir, options)]
+    shards = [_Shard(job) for job in _shard_jobs(suite, suite_file, launch_dir, options)]
     parallel = options.shards if options.executor == "slurm" else local_parallelism(suite, options.shards)
     state = {"run_id": run_id, "suite_name": suite.name, "created_utc": utc_now(), "argv": options.argv,
              "executor": options.executor, "out_root": str(options.out_root)}

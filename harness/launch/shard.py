@@ -1,6 +1,8 @@
-"""What one shard runs where it lands: ``python -m harness run SUITE --shard I/N --out <launch dir>/shard-IofN``,
-in-process, continuing its own run dir with ``--resume`` when one is there (a resubmission after a failure,
-a requeue after preemption or the time limit).
+"""What one shard runs where it lands: its ``RunRequest`` (the suite, ``--shard I/N``, ``--out <launch
+dir>/shard-IofN``) through the runner, continuing its own run dir (``resume``) when one is there (a resubmission
+after a failure, a requeue after preemption or the time limit). A shard that raises carries its exception (type
+and message, the task it was on for a ``--fail-fast`` stop) back through submitit to the launcher and the merged
+report.
 
 Preemption: SLURM sends the job's signal (USR2, ``signal_delay_s`` before the kill). The handler installed
 here stops the shard where it is (the interrupted task wrote no record, so it runs again on resume and is
@@ -12,26 +14,23 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError
 from harness.fileio import write_json_atomic
 from harness.results.store import MANIFEST, utc_now
+
+if TYPE_CHECKING:
+    from harness.runner import RunRequest
 
 DONE_FILE = "done.json"  # written by a shard whose `run` ended with exit code 0
 # For the launcher's own tests: "I/N:kill:K" (SIGKILL) or "I/N:preempt:K" (the preemption signal) makes
 # shard I of N stop itself right after its K-th record, the first time it starts ("I/N:kill:K:always": every
 # time; comma-separated: several).
 FAULT_ENV = "HARNESS_LAUNCH_TEST_FAULT"
-
-
-class ShardFailed(HarnessError):
-    """A shard's ``run`` ended with a non-zero exit code (its log says why)."""
 
 
 class Preempted(BaseException):
@@ -54,18 +53,22 @@ class ShardJob:
 
     index: int
     count: int
-    argv: tuple[str, ...]  # `run SUITE --shard I/N ...`, without --out and --resume
     folder: str  # this shard's --out
+    request: RunRequest  # the shard's run, without resume
     attempt: int = 1  # 2: resubmitted after a failure
 
     @property
     def name(self) -> str:
         return f"{self.index + 1}/{self.count}"
 
-    def command(self) -> list[str]:
-        """The ``python -m harness`` arguments this shard runs now."""
+    def current(self) -> RunRequest:
+        """The request this shard runs now: its own run dir resumed when it has one."""
         run_dir = shard_run_dir(Path(self.folder))
-        return [*self.argv, "--out", self.folder, *(["--resume", str(run_dir)] if run_dir is not None else [])]
+        if run_dir is None:
+            return self.request
+        options = self.request.options
+        return replace(self.request, options=replace(options, resume=run_dir,
+                                                     argv=[*options.argv, "--resume", str(run_dir)]))
 
     def resubmitted(self) -> ShardJob:
         return replace(self, attempt=self.attempt + 1)
@@ -77,34 +80,22 @@ class ShardJob:
         return DelayedSubmission(self)
 
     def __call__(self) -> str | None:
+        from harness.runner import execute
+
         rank = _export_distributed()
         first_start = shard_run_dir(Path(self.folder)) is None
-        argv = self.command()
+        request = self.current()
         with _preemption_stops_the_run() as preempted:
             _install_test_fault(self.name, first_start=first_start)
-            code = _harness(argv)
+            execute(request)  # what it raises is the shard's failure, with its type and message
         if preempted:
             return None  # a non-zero rank: rank 0 checkpoints and requeues the job
-        if code != 0:
-            raise ShardFailed(f"shard {self.name}: `python -m harness {' '.join(argv)}` exited with code {code}")
         if rank != 0:
             return None
         run_dir = shard_run_dir(Path(self.folder))
         write_json_atomic(Path(self.folder) / DONE_FILE, {"run_dir": str(run_dir), "attempt": self.attempt,
-                                                          "utc": utc_now(), "argv": argv})
+                                                          "utc": utc_now(), "argv": request.options.argv})
         return str(run_dir)
-
-
-def _harness(argv: list[str]) -> int:
-    """``python -m harness ARGV`` in this process (its manifest records these arguments, not submitit's)."""
-    from harness.cli import main
-
-    saved = sys.argv
-    sys.argv = [str(Path(__file__).resolve().parents[1] / "__main__.py"), *argv]
-    try:
-        return main(argv)
-    finally:
-        sys.argv = saved
 
 
 def _in_submitit_job() -> bool:

@@ -7,7 +7,7 @@ Rows whose architecture the papers do not specify have ``model=None`` and a note
 
 from __future__ import annotations
 
-from harness.paper import PaperRow
+from harness.paper.rows import PaperRow
 
 CIFAR = (3, 32, 32)
 K3, K5, K7 = "3x3", "3x3d2", "3x3d3"

@@ -669,6 +669,32 @@ class _Environment(_Shape):
     device: dict[str, Any] | None = None
 
 
+class _MergedFrom(_Shape):
+    """A shard run dir a merged run was made of, and the machine that measured it."""
+
+    path: str | None = None
+    shard: ShardRef | None = None
+    machine: dict[str, Any] | None = None
+
+
+class _Incomplete(_Shape):
+    """A shard of a launch that did not end (``launch.finish``): why, and the end of its log."""
+
+    shard: str | None = None
+    reason: str | None = None
+    log: str | None = None
+    log_tail: list[str] = Field(default_factory=list)
+
+
+class _Threads(_Shape):
+    """The run's intra-op thread count and why (``measure.load.ThreadChoice``)."""
+
+    threads: PositiveCount | None = None
+    chosen_by: str | None = None
+    cores: PositiveCount | None = None
+    other_cores: Finite | None = None
+
+
 class Manifest(_Shape):
     """What readers (reports, compare, history, the gate, merge, resume) take from a manifest."""
 
@@ -676,11 +702,17 @@ class Manifest(_Shape):
     suite_name: str | None = None
     created_utc: str | None = None
     device: str | None = None
+    argv: list[str] | None = None
+    threads: _Threads | None = None
     git: _Git | None = None
     environment: _Environment | None = None
     suite: dict[str, Any] | None = None
-    shard: dict[str, Any] | None = None
+    shard: ShardRef | None = None
     run_options: dict[str, Any] | None = None
+    merged_from: list[_MergedFrom] | None = None
+    """the shard run dirs a merged run was made of"""
+    incomplete: list[_Incomplete] | None = None
+    """shards of a launch that did not end"""
 
 
 def check_manifest(manifest: dict[str, Any], *, where: str) -> None:

@@ -27,7 +27,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import RecordWriteError, ResultsError, printable
 from harness.fileio import JSONInputError, parse_json, read_input, require_folder_name, write_json_atomic
@@ -238,47 +237,6 @@ def _record(line: bytes, path: Path, number: int) -> dict[str, Any]:
     return record
 
 
-class _Typed(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-
-
-class _ShardOf(_Typed):
-    index: int = Field(ge=0)
-    count: int = Field(ge=1)
-
-
-class _MergedFrom(_Typed):
-    path: str | None = None
-    shard: _ShardOf | None = None
-    machine: dict[str, Any] | None = None
-
-
-class _Incomplete(_Typed):
-    shard: str | None = None
-    reason: str | None = None
-    log: str | None = None
-    log_tail: list[str] = []
-
-
-class _MergeFields(_Typed):
-    """The manifest fields a shard and a merge write (``--shard``, ``results.merge``, ``launch.finish``), which the
-    report reads: typed here until ``records.Manifest`` declares them."""
-
-    shard: _ShardOf | None = None
-    merged_from: list[_MergedFrom] | None = None
-    incomplete: list[_Incomplete] | None = None
-
-
-def _check_merge_fields(manifest: dict[str, Any], where: str) -> None:
-    try:
-        _MergeFields.model_validate(manifest)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(part) for part in err["loc"])
-        raise ResultsError(f"{where}: bad field '{field}': {printable(err['msg']).lower()}; the run dir was edited by "
-                           "hand or written by another tool") from None
-
-
 def load_run(path: Path) -> RunData:
     """Read a run dir, keeping the last record per ``record_key``."""
     path = Path(path)
@@ -293,7 +251,6 @@ def load_run(path: Path) -> RunData:
         raise ResultsError(f"{manifest_path}: a manifest must be a JSON object, got {type(manifest).__name__}")
     manifest = migrate_record(manifest, where=str(manifest_path))
     check_manifest(manifest, where=str(manifest_path))
-    _check_merge_fields(manifest, where=str(manifest_path))
     latest: dict[tuple[Any, ...], dict[str, Any]] = {}
     for record in read_records(path / RECORDS):
         latest.pop(record_key(record), None)

@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +23,9 @@ from harness.fileio import canonical_json
 from harness.measure.mode import mode_label
 from harness.measure.stats import Summary, bootstrap_ci, process_ratio, ratio_of_medians_ci, summarize
 from harness.results.records import LOOP_KINDS
-from harness.results.store import RunData
+
+if TYPE_CHECKING:
+    from harness.results.store import RunData
 
 KEY_FIELDS = ("model", "label", "options", "batch_size", "device", "dtype", "channels_last", "compile", "kind")
 # The base network of the reports' ratios, as in the paper's Table 2 ("÷ ResNeXt-50").
@@ -166,7 +168,7 @@ class Benchmark:
 def benchmarks(run: RunData | Iterable[Mapping[str, Any]], kind: str) -> list[Benchmark]:
     """Benchmarks of ``kind`` (a run's, or of ``ok`` records) in the order they first ran; records without samples
     are left out. The one grouping of records into benchmarks."""
-    records = run.of_kind(kind) if isinstance(run, RunData) else \
+    records = run.of_kind(kind) if hasattr(run, "of_kind") else \
         [r for r in run if r.get("kind") == kind and r.get("status") == "ok"]
     pooled: dict[BenchmarkKey, list[dict[str, Any]]] = {}
     for r in records:

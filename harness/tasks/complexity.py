@@ -9,7 +9,7 @@ from harness.measure.macs import ACTIVATIONS_CONVENTION, count_flops_torch, coun
 from harness.measure.params import count_params
 from harness.paper import rows_built_by
 from harness.plan import ComplexitySpec, Task
-from harness.tasks import TaskContext, build, input_size_of, model_fields
+from harness.tasks.context import TaskContext, build, input_size_of, model_fields
 
 
 def execute(task: Task, ctx: TaskContext) -> dict[str, Any]:

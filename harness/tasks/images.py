@@ -22,7 +22,7 @@ from harness.models.registry import TIMM_PREFIX, create_model
 from harness.models.timm_keys import TIMM_EQUIVALENTS
 from harness.models.weights import load_weights, split_options, timm_weights_name
 from harness.plan import AttentionSpec, EvalSpec, ImageSetSpec, Task
-from harness.tasks import TaskContext
+from harness.tasks.context import TaskContext
 from harness.tasks.training import num_classes_option, trained_weights_path
 
 if TYPE_CHECKING:

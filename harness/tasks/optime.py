@@ -20,7 +20,7 @@ from harness.measure.optime import ModelOpTime, OpTimeResult, profile_op_time
 from harness.measure.timer import PreparedModel, prepare_benchmark
 from harness.models.plain import plain_match
 from harness.plan import OpTimeSpec, Task
-from harness.tasks import TaskContext, build, input_size_of, model_fields
+from harness.tasks.context import TaskContext, build, input_size_of, model_fields
 
 log = logging.getLogger(__name__)
 

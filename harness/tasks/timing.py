@@ -28,7 +28,7 @@ from harness.measure.sampling import SampleWindow
 from harness.models.registry import create_model
 from harness.plan import PeakSpec, Task, TimingSpec
 from harness.results.records import LOOP_KINDS
-from harness.tasks import TaskContext, input_size_of
+from harness.tasks.context import TaskContext, input_size_of
 
 log = logging.getLogger(__name__)
 

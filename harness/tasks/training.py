@@ -21,7 +21,7 @@ from harness.measure.macs import count_macs
 from harness.measure.params import count_params
 from harness.models.registry import TIMM_PREFIX, get_entry
 from harness.plan import Task, TrainSpec
-from harness.tasks import TaskContext, build
+from harness.tasks.context import TaskContext, build
 from harness.train.checkpoint import save_checkpoint
 from harness.train.data import CifarData, load_cifar
 from harness.train.loop import train

@@ -104,3 +104,39 @@ def test_train_gpus_2_trains_a_shard_in_two_gloo_processes(tmp_path, plugin_file
     assert code == 0, err
     (trained,) = load_run(Path(out[0])).of_kind("train")
     assert trained["distributed"] == {"world_size": 2, "backend": "gloo"} and len(trained["curve"]) == 1
+
+
+BREAKS = """
+from torch import nn
+from harness import register_model
+
+
+@register_model("NAME", input_size=(3, 8, 8))
+def build(*, fail: bool = False) -> nn.Module:
+    if fail:
+        raise RuntimeError("the builder of the second model broke")
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
+"""
+
+
+def test_a_shard_that_raises_shows_its_exception_type_and_message_in_the_merged_report(tmp_path, capsys):
+    """A shard is a run request executed where it lands, not an argv list re-entering the CLI: what it raises (here
+    --fail-fast's TaskFailed, naming the task) reaches the launcher and the merged report, not just an exit code."""
+    name = f"breaks_{tmp_path.name[-6:]}".replace("-", "_")
+    plugin = tmp_path / "breaks.py"
+    plugin.write_text(BREAKS.replace("NAME", name))
+    suite = tmp_path / "s.yaml"
+    suite.write_text(json.dumps({"name": "launched", "imports": [str(plugin)], "device": "cpu",
+                                 "models": [{"name": name, "label": "ok"},
+                                            {"name": name, "label": "bad", "options": {"fail": True}}],
+                                 "complexity": {"input_size": [3, 8, 8], "flop_crosscheck": False}}))
+    code, out, err = run_cli(capsys, "run", suite, "--launcher", "local", "--shards", 2, "--fail-fast", "--out",
+                             tmp_path / "r", "--reports", tmp_path / "p", "--no-progress")
+    assert code == 1, err
+    assert "shard 2/2 failed 2 times; last: " in err and "TaskFailed" in err
+    assert "the builder of the second model broke" in err
+    merged = load_run(Path(out[0]))
+    (problem,) = merged.manifest["incomplete"]
+    assert problem["shard"] == "2/2" and "TaskFailed" in problem["reason"] and "complexity:bad" in problem["reason"]
+    text = Path(out[1]).read_text()
+    assert "Incomplete run" in text and "TaskFailed" in text and "the builder of the second model broke" in text

@@ -66,8 +66,11 @@ def test_the_job_array_and_the_command_of_each_task(tmp_path, plugin_file, fake_
     assert "srun --unbuffered" in text
     for i in range(3):  # what each array task runs
         job = submitit.core.utils.DelayedSubmission.load(launch_dir / "logs" / f"{JOB}_{i}_submitted.pkl").function
-        assert job.command() == ["run", str(launch_dir / "suite.yaml"), "--shard", f"{i + 1}/3", "--device", "cpu",
-                                 "--no-progress", "--no-report", "--out", str(launch_dir / f"shard-{i + 1}of3")]
+        run = job.request.options  # a run request, not an argv list re-entering the CLI
+        assert job.request.suite.name == "launched" and run.shard == (i, 3) and run.device == "cpu"
+        assert run.out_root == launch_dir / f"shard-{i + 1}of3" and run.progress is False and run.resume is None
+        assert run.argv == ["run", str(launch_dir / "suite.yaml"), "--shard", f"{i + 1}/3", "--device", "cpu",
+                            "--out", str(launch_dir / f"shard-{i + 1}of3")]
         assert callable(job.checkpoint)
     state = json.loads((launch_dir / "launch.json").read_text())
     assert [s["attempts"][0]["job_id"] for s in state["shards"]] == [f"{JOB}_0", f"{JOB}_1", f"{JOB}_2"]
