@@ -84,7 +84,7 @@ class RssSampler:
 
 
 @contextlib.contextmanager
-def _kineto_chatter_to_debug_log() -> Iterator[None]:
+def kineto_chatter_to_debug_log() -> Iterator[None]:
     """Route fd 2 to a file while the profiler starts and stops; its chatter goes to the debug log, anything else
     back to stderr (progress bars and warnings must not vanish)."""
     sys.stderr.flush()
@@ -121,7 +121,7 @@ def profiled_iteration_peak_bytes(step: Callable[[], object]) -> int:
     """Run ``step`` once under the torch profiler's memory accounting; its CPU allocator peak in bytes."""
     from torch.autograd.profiler import profile
 
-    with _kineto_chatter_to_debug_log(), profile(profile_memory=True, use_kineto=True) as prof:
+    with kineto_chatter_to_debug_log(), profile(profile_memory=True, use_kineto=True) as prof:
         step()
     results = getattr(prof, "kineto_results", None)
     if results is None:

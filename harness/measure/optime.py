@@ -42,6 +42,7 @@ from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
 from harness.errors import MeasurementError
 from harness.measure.device import synchronize
+from harness.measure.memory import kineto_chatter_to_debug_log
 from harness.measure.opkinds import ATTENTION_MODULES, KINDS, conv_kind, kind_of
 from harness.measure.sampling import SampleWindow
 from harness.measure.timer import PreparedModel, rotation, time_group
@@ -241,6 +242,8 @@ def _profiled(benches: Mapping[str, PreparedModel], n: int, device: torch.device
     with contextlib.ExitStack() as stack:
         for bench in benches.values():
             stack.enter_context(attribution_hooks(bench.model))
+        # libkineto's "USDT: … profiler_start/stop" lines go to the debug log, not the user's terminal
+        stack.enter_context(kineto_chatter_to_debug_log())
         with profile(activities=activities, schedule=plan) as prof:
             for order in _cycles(list(benches), n + _PROFILER_WARMUP):
                 for label in order:

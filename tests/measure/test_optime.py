@@ -150,3 +150,19 @@ def test_cuda_kinds_are_kernel_time_and_add_up():
     for i, total in enumerate(sk.total_ms):
         assert total > 0 and abs(sum(v[i] for v in sk.kinds_ms.values()) - total) < SUM_TOL_MS
     assert all(h > 0 for h in sk.host_ms)
+
+
+def test_the_profilers_own_chatter_stays_off_the_terminal(capfd):
+    """libkineto writes "USDT: … profiler_start/stop" lines straight to fd 2 when the profiler starts and stops: they
+    go to the debug log; anything else written to stderr meanwhile still reaches it."""
+    import os
+
+    class Chatty(GroupedConvAdd):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            os.write(2, b"a warning of the model's own\n")
+            return super().forward(x)
+
+    _profile({"tiny": _bench(Chatty())}, iterations=1)
+    err = capfd.readouterr().err
+    assert "USDT" not in err and "profiler_start" not in err
+    assert "a warning of the model's own" in err
