@@ -11,7 +11,7 @@ How: ``run_session`` writes the request (picklable: groups of members, each memb
 to a file and runs ``python -m harness.measure.processes REQUEST INDEX OUT`` K times, one process at a time
 (never two at once: they would share the cores they time on). Each worker is a fresh interpreter (spawned, not
 forked), with the parent's environment and thread count; it builds every distinct model once (in an order
-shuffled per process, so no model is always placed first), then times each group with the paired engine
+balanced over the processes, so no model is always placed first), then times each group with the paired engine
 (``harness.measure.timer.time_group``): prepare, warm up, size the loops from warm samples, time ``window`` per
 model, and writes every sample with its cycle, plus the machine's load meanwhile. A worker that crashes, is
 killed or overruns its time leaves its process out: the others are kept, and the outcome says which process
@@ -120,6 +120,7 @@ class SessionRequest:
     setup: Callable[[], None] | None = None
     weights: dict[str, str] = field(default_factory=dict)  # member key → state-dict file the parent wrote
     prebuild: bool = True  # build each model once in the parent and hand its weights to the workers
+    order_offset: int | None = None  # the build orders' first row (None: drawn per session)
 
     @property
     def processes(self) -> int:
@@ -190,7 +191,8 @@ def run_session(request: SessionRequest, *, workdir: Path | None = None,
     with tempfile.TemporaryDirectory(prefix="harness-timing-", dir=workdir) as tmp:
         request_file = Path(tmp) / "request.pkl"
         weights = _save_weights(request, Path(tmp)) if request.prebuild else {}
-        request_file.write_bytes(pickle.dumps(replace(request, weights=weights)))
+        offset = request.order_offset if request.order_offset is not None else random.SystemRandom().randrange(10**6)
+        request_file.write_bytes(pickle.dumps(replace(request, weights=weights, order_offset=offset)))
         for k in range(total):
             if on_process is not None:
                 on_process(k + 1, total)
@@ -301,14 +303,25 @@ def _from_weights(factory: Callable[[], Any], path: str) -> Any:
     return None if any(t.is_meta for t in tensors) else model
 
 
+def build_order(keys: list[str], index: int, offset: int) -> list[str]:
+    """The order process ``index`` builds ``keys`` in: row ``index + offset`` of a Williams design, so over the
+    processes every model is built in every position equally often (as far as their number allows), and the
+    leftover imbalance moves from session to session with ``offset``. Measured: with an order shuffled per
+    process by a fixed seed, copy b of an A/A pair was built first in 4 of 6 processes in every run, and b ÷ a read
+    +0.3% on average over ten runs (benchmarks/calibration.py)."""
+    from harness.measure.timer import rotation
+
+    rows = rotation(len(keys)) if keys else [()]
+    return [keys[i] for i in rows[(index + offset) % len(rows)]]
+
+
 def _build(request: SessionRequest, wanted: list[GroupRequest], index: int) -> dict[str, Any]:
-    """Each distinct model once, in an order shuffled per process (placement differs from process to process);
-    a model that cannot be built maps to its exception."""
+    """Each distinct model once, in a build order balanced over the processes (``build_order``: where a model
+    lands in memory depends on what was built before it); a model that cannot be built maps to its exception."""
     import torch
 
     factories = {k: f for k, f in _members(request).items() if any(m.key == k for g in wanted for m in g.members)}
-    keys = list(factories)
-    random.Random(request.seed * 1_000_003 + index).shuffle(keys)
+    keys = build_order(sorted(factories), index, request.order_offset or 0)
     built: dict[str, Any] = {}
     for key in keys:
         torch.manual_seed(request.seed)
