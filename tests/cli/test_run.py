@@ -229,12 +229,14 @@ def test_sigterm_stops_like_ctrl_c_with_the_resume_command(tmp_path, capsys, mon
     assert [r["label"] for r in load_run(run_dir).records] == [name]
 
 
-def test_a_shard_that_gets_no_task_is_refused_before_anything_is_written(tmp_path, plugin_file, capsys):
+def test_a_shard_that_gets_no_task_says_so(tmp_path, plugin_file, capsys):
+    """Said in one line, not refused: a CI matrix of N shards runs every shard, and merge takes the empty one."""
     name = plugin_model_name(plugin_file)
     suite = tmp_path / "one.yaml"
     suite.write_text(json.dumps({"name": "one", "imports": [str(plugin_file)], "models": [name],
                                  "complexity": {"input_size": [3, 8, 8], "flop_crosscheck": False}}))
-    code, out, err = _run(capsys, "run", suite, "--shard", "2/2", "--out", tmp_path / "r", "--no-progress")
-    assert code == 2 and out == [] and len(err.strip().splitlines()) == 1
-    assert "--shard 2/2: this shard gets no task (the suite splits into 1 shard(s) on cpu); run at most 1 shards" in err
-    assert not (tmp_path / "r").exists()
+    code, out, err = _run(capsys, "run", suite, "--shard", "2/2", "--out", tmp_path / "r", "--no-progress",
+                          "--no-report")
+    assert code == 0 and load_run(Path(out[0])).records == []
+    assert "--shard 2/2: this shard gets no task (the suite splits into 1 shard(s) on cpu); its run dir stays " \
+           "empty" in err
