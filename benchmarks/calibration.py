@@ -15,9 +15,9 @@ all three are computed from the same runs): the spread of the estimates (max ÷ 
 contains another run's estimate of the same condition (honest: about 83%), how often it contains the condition's
 median (honest: about 95%), the mean CI half-width, and whether the contended runs are marked.
 
-    python benchmarks/calibration.py --out results/calibration/calibration.json      # about an hour on 2 cores
+    python benchmarks/calibration.py --out results/calibration/calibration.json      # about 1½ hours on 2 cores
     python benchmarks/calibration.py --table results/calibration/*.json    # the tables, no measuring
-    python benchmarks/calibration.py --table FILE... --write README.md docs/measurement.md   # between the markers
+    python benchmarks/calibration.py --table FILE... --write README.md --write-full docs/measurement.md  # markers
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="JSON of every run's per-process paired samples and load")
     p.add_argument("--table", type=Path, nargs="+", metavar="JSON", help="print the tables of calibration files "
                    "(their runs together)")
+    p.add_argument("--write-full", type=Path, nargs="*", default=[],
+                   help="with --table: as --write, with every estimator compared and the allocation table")
     p.add_argument("--write", type=Path, nargs="*", default=[], help="with --table: write them between the "
                    "calibration markers of these files")
     return p.parse_args(argv)
@@ -233,46 +235,69 @@ def _frac(pair: tuple[int, int]) -> str:
     return f"{a}/{b} ({a / b:.0%})" if b else "–"
 
 
-def tables(doc: dict[str, Any], estimator: str | None = None) -> str:
+def _contended_vs_quiet(doc: dict[str, Any], method: str, name: str, estimator: str) -> tuple[int, int] | None:
+    """Contended runs whose estimate is within 5% of the quiet runs' median, or whose CI contains it."""
+    kind = name.split(":")[0]
+    quiet = [v for r in doc["runs"] if r["which"] == "suite" and r["condition"] == "quiet" and r["method"] == method
+             if (v := _interval(r.get(name), estimator, kind)) is not None]
+    contended = [v for r in doc["runs"] if r["which"] == "suite" and r["condition"] == "contended"
+                 and r["method"] == method if (v := _interval(r.get(name), estimator, kind)) is not None]
+    if not quiet or not contended:
+        return None
+    centre = statistics.median(v for v, _, _, _ in quiet)
+    return sum(abs(v / centre - 1) <= 0.05 or lo <= centre <= hi for v, lo, hi, _ in contended), len(contended)
+
+
+def tables(doc: dict[str, Any], estimator: str | None = None, *, compare: bool = True) -> str:
+    """The calibration tables: A/A, the suite per condition, quiet and one-neighbour runs together. ``estimator``
+    keeps the first two to one per-process estimator (None: all); ``compare`` adds the estimators side by side
+    (the measurement the choice rests on)."""
     from harness.measure.stats import ESTIMATOR
 
     stats = analyse(doc)
     keys = [k.split("|") for k in stats]
     lines = [f"Measured {doc.get('created_utc', '?')} on {doc['machine'].get('cpu')} "
              f"({doc['machine'].get('cores')} cores), torch {doc['machine'].get('torch')}, `--threads 1`; "
-             "`python benchmarks/calibration.py` (data: its JSON).", ""]
+             "`python benchmarks/calibration.py` (data: its JSON). Per-process estimator: "
+             f"`{estimator or 'each'}`.", ""]
     aa = [k for k in keys if k[0] == "aa" and k[4] == (estimator or ESTIMATOR)]
     if aa:
         lines += ["**A/A** (two copies of ResNeXt-50, true ratio 1.0): runs whose 95% CI contains 1.0", "",
-                  "| method | ratio | CI holds 1.0 | spread | mean CI half-width | wall s |",
-                  "|---|---|--:|--:|--:|--:|"]
+                  "| method | ratio | runs | CI holds 1.0 | spread | mean CI half-width | wall s |",
+                  "|---|---|--:|--:|--:|--:|--:|"]
         for which, condition, method, name, est in aa:
             s = stats["|".join((which, condition, method, name, est))]
-            lines.append(f"| {method} | {name} | {_frac(s['holds_one'])} | {_pct(s['spread'])} | "
+            lines.append(f"| {method} | {name} | {s['n']} | {_frac(s['holds_one'])} | {_pct(s['spread'])} | "
                          f"{_pct(s['halfwidth'])} | {s['wall_s']:.0f} |")
         lines.append("")
     lines += ["**The default suite's ratios** per condition (a run's CI holding another run's estimate: honest about "
-              "83%; holding the condition's median: honest about 95%)", "",
+              "83%; holding the condition's median: honest about 95%; contended runs: within 5% of the quiet "
+              "median or their CI holding it)", "",
               "| condition | method | estimator | ratio | median | spread | CI holds another run's | CI holds median "
-              "| mean half-width | contended runs marked |", "|---|---|---|---|--:|--:|--:|--:|--:|--:|"]
+              "| mean half-width | contended runs marked | contended vs quiet median |",
+              "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|"]
     for which, condition, method, name, est in sorted(k for k in keys if k[0] == "suite"):
         if estimator is not None and est != estimator:
             continue
         s = stats["|".join((which, condition, method, name, est))]
+        versus = _contended_vs_quiet(doc, method, name, est) if condition == "contended" else None
         lines.append(f"| {condition} | {method} | {est} | {name} | {s['median']:.3f} | {_pct(s['spread'])} | "
                      f"{_frac(s['holds_other'])} | {_frac(s['holds_median'])} | {_pct(s['halfwidth'])} | "
-                     f"{s['marked']}/{s['n']} |")
+                     f"{s['marked']}/{s['n']} | {_frac(versus) if versus else '–'} |")
     lines.append("")
     pooled = _quiet_and_neighbour(doc)
     if pooled:
-        lines += ["**Quiet and one-neighbour runs together** (the acceptance spreads):", "",
-                  "| method | estimator | ratio | spread | CI holds another run's | CI holds median |",
-                  "|---|---|---|--:|--:|--:|"]
+        lines += ["**Quiet and one-neighbour runs together** (the acceptance spreads)"
+                  + (", every per-process estimator side by side (the choice)" if compare else "") + ":", "",
+                  "| method | estimator | ratio | spread | CI holds another run's | CI holds median "
+                  "| mean half-width |",
+                  "|---|---|---|--:|--:|--:|--:|"]
         for (method, est, name), s in sorted(pooled.items()):
-            if estimator is not None and est != estimator:
+            if not compare and estimator is not None and est != estimator:
                 continue
-            lines.append(f"| {method} | {est} | {name} | {_pct(s['spread'])} | {_frac(s['holds_other'])} | "
-                         f"{_frac(s['holds_median'])} |")
+            mark = "**" if est == ESTIMATOR else ""
+            lines.append(f"| {method} | {mark}{est}{mark} | {name} | {_pct(s['spread'])} | {_frac(s['holds_other'])} "
+                         f"| {_frac(s['holds_median'])} | {_pct(s['halfwidth'])} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -301,10 +326,11 @@ def allocation(doc: dict[str, Any]) -> str:
     The cycles per process that minimise the interval's width for a given time are
     m* = sqrt((c_process / c_cycle) · (v_cycle / v_between)), with v_cycle = (π/2)·σ²_within (a median's
     efficiency); the processes then follow from the time budget."""
+    from harness.measure.stats import ESTIMATOR, process_ratio
     from harness.results import load_run
 
     lines = ["| ratio | σ within (per cycle) | σ between processes | cycles/process now | m* (K&J) | c_process s | "
-             "c_cycle s |", "|---|--:|--:|--:|--:|--:|--:|"]
+             f"c_cycle s | SD of the processes' `{ESTIMATOR}` estimates |", "|---|--:|--:|--:|--:|--:|--:|--:|"]
     runs = [r for r in doc["runs"] if r["which"] == "suite" and r["condition"] == "quiet"
             and not r["method"].endswith(" 1") and Path(r["run_dir"]).is_dir()]
     if not runs:
@@ -321,11 +347,14 @@ def allocation(doc: dict[str, Any]) -> str:
             cost_c.append(sum(p["wall_s"] for p in mine) / max(1, sum(p["cycles"] for p in mine)))
         for num, den in PAIRS["suite"]:
             name = f"{kind}: {num} ÷ {den}"
-            within, between, cycles = [], [], []
+            within, between, cycles, spread = [], [], [], []
             for r in runs:
                 entry = r.get(name)
                 if not entry:
                     continue
+                parts = [(a, b) if kind == "latency" else (b, a) for a, b in entry["parts"]]
+                if len(parts) > 1:
+                    spread.append(process_ratio(parts).between_sd)
                 logs = [[math.log((b if kind == "latency" else a) / (a if kind == "latency" else b))
                          for a, b in zip(pa, pb, strict=True)] for pa, pb in entry["parts"]]
                 per = [statistics.median(x) for x in logs]
@@ -343,7 +372,8 @@ def allocation(doc: dict[str, Any]) -> str:
             c_p, c_c = statistics.mean(cost_p), statistics.mean(cost_c)
             m_star = math.sqrt((c_p / c_c) * ((math.pi / 2) * v_w / v_b)) if v_b > 0 else math.inf
             lines.append(f"| {name} | {_pct(math.sqrt(v_w))} | {_pct(math.sqrt(v_b))} | "
-                         f"{statistics.mean(cycles):.0f} | {m_star:.0f} | {c_p:.1f} | {c_c:.2f} |")
+                         f"{statistics.mean(cycles):.0f} | {m_star:.0f} | {c_p:.1f} | {c_c:.2f} | "
+                         f"{_pct(statistics.mean(spread)) if spread else '–'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -364,11 +394,12 @@ def main(argv: list[str] | None = None) -> int:
                "created_utc": " / ".join(dict.fromkeys(d["created_utc"][:10] for d in docs))}
         from harness.measure.stats import ESTIMATOR
 
-        text = tables(doc, estimator=ESTIMATOR)
         print(tables(doc))
         print(allocation(doc))
         for path in args.write:
-            _write(path, text)
+            _write(path, tables(doc, estimator=ESTIMATOR, compare=False))
+        for path in args.write_full:
+            _write(path, tables(doc, estimator=ESTIMATOR) + "\n" + allocation(doc))
         return 0
     doc = _measure(args)
     if args.out:

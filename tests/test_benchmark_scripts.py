@@ -70,6 +70,10 @@ def test_calibration_counts_coverage_spread_and_marks_from_the_runs(monkeypatch)
     assert stats["suite|contended|processes 2|latency: sknet50 ÷ resnext50|median"]["marked"] == 2
     text = cal.tables({"runs": runs, "machine": {"cpu": "a CPU", "cores": 2, "torch": "x"}, "created_utc": "d"})
     assert "| processes 2 | latency: b ÷ a |" in text and "| contended | processes 2 | median |" in text
+    # contended runs against the quiet median: 1.2 lies within 5% of 1.155, 1.3 neither near it nor holding it
+    doc = {"runs": runs}
+    assert cal._contended_vs_quiet(doc, "processes 2", "latency: sknet50 ÷ resnext50", "median") == (1, 2)
+    assert "| 1/2 (50%) |" in text.split("| contended | processes 2 | median |")[1].splitlines()[0]
 
 
 def test_ab_error_rates_carry_exact_binomial_intervals_and_write_the_readme_block(monkeypatch, tmp_path):

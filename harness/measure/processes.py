@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 # the default suite (benchmarks/calibration.py, docs/measurement.md) and set by the suite's timing sections.
 MAX_PROCESSES = 64
 # The default of a suite's timing sections: chosen from the measured costs and variances of the default suite
-# (docs/measurement.md, "Processes and cycles").
+# (docs/measurement.md, "K and m by measurement").
 DEFAULT_PROCESSES = 6
 # A worker gets this long beyond its groups' max_time_s to start, build and warm up, before it is killed.
 WORKER_GRACE_S = 600.0

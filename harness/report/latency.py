@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.measure.stats import ESTIMATOR, ESTIMATOR_WORDS
 from harness.report import plots
 from harness.report.complexity import match_rows
 from harness.report.markdown import frame_table, num, with_ci
@@ -149,7 +150,8 @@ def interval_lines(rows: pd.DataFrame) -> list[str]:
                      "these ratios by a few percent from run to run; time in several processes (`--processes 6`) "
                      "for an interval a new run falls into.")
     else:
-        lines.append(f"Ratios: the mean over {k} worker processes of each process's median per-cycle log-ratio; "
+        lines.append(f"Ratios: the mean over {k} worker processes (log scale) of each process's "
+                     f"{ESTIMATOR_WORDS[ESTIMATOR]}; "
                      f"95% CI a t-interval over the processes ({k - 1} degrees of freedom): the long-run ratio on "
                      "this machine, which a new run's estimate falls inside about 5 times in 6. *K × m · between · "
                      "within*: processes × cycles per process, the spread of the processes' estimates, and of one "
@@ -188,8 +190,8 @@ def latency_section(run: RunData) -> tuple[list[str], dict[str, pd.DataFrame]]:
              "table were timed together, one iteration of each per cycle, the order rotating every cycle, in "
              "fresh worker processes one after another (a process is one sample of memory layout). p50 and its "
              "95% CI (bootstrap of the median) are this machine's absolute times. Ratios ÷ the run's base network "
-             "and ÷ each model's plain counterpart (the network it adds attention to) are paired: the median of "
-             "per-cycle ratios in each process, pooled over the processes (*unpaired* marks runs from before "
+             "and ÷ each model's plain counterpart (the network it adds attention to) are paired: in each process "
+             f"the {ESTIMATOR_WORDS[ESTIMATOR]}, pooled over the processes (*unpaired* marks runs from before "
              "pairing: a ratio of medians). Beside them the compute ratios (GMACs ÷ the same network's) from the "
              "paper and from our count.", *_threads_line(run), ""]
     panels = {}

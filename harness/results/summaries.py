@@ -4,7 +4,8 @@ counterpart — the numbers the report, ``frame()``, ``compare`` and ``history``
 A benchmark is identified by its ``BenchmarkKey`` (model, label, options, batch size, device, dtype, memory format,
 compile mode, kind): the one key that the report, frames, export, compare, history and the regression gate use. Two
 benchmarks timed together (one timing group, ``harness.measure.timer.time_group``) are compared from their paired
-samples: the median of per-cycle ratios with a bootstrap over cycles (``harness.measure.stats.paired_ratio``). Runs
+samples, pooled over the worker processes they were timed in (``harness.measure.stats.process_ratio``: each process's
+estimate, ``ESTIMATOR``, and a t-interval over the processes; one process: a bootstrap over its cycles). Runs
 from before the paired engine fall back to ratios of medians (latency) and of pooled images/s (throughput) with
 independent bootstraps.
 """

@@ -350,7 +350,7 @@ def test_overhead_table_divides_each_attention_model_by_its_plain_net(tmp_path, 
     run = write_run(tmp_path / "lightweight_cpu" / "r1", records)
     (row,) = _overhead_module(monkeypatch).rows(run)
     assert row[:3] == ["shufflenetv2_050_sk", "1", "1"]
-    assert row[5].startswith("**1.500**")  # the median of per-cycle ratios (pooled medians would say 1.55)
+    assert row[5].startswith("**1.500**")  # paired: the ratio of the fastest iterations (pooled medians would say 1.55)
     assert row[6] == "6"  # paired over six cycles
     assert row[7] == "–"  # no throughput records
     assert row[8] == "1.050"  # MACs ratio
