@@ -130,6 +130,7 @@ def test_gate_ab_refuses_a_suite_without_latency_and_names_a_failing_worker(tmp_
     assert "gate ab: the head checkout cannot build its models: RuntimeError: head plugin is broken" in err
 
 
+@pytest.mark.slow
 def test_the_workers_time_every_benchmark_of_the_suite_with_its_backend_flags(tmp_path):
     """A suite of several models (the CI suite has three): each worker process of the timing driver warms and
     times each pair in turn, every round, with the section's cudnn.benchmark / TF32 settings."""

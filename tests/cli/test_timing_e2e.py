@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from helpers import plugin_model_name, run_cli
 
 from harness.results import load_run
@@ -28,6 +29,7 @@ def _cycles_per_process(record: dict) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_latency_throughput_and_train_step_records_and_report(tmp_path, plugin_file, capsys):
     name = plugin_model_name(plugin_file)
     suite = {"name": "t", "imports": [str(plugin_file)], "models": [name, {"name": name, "label": "deep",
@@ -73,6 +75,7 @@ def test_latency_throughput_and_train_step_records_and_report(tmp_path, plugin_f
     assert (report.parent / f"{run_dir.name}_timing.png").is_file()
 
 
+@pytest.mark.slow
 def test_invalid_modes_become_error_records_and_the_suite_continues(tmp_path, plugin_file, capsys):
     name = plugin_model_name(plugin_file)
     suite = {"name": "t", "imports": [str(plugin_file)], "models": [name], "complexity": {},
@@ -115,6 +118,7 @@ def breaks_NAME(*, after: int = 0) -> nn.Module:
 """
 
 
+@pytest.mark.slow
 def test_a_model_that_raises_mid_timing_is_an_error_record_and_the_group_is_still_measured(tmp_path, capsys):
     plugin = tmp_path / "breaks.py"
     name = f"breaks_{tmp_path.name[-6:]}".replace("-", "_")
@@ -137,6 +141,7 @@ def test_a_model_that_raises_mid_timing_is_an_error_record_and_the_group_is_stil
     assert "÷ a" in report.read_text() and "bad" not in row  # ratios to the failed model are absent, not wrong
 
 
+@pytest.mark.slow
 def test_threads_are_chosen_recorded_and_validated(tmp_path, plugin_file, capsys):
     name = plugin_model_name(plugin_file)
     path = tmp_path / "s.yaml"

@@ -34,6 +34,7 @@ def test_flat_layout_with_val_txt(tmp_path):
     assert val.labels == (5, 5, 500, 500, 999, 999)
 
 
+@pytest.mark.slow
 def test_flat_layout_with_the_official_devkit_archive(tmp_path, monkeypatch):
     import torchvision.datasets.imagenet as tv_imagenet
 

@@ -67,6 +67,7 @@ def test_a_crash_inside_check_is_exit_2_not_1(tmp_path, capsys, monkeypatch):
         "please report it)"]
 
 
+@pytest.mark.slow
 def test_each_shard_is_normalised_by_its_own_reference(tmp_path, plugin_file, capsys):
     name = plugin_model_name(plugin_file)
     suite = tmp_path / "s.yaml"

@@ -14,6 +14,8 @@ from harness.results import load_run
 
 pytest.importorskip("submitit")
 
+
+@pytest.mark.slow
 def test_killed_and_preempted_shards_resume_and_the_merge_equals_the_unsharded_run(tmp_path, plugin_file, capsys,
                                                                                      monkeypatch):
     suite = tiny_launch_suite(tmp_path, plugin_file)
@@ -119,6 +121,7 @@ def build(*, fail: bool = False) -> nn.Module:
 """
 
 
+@pytest.mark.slow
 def test_a_shard_that_raises_shows_its_exception_type_and_message_in_the_merged_report(tmp_path, capsys):
     """A shard is a run request executed where it lands, not an argv list re-entering the CLI: what it raises (here
     --fail-fast's TaskFailed, naming the task) reaches the launcher and the merged report, not just an exit code."""

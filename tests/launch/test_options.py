@@ -172,6 +172,7 @@ def test_shards_are_lowered_to_what_the_suite_can_fill_and_local_shards_never_ou
     assert launcher.local_parallelism(timed, 8) == 1  # models timed: one at a time
 
 
+@pytest.mark.slow
 def test_a_launch_of_more_shards_than_the_suite_fills_says_so_and_launches_fewer(tmp_path, plugin_file, capsys):
     suite = tiny_launch_suite(tmp_path, plugin_file, models=2)
     code, out, err = run_cli(capsys, "run", suite, "--launcher", "local", "--shards", "1000000", "--out",

@@ -88,6 +88,7 @@ def _as_the_node(launch_dir: Path, index: int) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_array_tasks_run_on_a_node_then_merge_the_launch_dir(tmp_path, plugin_file, fake_slurm, capsys):
     _, launch_dir, suite = _submit(tmp_path, plugin_file, capsys, "--device", "cpu")
     nodes = [_as_the_node(launch_dir, i) for i in (0, 2)]  # shard 2/3 never runs (e.g. cancelled)
@@ -122,6 +123,7 @@ def test_a_refused_submission_is_one_line(tmp_path, plugin_file, fake_slurm, cap
     assert "submitting shard(s) 1/2, 2/2 failed: sbatch: error: invalid partition specified: nope" in err
 
 
+@pytest.mark.slow
 def test_the_waiting_launcher_sees_array_tasks_end(tmp_path, plugin_file, fake_slurm, monkeypatch):
     """sbatch starts each array task in the background as a node would; the launcher waits for their results
     (array job ids, submitit's result files) and merges."""

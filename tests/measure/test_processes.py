@@ -62,6 +62,7 @@ def _suite(tmp_path: Path, how: str, processes: int) -> Path:
     return suite
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_leaves_its_process_out_and_the_report_counts_it(tmp_path, capsys):
     code, out, err = run_cli(capsys, "run", _suite(tmp_path, "once", 3), "--out", tmp_path / "r", "--reports",
                              tmp_path / "p", "--no-progress", "--threads", "1")
@@ -78,6 +79,7 @@ def test_a_worker_that_dies_leaves_its_process_out_and_the_report_counts_it(tmp_
     assert "⚠ 2 of 3 processes timed these models" in text and "| 2 of 3 × " in text
 
 
+@pytest.mark.slow
 def test_with_one_process_left_the_interval_is_within_process_only(tmp_path, capsys):
     code, out, err = run_cli(capsys, "run", _suite(tmp_path, "once", 2), "--out", tmp_path / "r", "--reports",
                              tmp_path / "p", "--no-progress", "--threads", "1")
@@ -88,6 +90,7 @@ def test_with_one_process_left_the_interval_is_within_process_only(tmp_path, cap
     assert "1 of 2 processes timed these models" in text and "within-process noise only" in text
 
 
+@pytest.mark.slow
 def test_a_worker_past_its_time_limit_is_killed_and_named(tmp_path, monkeypatch):
     from harness.models.plugins import import_plugin
 
