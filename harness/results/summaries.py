@@ -22,7 +22,16 @@ import numpy as np
 
 from harness.fileio import canonical_json
 from harness.measure.mode import mode_label
-from harness.measure.stats import Summary, bootstrap_ci, process_ratio, ratio_of_medians_ci, summarize
+from harness.measure.stats import (
+    Summary,
+    bootstrap_ci,
+    bootstrap_cis,
+    process_ratio,
+    ratio_of_medians_ci,
+    row_mean,
+    summarize,
+    summarize_many,
+)
 from harness.results.records import LOOP_KINDS
 
 if TYPE_CHECKING:
@@ -144,6 +153,11 @@ class Benchmark:
                for r in self.records if r.get("loop_samples_s") for s in r["loop_samples_s"]]
         return np.asarray(out, dtype=np.float64)
 
+    @cached_property
+    def img_per_s_ci(self) -> tuple[float, float] | None:
+        """Bootstrap 95% CI of images/s (1 ÷ mean seconds per image, over loops)."""
+        return _img_per_s_cis([self])[0]
+
     @property
     def img_per_s(self) -> float | None:
         seconds = float(self.loop_s.sum())
@@ -208,16 +222,42 @@ def _ratio_of_mean_s(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray
 
 
 def _inverse_mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    return 1.0 / np.mean(x, axis=axis)
+    return 1.0 / row_mean(np.moveaxis(x, axis, -1))
 
 
 def img_per_s_ci(bench: Benchmark) -> tuple[float, float] | None:
     """Bootstrap 95% CI of images/s (1 ÷ mean seconds per image, over loops)."""
-    spi = bench.s_per_image
-    if spi.size < 3 or np.ptp(spi) == 0.0:
-        rate = bench.img_per_s
-        return None if rate is None else (rate, rate)
-    return bootstrap_ci((spi,), _inverse_mean)
+    return bench.img_per_s_ci
+
+
+def _img_per_s_cis(benches: Sequence[Benchmark]) -> list[tuple[float, float] | None]:
+    """Each benchmark's images/s interval, one bootstrap per loop count (``stats.bootstrap_cis``)."""
+    out: list[tuple[float, float] | None] = [None] * len(benches)
+    by_size: dict[int, list[int]] = {}
+    for i, bench in enumerate(benches):
+        spi = bench.s_per_image
+        if spi.size < 3 or np.ptp(spi) == 0.0:
+            rate = bench.img_per_s
+            out[i] = None if rate is None else (rate, rate)
+        else:
+            by_size.setdefault(spi.size, []).append(i)
+    for indices in by_size.values():
+        low, high = bootstrap_cis((np.stack([benches[i].s_per_image for i in indices]),), _inverse_mean)
+        for i, lo, hi in zip(indices, low, high, strict=True):
+            out[i] = float(lo), float(hi)
+    return out
+
+
+def compute_statistics(benches: Sequence[Benchmark]) -> None:
+    """Compute the summaries and images/s intervals of many benchmarks at once, cached on each: the numbers their
+    properties give one by one, with one bootstrap per sample count instead of one per benchmark (a report of a
+    large run has thousands)."""
+    todo = [b for b in benches if "summary" not in b.__dict__ and b.samples_ms.size]
+    for bench, summary in zip(todo, summarize_many([b.samples_ms for b in todo]), strict=True):
+        bench.__dict__["summary"] = summary  # what the cached_property stores
+    loops = [b for b in benches if b.kind in LOOP_KINDS and "img_per_s_ci" not in b.__dict__]
+    for bench, ci in zip(loops, _img_per_s_cis(loops), strict=True):
+        bench.__dict__["img_per_s_ci"] = ci
 
 
 ProcessId = tuple[str, int]
