@@ -19,7 +19,7 @@ from harness.errors import ConfigError
 from harness.fileio import canonical_json
 from harness.measure.load import BUSY_CORES
 from harness.measure.stats import UNSTABLE_CV, variation
-from harness.models.plain import plain_match
+from harness.models.plain import plain_matches
 from harness.results import summaries as S
 from harness.results.records import SAMPLED_KINDS, scalar_fields
 
@@ -89,8 +89,7 @@ def _complexity_rows(run: RunData) -> list[dict[str, Any]]:
     records = run.of_kind("complexity")
     base = records[S.base_index(records)] if records else None
     rows = []
-    for r in records:
-        plain_at = plain_match(r, records)
+    for r, plain_at in zip(records, plain_matches(records), strict=True):
         plain = records[plain_at] if plain_at is not None else None
         flop = (r.get("flop_counter") or {}).get("flops")
         counter = r.get("macs_counter") or {}
@@ -198,8 +197,7 @@ def _group_rows(group: list[S.Benchmark], cx: dict[str, dict[str, Any]], peaks: 
     fields = [b.fields for b in group]
     base = group[S.base_index(fields)]
     rows = []
-    for bench in group:
-        plain_at = plain_match(bench.fields, fields)
+    for bench, plain_at in zip(group, plain_matches(fields), strict=True):
         plain = group[plain_at] if plain_at is not None else None
         mine, base_cx = cx.get(bench.label, {}), cx.get(base.label, {})
         plain_cx = cx.get(plain.label, {}) if plain else {}
