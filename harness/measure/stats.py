@@ -65,8 +65,11 @@ def _as_array(samples: Sequence[float] | np.ndarray, *, name: str) -> np.ndarray
 
 
 def _bootstrap(data: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray], *, paired: bool,
-               confidence: float, n_resamples: int, seed: int) -> tuple[Any, Any]:
-    """``scipy.stats.bootstrap``'s percentile interval (the last axis resampled), the harness's settings."""
+               confidence: float, n_resamples: int | None, seed: int) -> tuple[Any, Any]:
+    """``scipy.stats.bootstrap``'s percentile interval (the last axis resampled), the harness's settings
+    (``n_resamples`` None: 2000)."""
+    if n_resamples is None:
+        n_resamples = _BOOTSTRAP_RESAMPLES
     result = sps.bootstrap(
         data,
         statistic,
@@ -87,7 +90,7 @@ def bootstrap_ci(
     statistic: Callable[..., np.ndarray],
     *,
     confidence: float = CONFIDENCE,
-    n_resamples: int = _BOOTSTRAP_RESAMPLES,
+    n_resamples: int | None = None,
     seed: int = _BOOTSTRAP_SEED,
 ) -> tuple[float, float]:
     """Percentile-bootstrap interval of ``statistic(*samples, axis=-1)``, every sample resampled on its own.
@@ -107,6 +110,7 @@ def bootstrap_cis(
     *,
     confidence: float = CONFIDENCE,
     paired: bool = False,
+    n_resamples: int | None = None,
     seed: int = _BOOTSTRAP_SEED,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``bootstrap_ci`` of many series at once, the same numbers: every sample is 2-D (series × values), and row
@@ -124,7 +128,7 @@ def bootstrap_cis(
     lows, highs = [], []
     for start in range(0, rows, chunk):
         low, high = _bootstrap(tuple(a[start:start + chunk] for a in arrays), statistic, paired=paired,
-                               confidence=confidence, n_resamples=_BOOTSTRAP_RESAMPLES, seed=seed)
+                               confidence=confidence, n_resamples=n_resamples, seed=seed)
         lows.append(np.atleast_1d(low))
         highs.append(np.atleast_1d(high))
     return np.concatenate(lows), np.concatenate(highs)
@@ -134,6 +138,28 @@ def bootstrap_cis(
 # ``np.partition`` does; above it, partitioning is faster (measured on the development machine: at 72 values 3.8 vs
 # 13.6 ns a value, at 2000 21.7 vs 15.7). Either way the same middle values.
 _SORT_BELOW = 400
+
+
+BootstrapRequest = tuple[Sequence[np.ndarray], Callable[..., np.ndarray], bool]  # samples, statistic, paired
+
+
+def bootstrap_many(requests: Sequence[BootstrapRequest], *, confidence: float = CONFIDENCE,
+                   n_resamples: int | None = None, seed: int = _BOOTSTRAP_SEED) -> list[tuple[float, float]]:
+    """The interval of every request ``(samples, statistic, paired)``, the same numbers as one at a time: requests
+    of one statistic, pairing and sample lengths are stacked into one ``bootstrap_cis`` call. ``statistic`` must give
+    a row the same number alone or stacked (``median``, ``np.min``, ``row_mean``: not ``np.mean`` over 3-D)."""
+    out: list[tuple[float, float]] = [(math.nan, math.nan)] * len(requests)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, (samples, statistic, paired) in enumerate(requests):
+        groups.setdefault((statistic, paired, tuple(np.shape(x)[-1] for x in samples)), []).append(i)
+    for (statistic, paired, lengths), indices in groups.items():
+        stacked = [np.stack([np.asarray(requests[i][0][k], dtype=np.float64) for i in indices])
+                   for k in range(len(lengths))]
+        low, high = bootstrap_cis(stacked, statistic, confidence=confidence, paired=paired,
+                                  n_resamples=n_resamples, seed=seed)
+        for i, lo, hi in zip(indices, low, high, strict=True):
+            out[i] = float(lo), float(hi)
+    return out
 
 
 def median(values: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -231,7 +257,7 @@ def ratio_of_medians_ci(
     b: Sequence[float] | np.ndarray,
     *,
     confidence: float = CONFIDENCE,
-    n_resamples: int = _BOOTSTRAP_RESAMPLES,
+    n_resamples: int | None = None,
     seed: int = 0,
 ) -> tuple[float, float, float]:
     """Return ``(median(b) / median(a), ci_low, ci_high)`` with a percentile-bootstrap interval.
@@ -239,18 +265,33 @@ def ratio_of_medians_ci(
     ``a`` and ``b`` are resampled independently (they come from different runs, so no pairing exists).
     With ``a`` the baseline and ``b`` the candidate, a ratio above 1 means the candidate is slower.
     """
-    base = _as_array(a, name="baseline samples (a)")
-    cand = _as_array(b, name="candidate samples (b)")
-    base_median = float(np.median(base))
-    if base_median == 0.0:
-        raise ValueError("baseline samples (a) have a median of 0; a ratio of medians is undefined")
-    ratio = float(np.median(cand)) / base_median
-    # Constant series (or too few points) leave nothing to resample.
-    if min(base.size, cand.size) < 3 or (np.ptp(base) == 0.0 and np.ptp(cand) == 0.0):
-        return ratio, ratio, ratio
-    low, high = bootstrap_ci((base, cand), _ratio_of_medians, confidence=confidence, n_resamples=n_resamples,
-                             seed=seed)
-    return ratio, low, high
+    return ratio_of_medians_cis([(a, b)], confidence=confidence, n_resamples=n_resamples, seed=seed)[0]
+
+
+def ratio_of_medians_cis(pairs: Sequence[tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray]], *,
+                         confidence: float = CONFIDENCE, n_resamples: int | None = None,
+                         seed: int = 0) -> list[tuple[float, float, float]]:
+    """``ratio_of_medians_ci`` of every ``(a, b)`` pair, the same numbers, their bootstraps taken together
+    (``bootstrap_many``)."""
+    out: list[tuple[float, float, float]] = []
+    requests: list[BootstrapRequest] = []
+    pending = []
+    for a, b in pairs:
+        base = _as_array(a, name="baseline samples (a)")
+        cand = _as_array(b, name="candidate samples (b)")
+        base_median = float(np.median(base))
+        if base_median == 0.0:
+            raise ValueError("baseline samples (a) have a median of 0; a ratio of medians is undefined")
+        ratio = float(np.median(cand)) / base_median
+        out.append((ratio, ratio, ratio))
+        # Constant series (or too few points) leave nothing to resample.
+        if not (min(base.size, cand.size) < 3 or (np.ptp(base) == 0.0 and np.ptp(cand) == 0.0)):
+            pending.append(len(out) - 1)
+            requests.append(((base, cand), _ratio_of_medians, False))
+    intervals = bootstrap_many(requests, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    for i, (low, high) in zip(pending, intervals, strict=True):
+        out[i] = out[i][0], low, high
+    return out
 
 
 # ------------------------------------------------------------------------------------------- paired ratios
@@ -284,7 +325,7 @@ def lag1_autocorrelation(values: np.ndarray) -> float:
 
 
 def paired_ratio(base: Sequence[float] | np.ndarray, other: Sequence[float] | np.ndarray, *,
-                 confidence: float = CONFIDENCE, n_resamples: int = _BOOTSTRAP_RESAMPLES,
+                 confidence: float = CONFIDENCE, n_resamples: int | None = None,
                  seed: int = _BOOTSTRAP_SEED) -> PairedRatio:
     """``other ÷ base`` for samples paired by cycle (``base[i]`` and ``other[i]`` timed in cycle ``i``).
 
@@ -375,24 +416,41 @@ class ProcessRatio:
     per_process: tuple[float, ...] = ()
 
 
-def _one_process_interval(a: np.ndarray, b: np.ndarray, *, estimator: str, confidence: float,
-                          seed: int) -> tuple[float, float, float]:
-    """One process's ``estimator`` ratio and a percentile bootstrap of the same statistic over its paired cycles
-    (a cycle's two samples resampled together), so the value lies inside its interval."""
-    value = math.exp(ESTIMATORS[estimator](a, b))
-    if a.size < 3 or (np.ptp(a) == 0.0 and np.ptp(b) == 0.0):
-        ratios = b / a
-        return value, min(value, float(ratios.min())), max(value, float(ratios.max()))
+def _min_ratio(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    # the 0 quantile: the same number as np.quantile's, without its sort
+    return np.min(y, axis=axis) / np.min(x, axis=axis)
 
-    def statistic(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-        if estimator == "min":  # the 0 quantile: the same number as np.quantile's, without its sort
-            return np.min(y, axis=axis) / np.min(x, axis=axis)
-        return np.quantile(y, LOW_QUANTILE, axis=axis) / np.quantile(x, LOW_QUANTILE, axis=axis)
 
-    low, high = (float(x) for x in _bootstrap((a, b), statistic, paired=True, confidence=confidence,
-                                               n_resamples=_BOOTSTRAP_RESAMPLES, seed=seed))
-    # a bootstrap of an extreme can sit entirely on one side of the sample's own value; the interval holds it
-    return value, min(low, value), max(high, value)
+def _low_quantile_ratio(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.quantile(y, LOW_QUANTILE, axis=axis) / np.quantile(x, LOW_QUANTILE, axis=axis)
+
+
+# the statistic one process's interval bootstraps, per estimator (the median's is ``paired_ratio``'s)
+_ONE_PROCESS_STATISTICS = {"min": _min_ratio, "low_quantile": _low_quantile_ratio}
+
+
+def _one_process_intervals(pairs: Sequence[tuple[np.ndarray, np.ndarray]], *, estimator: str, confidence: float,
+                           seed: int) -> list[tuple[float, float, float]]:
+    """Each process's ``estimator`` ratio and a percentile bootstrap of the same statistic over its paired cycles
+    (a cycle's two samples resampled together), so the value lies inside its interval; the bootstraps taken
+    together (``bootstrap_many``)."""
+    out: list[tuple[float, float, float]] = []
+    requests: list[BootstrapRequest] = []
+    pending = []
+    for a, b in pairs:
+        value = math.exp(ESTIMATORS[estimator](a, b))
+        if a.size < 3 or (np.ptp(a) == 0.0 and np.ptp(b) == 0.0):
+            ratios = b / a
+            out.append((value, min(value, float(ratios.min())), max(value, float(ratios.max()))))
+            continue
+        out.append((value, value, value))
+        pending.append(len(out) - 1)
+        requests.append(((a, b), _ONE_PROCESS_STATISTICS[estimator], True))
+    for i, (low, high) in zip(pending, bootstrap_many(requests, confidence=confidence, seed=seed), strict=True):
+        value = out[i][0]
+        # a bootstrap of an extreme can sit entirely on one side of the sample's own value; the interval holds it
+        out[i] = value, min(low, value), max(high, value)
+    return out
 
 
 def _segment_medians(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -427,14 +485,44 @@ def process_ratio(parts: Sequence[tuple[Sequence[float], Sequence[float]]], *, e
     and the t-interval's coverage on two-level data of known variances is what the tests check. With one process:
     ``paired_ratio``'s bootstrap over cycles, ``scope`` saying it covers within-process noise only.
     """
+    return process_ratios([parts], estimator=estimator, confidence=confidence, seed=seed)[0]
+
+
+def process_ratios(many: Sequence[Sequence[tuple[Sequence[float], Sequence[float]]]], *, estimator: str = ESTIMATOR,
+                   confidence: float = CONFIDENCE, seed: int = _BOOTSTRAP_SEED) -> list[ProcessRatio]:
+    """``process_ratio`` of every item of ``many`` (each a ratio's processes), the same numbers; the one-process
+    intervals' bootstraps taken together (a report of a large run asks for thousands of ratios)."""
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; one of {', '.join(ESTIMATORS)}")
+    out: list[ProcessRatio | None] = []
+    single: list[tuple[int, np.ndarray, np.ndarray, int, float]] = []
+    for parts in many:
+        ratio, one = _process_level(parts, estimator=estimator, confidence=confidence)
+        out.append(ratio)
+        if one is not None:
+            single.append((len(out) - 1, *one))
+    if estimator == "median":
+        intervals = []
+        for _, a, b, _, _ in single:
+            p = paired_ratio(a, b, confidence=confidence, seed=seed)
+            intervals.append((p.value, p.low, p.high))
+    else:
+        intervals = _one_process_intervals([(a, b) for _, a, b, _, _ in single], estimator=estimator,
+                                           confidence=confidence, seed=seed)
+    for (i, _, _, cycles, within), (value, low, high) in zip(single, intervals, strict=True):
+        out[i] = ProcessRatio(value, low, high, 1, cycles, "within-process", estimator, math.nan, within,
+                              (math.log(value),))
+    return [r for r in out if r is not None]
+
+
+def _process_level(parts: Sequence[tuple[Sequence[float], Sequence[float]]], *, estimator: str,
+                   confidence: float) -> tuple[ProcessRatio | None, tuple[np.ndarray, np.ndarray, int, float] | None]:
+    """One ratio's processes checked and computed on at once: its ``ProcessRatio`` over K ≥ 2 processes, or (one
+    process) the samples, cycles and within-process spread its bootstrap needs."""
     arrays = [(np.asarray(base, dtype=np.float64).ravel(), np.asarray(other, dtype=np.float64).ravel())
               for base, other in parts]
     if not arrays:
         raise ValueError("a ratio over processes needs at least one process's samples")
-    # every process's samples checked and computed on at once: a report of a large run asks for thousands of ratios
-    # of tens of processes each
     for a, b in arrays:
         for values, name in ((a, "base samples"), (b, "other samples")):
             if values.size == 0:
@@ -451,14 +539,7 @@ def process_ratio(parts: Sequence[tuple[Sequence[float], Sequence[float]]], *, e
     within = float(np.median(_robust_sds(logs, starts, sizes)))
     cycles = int(sizes.sum())
     if len(arrays) == 1:
-        a, b = arrays[0]
-        if estimator == "median":
-            p = paired_ratio(a, b, confidence=confidence, seed=seed)
-            value, low, high = p.value, p.low, p.high
-        else:
-            value, low, high = _one_process_interval(a, b, estimator=estimator, confidence=confidence, seed=seed)
-        return ProcessRatio(value, low, high, 1, cycles, "within-process", estimator, math.nan, within,
-                            (math.log(value),))
+        return None, (*arrays[0], cycles, within)
     if estimator == "min":  # ``_min_log_ratio`` of every process at once
         per = np.log(np.minimum.reduceat(b_all, starts) / np.minimum.reduceat(a_all, starts))
     else:
@@ -468,4 +549,4 @@ def process_ratio(parts: Sequence[tuple[Sequence[float], Sequence[float]]], *, e
     sd = float(per.std(ddof=1))
     half = _t_quantile(0.5 + confidence / 2, k - 1) * sd / math.sqrt(k)
     return ProcessRatio(math.exp(centre), math.exp(centre - half), math.exp(centre + half), k, cycles, "processes",
-                        estimator, sd, within, tuple(float(x) for x in per))
+                        estimator, sd, within, tuple(float(x) for x in per)), None

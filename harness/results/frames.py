@@ -183,22 +183,31 @@ def _load_columns(bench: S.Benchmark) -> dict[str, Any]:
             "busy": any(x["other_cores"] >= BUSY_CORES for x in loads)}
 
 
-def _ratio(base: S.Benchmark, bench: S.Benchmark) -> S.Ratio | None:
+def _self_ratio(bench: S.Benchmark) -> S.Ratio:
     # a benchmark against itself is 1 exactly: resampling the same samples twice is no interval of anything
-    if base is bench:
-        parts = S.paired_by_process(bench, bench)
-        return S.Ratio(1.0, 1.0, 1.0, pairs=sum(a.size for a, _ in parts.values()), processes=max(1, len(parts)),
-                       processes_planned=S.processes_planned(bench),
-                       scope="processes" if len(parts) > 1 else "within-process", between_sd=0.0, within_sd=0.0)
-    return S.ratio(base, bench)
+    parts = S.paired_by_process(bench, bench)
+    return S.Ratio(1.0, 1.0, 1.0, pairs=sum(a.size for a, _ in parts.values()), processes=max(1, len(parts)),
+                   processes_planned=S.processes_planned(bench),
+                   scope="processes" if len(parts) > 1 else "within-process", between_sd=0.0, within_sd=0.0)
+
+
+def _ratios(pairs: list[tuple[S.Benchmark, S.Benchmark]]) -> list[S.Ratio | None]:
+    """Every (reference, benchmark) pair's ratio, computed together (``summaries.ratios``)."""
+    others = [i for i, (base, bench) in enumerate(pairs) if base is not bench]
+    computed = dict(zip(others, S.ratios([pairs[i] for i in others]), strict=True))
+    return [computed[i] if i in computed else _self_ratio(bench) for i, (_, bench) in enumerate(pairs)]
 
 
 def _group_rows(group: list[S.Benchmark], cx: dict[str, dict[str, Any]], peaks: dict[str, float]) -> list[dict]:
     fields = [b.fields for b in group]
     base = group[S.base_index(fields)]
+    plains = [group[at] if at is not None else None for at in plain_matches(fields)]
+    # every ratio of the group at once: ÷ the base, then ÷ each plain counterpart
+    with_plain = [(plain, bench) for plain, bench in zip(plains, group, strict=True) if plain is not None]
+    computed = iter(_ratios([(base, bench) for bench in group] + with_plain))
+    base_ratios = [next(computed) for _ in group]
     rows = []
-    for bench, plain_at in zip(group, plain_matches(fields), strict=True):
-        plain = group[plain_at] if plain_at is not None else None
+    for bench, plain, base_ratio in zip(group, plains, base_ratios, strict=True):
         mine, base_cx = cx.get(bench.label, {}), cx.get(base.label, {})
         plain_cx = cx.get(plain.label, {}) if plain else {}
         mem, base_mem = bench.max_of("iter_peak_mem_bytes"), base.max_of("iter_peak_mem_bytes")
@@ -211,11 +220,11 @@ def _group_rows(group: list[S.Benchmark], cx: dict[str, dict[str, Any]], peaks: 
                "peak_mem_bytes": bench.max_of("peak_mem_bytes"), "iter_peak_mem_bytes": mem,
                "mem_method": bench.first_of("mem_method"), "params": mine.get("params"), "macs": mine.get("macs"),
                "activations": mine.get("activations"), "base": base.label,
-               **_ratio_columns("base", _ratio(base, bench)),
+               **_ratio_columns("base", base_ratio),
                "macs_ratio_base": S.value_ratio(mine.get("macs"), base_cx.get("macs")),
                "iter_peak_mem_ratio_base": S.value_ratio(mem, base_mem)}
         if plain is not None:
-            row.update({"plain": plain.label, **_ratio_columns("plain", _ratio(plain, bench)),
+            row.update({"plain": plain.label, **_ratio_columns("plain", next(computed)),
                         "macs_ratio_plain": S.value_ratio(mine.get("macs"), plain_cx.get("macs")),
                         "activations_ratio_plain": S.value_ratio(mine.get("activations"), plain_cx.get("activations")),
                         "iter_peak_mem_ratio_plain": S.value_ratio(mem, plain.max_of("iter_peak_mem_bytes"))})

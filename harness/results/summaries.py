@@ -23,11 +23,12 @@ import numpy as np
 from harness.fileio import canonical_json
 from harness.measure.mode import mode_label
 from harness.measure.stats import (
+    BootstrapRequest,
     Summary,
-    bootstrap_ci,
     bootstrap_cis,
-    process_ratio,
-    ratio_of_medians_ci,
+    bootstrap_many,
+    process_ratios,
+    ratio_of_medians_cis,
     row_mean,
     summarize,
     summarize_many,
@@ -229,7 +230,7 @@ def failed_tasks(records: Iterable[Mapping[str, Any]], kinds: Sequence[str]) -> 
 
 
 def _ratio_of_mean_s(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(a, axis=axis) / np.mean(b, axis=axis)
+    return row_mean(np.moveaxis(a, axis, -1)) / row_mean(np.moveaxis(b, axis, -1))
 
 
 def _inverse_mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -364,30 +365,50 @@ def ratio(base: Benchmark, other: Benchmark) -> Ratio | None:
     one process gets a bootstrap over its cycles, marked within-process. Runs from before the paired engine fall
     back to the ratio of pooled statistics.
     """
-    parts = paired_by_process(base, other)
-    cycles = sum(a.size for a, _ in parts.values())
-    if cycles >= PAIRED_MIN_CYCLES:
-        # latency: other's time ÷ base's; loops: images/s ratio = base's time per image ÷ other's
-        pairs = [(a, b) if base.kind not in LOOP_KINDS else (b, a) for a, b in parts.values()]
-        p = process_ratio(pairs)
+    return ratios([(base, other)])[0]
+
+
+def ratios(pairs: Sequence[tuple[Benchmark, Benchmark]]) -> list[Ratio | None]:
+    """``ratio(base, other)`` of every pair, the same numbers; their bootstraps taken together (``process_ratios``,
+    ``ratio_of_medians_cis``, ``bootstrap_many``): a report of a large run asks for thousands."""
+    out: list[Ratio | None] = [None] * len(pairs)
+    paired: list[tuple[int, dict[ProcessId, tuple[np.ndarray, np.ndarray]]]] = []
+    loops: list[tuple[int, float]] = []
+    loop_requests: list[BootstrapRequest] = []
+    medians: list[int] = []
+    for i, (base, other) in enumerate(pairs):
+        parts = paired_by_process(base, other)
+        if sum(a.size for a, _ in parts.values()) >= PAIRED_MIN_CYCLES:
+            paired.append((i, parts))
+        elif base.kind in LOOP_KINDS:
+            a, b = base.s_per_image, other.s_per_image
+            rate_a, rate_b = base.img_per_s, other.img_per_s
+            if not a.size or not b.size or not rate_a or not rate_b:
+                continue
+            value = rate_b / rate_a
+            if min(a.size, b.size) < 3 or (np.ptp(a) == 0.0 and np.ptp(b) == 0.0):
+                out[i] = Ratio(value, value, value)
+            else:
+                loops.append((i, value))
+                loop_requests.append(((a, b), _ratio_of_mean_s, False))
+        elif base.samples_ms.size and other.samples_ms.size:
+            medians.append(i)
+    # latency: other's time ÷ base's; loops: images/s ratio = base's time per image ÷ other's
+    pooled = process_ratios([[(a, b) if pairs[i][0].kind not in LOOP_KINDS else (b, a) for a, b in parts.values()]
+                             for i, parts in paired])
+    for (i, parts), p in zip(paired, pooled, strict=True):
+        base, other = pairs[i]
         contention = {**contended_processes(base), **contended_processes(other)}
-        return Ratio(p.value, p.low, p.high, pairs=p.cycles, processes=p.processes,
-                     processes_planned=max(processes_planned(base), processes_planned(other)), scope=p.scope,
-                     between_sd=p.between_sd, within_sd=p.within_sd,
-                     contended=sum(bool(contention.get(k)) for k in parts))
-    if base.kind in LOOP_KINDS:
-        a, b = base.s_per_image, other.s_per_image
-        rate_a, rate_b = base.img_per_s, other.img_per_s
-        if not a.size or not b.size or not rate_a or not rate_b:
-            return None
-        value = rate_b / rate_a
-        if min(a.size, b.size) < 3 or (np.ptp(a) == 0.0 and np.ptp(b) == 0.0):
-            return Ratio(value, value, value)
-        low, high = bootstrap_ci((a, b), _ratio_of_mean_s)
-        return Ratio(value, low, high)
-    if not base.samples_ms.size or not other.samples_ms.size:
-        return None
-    return Ratio(*ratio_of_medians_ci(base.samples_ms, other.samples_ms))
+        out[i] = Ratio(p.value, p.low, p.high, pairs=p.cycles, processes=p.processes,
+                       processes_planned=max(processes_planned(base), processes_planned(other)), scope=p.scope,
+                       between_sd=p.between_sd, within_sd=p.within_sd,
+                       contended=sum(bool(contention.get(k)) for k in parts))
+    for (i, value), (low, high) in zip(loops, bootstrap_many(loop_requests), strict=True):
+        out[i] = Ratio(value, low, high)
+    unpaired = ratio_of_medians_cis([(pairs[i][0].samples_ms, pairs[i][1].samples_ms) for i in medians])
+    for i, (value, low, high) in zip(medians, unpaired, strict=True):
+        out[i] = Ratio(value, low, high)
+    return out
 
 
 # --------------------------------------------------------------------------------------- plain counterpart

@@ -205,3 +205,21 @@ def test_one_process_interval_of_the_minimum_is_scipys_bootstrap_of_the_zero_qua
     assert (p.low, p.high) == (min(float(result.confidence_interval.low), p.value),
                                max(float(result.confidence_interval.high), p.value))
 
+
+def test_ratios_of_medians_together_are_each_scipys_bootstrap() -> None:
+    from scipy import stats as sps
+
+    from harness.measure.stats import ratio_of_medians_cis
+
+    rng = np.random.default_rng(6)
+    pairs = [(rng.lognormal(2, 0.1, 30), rng.lognormal(2.1, 0.1, 31)) for _ in range(3)] + [([1.0, 1.0], [2.0, 2.0])]
+
+    def ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.median(b, axis=axis) / np.median(a, axis=axis)
+
+    for (a, b), (value, low, high) in zip(pairs[:3], ratio_of_medians_cis(pairs), strict=False):
+        result = sps.bootstrap((a, b), ratio, n_resamples=2000, batch=100, vectorized=True,
+                               confidence_level=0.95, method="percentile", rng=np.random.default_rng(0))
+        assert (value, low, high) == (np.median(b) / np.median(a), result.confidence_interval.low,
+                                      result.confidence_interval.high)
+    assert ratio_of_medians_cis(pairs)[3] == (2.0, 2.0, 2.0)

@@ -204,27 +204,46 @@ def test_training_frames_have_a_row_per_epoch_and_per_seed(tmp_path):
 
 def test_statistics_computed_for_all_benchmarks_at_once_are_each_benchmarks_own(tmp_path):
     """A frame takes one bootstrap per sample count for all its benchmarks; every number is the one a benchmark's
-    own summary and images/s interval give."""
+    own summary, images/s interval and ratio give, in every layout: paired in one process (cycles and pairing),
+    unpaired (runs before the paired engine), and in worker processes."""
     from harness.results import summaries as S
 
     rng = np.random.default_rng(1)
+    models = (("resnext50", "resnext50"), ("senet50", "senet50"), ("sknet50", "sknet50"))
+    runs = [{"index": p, "pairing": f"p{p}", "cycles": 6} for p in (0, 1)]
+    layouts = {1: lambda n, rnd: {"cycles": list(range(n)), "pairing": f"s{rnd}"},  # one process
+               2: lambda n, rnd: {},  # unpaired
+               4: lambda n, rnd: {"cycles": list(range(n // 2)) * 2, "pairing": f"s{rnd}",  # two processes
+                                  "processes": [0] * (n // 2) + [1] * (n // 2), "process_runs": runs,
+                                  "processes_planned": 2}}
     records = []
-    for label, name in (("resnext50", "resnext50"), ("senet50", "senet50"), ("sknet50", "sknet50")):
-        for rnd in range(2):
-            samples = [float(x) for x in rng.lognormal(3, 0.05, 12 + rnd)]
-            records.append(latency(label, name, samples, rnd))
-            loops = [float(x) for x in rng.lognormal(-1, 0.05, 5)]
-            records.append({**latency(label, name, [x * 1e3 for x in loops], rnd), "kind": "throughput",
-                            "task_id": f"throughput:{label}:r{rnd}", "batch_size": 8, "loop_samples_s": loops,
-                            "images": 40})
+    for batch, layout in layouts.items():
+        for label, name in models:
+            for rnd in range(2):
+                samples = [float(x) for x in rng.lognormal(3, 0.05, 12)]
+                records.append({**latency(label, name, samples, rnd), "batch_size": batch,
+                                "task_id": f"latency:{label}:bs{batch}:r{rnd}", **layout(12, rnd)})
+                loops = [float(x) for x in rng.lognormal(-1, 0.05, 6)]
+                records.append({**latency(label, name, [x * 1e3 for x in loops], rnd), "kind": "throughput",
+                                "task_id": f"throughput:{label}:bs{batch}:r{rnd}", "batch_size": batch,
+                                "loop_samples_s": loops, "images": 6 * batch, **layout(6, rnd)})
     run = load_run(write_run(tmp_path / "s" / "r1", records, MANIFEST))
+    scopes = set()
     for kind in ("latency", "throughput"):
-        frame = run.frame(kind).set_index("label")
-        for bench in S.benchmarks(load_run(run.path), kind):
-            row, own = frame.loc[bench.label], bench.summary
+        frame = run.frame(kind).set_index(["batch_size", "label"])
+        benches = {(b.fields["batch_size"], b.label): b for b in S.benchmarks(load_run(run.path), kind)}
+        for (batch, label), bench in benches.items():
+            row, own = frame.loc[(batch, label)], bench.summary
             assert (row["n"], row["p50_ms"], row["ci_low_ms"], row["ci_high_ms"]) == (own.n, own.median,
                                                                                        own.ci_low, own.ci_high)
+            if label != "resnext50":
+                alone = S.ratio(benches[(batch, "resnext50")], bench)
+                assert (row["ratio_base"], row["ratio_base_ci_low"], row["ratio_base_ci_high"]) == (
+                    alone.value, alone.low, alone.high)
+                scopes.add((alone.scope, alone.pairs > 0))
             if kind == "throughput":
                 loops = S.summarize(bench.loop_s)
                 assert (row["img_s_ci_low"], row["img_s_ci_high"]) == bench.img_per_s_ci
                 assert (row["loop_cv"], row["unstable"]) == (loops.cv, loops.unstable)
+    assert scopes == {("within-process", True), ("within-process", False), ("processes", True)}
+
