@@ -217,12 +217,12 @@ def summarize(samples: Sequence[float] | np.ndarray, *, confidence: float = CONF
 
 
 def summarize_many(series: Sequence[Sequence[float] | np.ndarray], *, confidence: float = CONFIDENCE,
-                   unstable_cv: float = UNSTABLE_CV) -> list[Summary]:
+                   unstable_cv: float = UNSTABLE_CV, intervals: bool = True) -> list[Summary]:
     """``summarize`` of every series, the same numbers; the medians' intervals take one bootstrap per sample count
-    (``bootstrap_cis``) instead of one per series."""
+    (``bootstrap_cis``) instead of one per series (``intervals=False``: none, NaN)."""
     arrays = [_as_array(s, name="samples") for s in series]
-    return [_summary(values, ci, unstable_cv=unstable_cv)
-            for values, ci in zip(arrays, _median_cis(arrays, confidence=confidence), strict=True)]
+    cis = _median_cis(arrays, confidence=confidence) if intervals else [(math.nan, math.nan)] * len(arrays)
+    return [_summary(values, ci, unstable_cv=unstable_cv) for values, ci in zip(arrays, cis, strict=True)]
 
 
 def _summary(values: np.ndarray, ci: tuple[float, float], *, unstable_cv: float) -> Summary:

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from harness.report import plots
-from harness.report.latency import groups, machines, rows_of
+from harness.report.latency import groups, machines, rows_of, timing_frame
 from harness.report.markdown import frame_table, mb, num, with_ci
 from harness.results import RunData
 
@@ -28,7 +28,7 @@ def _timing(run: RunData) -> list[tuple[str, str, pd.DataFrame]]:
     """(measure, group heading, rows) for every timed group of the run."""
     out = []
     for kind, measure in TIMED:
-        for heading, rows in groups(run.frame(kind), machines(run)):
+        for heading, rows in groups(timing_frame(run, kind), machines(run)):
             out.append((measure, heading, rows))
     return out
 

@@ -18,7 +18,7 @@ from harness.report.complexity import match_rows
 from harness.report.markdown import frame_table, num, with_ci
 from harness.results import RunData
 from harness.results import summaries as S
-from harness.results.records import TIMED_KINDS
+from harness.results.records import LOOP_KINDS, TIMED_KINDS
 from harness.results.summaries import P99_MIN_SAMPLES
 
 GROUP = ["batch_size", "mode", "device"]
@@ -67,11 +67,17 @@ def groups(frame: pd.DataFrame, where: dict[tuple[Any, Any], str] | None = None)
         yield f"batch {bs} · {mode} · {device}" + (f" · measured on {on}" if on else ""), rows
 
 
+def timing_frame(run: RunData, kind: str) -> pd.DataFrame:
+    """The frame a report's timing tables read: for loop kinds without the p50's bootstrap interval, which no
+    table of the report shows (their interval is of images/s)."""
+    return run.frame(kind, median_intervals=kind not in LOOP_KINDS)
+
+
 def rows_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """A table's rows as dicts of Python values (what ``iterrows`` gives, without a Series per row: a report of a
-    large run has thousands of rows)."""
+    """A table's rows as dicts: the values ``iterrows`` gives (both read ``DataFrame.values``), without a Series per
+    row (a report of a large run has thousands of rows) or a column extraction per column (``itertuples``)."""
     columns = list(frame.columns)
-    return [dict(zip(columns, values, strict=True)) for values in frame.itertuples(index=False, name=None)]
+    return [dict(zip(columns, values, strict=True)) for values in frame.to_numpy(dtype=object)]
 
 
 def _paper_ratio(label: str, base: str, paper: dict[str, float]) -> str:
@@ -194,7 +200,7 @@ def _name(row: dict[str, Any]) -> str:
 
 
 def latency_section(run: RunData) -> tuple[list[str], dict[str, pd.DataFrame]]:
-    frame = run.frame("latency")
+    frame = timing_frame(run, "latency")
     if frame.empty:
         return [], {}
     paper = paper_gmacs(run)
@@ -232,7 +238,7 @@ def _peaks(run: RunData) -> dict[str, float]:
 
 
 def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], dict[str, pd.DataFrame]]:
-    frame = run.frame(kind)
+    frame = timing_frame(run, kind)
     if frame.empty:
         return [], {}
     paper = paper_gmacs(run)

@@ -237,11 +237,11 @@ def _split_rounds(benches: list[S.Benchmark]) -> list[S.Benchmark]:
             for b in benches for r in b.records]
 
 
-def _timing_rows(run: RunData, kind: str, *, by_round: bool) -> list[dict[str, Any]]:
+def _timing_rows(run: RunData, kind: str, *, by_round: bool, median_intervals: bool) -> list[dict[str, Any]]:
     benches = S.benchmarks(run, kind)
     if by_round:
         benches = _split_rounds(benches)
-    S.compute_statistics(benches)
+    S.compute_statistics(benches, median_intervals=median_intervals)
     groups: dict[tuple[Any, ...], list[S.Benchmark]] = defaultdict(list)
     for b in benches:
         groups[(*b.group, b.fields.get("round"))].append(b)
@@ -269,14 +269,15 @@ def _simple_rows(run: RunData, kind: str) -> list[dict[str, Any]]:
     return rows
 
 
-def frame(run: RunData, kind: str, *, by_round: bool = False) -> pd.DataFrame:
-    """Tidy DataFrame of ``run``'s ``kind`` records (status ok); see the module docstring for the rows."""
+def frame(run: RunData, kind: str, *, by_round: bool = False, median_intervals: bool = True) -> pd.DataFrame:
+    """Tidy DataFrame of ``run``'s ``kind`` records (status ok); see the module docstring for the rows.
+    ``median_intervals=False``: the timed kinds' ``ci_low_ms`` / ``ci_high_ms`` are NaN, their bootstraps not run."""
     if kind not in COLUMNS:
         raise ConfigError(f"unknown kind {kind!r} for a results frame; choose one of {', '.join(KINDS)}")
     if by_round and kind not in SAMPLED_KINDS:
         raise ConfigError(f"by_round applies to timed kinds ({', '.join(SAMPLED_KINDS)}), not {kind!r}")
     if kind in SAMPLED_KINDS:
-        rows = _timing_rows(run, kind, by_round=by_round)
+        rows = _timing_rows(run, kind, by_round=by_round, median_intervals=median_intervals)
     elif kind == "complexity":
         rows = _complexity_rows(run)
     elif kind == "modules":

@@ -51,20 +51,22 @@ class RunData:
     manifest: dict[str, Any]
     records: list[dict[str, Any]]
     # frames computed so far: a report's sections ask for the same frame more than once
-    _frames: dict[tuple[str, bool], pd.DataFrame] = field(default_factory=dict, init=False, repr=False,
+    _frames: dict[tuple[str, bool, bool], pd.DataFrame] = field(default_factory=dict, init=False, repr=False,
                                                           compare=False)
 
     def of_kind(self, *kinds: str, status: str | None = "ok") -> list[dict[str, Any]]:
         return [r for r in self.records if r.get("kind") in kinds and (status is None or r.get("status") == status)]
 
-    def frame(self, kind: str, *, by_round: bool = False) -> pd.DataFrame:
+    def frame(self, kind: str, *, by_round: bool = False, median_intervals: bool = True) -> pd.DataFrame:
         """Tidy pandas DataFrame of this run's ``kind`` records (``harness.results.frames``), computed once per
-        ``RunData`` (each call gets its own copy)."""
+        ``RunData`` (each call gets its own copy); ``median_intervals=False`` leaves out the bootstrap interval of
+        the p50 (``ci_low_ms``, ``ci_high_ms``: NaN), for a reader that does not show it."""
         from harness.results.frames import frame  # pandas is imported only when a frame is asked for
 
-        if (kind, by_round) not in self._frames:
-            self._frames[(kind, by_round)] = frame(self, kind, by_round=by_round)
-        return self._frames[(kind, by_round)].copy()
+        key = (kind, by_round, median_intervals)
+        if key not in self._frames:
+            self._frames[key] = frame(self, kind, by_round=by_round, median_intervals=median_intervals)
+        return self._frames[key].copy()
 
 
 @dataclass(frozen=True)
