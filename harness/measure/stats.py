@@ -24,6 +24,13 @@ CONFIDENCE = 0.95
 TEST_ALPHA = 0.05
 _BOOTSTRAP_SEED = 0
 _BOOTSTRAP_RESAMPLES = 2000
+# The bootstrap's work per interval is bounded: at most this many observations drawn in all (resamples × the
+# values, or paired cycles, of one resample), so a benchmark pooled over many rounds and processes costs what one
+# of 100 samples does (a default-suite record holds about 56). A longer series gets fewer resamples: the interval is
+# the same statistic, with more Monte Carlo error at its ends (the 2.5% point of R resamples is off by about 2.7/√R
+# bootstrap SDs: 0.06 at 2000, 0.12 at 500, against a half-width of 1.96), never fewer than MIN_RESAMPLES.
+MAX_RESAMPLED_VALUES = 200_000
+MIN_RESAMPLES = 500
 # Bounds the bootstrap's working array to about batch x n floats, which matters for 10k-sample series.
 _BOOTSTRAP_BATCH = 100
 # Many series resampled together (``bootstrap_cis``) are taken a chunk of rows at a time: at most this many floats
@@ -64,12 +71,19 @@ def _as_array(samples: Sequence[float] | np.ndarray, *, name: str) -> np.ndarray
     return values
 
 
+def resamples(values: int) -> int:
+    """The resamples of a bootstrap that draws ``values`` observations each time (every sample's values, or the
+    paired cycles): 2000, fewer where that would draw more than ``MAX_RESAMPLED_VALUES`` in all, never fewer than
+    ``MIN_RESAMPLES``."""
+    return max(MIN_RESAMPLES, min(_BOOTSTRAP_RESAMPLES, MAX_RESAMPLED_VALUES // max(values, 1)))
+
+
 def _bootstrap(data: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray], *, paired: bool,
                confidence: float, n_resamples: int | None, seed: int) -> tuple[Any, Any]:
-    """``scipy.stats.bootstrap``'s percentile interval (the last axis resampled), the harness's settings
-    (``n_resamples`` None: 2000)."""
-    if n_resamples is None:
-        n_resamples = _BOOTSTRAP_RESAMPLES
+    """``scipy.stats.bootstrap``'s percentile interval (the last axis resampled), the harness's settings;
+    ``n_resamples`` None: ``resamples`` of the values one resample holds."""
+    if n_resamples is None:  # paired: one resample draws n cycles; else every sample's values on their own
+        n_resamples = resamples(np.shape(data[0])[-1] if paired else sum(np.shape(d)[-1] for d in data))
     result = sps.bootstrap(
         data,
         statistic,
@@ -97,7 +111,8 @@ def bootstrap_ci(
 
     The one bootstrap of the harness (reports and the regression gate): ``scipy.stats.bootstrap`` with a
     fixed seed, so the interval is a pure function of the samples and re-rendering never changes it.
-    ``statistic`` must be vectorised (it gets arrays with a leading resample axis and ``axis=-1``).
+    ``statistic`` must be vectorised (it gets arrays with a leading resample axis and ``axis=-1``). Resamples:
+    ``resamples`` of the samples' values (2000, fewer for long series), unless ``n_resamples`` says.
     """
     low, high = _bootstrap(tuple(samples), statistic, paired=False, confidence=confidence,
                            n_resamples=n_resamples, seed=seed)
@@ -356,8 +371,9 @@ def paired_ratio(base: Sequence[float] | np.ndarray, other: Sequence[float] | np
         flat = ratios[picked].reshape(*starts.shape[:-1], -1)
         return median(flat, axis=-1)
 
+    # resamples by the cycles each resample holds (its statistic's work), not by the blocks it draws
     low, high = bootstrap_ci((np.arange(blocks),), median_of_blocks, confidence=confidence,
-                             n_resamples=n_resamples, seed=seed)
+                             n_resamples=n_resamples or resamples(blocks * block), seed=seed)
     return PairedRatio(value, low, high, n, block, rho)
 
 

@@ -206,10 +206,37 @@ def test_one_process_interval_of_the_minimum_is_scipys_bootstrap_of_the_zero_qua
                                max(float(result.confidence_interval.high), p.value))
 
 
+def test_the_bootstraps_work_is_bounded_for_long_series(monkeypatch) -> None:
+    """A long series (a benchmark pooled over many rounds and processes) gets fewer resamples, so that no interval
+    draws more than ``MAX_RESAMPLED_VALUES`` observations in all (values, or paired cycles); short ones keep 2000,
+    none gets fewer than 500."""
+    from scipy import stats as sps
+
+    from harness.measure import stats
+
+    calls = []
+    real = sps.bootstrap
+    monkeypatch.setattr(stats.sps, "bootstrap", lambda data, statistic, **kw: (calls.append((
+        np.shape(data[0])[-1] if kw["paired"] else sum(np.shape(d)[-1] for d in data),  # cycles, or values
+        kw["n_resamples"])), real(data, statistic, **kw))[1])
+    rng = np.random.default_rng(0)
+    for n in (50, 100, 1_000, 5_000):
+        calls.clear()
+        summarize(rng.lognormal(size=n))
+        stats.process_ratio([(rng.lognormal(size=n), rng.lognormal(size=n))])
+        ratio_of_medians_ci(rng.lognormal(size=n), rng.lognormal(size=n + 1))
+        for values, resamples in calls:
+            assert resamples == stats.resamples(values)
+            assert resamples * values <= stats.MAX_RESAMPLED_VALUES or resamples == stats.MIN_RESAMPLES
+            assert resamples == 2000 if 2000 * values <= stats.MAX_RESAMPLED_VALUES else resamples < 2000
+    assert stats.resamples(56) == 2000 and stats.resamples(stats.MAX_RESAMPLED_VALUES // 1_000) == 1_000
+    assert stats.resamples(10**6) == stats.MIN_RESAMPLES
+
+
 def test_ratios_of_medians_together_are_each_scipys_bootstrap() -> None:
     from scipy import stats as sps
 
-    from harness.measure.stats import ratio_of_medians_cis
+    from harness.measure.stats import ratio_of_medians_cis, resamples
 
     rng = np.random.default_rng(6)
     pairs = [(rng.lognormal(2, 0.1, 30), rng.lognormal(2.1, 0.1, 31)) for _ in range(3)] + [([1.0, 1.0], [2.0, 2.0])]
@@ -218,7 +245,7 @@ def test_ratios_of_medians_together_are_each_scipys_bootstrap() -> None:
         return np.median(b, axis=axis) / np.median(a, axis=axis)
 
     for (a, b), (value, low, high) in zip(pairs[:3], ratio_of_medians_cis(pairs), strict=False):
-        result = sps.bootstrap((a, b), ratio, n_resamples=2000, batch=100, vectorized=True,
+        result = sps.bootstrap((a, b), ratio, n_resamples=resamples(61), batch=100, vectorized=True,
                                confidence_level=0.95, method="percentile", rng=np.random.default_rng(0))
         assert (value, low, high) == (np.median(b) / np.median(a), result.confidence_interval.low,
                                       result.confidence_interval.high)
