@@ -14,7 +14,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,11 +60,12 @@ def under_root(root: Path, path: Path, *, what: str) -> Path:
     return Path(path)
 
 
-# The largest file the harness reads whole: a JSON document (manifest, baseline, launch.json, pytest-benchmark) or a
-# run's records. The committed runs' largest records.jsonl is under 1 MB; 256 MiB is a 25,000-record run many times
-# over, and a reader that gets a bigger file (or an endless one like /dev/zero) says so instead of running out of
-# memory.
+# The largest file the harness reads whole: a JSON document (manifest, baseline, launch.json, pytest-benchmark). A
+# reader that gets a bigger file (or an endless one like /dev/zero) says so instead of running out of memory.
 MAX_INPUT_BYTES = 256 * 2**20
+# A run's records.jsonl is read a line at a time (``input_lines``), never whole: its bound is three 100,000-record
+# runs (about 310 MB each, 3 GB of memory once read), past which a reader says so instead of running out of memory.
+MAX_RECORDS_BYTES = 2**30
 
 
 def read_input(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:
@@ -85,6 +86,29 @@ def read_input(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:
         raise ResultsError(f"{path}: larger than {limit // 2**20} MiB, more than any run or baseline the harness "
                            "writes; refusing to read it")
     return data
+
+
+def input_lines(path: Path, *, limit: int) -> Iterator[bytes]:
+    """The lines of ``path``, each with its newline (the last one perhaps without), if it is a regular file of at
+    most ``limit`` bytes when opened, else a one-line ``ResultsError``; checked as ``read_input`` checks. Bytes
+    appended after the check are read up to ``limit`` (a run may be writing)."""
+    from harness.errors import ResultsError
+
+    path = Path(path)
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise ResultsError(f"{path}: not a regular file; pass a file written by the harness (or pytest-benchmark)")
+    if info.st_size > limit:
+        raise ResultsError(f"{path}: larger than {limit // 2**20} MiB, more than any run the harness writes; refusing "
+                           "to read it")
+    read = 0
+    with path.open("rb") as handle:
+        for line in handle:
+            read += len(line)
+            if read > limit:
+                raise ResultsError(f"{path}: larger than {limit // 2**20} MiB, more than any run the harness writes; "
+                                   "refusing to read it")
+            yield line
 
 
 # Deeper JSON than any file the harness writes (a record nests about 4 levels) is refused on read: Python's

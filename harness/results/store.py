@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
+from harness import fileio
 from harness.errors import RecordWriteError, ResultsError, printable
 from harness.fileio import JSONInputError, parse_json, read_input, require_folder_name, write_json_atomic
 from harness.results.records import SAMPLED_KINDS, check_manifest, check_new, parse_record
@@ -204,26 +205,32 @@ def record_key(record: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """All records of a ``records.jsonl`` in file order; a torn last line (see the module docstring) is skipped."""
+    """All records of a ``records.jsonl`` in file order, read a line at a time (``fileio.input_lines``); a torn last
+    line (see the module docstring) is skipped."""
     if not path.exists():
         return []
+    out = []
     try:
-        lines = read_input(path).split(b"\n")
+        for number, line in enumerate(fileio.input_lines(path, limit=fileio.MAX_RECORDS_BYTES), start=1):
+            if line.endswith(b"\n"):
+                if line.strip():
+                    out.append(_record(line[:-1], path, number))
+            elif line.strip():  # the unterminated last line
+                out += _tail(line, path, number)
     except OSError as exc:
         raise ResultsError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    terminated = lines[:-1]
-    out = [_record(line, path, number) for number, line in enumerate(terminated, start=1) if line.strip()]
-    tail = lines[-1]
-    if tail.strip():
-        record = _parse_object(tail)
-        if record is None:
-            log.warning("%s: skipped an unterminated last line (%d bytes): a run was cut off mid-write; "
-                        "the next --resume moves it to %s%s", path, len(tail), path.name, TORN_SUFFIX)
-        else:
-            record = migrate_record(record, where=f"{path}:{len(lines)}")
-            parse_record(record, where=f"{path}:{len(lines)}")
-            out.append(record)
     return out
+
+
+def _tail(tail: bytes, path: Path, number: int) -> list[dict[str, Any]]:
+    record = _parse_object(tail)
+    if record is None:
+        log.warning("%s: skipped an unterminated last line (%d bytes): a run was cut off mid-write; "
+                    "the next --resume moves it to %s%s", path, len(tail), path.name, TORN_SUFFIX)
+        return []
+    record = migrate_record(record, where=f"{path}:{number}")
+    parse_record(record, where=f"{path}:{number}")
+    return [record]
 
 
 def _record(line: bytes, path: Path, number: int) -> dict[str, Any]:

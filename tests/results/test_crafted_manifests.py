@@ -64,10 +64,29 @@ def test_a_special_file_as_baseline_or_records_is_one_line(tmp_path, capsys, kin
 def test_a_file_beyond_the_size_bound_is_one_line(tmp_path, capsys, monkeypatch):
     from harness import fileio
 
-    monkeypatch.setattr(fileio, "MAX_INPUT_BYTES", 100)
-    monkeypatch.setattr(fileio.read_input, "__kwdefaults__", {"limit": 100})
+    monkeypatch.setattr(fileio, "MAX_RECORDS_BYTES", 100)
     run = write_run(tmp_path / "s" / "r1", [latency("a", "sknet50", SAMPLES)], MANIFEST)
     assert "larger than" in _one_line(capsys, "export", run)
+    monkeypatch.setattr(fileio, "MAX_RECORDS_BYTES", 1 << 30)
+    monkeypatch.setattr(fileio, "MAX_INPUT_BYTES", 100)
+    monkeypatch.setattr(fileio.read_input, "__kwdefaults__", {"limit": 100})
+    baseline = tmp_path / "b.json"
+    baseline.write_text("[" + "1, " * 100 + "1]")
+    assert "larger than" in _one_line(capsys, "gate", "check", run, "--baseline", baseline)
+
+
+def test_records_have_a_bound_of_their_own_beyond_a_json_documents(tmp_path, monkeypatch):
+    """A run's records.jsonl is read line by line, never whole: a 100,000-record run (about 310 MB) loads, past the
+    bound of a JSON document read whole (a manifest, a baseline)."""
+    from harness import fileio
+    from harness.results import load_run
+
+    run = write_run(tmp_path / "s" / "r1", [latency("a", "sknet50", SAMPLES)] * 3, MANIFEST)
+    monkeypatch.setattr(fileio, "MAX_INPUT_BYTES", (run / "manifest.json").stat().st_size)
+    monkeypatch.setattr(fileio.read_input, "__kwdefaults__", {"limit": fileio.MAX_INPUT_BYTES})
+    assert (run / "records.jsonl").stat().st_size > fileio.MAX_INPUT_BYTES
+    assert len(load_run(run).records) == 1  # three lines of one task: the last wins
+    assert fileio.MAX_RECORDS_BYTES >= 1 << 30
 
 
 @pytest.mark.parametrize("command", ["report", "export"])
