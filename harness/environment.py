@@ -199,8 +199,8 @@ def capture_environment(device: str | None = None) -> dict[str, Any]:
 
 def fingerprint(environment: dict[str, Any]) -> dict[str, Any]:
     """What in an environment changes measured results: torch version, CPU and GPU models, thread count."""
-    cpu = environment.get("cpu") if isinstance(environment.get("cpu"), dict) else {}
-    gpus = environment.get("gpus") if isinstance(environment.get("gpus"), list) else []
+    cpu: dict[str, Any] = environment["cpu"] if isinstance(environment.get("cpu"), dict) else {}
+    gpus: list[Any] = environment["gpus"] if isinstance(environment.get("gpus"), list) else []
     return {
         "torch": environment.get("torch"),
         "CPU": cpu.get("model"),

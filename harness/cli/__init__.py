@@ -39,11 +39,12 @@ class HarnessArgumentParser(argparse.ArgumentParser):
     not every option of the command. ``--help`` still lists them all."""
 
     def format_usage(self) -> str:
-        words = []
+        words: list[str] = []
         for action in self._actions:
             if action.option_strings or action.help == argparse.SUPPRESS:
                 continue
-            name = action.metavar or action.dest.upper()
+            metavar = action.metavar
+            name = " ".join(metavar) if isinstance(metavar, tuple) else metavar or action.dest.upper()
             if action.nargs == "?":
                 name = f"[{name}]"
             elif action.nargs in ("+", "*"):

@@ -165,13 +165,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from harness.launch.finish import finish, is_launch_dir, read_launch
+    from harness.launch.finish import ShardProblem, finish, is_launch_dir, read_launch
     from harness.report import render
     from harness.results import merge_runs
 
     paths = [Path(p) for p in args.run_dirs]
     launches = [p for p in paths if is_launch_dir(p)]
-    problems = []
+    problems: list[ShardProblem] = []
     if launches:
         if len(paths) != 1:
             raise ConfigError("merge: give one launch dir alone (it names its shard run dirs), or run dirs only")

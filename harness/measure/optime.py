@@ -181,7 +181,7 @@ def attribute(events: Sequence[Any], *, device_time: bool) -> dict[str, list[dic
         if evt.device_type != DeviceType.CPU or evt.is_async:
             continue  # device events are counted through the CPU op that launched them (evt.kernels)
         label, op, conv, attention, root = _context(evt)
-        if root is None:
+        if root is None or label is None:  # set together: the event is outside every model's range
             continue
         it = iterations.setdefault(id(root), {"kinds": defaultdict(float), "ops": defaultdict(float),
                                               "calls": defaultdict(int), "host_us": float(root.cpu_time_total),

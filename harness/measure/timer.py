@@ -27,7 +27,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -428,7 +428,7 @@ def prepare_benchmark(model: nn.Module, *, input_shape: tuple[int, int, int], ba
     model.train(train)
     if mode.compile is not None:
         # Compilation is lazy: failures surface in the first (warmup) iteration, where they are translated.
-        model = torch.compile(model, mode=mode.compile)
+        model = cast(nn.Module, torch.compile(model, mode=mode.compile))  # an OptimizedModule
     return PreparedModel(model, inputs=inputs, device=dev, mode=mode, train=train)
 
 
