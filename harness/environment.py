@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from harness.errors import ConfigError
+from harness.measure.load import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -85,20 +86,13 @@ def _physical_cores(lines: list[str]) -> int | None:
     return len(cores) or None
 
 
-def _usable_cores() -> int | None:
-    # The affinity mask, not os.cpu_count(), is what a container or taskset lets torch use.
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count()
-
-
 def _cpu_info() -> dict[str, Any]:
     lines = _cpuinfo_lines()
     return {
         "model": _cpu_model(lines),
         "logical_cores": os.cpu_count(),
         "physical_cores": _physical_cores(lines),
-        "usable_cores": _usable_cores(),
+        "usable_cores": usable_cores(),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
     }
