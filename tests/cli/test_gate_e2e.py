@@ -62,6 +62,17 @@ def _run(capsys, monkeypatch, tmp_path: Path, suite: Path, cost: float) -> str:
     return out[0]
 
 
+def _check(capsys, run: str, baseline: Path, *extra: str) -> tuple[int, list[str]]:
+    """`gate check`; a timing made under contention is refused (exit 2, tested in
+    tests/gate/test_judges_only_what_it_can.py), so on a busy machine the same check is made again with --force: this
+    test is about the verdict, which the normalised low quantile keeps on a busy box (module docstring)."""
+    args = ("gate", "check", run, "--baseline", str(baseline), "--threshold", THRESHOLD, "--format", "md", *extra)
+    code, out, err = _cli(capsys, *args)
+    if code == 2 and "under contention" in err + "\n".join(out):
+        code, out, err = _cli(capsys, *args, "--force")
+    return code, out
+
+
 def _md_row(markdown: str, label: str) -> dict[str, str]:
     lines = [line for line in markdown.splitlines() if line.startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
@@ -83,8 +94,7 @@ def test_gate_fails_on_a_real_slowdown_and_passes_an_unchanged_candidate(tmp_pat
     report_md = tmp_path / "gate.md"
     for _attempt in range(ATTEMPTS):  # as docs/gate.md says of CI: re-run a failed gate once before believing it
         slow_run = _run(capsys, monkeypatch, tmp_path, suite, 1.5)
-        code, out, _ = _cli(capsys, "gate", "check", slow_run, "--baseline", str(baseline), "--threshold", THRESHOLD,
-                            "--format", "md", "--output", str(report_md))
+        code, out = _check(capsys, slow_run, baseline, "--output", str(report_md))
         text = "\n".join(out)
         if code == 1:
             break
@@ -100,8 +110,7 @@ def test_gate_fails_on_a_real_slowdown_and_passes_an_unchanged_candidate(tmp_pat
 
     for _attempt in range(ATTEMPTS):
         same_run = _run(capsys, monkeypatch, tmp_path, suite, 1.0)
-        code, out, _ = _cli(capsys, "gate", "check", same_run, "--baseline", str(baseline), "--threshold", THRESHOLD,
-                            "--format", "md")
+        code, out = _check(capsys, same_run, baseline)
         text = "\n".join(out)
         if code == 0:
             break
