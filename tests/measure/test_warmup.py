@@ -62,3 +62,26 @@ def test_loops_are_sized_from_warm_iterations_not_the_compiling_one(monkeypatch,
     bench = _prepared(Recompiling(compiles=0), "default", monkeypatch)
     bench._last_warmup_ms = warm_ms
     assert bench.auto_iters_per_loop(1.0) == iters
+
+
+def test_compile_on_the_cpu_without_a_cpp_compiler_is_one_line(monkeypatch):
+    """Inductor builds CPU kernels with a C++ compiler; without one the first iteration fails deep in a build
+    step. Said up front instead, per model × mode, with the fix."""
+    from harness.errors import MeasurementError
+    from harness.measure import device
+
+    monkeypatch.setattr(device.shutil, "which", lambda name: None)
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(MeasurementError, match=r"^torch.compile on the CPU needs a C\+\+ compiler \(Inductor builds "
+                                               r"its kernels with one\); none of g\+\+ found: install one "
+                                               r"\(e.g. apt install g\+\+\) or set CXX, or time this mode on CUDA$"):
+        device.check_mode(Mode(compile="default"), "cpu")
+    device.check_mode(Mode(), "cpu")  # eager needs none
+
+
+def test_compile_on_the_cpu_finds_the_compiler_named_by_cxx(monkeypatch):
+    from harness.measure import device
+
+    monkeypatch.setattr(device.shutil, "which", lambda name: "/opt/bin/clang++" if name == "clang++" else None)
+    monkeypatch.setenv("CXX", "clang++")
+    device.check_mode(Mode(compile="default"), "cpu")
