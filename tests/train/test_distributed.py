@@ -161,7 +161,8 @@ def test_init_from_env_rejects_partial_environment(monkeypatch: pytest.MonkeyPat
         hdist.init_from_env()
 
 
-def test_context_roles() -> None:
+def test_context_roles(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     writer = hdist.DistContext(rank=0, world_size=2, local_rank=0, backend="gloo")
     other = hdist.DistContext(rank=1, world_size=2, local_rank=1, backend="nccl")
     assert writer.is_writer and not other.is_writer
@@ -183,3 +184,72 @@ def test_a_world_of_one_takes_the_plain_path_unless_forced(monkeypatch):
         assert hdist.all_reduce([2.0, 3.0], op="sum", ctx=ctx) == [2.0, 3.0]
     finally:
         hdist.shutdown()
+
+
+# ------------------------------------------------------------------ which GPU a rank takes (faked device counts)
+
+
+@pytest.mark.parametrize(("local_rank", "visible", "index"), [(0, 4, 0), (3, 4, 3), (1, 1, 0), (5, 1, 0)])
+def test_a_rank_takes_its_local_rank_or_the_one_gpu_the_cluster_bound_to_it(local_rank, visible, index):
+    assert hdist.cuda_index(local_rank, visible) == index
+
+
+def test_more_ranks_than_visible_gpus_is_one_line_saying_what_was_visible(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    with pytest.raises(ConfigError) as info:
+        hdist.cuda_index(2, 2)
+    message = str(info.value)
+    assert "\n" not in message and "LOCAL_RANK=2" in message and "2 GPU" in message
+    assert "CUDA_VISIBLE_DEVICES=0,1" in message and "--gpus-per-task=1" in message
+    with pytest.raises(ConfigError, match="no GPU"):
+        hdist.cuda_index(0, 0)
+
+
+def test_the_context_device_follows_the_visible_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # SLURM --gpus-per-task=1: one GPU, LOCAL_RANK 1
+    bound = hdist.DistContext(rank=1, world_size=2, local_rank=1, backend="nccl")
+    assert bound.device("cuda") == torch.device("cuda", 0) and bound.device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # all of the node's GPUs visible
+    assert bound.device("cuda") == torch.device("cuda", 1)
+
+
+# ------------------------------------------------------------------ the process group: joined, left on every exit
+
+
+def _torchrun_env(monkeypatch, *, force: bool = True) -> None:
+    for name, value in {"WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(_free_port())}.items():
+        monkeypatch.setenv(name, value)
+    if force:
+        monkeypatch.setenv(hdist.FORCE_ENV, "always")
+
+
+def test_process_group_is_left_on_a_normal_end_and_on_an_interrupt(monkeypatch):
+    _torchrun_env(monkeypatch)
+    with hdist.process_group(device_type="cpu") as ctx:
+        assert ctx is not None and ctx.owned and torch.distributed.is_initialized()
+    assert not torch.distributed.is_initialized()
+    with pytest.raises(KeyboardInterrupt), hdist.process_group(device_type="cpu"):  # Ctrl-C, SIGTERM
+        raise KeyboardInterrupt
+    assert not torch.distributed.is_initialized()
+    with pytest.raises(RuntimeError), hdist.process_group(device_type="cpu"):
+        raise RuntimeError("a task failed")
+    assert not torch.distributed.is_initialized()
+
+
+def test_a_process_group_the_user_created_is_left_to_the_user(monkeypatch):
+    _torchrun_env(monkeypatch)
+    torch.distributed.init_process_group(backend="gloo")
+    try:
+        with hdist.process_group(device_type="cpu") as ctx:
+            assert ctx is not None and not ctx.owned
+        assert torch.distributed.is_initialized()
+    finally:
+        hdist.shutdown()
+
+
+def test_without_torchrun_there_is_no_group_to_leave(monkeypatch):
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    with hdist.process_group(device_type="cpu") as ctx:
+        assert ctx is None
