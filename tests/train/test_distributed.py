@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -253,3 +254,107 @@ def test_without_torchrun_there_is_no_group_to_leave(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     with hdist.process_group(device_type="cpu") as ctx:
         assert ctx is None
+
+
+# ------------------------------------------------------------------ a whole run under torchrun's variables (gloo)
+
+
+def _run_worker(rank: int, port: int, suite_path: str, data_root: str, out_dir: str) -> None:
+    """One rank of ``harness run`` as torchrun starts it; says which tasks it ran while the group existed."""
+    torch.set_num_threads(1)
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    os.environ.pop(hdist.FORCE_ENV, None)
+    from harness import runner
+    from harness.config import load_suite
+    from harness.models.plugins import import_plugins
+    from harness.tasks.timing import MemberFailed
+
+    seen: list[list] = []
+    real_run_task = runner.run_task
+
+    def run_task(task, **kwargs):
+        seen.append([task.kind, torch.distributed.is_initialized()])
+        return real_run_task(task, **kwargs)
+
+    def time_groups(groups, **kwargs):  # what rank 0 would time: only whether the group still exists matters here
+        seen.append(["timing", torch.distributed.is_initialized()])
+        return {g.task_id: [(MemberFailed(RuntimeError("not timed in this test")), 0.0)] * len(g.members)
+                for g in groups}
+
+    runner.run_task, runner._time_groups = run_task, time_groups
+    suite_file = Path(suite_path)
+    import_plugins([str(suite_file.parent / "my_plugin.py")])
+    run_dir = runner.run_suite(load_suite(suite_file), options=runner.RunOptions(
+        out_root=Path(out_dir) / "r", device="cpu", data_dir=data_root, progress=False, threads=1))
+    Path(out_dir, f"rank{rank}.json").write_text(json.dumps(
+        {"seen": seen, "run_dir": None if run_dir is None else str(run_dir),
+         "group_after": torch.distributed.is_initialized()}))
+
+
+def test_under_torchrun_the_ranks_train_together_then_rank_0_alone_times(data_root, tmp_path, plugin_file):
+    """No rank waits in a collective while rank 0 does single-process work, and the group is destroyed."""
+    from helpers import plugin_model_name
+
+    from harness.results import load_run
+
+    name = plugin_model_name(plugin_file)
+    suite = {"name": "dist_run", "imports": [str(plugin_file)], "models": [name],
+             "complexity": {"input_size": [3, 16, 16], "flop_crosscheck": False},
+             "latency": {"batch_sizes": [1], "warmup": 1, "min_time_s": 0.01, "processes": 1},
+             "train": {"dataset": "cifar10", "download": False, "models": [name], "epochs": 1, "seeds": [0],
+                       "batch_size": 16, "max_batches_per_epoch": 2, "save_weights": False}}
+    suite_path = tmp_path / "suite.yaml"
+    suite_path.write_text(json.dumps(suite))
+    procs = mp.start_processes(_run_worker, args=(_free_port(), str(suite_path), str(data_root), str(tmp_path)),
+                               nprocs=2, start_method="fork", join=False)
+    deadline = time.monotonic() + 120
+    while not procs.join(timeout=1):
+        if time.monotonic() > deadline:  # a rank blocked in a collective: fail instead of hanging the suite
+            for p in procs.processes:
+                p.kill()
+            pytest.fail("a rank did not end within 120 s")
+    assert [p.exitcode for p in procs.processes] == [0, 0]
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    assert rank1 == {"seen": [["train", True]], "run_dir": None, "group_after": False}  # rank 1 timed nothing
+    assert rank0["seen"][0] == ["train", True] and not rank0["group_after"]
+    assert sorted(kind for kind, in_group in rank0["seen"][1:] if not in_group) == ["complexity", "timing"]
+    records = load_run(Path(rank0["run_dir"])).records
+    (trained,) = [r for r in records if r["kind"] == "train"]
+    assert trained["status"] == "ok" and trained["distributed"] == {"world_size": 2, "backend": "gloo"}
+    assert {r["kind"]: r["status"] for r in records}["complexity"] == "ok"
+
+
+def _interrupted_run(tmp_path: Path, plugin_file: Path, monkeypatch) -> None:
+    from helpers import plugin_model_name
+
+    from harness import runner
+    from harness.config import parse_suite
+
+    def interrupted(task, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM as the CLI turns it into one, inside a training task
+
+    monkeypatch.setattr(runner, "run_task", interrupted)
+    name = plugin_model_name(plugin_file)
+    suite = parse_suite({"name": "dist_stop", "imports": [str(plugin_file)], "models": [name],
+                         "train": {"dataset": "cifar10", "models": [name], "epochs": 1, "seeds": [0]}},
+                        source="test")
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_suite(suite, options=runner.RunOptions(out_root=tmp_path / "r", device="cpu", progress=False,
+                                                          threads=1))
+
+
+def test_a_stopped_distributed_run_destroys_the_group_it_created(tmp_path, plugin_file, monkeypatch):
+    _torchrun_env(monkeypatch)
+    _interrupted_run(tmp_path, plugin_file, monkeypatch)
+    assert not torch.distributed.is_initialized()
+
+
+def test_a_run_leaves_the_group_its_caller_created(tmp_path, plugin_file, monkeypatch):
+    _torchrun_env(monkeypatch)
+    torch.distributed.init_process_group(backend="gloo")
+    try:
+        _interrupted_run(tmp_path, plugin_file, monkeypatch)
+        assert torch.distributed.is_initialized()
+    finally:
+        hdist.shutdown()
