@@ -12,7 +12,7 @@ import sys
 import time
 import traceback
 from collections import defaultdict
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -186,14 +186,17 @@ def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
 
 def _run_joined(tasks: list[Task], *, suite: Suite, options: RunOptions, device: str, dist: Any) -> Path | None:
     is_writer = dist is None or dist.is_writer
-    # a distributed run waits for a quiet machine after its training, when the other ranks have gone
-    threads = _set_threads(options, wait=dist is None) if is_writer else None
-    run_dir = (Path(options.resume) if options.resume is not None else _new_run(suite, options, device, threads)) \
-        if is_writer else None
-    run_dir = _broadcast_path(run_dir, dist)
-    with RunLock(run_dir, argv=options.argv or sys.argv, utc=utc_now()) if is_writer else nullcontext():
-        if is_writer and options.resume is not None:
-            _check_resumable(load_run(run_dir).manifest, suite, options, device)
+    with ExitStack() as held:
+        threads = run_dir = None
+        if is_writer:
+            try:
+                threads, run_dir = _open_run(suite, options, device, dist=dist, held=held)
+            except BaseException:
+                _broadcast_path(None, dist)  # the other ranks stop too, none waits for a training that never comes
+                raise
+        run_dir = _broadcast_path(run_dir, dist)
+        if run_dir is None:
+            raise HarnessError("rank 0 did not start the run (its error says why); this rank stops")
         if threads is not None:
             log.info("threads: %s", threads.describe())
             if options.notify is not None and any(t.members or t.kind in TIMED_ALONE for t in tasks):
@@ -215,6 +218,18 @@ def _run_joined(tasks: list[Task], *, suite: Suite, options: RunOptions, device:
             exc.run_dir = run_dir  # the CLI says where the records are and how to resume
             raise
     return run_dir
+
+
+def _open_run(suite: Suite, options: RunOptions, device: str, *, dist: Any,
+              held: ExitStack) -> tuple[ThreadChoice, Path]:
+    """The writing process: choose the threads, create (or check and continue) the run dir and hold its lock."""
+    # a distributed run waits for a quiet machine after its training, when the other ranks have gone
+    threads = _set_threads(options, wait=dist is None)
+    run_dir = Path(options.resume) if options.resume is not None else _new_run(suite, options, device, threads)
+    held.enter_context(RunLock(run_dir, argv=options.argv or sys.argv, utc=utc_now()))
+    if options.resume is not None:
+        _check_resumable(load_run(run_dir).manifest, suite, options, device)
+    return threads, run_dir
 
 
 def _run_tasks(tasks: list[Task], *, suite: Suite, options: RunOptions, run_dir: Path, dist: Any,
@@ -268,14 +283,15 @@ def _leave_process_group(dist: Any) -> None:
         distributed.leave(dist)
 
 
-def _broadcast_path(run_dir: Path | None, dist) -> Path:
+def _broadcast_path(run_dir: Path | None, dist) -> Path | None:
+    """Rank 0's run dir to every rank (None: rank 0 could not start the run)."""
     if dist is None:
         return run_dir
     import torch.distributed as torch_dist
 
     holder = [str(run_dir) if run_dir is not None else None]
     torch_dist.broadcast_object_list(holder, src=0)
-    return Path(holder[0])
+    return None if holder[0] is None else Path(holder[0])
 
 
 class _NullWriter:

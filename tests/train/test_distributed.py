@@ -259,7 +259,8 @@ def test_without_torchrun_there_is_no_group_to_leave(monkeypatch):
 # ------------------------------------------------------------------ a whole run under torchrun's variables (gloo)
 
 
-def _run_worker(rank: int, port: int, suite_path: str, data_root: str, out_dir: str) -> None:
+def _run_worker(rank: int, port: int, suite_path: str, data_root: str, out_dir: str,
+                resume: str | None = None) -> None:
     """One rank of ``harness run`` as torchrun starts it; says which tasks it ran while the group existed."""
     torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
@@ -285,11 +286,30 @@ def _run_worker(rank: int, port: int, suite_path: str, data_root: str, out_dir: 
     runner.run_task, runner._time_groups = run_task, time_groups
     suite_file = Path(suite_path)
     import_plugins([str(suite_file.parent / "my_plugin.py")])
-    run_dir = runner.run_suite(load_suite(suite_file), options=runner.RunOptions(
-        out_root=Path(out_dir) / "r", device="cpu", data_dir=data_root, progress=False, threads=1))
-    Path(out_dir, f"rank{rank}.json").write_text(json.dumps(
-        {"seen": seen, "run_dir": None if run_dir is None else str(run_dir),
-         "group_after": torch.distributed.is_initialized()}))
+    from harness.errors import HarnessError
+
+    error = run_dir = None
+    try:
+        run_dir = runner.run_suite(load_suite(suite_file), options=runner.RunOptions(
+            out_root=Path(out_dir) / "r", device="cpu", data_dir=data_root, progress=False, threads=1,
+            resume=None if resume is None else Path(resume)))
+    except HarnessError as exc:
+        error = str(exc)
+    outcome = {"seen": seen, "run_dir": None if run_dir is None else str(run_dir),
+               "group_after": torch.distributed.is_initialized()}
+    Path(out_dir, f"rank{rank}.json").write_text(json.dumps(outcome if error is None else {**outcome, "error": error}))
+
+
+def _two_ranks(tmp_path: Path, *args) -> tuple[dict, dict]:
+    procs = mp.start_processes(_run_worker, args=(_free_port(), *args), nprocs=2, start_method="fork", join=False)
+    deadline = time.monotonic() + 120
+    while not procs.join(timeout=1):
+        if time.monotonic() > deadline:  # a rank blocked in a collective: fail instead of hanging the suite
+            for p in procs.processes:
+                p.kill()
+            pytest.fail("a rank did not end within 120 s")
+    assert [p.exitcode for p in procs.processes] == [0, 0]
+    return tuple(json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
 
 
 def test_under_torchrun_the_ranks_train_together_then_rank_0_alone_times(data_root, tmp_path, plugin_file):
@@ -306,16 +326,7 @@ def test_under_torchrun_the_ranks_train_together_then_rank_0_alone_times(data_ro
                        "batch_size": 16, "max_batches_per_epoch": 2, "save_weights": False}}
     suite_path = tmp_path / "suite.yaml"
     suite_path.write_text(json.dumps(suite))
-    procs = mp.start_processes(_run_worker, args=(_free_port(), str(suite_path), str(data_root), str(tmp_path)),
-                               nprocs=2, start_method="fork", join=False)
-    deadline = time.monotonic() + 120
-    while not procs.join(timeout=1):
-        if time.monotonic() > deadline:  # a rank blocked in a collective: fail instead of hanging the suite
-            for p in procs.processes:
-                p.kill()
-            pytest.fail("a rank did not end within 120 s")
-    assert [p.exitcode for p in procs.processes] == [0, 0]
-    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    rank0, rank1 = _two_ranks(tmp_path, str(suite_path), str(data_root), str(tmp_path))
     assert rank1 == {"seen": [["train", True]], "run_dir": None, "group_after": False}  # rank 1 timed nothing
     assert rank0["seen"][0] == ["train", True] and not rank0["group_after"]
     assert sorted(kind for kind, in_group in rank0["seen"][1:] if not in_group) == ["complexity", "timing"]
@@ -358,3 +369,19 @@ def test_a_run_leaves_the_group_its_caller_created(tmp_path, plugin_file, monkey
         assert torch.distributed.is_initialized()
     finally:
         hdist.shutdown()
+
+
+def test_when_rank_0_cannot_start_the_run_the_other_ranks_stop_too(data_root, tmp_path, plugin_file):
+    """A refused resume on rank 0 ends every rank with one line, none waits for a training that never comes."""
+    from helpers import plugin_model_name, write_run
+
+    name = plugin_model_name(plugin_file)
+    suite_path = tmp_path / "suite.yaml"
+    suite_path.write_text(json.dumps({"name": "dist_run", "imports": [str(plugin_file)], "models": [name],
+                                      "train": {"dataset": "cifar10", "download": False, "models": [name],
+                                                "epochs": 1, "seeds": [0], "batch_size": 16}}))
+    other = write_run(tmp_path / "other" / "dist_run" / "run1", [], manifest={"suite": {"name": "another"}})
+    rank0, rank1 = _two_ranks(tmp_path, str(suite_path), str(data_root), str(tmp_path), str(other))
+    assert "the suite differs" in rank0["error"] and rank0["seen"] == []
+    assert rank1["error"] == "rank 0 did not start the run (its error says why); this rank stops"
+    assert rank1["seen"] == [] and not rank0["group_after"] and not rank1["group_after"]
