@@ -202,8 +202,8 @@ def register(sub: argparse._SubParsersAction, *, parents: list[argparse.Argument
     run.add_argument("--out", default="results", help="results root (default: results)")
     run.add_argument("--reports", default="reports", help="reports root (default: reports)")
     run.add_argument("--device", type=_device, default="auto", metavar="auto|cpu|cuda|cuda:N",
-                     help="where to run (default auto: cuda when available, else the suite's device); cuda:N picks "
-                          "the N-th visible GPU")
+                     help="where to run (default auto: the suite's device, which by default is cuda when available, "
+                          "else cpu); cuda:N picks the N-th visible GPU")
     run.add_argument("--models", help="comma-separated names or patterns replacing the suite's models")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a suite value, e.g. --set train.epochs=2 (repeatable; values are YAML)")
