@@ -204,11 +204,20 @@ def fingerprint(environment: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_device(requested: str) -> str:
-    """``auto`` → cuda when available, else cpu; an explicit ``cuda`` without CUDA is a ``ConfigError``."""
+    """``auto`` → cuda when available, else cpu; an explicit ``cuda`` or ``cuda:N`` without CUDA, or ``cuda:N``
+    past the GPUs this process sees, is a ``ConfigError``."""
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but CUDA is not available here; use --device cpu or auto")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {requested!r} requested but CUDA is not available here; use --device cpu or auto")
+    _, sep, index = requested.partition(":")
+    if sep:
+        visible = torch.cuda.device_count()
+        if int(index) >= visible:
+            shown = os.environ.get("CUDA_VISIBLE_DEVICES")
+            where = f"CUDA_VISIBLE_DEVICES={shown}" if shown is not None else "CUDA_VISIBLE_DEVICES unset"
+            raise ConfigError(f"--device {requested}: this process sees {visible} GPUs ({where}); use cuda:0 to "
+                              f"cuda:{visible - 1}, counted among the visible ones")
     return requested
 
 

@@ -86,9 +86,10 @@ class TimingSection(Mode, TimingConfig):  # the order puts the TimingConfig keys
     train_step: bool = False  # throughput only: also time forward + backward + SGD step
 
     def batch_sizes_for(self, device: str) -> list[int]:
+        """The batch sizes for ``device``; ``cuda:1`` takes those of ``cuda``."""
         if isinstance(self.batch_sizes, dict):
             by_device = cast(dict[str, list[int]], self.batch_sizes)  # any device string may be asked
-            return list(by_device.get(device, []))
+            return list(by_device.get(device.partition(":")[0], []))
         return list(self.batch_sizes)
 
 

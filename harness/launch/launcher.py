@@ -120,7 +120,7 @@ def fitting_shards(suite: Suite, shards: int, *, device: str) -> int:
     """``shards``, lowered to the number the suite can fill (a shard with no task would be an empty job)."""
     from harness.plan import expand, shard_units
 
-    units = shard_units(expand(suite, device="cuda" if device == "cuda" else "cpu"))
+    units = shard_units(expand(suite, device="cuda" if device.startswith("cuda") else "cpu"))
     return max(1, min(shards, units))
 
 

@@ -106,8 +106,9 @@ def _export_distributed() -> int:
     """A shard of several tasks (``train.gpus``): export torchrun's variables for this task; returns its rank.
 
     One task per GPU under SLURM, processes on this machine under the local executor; the runner then joins
-    the process group as under torchrun (NCCL on GPUs, gloo on the CPU). The GPUs stay all visible: the runner
-    picks ``cuda:LOCAL_RANK``.
+    the process group as under torchrun (NCCL on GPUs, gloo on the CPU). ``CUDA_VISIBLE_DEVICES`` is left as
+    SLURM set it: with the node's GPUs all visible a rank trains on ``cuda:LOCAL_RANK``, with one GPU bound to
+    each task (``--gpus-per-task=1``) on the one it sees (``harness.train.distributed.cuda_index``).
     """
     if not _in_submitit_job():
         return 0
