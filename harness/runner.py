@@ -22,6 +22,7 @@ from harness.environment import capture_environment, fingerprint, git_state, res
 from harness.errors import (
     ConfigError,
     HarnessError,
+    Interrupted,
     RecordWriteError,
     ResultsError,
     RunStopped,
@@ -215,8 +216,7 @@ def _run_joined(tasks: list[Task], *, suite: Suite, options: RunOptions, device:
         except RecordWriteError as exc:
             raise RunStopped(str(exc), run_dir=run_dir) from exc
         except KeyboardInterrupt as exc:
-            exc.run_dir = run_dir  # the CLI says where the records are and how to resume
-            raise
+            raise Interrupted(run_dir=run_dir) from exc  # the CLI says where the records are and how to resume
     return run_dir
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, Interrupted
 
 _MAX_WAIT_S = 24 * 3600
 
@@ -138,8 +138,8 @@ def _launch(args: argparse.Namespace, suite, threads: int | None) -> int:
                             argv=sys.argv)
     try:
         launched = launch(suite, options=options, notify=lambda line: print(line, file=sys.stderr))
-    except KeyboardInterrupt as exc:
-        if getattr(exc, "merge_command", None):
+    except Interrupted as exc:
+        if exc.merge_command:
             print(f"stopped waiting; jobs already submitted to SLURM keep running. Merge what the shards wrote with: "
                   f"{exc.merge_command} --reports {shlex.quote(args.reports)}", file=sys.stderr)
         raise
