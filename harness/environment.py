@@ -259,16 +259,18 @@ def current_backend_flags() -> dict[str, bool]:
 
 
 @contextmanager
-def backend_flags(*, cudnn_benchmark: bool, tf32: bool) -> Iterator[None]:
-    """Set cudnn.benchmark and both TF32 switches for the ``with`` block, then restore them."""
+def backend_flags(*, cudnn_benchmark: bool, tf32: bool | None) -> Iterator[None]:
+    """Set cudnn.benchmark and both TF32 switches (``tf32=None``: leave them as they are) for the ``with`` block,
+    then restore them."""
     saved = (
         torch.backends.cudnn.benchmark,
         torch.backends.cuda.matmul.allow_tf32,
         torch.backends.cudnn.allow_tf32,
     )
     torch.backends.cudnn.benchmark = cudnn_benchmark
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
+    if tf32 is not None:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
     try:
         yield
     finally:
