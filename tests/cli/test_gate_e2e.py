@@ -56,8 +56,10 @@ def _suite(tmp_path: Path, *, rounds: int = 4, min_time_s: float = 0.6) -> Path:
 
 def _run(capsys, monkeypatch, tmp_path: Path, suite: Path, cost: float) -> str:
     monkeypatch.setenv(COST_ENV, str(cost))
+    # one thread, as the CI workflow sets: `auto` follows the machine's load, and a baseline and a candidate timed
+    # at different thread counts do not compare (exit 2, environments differ)
     code, out, err = _cli(capsys, "run", str(suite), "--out", str(tmp_path / "results"), "--reports",
-                          str(tmp_path / "reports"), "--no-progress")
+                          str(tmp_path / "reports"), "--no-progress", "--threads", "1")
     assert code == 0, err
     return out[0]
 
