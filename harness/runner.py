@@ -415,12 +415,16 @@ def _time_groups(groups: list[Task], *, suite: Suite, options: RunOptions) -> di
 
 def contention_line(timed: dict[str, tuple[list[Any], float]]) -> str | None:
     """One line for the terminal when processes were timed while others oversubscribed the cores."""
-    runs = {(run["index"]): run for payloads, _ in timed.values() for p in payloads if isinstance(p, dict)
-            for run in p.get("process_runs") or ()}
-    hit = sorted(i for i, run in runs.items() if run.get("contended"))
+    runs: dict[int, list[dict[str, Any]]] = {}  # a process's runs: one per timing group it timed
+    for payloads, _ in timed.values():
+        for p in payloads:
+            for run in (p.get("process_runs") or ()) if isinstance(p, dict) else ():
+                runs.setdefault(run["index"], []).append(run)
+    hit = sorted(i for i, group_runs in runs.items() if any(r.get("contended") for r in group_runs))
     if not hit:
         return None
-    worst = max(runs[i]["load"]["other_cores"] for i in hit if runs[i].get("load"))
+    worst = max((r["load"]["other_cores"] for i in hit for r in runs[i] if r.get("contended") and r.get("load")),
+                default=0.0)
     return (f"⚠ timed under contention: in {len(hit)} of {len(runs)} processes other processes kept up to "
             f"{worst:.2f} of the cores busy, fewer free than the timing's threads; the report marks these ratios. "
             "For numbers to trust, rerun on a quiet machine (stop the other work, or --wait-quiet 300)")
