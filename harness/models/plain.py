@@ -46,22 +46,39 @@ def plain_identity(model: str | None, options: dict[str, Any] | None) -> tuple[s
         return None
 
 
+def _wanted(item: dict[str, Any]) -> tuple[str, str] | None:
+    """The identity of ``item``'s plain counterpart: from its ``plain`` field, or (older records) today's registry."""
+    if "plain" in item:
+        plain = item["plain"]
+        if not isinstance(plain, dict):
+            return None
+        return str(plain.get("model")), canonical_json(plain.get("canonical_options") or {})
+    return plain_identity(item.get("model"), item.get("options"))
+
+
 def plain_match(item: dict[str, Any], items: Sequence[dict[str, Any]]) -> int | None:
     """Index in ``items`` of ``item``'s plain counterpart (fields model, options, canonical_options, plain).
 
     Records carry their plain counterpart as the run's registry named it (``plain``); older records are
     matched through today's registry (which imports the model code).
     """
-    if "plain" in item:
-        plain = item["plain"]
-        if not isinstance(plain, dict):
-            return None
-        wanted = (str(plain.get("model")), canonical_json(plain.get("canonical_options") or {}))
-    else:
-        wanted = plain_identity(item.get("model"), item.get("options"))
+    wanted = _wanted(item)
     if wanted is None:
         return None
     for i, other in enumerate(items):
         if identity(other.get("model"), other.get("options"), other.get("canonical_options")) == wanted:
             return i
     return None
+
+
+def plain_matches(items: Sequence[dict[str, Any]]) -> list[int | None]:
+    """``plain_match(item, items)`` of every item, through one index of the items' identities (linear, where a
+    search per item is quadratic in a run of many models)."""
+    first: dict[tuple[str, str], int] = {}
+    for i, other in enumerate(items):
+        first.setdefault(identity(other.get("model"), other.get("options"), other.get("canonical_options")), i)
+    out = []
+    for item in items:
+        wanted = _wanted(item)
+        out.append(None if wanted is None else first.get(wanted))
+    return out

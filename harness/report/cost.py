@@ -218,8 +218,9 @@ def cost_section(run: RunData, assets: Path, stem: str) -> list[str]:
         lines += _breakdown(run, plain, [v["label"] for v in variants])
     panels = _panels(families, timing)
     if panels:
-        path = _plot(panels, assets / f"{stem}_overhead.png")
-        lines += [f"![time overhead vs MACs and activations overhead]({path.name})", ""]
+        shown, note = plots.first_panels(panels, "plain networks' timing tables")
+        path = _plot(shown, assets / f"{stem}_overhead.png")
+        lines += [f"![time overhead vs MACs and activations overhead]({path.name})", "", *note]
     return lines
 
 

@@ -292,6 +292,7 @@ def section(run: RunData, assets: Path, stem: str) -> list[str]:
         lines += part
         panels.update(more)
     if panels:
-        path = _plot(panels, assets / f"{stem}_timing.png")
-        lines += [f"![latency and throughput with 95% CIs]({path.name})", ""]
+        shown, note = plots.first_panels(list(panels.items()), "tables")
+        path = _plot(dict(shown), assets / f"{stem}_timing.png")
+        lines += [f"![latency and throughput with 95% CIs]({path.name})", "", *note]
     return lines

@@ -11,9 +11,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.results.summaries import LOOP_KINDS
+
+# A figure of more panels is unreadable, and a run of thousands of timing tables would take minutes to draw: the
+# report's plots show the first ones (``first_panels``) and say so.
+MAX_PANELS = 12
 
 BAR = "tab:blue"
 REFERENCE = "tab:red"
@@ -44,6 +48,17 @@ def time_ratio(row: Any) -> Interval | None:
     if r is None or row["kind"] not in LOOP_KINDS:
         return r
     return Interval(1.0 / r.value, 1.0 / r.high, 1.0 / r.low)
+
+
+T = TypeVar("T")
+
+
+def first_panels(panels: Sequence[T], what: str) -> tuple[list[T], list[str]]:
+    """The panels to draw (the first ``MAX_PANELS``), and the report's line when some are left out."""
+    if len(panels) <= MAX_PANELS:
+        return list(panels), []
+    return list(panels[:MAX_PANELS]), [f"A figure of {len(panels)} panels is unreadable: the plot shows the first "
+                                       f"{MAX_PANELS} of {len(panels)} {what}; every one is in the tables above.", ""]
 
 
 def figure(panels: int, *, width: float = 5.5, height: float = 4.0, columns: int | None = None) -> tuple[Any, list]:

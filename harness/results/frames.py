@@ -18,7 +18,8 @@ import pandas as pd
 from harness.errors import ConfigError
 from harness.fileio import canonical_json
 from harness.measure.load import BUSY_CORES
-from harness.models.plain import plain_match
+from harness.measure.stats import UNSTABLE_CV, variation
+from harness.models.plain import plain_matches
 from harness.results import summaries as S
 from harness.results.records import SAMPLED_KINDS, scalar_fields
 
@@ -88,8 +89,7 @@ def _complexity_rows(run: RunData) -> list[dict[str, Any]]:
     records = run.of_kind("complexity")
     base = records[S.base_index(records)] if records else None
     rows = []
-    for r in records:
-        plain_at = plain_match(r, records)
+    for r, plain_at in zip(records, plain_matches(records), strict=True):
         plain = records[plain_at] if plain_at is not None else None
         flop = (r.get("flop_counter") or {}).get("flops")
         counter = r.get("macs_counter") or {}
@@ -147,11 +147,12 @@ def _loop_stats(bench: S.Benchmark, macs: int | None, peak: float | None) -> dic
     if bench.kind not in S.LOOP_KINDS:
         return {}
     rate, ci = bench.img_per_s, S.img_per_s_ci(bench)
-    loop = S.summarize(bench.loop_s) if bench.loop_s.size >= 2 else None
+    # the loops' spread only (summarize's CV, not its bootstrap interval, which no column shows)
+    loop_cv = variation(bench.loop_s)[2] if bench.loop_s.size >= 2 else None
     gmac_s = macs * rate / 1e9 if macs and rate and bench.kind == "throughput" else None
     return {"img_s": rate, "img_s_ci_low": ci[0] if ci else None, "img_s_ci_high": ci[1] if ci else None,
-            "loops": int(bench.loop_s.size), "loop_cv": loop.cv if loop else None,
-            "unstable": bool(loop.unstable) if loop else False, "gmac_s": gmac_s, "peak_gmac_s": peak,
+            "loops": int(bench.loop_s.size), "loop_cv": loop_cv,
+            "unstable": loop_cv is not None and bool(loop_cv >= UNSTABLE_CV), "gmac_s": gmac_s, "peak_gmac_s": peak,
             "util": gmac_s / peak if gmac_s and peak else None}
 
 
@@ -196,8 +197,7 @@ def _group_rows(group: list[S.Benchmark], cx: dict[str, dict[str, Any]], peaks: 
     fields = [b.fields for b in group]
     base = group[S.base_index(fields)]
     rows = []
-    for bench in group:
-        plain_at = plain_match(bench.fields, fields)
+    for bench, plain_at in zip(group, plain_matches(fields), strict=True):
         plain = group[plain_at] if plain_at is not None else None
         mine, base_cx = cx.get(bench.label, {}), cx.get(base.label, {})
         plain_cx = cx.get(plain.label, {}) if plain else {}
@@ -232,6 +232,7 @@ def _timing_rows(run: RunData, kind: str, *, by_round: bool) -> list[dict[str, A
     benches = S.benchmarks(run, kind)
     if by_round:
         benches = _split_rounds(benches)
+    S.compute_statistics(benches)
     groups: dict[tuple[Any, ...], list[S.Benchmark]] = defaultdict(list)
     for b in benches:
         groups[(*b.group, b.fields.get("round"))].append(b)

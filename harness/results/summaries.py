@@ -22,7 +22,16 @@ import numpy as np
 
 from harness.fileio import canonical_json
 from harness.measure.mode import mode_label
-from harness.measure.stats import Summary, bootstrap_ci, process_ratio, ratio_of_medians_ci, summarize
+from harness.measure.stats import (
+    Summary,
+    bootstrap_ci,
+    bootstrap_cis,
+    process_ratio,
+    ratio_of_medians_ci,
+    row_mean,
+    summarize,
+    summarize_many,
+)
 from harness.results.records import LOOP_KINDS
 
 if TYPE_CHECKING:
@@ -144,6 +153,22 @@ class Benchmark:
                for r in self.records if r.get("loop_samples_s") for s in r["loop_samples_s"]]
         return np.asarray(out, dtype=np.float64)
 
+    @cached_property
+    def img_per_s_ci(self) -> tuple[float, float] | None:
+        """Bootstrap 95% CI of images/s (1 ÷ mean seconds per image, over loops)."""
+        return _img_per_s_cis([self])[0]
+
+    @cached_property
+    def contention(self) -> dict[ProcessId, bool]:
+        """Which of the processes that timed it were contended (process → contended)."""
+        return _contention(self)
+
+    @cached_property
+    def by_process(self) -> dict[ProcessId, tuple[tuple[tuple[str, int], ...], np.ndarray]]:
+        """Per process (in order), its (pairing, cycle) keys in order and the time of one item (ms per iteration,
+        or s per image for loops) in each: what ``paired_by_process`` pairs."""
+        return _by_process(self)
+
     @property
     def img_per_s(self) -> float | None:
         seconds = float(self.loop_s.sum())
@@ -208,59 +233,98 @@ def _ratio_of_mean_s(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray
 
 
 def _inverse_mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    return 1.0 / np.mean(x, axis=axis)
+    return 1.0 / row_mean(np.moveaxis(x, axis, -1))
 
 
 def img_per_s_ci(bench: Benchmark) -> tuple[float, float] | None:
     """Bootstrap 95% CI of images/s (1 ÷ mean seconds per image, over loops)."""
-    spi = bench.s_per_image
-    if spi.size < 3 or np.ptp(spi) == 0.0:
-        rate = bench.img_per_s
-        return None if rate is None else (rate, rate)
-    return bootstrap_ci((spi,), _inverse_mean)
+    return bench.img_per_s_ci
+
+
+def _img_per_s_cis(benches: Sequence[Benchmark]) -> list[tuple[float, float] | None]:
+    """Each benchmark's images/s interval, one bootstrap per loop count (``stats.bootstrap_cis``)."""
+    out: list[tuple[float, float] | None] = [None] * len(benches)
+    by_size: dict[int, list[int]] = {}
+    for i, bench in enumerate(benches):
+        spi = bench.s_per_image
+        if spi.size < 3 or np.ptp(spi) == 0.0:
+            rate = bench.img_per_s
+            out[i] = None if rate is None else (rate, rate)
+        else:
+            by_size.setdefault(spi.size, []).append(i)
+    for indices in by_size.values():
+        low, high = bootstrap_cis((np.stack([benches[i].s_per_image for i in indices]),), _inverse_mean)
+        for i, lo, hi in zip(indices, low, high, strict=True):
+            out[i] = float(lo), float(hi)
+    return out
+
+
+def compute_statistics(benches: Sequence[Benchmark]) -> None:
+    """Compute the summaries and images/s intervals of many benchmarks at once, cached on each: the numbers their
+    properties give one by one, with one bootstrap per sample count instead of one per benchmark (a report of a
+    large run has thousands)."""
+    todo = [b for b in benches if "summary" not in b.__dict__ and b.samples_ms.size]
+    for bench, summary in zip(todo, summarize_many([b.samples_ms for b in todo]), strict=True):
+        bench.__dict__["summary"] = summary  # what the cached_property stores
+    loops = [b for b in benches if b.kind in LOOP_KINDS and "img_per_s_ci" not in b.__dict__]
+    for bench, ci in zip(loops, _img_per_s_cis(loops), strict=True):
+        bench.__dict__["img_per_s_ci"] = ci
 
 
 ProcessId = tuple[str, int]
 
 
-def _process_of(r: Mapping[str, Any]) -> tuple[list[ProcessId], list[str | None], dict[ProcessId, bool]]:
-    """Per sample of record ``r``: its process and its pairing token; and which processes were contended.
-
-    Runs timed before the process level have no ``processes``: all their samples are one process (rounds were
-    sessions of the same process), paired by the record's ``pairing``.
-    """
-    n = len(r.get("samples_ms") or ())
+def _contended_of(r: Mapping[str, Any]) -> dict[ProcessId, bool]:
+    """Which processes that timed record ``r`` were contended (none known before the process level)."""
     runs = {run["index"]: run for run in r.get("process_runs") or ()}
     if r.get("processes") is None or not runs:
-        return [("", 0)] * n, [r.get("pairing")] * n, {}
+        return {}
     session = str(r.get("pairing") or "")
-    ids = [(session, int(p)) for p in r["processes"]]
-    return ids, [runs[p].get("pairing") for p in r["processes"]], \
-        {(session, i): bool(run.get("contended")) for i, run in runs.items() if not run.get("error")}
+    return {(session, i): bool(run.get("contended")) for i, run in runs.items() if not run.get("error")}
 
 
-def _by_cycle(bench: Benchmark) -> dict[tuple[ProcessId, str, int], float]:
-    """(process, pairing, cycle) → time of one item (ms per iteration, or s per image for loops) of ``bench``."""
-    out: dict[tuple[ProcessId, str, int], float] = {}
+def _by_process(bench: Benchmark) -> dict[ProcessId, tuple[tuple[tuple[str, int], ...], np.ndarray]]:
+    """``Benchmark.by_process``: per process, (pairing, cycle) → time, a later record's sample of a cycle replacing an
+    earlier one's."""
+    groups: dict[ProcessId, dict[tuple[str, int], float]] = {}
     for r in bench.records:
         cycles = r.get("cycles") or ()
-        processes, pairings, _ = _process_of(r)
         if bench.kind in LOOP_KINDS:
             loops = r.get("loop_samples_s") or ()
             per_loop = r["images"] / len(loops) if loops else 0
             values = [s / per_loop for s in loops] if per_loop else []
         else:
             values = r.get("samples_ms") or ()
+        runs = {run["index"]: run for run in r.get("process_runs") or ()}
+        # runs timed before the process level have no ``processes``: all their samples are one process (rounds
+        # were sessions of the same process), paired by the record's ``pairing``
+        if r.get("processes") is None or not runs:
+            processes: Sequence[int] = [0] * len(r.get("samples_ms") or ())
+            ids, pairings = {0: ("", 0)}, {0: r.get("pairing")}
+        else:
+            processes = r["processes"]
+            session = str(r.get("pairing") or "")
+            ids = {i: (session, int(i)) for i in runs}
+            pairings = {i: run.get("pairing") for i, run in runs.items()}
         if len(values) == len(cycles) == len(processes):
-            out.update(((proc, pairing, int(c)), float(v))
-                       for proc, pairing, c, v in zip(processes, pairings, cycles, values, strict=True) if pairing)
+            for p, cycle, value in zip(processes, cycles, values, strict=True):
+                if pairings[p]:
+                    groups.setdefault(ids[p], {})[(pairings[p], int(cycle))] = float(value)
+    out = {}
+    for process in sorted(groups):
+        keys = sorted(groups[process])
+        out[process] = tuple(keys), np.asarray([groups[process][k] for k in keys], dtype=np.float64)
     return out
 
 
 def contended_processes(bench: Benchmark) -> dict[ProcessId, bool]:
+    return bench.contention
+
+
+def _contention(bench: Benchmark) -> dict[ProcessId, bool]:
     out: dict[ProcessId, bool] = {}
     for r in bench.records:
-        out.update(_process_of(r)[2])
+        out.update(_contended_of(r))
     return out
 
 
@@ -270,13 +334,18 @@ def processes_planned(bench: Benchmark) -> int:
 
 def paired_by_process(base: Benchmark, other: Benchmark) -> dict[ProcessId, tuple[np.ndarray, np.ndarray]]:
     """Per process, the two benchmarks' samples taken in the same cycles (in cycle order)."""
-    a, b = _by_cycle(base), _by_cycle(other)
-    out: dict[ProcessId, tuple[list[float], list[float]]] = {}
-    for key in sorted(a.keys() & b.keys()):
-        pa, pb = out.setdefault(key[0], ([], []))
-        pa.append(a[key])
-        pb.append(b[key])
-    return {k: (np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)) for k, (x, y) in out.items()}
+    a, b = base.by_process, other.by_process
+    out: dict[ProcessId, tuple[np.ndarray, np.ndarray]] = {}
+    for process in sorted(a.keys() & b.keys()):
+        (keys_a, times_a), (keys_b, times_b) = a[process], b[process]
+        if keys_a == keys_b:  # models timed in one group: the same cycles, the common case
+            out[process] = times_a, times_b
+            continue
+        common = sorted(set(keys_a) & set(keys_b))
+        if common:
+            at_a, at_b = {k: i for i, k in enumerate(keys_a)}, {k: i for i, k in enumerate(keys_b)}
+            out[process] = times_a[[at_a[k] for k in common]], times_b[[at_b[k] for k in common]]
+    return out
 
 
 def paired_samples(base: Benchmark, other: Benchmark) -> tuple[np.ndarray, np.ndarray]:

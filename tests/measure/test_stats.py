@@ -131,3 +131,77 @@ def test_paired_ratio_refuses_unpaired_or_bad_samples() -> None:
         paired_ratio([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="positive"):
         paired_ratio([1.0, 0.0, 1.0], [1.0, 1.0, 1.0])
+
+
+# --- many series at once: the same numbers as one at a time ---------------------------------------------------
+
+
+def _scipy_median_ci(values: np.ndarray) -> tuple[float, float]:
+    """The median's interval as scipy computes it for one series (the harness's settings)."""
+    from scipy import stats as sps
+
+    result = sps.bootstrap((values,), np.median, n_resamples=2000, batch=100, vectorized=True,
+                           confidence_level=0.95, method="percentile", rng=np.random.default_rng(0))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def test_median_is_numpys_median_to_the_last_bit() -> None:
+    from harness.measure.stats import median
+
+    rng = np.random.default_rng(5)
+    for shape in [(7,), (8,), (3, 9), (4, 5, 10), (3, 801), (2, 3, 800)]:  # sorted, and partitioned (long)
+        values = rng.lognormal(size=shape)
+        assert np.array_equal(median(values), np.median(values, axis=-1))
+    values = rng.lognormal(size=(6, 4))
+    assert np.array_equal(median(values, axis=0), np.median(values, axis=0))
+
+
+def test_many_series_get_each_the_interval_of_its_own_bootstrap(monkeypatch) -> None:
+    from harness.measure import stats
+
+    rng = np.random.default_rng(11)
+    series = [rng.lognormal(3, 0.05, n) for n in (40, 41, 40, 7, 40, 2)] + [np.full(9, 5.0)]
+    monkeypatch.setattr(stats, "_BOOTSTRAP_VALUES", 100 * 40 * 2)  # rows of one length in chunks of two
+    many = stats.summarize_many(series)
+    for values, s in zip(series, many, strict=True):
+        expected = _scipy_median_ci(values) if values.size >= 3 and np.ptp(values) else (values.min(), values.max())
+        assert (s.ci_low, s.ci_high) == expected
+        assert s == summarize(values)
+
+
+def test_bootstrap_cis_of_stacked_rows_are_each_rows_bootstrap_ci() -> None:
+    from harness.measure.stats import bootstrap_ci, bootstrap_cis, row_mean
+
+    rng = np.random.default_rng(2)
+    a, b = rng.lognormal(0, 0.1, (4, 30)), rng.lognormal(0.1, 0.1, (4, 30))
+
+    def ratio(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        return row_mean(y) / row_mean(x)
+
+    def old_ratio(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.mean(y, axis=axis) / np.mean(x, axis=axis)
+
+    low, high = bootstrap_cis((a, b), ratio)
+    assert [(lo, hi) for lo, hi in zip(low, high, strict=True)] == [bootstrap_ci((a[i], b[i]), old_ratio)
+                                                                      for i in range(4)]
+
+
+def test_one_process_interval_of_the_minimum_is_scipys_bootstrap_of_the_zero_quantile() -> None:
+    from scipy import stats as sps
+
+    from harness.measure.stats import process_ratio
+
+    rng = np.random.default_rng(4)
+    a = rng.lognormal(4, 0.05, 25)
+    b = a * 1.1 * rng.lognormal(0, 0.03, 25)
+
+    def statistic(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.quantile(y, 0.0, axis=axis) / np.quantile(x, 0.0, axis=axis)
+
+    result = sps.bootstrap((a, b), statistic, n_resamples=2000, batch=100, vectorized=True, paired=True,
+                           confidence_level=0.95, method="percentile", rng=np.random.default_rng(0))
+    p = process_ratio([(a, b)], estimator="min")
+    assert p.value == pytest.approx(b.min() / a.min())
+    assert (p.low, p.high) == (min(float(result.confidence_interval.low), p.value),
+                               max(float(result.confidence_interval.high), p.value))
+

@@ -186,3 +186,23 @@ def test_a_run_merged_from_several_machines_names_the_machine_of_every_timing_ta
     one = merge_runs([shard(0, "node-a", 1), shard(1, "node-a", 8)], out_root=tmp_path / "merged1")
     text = render(one, out=tmp_path / "one.md").read_text()
     assert "### batch 1 · fp32 · cpu\n" in text and "measured on" not in text
+
+
+def test_a_run_of_many_timing_tables_plots_the_first_ones_and_says_so(tmp_path, monkeypatch):
+    """A figure of hundreds of panels is unreadable and takes minutes to draw: the plots show the first
+    ``MAX_PANELS`` tables, and the report says how many there are; every table is still in the text."""
+    from harness.report import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, path, **kw: (drawn.append(len(fig.axes)), path)[1])
+    tables = plots.MAX_PANELS + 2
+    records = [_complexity("resnext50", 25_028_904, 4_259_381_248), _complexity("sknet50", 27_479_784, 4_497_132_736)]
+    for batch in range(1, tables + 1):
+        for name in ("resnext50", "sknet50"):
+            records.append({**_latency(name, name, [10.0, 10.5, 9.5, 10.2]), "batch_size": batch,
+                            "task_id": f"latency:{name}:bs{batch}"})
+    text = _render(tmp_path, records)
+    assert text.count("### batch ") == tables
+    latency_figure, overhead_figure = drawn[-2:]
+    assert latency_figure == overhead_figure == plots.MAX_PANELS  # complexity's figure is drawn first
+    assert text.count(f"the plot shows the first {plots.MAX_PANELS} of {tables}") == 2

@@ -202,3 +202,31 @@ def test_training_frames_have_a_row_per_epoch_and_per_seed(tmp_path):
     assert list(zip(epochs["seed"], epochs["epoch"], strict=True)) == [(0, 1), (1, 1), (0, 2)]
     train = run.frame("train").iloc[0]
     assert (train["top1_err"], train["world_size"], train["synthetic"]) == (30.0, 2, True)
+
+
+def test_statistics_computed_for_all_benchmarks_at_once_are_each_benchmarks_own(tmp_path):
+    """A frame takes one bootstrap per sample count for all its benchmarks; every number is the one a benchmark's
+    own summary and images/s interval give."""
+    from harness.results import summaries as S
+
+    rng = np.random.default_rng(1)
+    records = []
+    for label, name in (("resnext50", "resnext50"), ("senet50", "senet50"), ("sknet50", "sknet50")):
+        for rnd in range(2):
+            samples = [float(x) for x in rng.lognormal(3, 0.05, 12 + rnd)]
+            records.append(latency(label, name, samples, rnd))
+            loops = [float(x) for x in rng.lognormal(-1, 0.05, 5)]
+            records.append({**latency(label, name, [x * 1e3 for x in loops], rnd), "kind": "throughput",
+                            "task_id": f"throughput:{label}:r{rnd}", "batch_size": 8, "loop_samples_s": loops,
+                            "images": 40})
+    run = load_run(write_run(tmp_path / "s" / "r1", records, MANIFEST))
+    for kind in ("latency", "throughput"):
+        frame = run.frame(kind).set_index("label")
+        for bench in S.benchmarks(load_run(run.path), kind):
+            row, own = frame.loc[bench.label], bench.summary
+            assert (row["n"], row["p50_ms"], row["ci_low_ms"], row["ci_high_ms"]) == (own.n, own.median,
+                                                                                       own.ci_low, own.ci_high)
+            if kind == "throughput":
+                loops = S.summarize(bench.loop_s)
+                assert (row["img_s_ci_low"], row["img_s_ci_high"]) == bench.img_per_s_ci
+                assert (row["loop_cv"], row["unstable"]) == (loops.cv, loops.unstable)
