@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from harness.report import plots
-from harness.report.latency import groups, machines
+from harness.report.latency import groups, machines, rows_of
 from harness.report.markdown import frame_table, mb, num, with_ci
 from harness.results import RunData
 
@@ -30,6 +30,19 @@ def _timing(run: RunData) -> list[tuple[str, str, pd.DataFrame]]:
     for kind, measure in TIMED:
         for heading, rows in groups(run.frame(kind), machines(run)):
             out.append((measure, heading, rows))
+    return out
+
+
+def _by_label(timing: list[tuple[str, str, pd.DataFrame]]) -> list[tuple[str, str, dict[str, dict[str, Any]]]]:
+    """(measure, group heading, label → its row) for every timed group: a variant's row is one lookup, where a
+    filter of the group's rows per variant and group costs a pandas query each."""
+    columns = ["kind", "ratio_plain", "ratio_plain_ci_low", "ratio_plain_ci_high"]  # what ``plots.time_ratio`` reads
+    out = []
+    for measure, heading, rows in timing:
+        by_label: dict[str, dict[str, Any]] = {}
+        for label, *values in zip(rows["label"], *(rows[c] for c in columns), strict=True):
+            by_label.setdefault(label, dict(zip(columns, values, strict=True)))
+        out.append((measure, heading, by_label))
     return out
 
 
@@ -53,7 +66,7 @@ def memory_section(run: RunData) -> list[str]:
             "plain": r["plain"],
             "÷ plain": num(r["iter_peak_mem_ratio_plain"], 3) if _present(r["iter_peak_mem_ratio_plain"]) else None,
             "process RSS peak MiB" if "rss" in method else "allocator peak MiB": mb(r["peak_mem_bytes"]),
-        } for _, r in rows.iterrows()])
+        } for r in rows_of(rows)])
         what = {"latency": "latency task", "throughput": "throughput task", "train_throughput": "training step"}
         blocks += [f"### {what.get(rows['kind'].iloc[0], rows['kind'].iloc[0])} · {heading}", "",
                    *frame_table(cells, align="lrrlrr"), ""]
@@ -81,16 +94,20 @@ def _families(cx: pd.DataFrame) -> dict[str, list[pd.Series]]:
     return out
 
 
-def _overhead_table(variants: list[pd.Series], timing: list[tuple[str, str, pd.DataFrame]]) -> list[str]:
+def _cost(by_label: dict[str, dict[str, Any]], label: str) -> plots.Interval | None:
+    row = by_label.get(label)
+    return plots.time_ratio(row) if row is not None else None
+
+
+def _overhead_table(variants: list[pd.Series], timing: list[tuple[str, str, dict[str, dict[str, Any]]]]) -> list[str]:
     rows = []
     for v in variants:
         row = {"model": v["label"], "#P ÷ plain": num(v["params_ratio_plain"], 3),
                "MACs ÷ plain": num(v["macs_ratio_plain"], 3),
                "activations ÷ plain": num(v["activations_ratio_plain"], 3)
                if _present(v["activations_ratio_plain"]) else None}
-        for measure, heading, trows in timing:
-            match = trows[trows["label"] == v["label"]]
-            cost = plots.time_ratio(match.iloc[0]) if len(match) else None
+        for measure, heading, by_label in timing:
+            cost = _cost(by_label, v["label"])
             row[f"{measure} ÷ plain ({heading})"] = with_ci(cost.value, cost.low, cost.high) if cost else None
         rows.append(row)
     return frame_table(pd.DataFrame(rows).dropna(axis="columns", how="all"))
@@ -100,12 +117,11 @@ def _relation(cost: plots.Interval, ratio: float) -> str:
     return "above" if cost.low > ratio else "below" if cost.high < ratio else "consistent with"
 
 
-def _verdict(v: pd.Series, timing: list[tuple[str, str, pd.DataFrame]]) -> list[str]:
+def _verdict(v: pd.Series, timing: list[tuple[str, str, dict[str, dict[str, Any]]]]) -> list[str]:
     macs, acts = v["macs_ratio_plain"], v["activations_ratio_plain"]
     lines = []
-    for measure, heading, trows in timing:
-        match = trows[trows["label"] == v["label"]]
-        cost = plots.time_ratio(match.iloc[0]) if len(match) else None
+    for measure, heading, by_label in timing:
+        cost = _cost(by_label, v["label"])
         if cost is None:
             continue
         where = f"{_relation(cost, macs)} the MACs ratio"
@@ -169,15 +185,15 @@ def _breakdown(run: RunData, plain: str, variants: list[str]) -> list[str]:
             "unit):", "", *_part_table(modules, labels), ""]
 
 
-def _panels(families: dict[str, list[pd.Series]], timing: list[tuple[str, str, pd.DataFrame]]) -> list[tuple]:
+def _panels(families: dict[str, list[pd.Series]],
+            timing: list[tuple[str, str, dict[str, dict[str, Any]]]]) -> list[tuple]:
     """(title, xlabel, variants, their time ratios) for every plain network × timed group with something to draw."""
     panels = []
     for plain, variants in families.items():
-        for measure, heading, rows in timing:
+        for measure, heading, by_label in timing:
             shown = []
             for v in variants:
-                match = rows[rows["label"] == v["label"]]
-                cost = plots.time_ratio(match.iloc[0]) if len(match) else None
+                cost = _cost(by_label, v["label"])
                 if cost is not None:
                     shown.append((v, cost))
             if shown:
@@ -201,7 +217,7 @@ def cost_section(run: RunData, assets: Path, stem: str) -> list[str]:
     families = _families(cx)
     if not families:
         return []
-    timing = _timing(run)
+    timing = _by_label(_timing(run))
     lines = ["## Where the extra cost goes", "",
              "Each attention variant against its plain counterpart (the network it adds SE or SK to): parameters, "
              "multiply-adds (fvcore), activations (elements written by conv and linear layers, fvcore) and the "
@@ -209,11 +225,10 @@ def cost_section(run: RunData, assets: Path, stem: str) -> list[str]:
              "its feature maps; SK's second branch writes a full-size map in every block and its select step reads "
              "both, so its extra time may follow its activations rather than its MACs.", ""]
     for plain, variants in families.items():
-        mine = [(m, h, rows[rows["label"].isin([plain, *[v["label"] for v in variants]])]) for m, h, rows in timing]
         names = " / ".join(v["label"] for v in variants) if len(variants) <= 3 else f"{len(variants)} variants"
         lines += [f"### {names} over {plain}", "",
-                  *_overhead_table(variants, mine), ""]
-        verdicts = [line for v in variants for line in _verdict(v, mine)]
+                  *_overhead_table(variants, timing), ""]
+        verdicts = [line for v in variants for line in _verdict(v, timing)]
         lines += [*verdicts, ""] if verdicts else []
         lines += _breakdown(run, plain, [v["label"] for v in variants])
     panels = _panels(families, timing)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from harness.measure.stats import ESTIMATOR, ESTIMATOR_WORDS
@@ -58,11 +59,19 @@ def groups(frame: pd.DataFrame, where: dict[tuple[Any, Any], str] | None = None)
     ``machines``), in a stable order."""
     if frame.empty:
         return
-    frame = frame.assign(_machine=[(where or {}).get((label, bs), "") for label, bs in
-                                   zip(frame["label"], frame["batch_size"], strict=True)])
-    for (bs, mode, device, machine), rows in frame.groupby([*GROUP, "_machine"], sort=True, dropna=False):
-        yield f"batch {bs} · {mode} · {device}" + (f" · measured on {machine}" if machine else ""), \
-            rows.drop(columns="_machine")
+    machine = pd.Series([(where or {}).get((label, bs), "") for label, bs in
+                         zip(frame["label"], frame["batch_size"], strict=True)], index=frame.index, name="_machine")
+    # grouped by the machine as a key of its own, not a column: no copy of every group without it
+    for (bs, mode, device, on), rows in frame.groupby([*(frame[c] for c in GROUP), machine], sort=True,
+                                                      dropna=False):
+        yield f"batch {bs} · {mode} · {device}" + (f" · measured on {on}" if on else ""), rows
+
+
+def rows_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table's rows as dicts of Python values (what ``iterrows`` gives, without a Series per row: a report of a
+    large run has thousands of rows)."""
+    columns = list(frame.columns)
+    return [dict(zip(columns, values, strict=True)) for values in frame.itertuples(index=False, name=None)]
 
 
 def _paper_ratio(label: str, base: str, paper: dict[str, float]) -> str:
@@ -79,7 +88,7 @@ def _contended(text: Any, count: Any) -> Any:
     return f"{text} ⚠ contended" if text not in (None, "–") and count == count and count else text
 
 
-def _levels(row: pd.Series) -> str | None:
+def _levels(row: dict[str, Any]) -> str | None:
     """``6 × 5 · ±1.2% · ±8.0%``: processes × cycles per process, the spread between processes (SD of their
     estimates) and within one (SD of one cycle's ratio), for the ratio ÷ the base network."""
     k, pairs = row.get("ratio_base_processes"), row.get("ratio_base_pairs")
@@ -96,7 +105,7 @@ def _levels(row: pd.Series) -> str | None:
     return text + (f" · ±{within * 100:.1f}%" if within == within and within is not None else "")
 
 
-def _ratio_cells(row: pd.Series, paper: dict[str, float]) -> dict[str, Any]:
+def _ratio_cells(row: dict[str, Any], paper: dict[str, float]) -> dict[str, Any]:
     base = with_ci(row["ratio_base"], row["ratio_base_ci_low"], row["ratio_base_ci_high"])
     return {
         f"÷ {row['base']}": base if row["label"] == row["base"] else
@@ -138,13 +147,17 @@ def _load_lines(rows: pd.DataFrame) -> list[str]:
 def interval_lines(rows: pd.DataFrame) -> list[str]:
     """What the ratios' intervals of a table mean, said once per table: over processes, or within one only; which
     processes failed; which were timed under contention, and what to do about it."""
-    ratios = rows[rows["label"] != rows["base"]] if "base" in rows else rows.iloc[0:0]
-    if ratios.empty or "ratio_base_scope" not in ratios or ratios["ratio_base_scope"].isna().all():
+    if "base" not in rows or "ratio_base_scope" not in rows:
+        return []
+    # plain numpy arrays: this runs once per table, thousands of times for a large run
+    is_ratio = rows["label"].to_numpy(dtype=object) != rows["base"].to_numpy(dtype=object)
+    scope = rows["ratio_base_scope"].to_numpy(dtype=object)[is_ratio]
+    if not scope.size or pd.isna(scope).all():
         return []
     lines = []
-    k = int(ratios["ratio_base_processes"].max())
+    k = int(np.nanmax(rows["ratio_base_processes"].to_numpy(dtype=float)[is_ratio]))
     planned = int(rows["processes_planned"].max()) if "processes_planned" in rows else k
-    if (ratios["ratio_base_scope"] == "within-process").any():
+    if (scope == "within-process").any():
         lines.append("Intervals from **one process**: they cover within-process noise only (the cycles' scatter), "
                      "not what a process fixes for its whole life (memory layout, allocator state), which moves "
                      "these ratios by a few percent from run to run; time in several processes (`--processes 6`) "
@@ -176,7 +189,7 @@ def _without_empty_levels(cells: pd.DataFrame) -> pd.DataFrame:
     return cells.drop(columns=column) if column in cells and cells[column].isna().all() else cells
 
 
-def _name(row: pd.Series) -> str:
+def _name(row: dict[str, Any]) -> str:
     return row["label"] + (" ⚠" if row["unstable"] else "")
 
 
@@ -200,7 +213,7 @@ def latency_section(run: RunData) -> tuple[list[str], dict[str, pd.DataFrame]]:
             "model": _name(r), "n": r["n"], "rounds": r["rounds"], "p50 ms": num(r["p50_ms"]),
             "p90 ms": num(r["p90_ms"]), "p99 ms": num(r["p99_ms"]) if r["p99_ms"] == r["p99_ms"] else None,
             "95% CI p50": f"{num(r['ci_low_ms'])}–{num(r['ci_high_ms'])}", "CV": f"{r['cv'] * 100:.1f}%",
-            **_ratio_cells(r, paper), "timed s": num(r["timed_s"], 1)} for _, r in rows.iterrows()])
+            **_ratio_cells(r, paper), "timed s": num(r["timed_s"], 1)} for r in rows_of(rows)])
         lines += [f"### {heading}", "", *frame_table(_without_empty_levels(cells), align="lrrrrrrrrrrrlrrr"),
                   "", *interval_lines(rows), *_load_lines(rows)]
         panels[f"latency · {heading}"] = rows
@@ -238,7 +251,7 @@ def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], 
             "GMAC/s": num(r["gmac_s"], 1) if r["gmac_s"] == r["gmac_s"] else None,
             "of peak": f"{r['util'] * 100:.0f}%" if r["util"] == r["util"] and r["util"] is not None else None,
             "loop CV": f"{r['loop_cv'] * 100:.1f}%" if r["loop_cv"] == r["loop_cv"] else None,
-            "loops": r["loops"], "timed s": num(r["timed_s"], 1)} for _, r in rows.iterrows()])
+            "loops": r["loops"], "timed s": num(r["timed_s"], 1)} for r in rows_of(rows)])
         cells = cells.drop(columns=["GMACs ratio (ours)"])
         lines += [f"### {heading}", "", *frame_table(_without_empty_levels(cells), align="lrrrrrlrrrrrrr"), "",
                   *interval_lines(rows), *_load_lines(rows)]
@@ -275,10 +288,10 @@ def _plot(panels: dict[str, pd.DataFrame], path: Path) -> Path:
                              columns=min(3, len(panels)))
     for ax, (title, rows) in zip(axes, panels.items(), strict=True):
         if title.startswith("latency"):
-            values = [plots.Interval.of(r["p50_ms"], r["ci_low_ms"], r["ci_high_ms"]) for _, r in rows.iterrows()]
+            values = [plots.Interval.of(r["p50_ms"], r["ci_low_ms"], r["ci_high_ms"]) for r in rows_of(rows)]
             xlabel = "p50 latency, ms (95% CI)"
         else:
-            values = [plots.Interval.of(r["img_s"], r["img_s_ci_low"], r["img_s_ci_high"]) for _, r in rows.iterrows()]
+            values = [plots.Interval.of(r["img_s"], r["img_s_ci_low"], r["img_s_ci_high"]) for r in rows_of(rows)]
             xlabel = "images / s (95% CI)"
         kept = [(label, v) for label, v in zip(rows["label"], values, strict=True) if v is not None]
         plots.bars_with_ci(ax, [k for k, _ in kept], [v for _, v in kept], xlabel=xlabel, title=title)
