@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from harness.errors import ConfigError
+from harness.measure.load import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -85,20 +86,13 @@ def _physical_cores(lines: list[str]) -> int | None:
     return len(cores) or None
 
 
-def _usable_cores() -> int | None:
-    # The affinity mask, not os.cpu_count(), is what a container or taskset lets torch use.
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count()
-
-
 def _cpu_info() -> dict[str, Any]:
     lines = _cpuinfo_lines()
     return {
         "model": _cpu_model(lines),
         "logical_cores": os.cpu_count(),
         "physical_cores": _physical_cores(lines),
-        "usable_cores": _usable_cores(),
+        "usable_cores": usable_cores(),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
     }
@@ -199,8 +193,8 @@ def capture_environment(device: str | None = None) -> dict[str, Any]:
 
 def fingerprint(environment: dict[str, Any]) -> dict[str, Any]:
     """What in an environment changes measured results: torch version, CPU and GPU models, thread count."""
-    cpu = environment.get("cpu") if isinstance(environment.get("cpu"), dict) else {}
-    gpus = environment.get("gpus") if isinstance(environment.get("gpus"), list) else []
+    cpu: dict[str, Any] = environment["cpu"] if isinstance(environment.get("cpu"), dict) else {}
+    gpus: list[Any] = environment["gpus"] if isinstance(environment.get("gpus"), list) else []
     return {
         "torch": environment.get("torch"),
         "CPU": cpu.get("model"),
@@ -210,11 +204,20 @@ def fingerprint(environment: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_device(requested: str) -> str:
-    """``auto`` → cuda when available, else cpu; an explicit ``cuda`` without CUDA is a ``ConfigError``."""
+    """``auto`` → cuda when available, else cpu; an explicit ``cuda`` or ``cuda:N`` without CUDA, or ``cuda:N``
+    past the GPUs this process sees, is a ``ConfigError``."""
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but CUDA is not available here; use --device cpu or auto")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {requested!r} requested but CUDA is not available here; use --device cpu or auto")
+    _, sep, index = requested.partition(":")
+    if sep:
+        visible = torch.cuda.device_count()
+        if int(index) >= visible:
+            shown = os.environ.get("CUDA_VISIBLE_DEVICES")
+            where = f"CUDA_VISIBLE_DEVICES={shown}" if shown is not None else "CUDA_VISIBLE_DEVICES unset"
+            raise ConfigError(f"--device {requested}: this process sees {visible} GPUs ({where}); use cuda:0 to "
+                              f"cuda:{visible - 1}, counted among the visible ones")
     return requested
 
 
@@ -256,16 +259,18 @@ def current_backend_flags() -> dict[str, bool]:
 
 
 @contextmanager
-def backend_flags(*, cudnn_benchmark: bool, tf32: bool) -> Iterator[None]:
-    """Set cudnn.benchmark and both TF32 switches for the ``with`` block, then restore them."""
+def backend_flags(*, cudnn_benchmark: bool, tf32: bool | None) -> Iterator[None]:
+    """Set cudnn.benchmark and both TF32 switches (``tf32=None``: leave them as they are) for the ``with`` block,
+    then restore them."""
     saved = (
         torch.backends.cudnn.benchmark,
         torch.backends.cuda.matmul.allow_tf32,
         torch.backends.cudnn.allow_tf32,
     )
     torch.backends.cudnn.benchmark = cudnn_benchmark
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
+    if tf32 is not None:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
     try:
         yield
     finally:

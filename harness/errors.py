@@ -87,6 +87,17 @@ class RunStopped(HarnessError):
         self.run_dir = Path(run_dir)
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a run (``run_dir``: where its records are) or during a launch's wait
+    (``merge_command``: how to merge what the shards wrote), for the CLI to say so. Raised from the plain
+    ``KeyboardInterrupt`` outside every task, so no task reads it as a model's own exception."""
+
+    def __init__(self, *, run_dir: Path | None = None, merge_command: str | None = None) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.merge_command = merge_command
+
+
 class TaskFailed(RunStopped):
     """A task failed under ``--fail-fast``: the run stops there. Exit code 1 (a failed task), not 2."""
 

@@ -194,7 +194,12 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
-    return write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+    data = text.encode("utf-8")
+
+    def write(handle: IO[bytes]) -> None:
+        handle.write(data)
+
+    return write_atomic(path, write)
 
 
 def write_json_atomic(path: Path, payload: Any) -> Path:

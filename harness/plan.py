@@ -263,15 +263,19 @@ def _image_tasks(kind: str, section: EvalSection | AttentionSection, suite: Suit
     images = _image_set_spec(section, suite.seed)
 
     def spec(from_train: str | None) -> EvalSpec | AttentionSpec:
-        if kind == "eval":
-            return EvalSpec(images=images, from_train=from_train)
-        return AttentionSpec(images=images, scales=tuple(section.scales), from_train=from_train)
+        if isinstance(section, AttentionSection):
+            return AttentionSpec(images=images, scales=tuple(section.scales), from_train=from_train)
+        return EvalSpec(images=images, from_train=from_train)
 
     models = section.models if section.models is not None else ([] if section.from_train else suite.models)
     tasks = [Task(task_id=_model_task_id(kind, m, section.dataset), kind=kind, spec=spec(None), model=m,
                   device=device, batch_size=section.batch_size) for m in models]
+    train = suite.train
+    if section.from_train and train is None:
+        raise ConfigError(f"{kind}.from_train {section.from_train} names trained models, but the suite has no "
+                          "train section: add one, or drop from_train")
     for label in section.from_train:
-        train = suite.train
+        assert train is not None
         seed = section.train_seed if section.train_seed is not None else train.seeds[0]
         m = next(m for m in train.models if m.display == label)
         trained = _trained_model(train, m)

@@ -12,7 +12,7 @@ import sys
 import time
 import traceback
 from collections import defaultdict
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from harness.environment import capture_environment, fingerprint, git_state, res
 from harness.errors import (
     ConfigError,
     HarnessError,
+    Interrupted,
     RecordWriteError,
     ResultsError,
     RunStopped,
@@ -109,11 +110,11 @@ def _new_run(suite: Suite, options: RunOptions, device: str, threads: ThreadChoi
     return run_dir
 
 
-def _set_threads(options: RunOptions) -> ThreadChoice:
+def _set_threads(options: RunOptions, *, wait: bool = True) -> ThreadChoice:
     """Wait for a quiet machine if asked, then set torch's intra-op threads (a resume keeps the run's count)."""
     import torch
 
-    if options.wait_quiet_s is not None:
+    if wait and options.wait_quiet_s is not None:
         wait_for_quiet(options.wait_quiet_s)
     requested = options.threads
     if requested is None and options.resume is not None:
@@ -157,8 +158,11 @@ def _finished(records: list[dict[str, Any]]) -> set[str]:
 def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
     """Run every task of ``suite`` (or of one shard of it) and return the run dir.
 
-    Under torchrun (``WORLD_SIZE`` > 1) every rank trains each ``train`` task on its shard of the data;
-    rank 0 alone runs the other tasks, writes the run dir, and gets the path back (other ranks get None).
+    Under torchrun (``WORLD_SIZE`` > 1) the run has two phases. First every rank trains each ``train`` task on
+    its shard of the data, all in the same order, while the process group exists; then the group is destroyed
+    (whatever ends the run: a normal end, an error, Ctrl-C, SIGTERM), the other ranks return None and rank 0
+    alone runs the other tasks (timing, complexity, op-time, eval, attention), so no rank ever waits in a
+    collective while rank 0 does single-process work. Rank 0 writes the run dir and gets the path back.
     The writing process holds the run dir's lock (``RunLock``) from start to end.
     """
     if options.resume is not None and not (Path(options.resume) / MANIFEST).is_file():
@@ -175,26 +179,57 @@ def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
         options.notify(f"--shard {index + 1}/{count}: this shard gets no task (the suite splits into "
                        f"{shard_units(every)} shard(s) on {device}); its run dir stays empty")
     dist = _join_process_group(device)
+    try:
+        return _run_joined(tasks, suite=suite, options=options, device=device, dist=dist)
+    finally:
+        _leave_process_group(dist)  # on every exit path; a no-op after the training phase left it
+
+
+def _run_joined(tasks: list[Task], *, suite: Suite, options: RunOptions, device: str, dist: Any) -> Path | None:
     is_writer = dist is None or dist.is_writer
-    threads = _set_threads(options) if is_writer else None
-    run_dir = (Path(options.resume) if options.resume is not None else _new_run(suite, options, device, threads)) \
-        if is_writer else None
-    run_dir = _broadcast_path(run_dir, dist)
-    with RunLock(run_dir, argv=options.argv or sys.argv, utc=utc_now()) if is_writer else nullcontext():
-        if is_writer and options.resume is not None:
-            _check_resumable(load_run(run_dir).manifest, suite, options, device)
+    with ExitStack() as held:
+        threads = run_dir = None
+        if is_writer:
+            try:
+                threads, run_dir = _open_run(suite, options, device, dist=dist, held=held)
+            except BaseException:
+                _broadcast_path(None, dist)  # the other ranks stop too, none waits for a training that never comes
+                raise
+        run_dir = _broadcast_path(run_dir, dist)
+        if run_dir is None:
+            raise HarnessError("rank 0 did not start the run (its error says why); this rank stops")
         if threads is not None:
             log.info("threads: %s", threads.describe())
             if options.notify is not None and any(t.members or t.kind in TIMED_ALONE for t in tasks):
                 options.notify(f"threads: {threads.describe()}")  # what a timing's reader must know
         try:
-            _run_tasks(tasks, suite=suite, options=options, run_dir=run_dir, dist=dist, is_writer=is_writer)
+            if dist is not None:
+                _run_tasks([t for t in tasks if t.kind == "train"], suite=suite, options=options, run_dir=run_dir,
+                           dist=dist, is_writer=is_writer)
+                _leave_process_group(dist)
+                if not is_writer:
+                    return None
+                if options.wait_quiet_s is not None:
+                    wait_for_quiet(options.wait_quiet_s)
+                tasks = [t for t in tasks if t.kind != "train"]
+            _run_tasks(tasks, suite=suite, options=options, run_dir=run_dir, dist=None, is_writer=True)
         except RecordWriteError as exc:
             raise RunStopped(str(exc), run_dir=run_dir) from exc
         except KeyboardInterrupt as exc:
-            exc.run_dir = run_dir  # the CLI says where the records are and how to resume
-            raise
-    return run_dir if is_writer else None
+            raise Interrupted(run_dir=run_dir) from exc  # the CLI says where the records are and how to resume
+    return run_dir
+
+
+def _open_run(suite: Suite, options: RunOptions, device: str, *, dist: Any,
+              held: ExitStack) -> tuple[ThreadChoice, Path]:
+    """The writing process: choose the threads, create (or check and continue) the run dir and hold its lock."""
+    # a distributed run waits for a quiet machine after its training, when the other ranks have gone
+    threads = _set_threads(options, wait=dist is None)
+    run_dir = Path(options.resume) if options.resume is not None else _new_run(suite, options, device, threads)
+    held.enter_context(RunLock(run_dir, argv=options.argv or sys.argv, utc=utc_now()))
+    if options.resume is not None:
+        _check_resumable(load_run(run_dir).manifest, suite, options, device)
+    return threads, run_dir
 
 
 def _run_tasks(tasks: list[Task], *, suite: Suite, options: RunOptions, run_dir: Path, dist: Any,
@@ -204,7 +239,7 @@ def _run_tasks(tasks: list[Task], *, suite: Suite, options: RunOptions, run_dir:
     for record in read_records(run_dir / "records.jsonl"):
         earlier[record.get("task_id")].append(record)
     done = _finished([r for recs in earlier.values() for r in recs])
-    todo = [_unfinished(t, done) for t in tasks if not set(t.ids) <= done and (is_writer or t.kind == "train")]
+    todo = [_unfinished(t, done) for t in tasks if not set(t.ids) <= done]
     log.info("%s: %d tasks (%d already done)", run_dir, len(tasks), len(tasks) - len(todo))
     reported_skips: set[str] = set()
     groups = [t for t in todo if t.members]
@@ -233,17 +268,30 @@ def _unfinished(task: Task, done: set[str]) -> Task:
 def _join_process_group(device: str):
     from harness.train import distributed
 
-    return distributed.init_from_env(device_type=device) if distributed.wanted() else None
+    if not distributed.wanted():
+        return None
+    if ":" in device:
+        raise ConfigError(f"--device {device} under torchrun: each rank takes the GPU of its LOCAL_RANK (or the one "
+                          "GPU it sees); pass --device cuda")
+    return distributed.init_from_env(device_type=device)
 
 
-def _broadcast_path(run_dir: Path | None, dist) -> Path:
+def _leave_process_group(dist: Any) -> None:
+    if dist is not None:
+        from harness.train import distributed
+
+        distributed.leave(dist)
+
+
+def _broadcast_path(run_dir: Path | None, dist) -> Path | None:
+    """Rank 0's run dir to every rank (None: rank 0 could not start the run)."""
     if dist is None:
         return run_dir
     import torch.distributed as torch_dist
 
     holder = [str(run_dir) if run_dir is not None else None]
     torch_dist.broadcast_object_list(holder, src=0)
-    return Path(holder[0])
+    return None if holder[0] is None else Path(holder[0])
 
 
 class _NullWriter:
@@ -367,12 +415,16 @@ def _time_groups(groups: list[Task], *, suite: Suite, options: RunOptions) -> di
 
 def contention_line(timed: dict[str, tuple[list[Any], float]]) -> str | None:
     """One line for the terminal when processes were timed while others oversubscribed the cores."""
-    runs = {(run["index"]): run for payloads, _ in timed.values() for p in payloads if isinstance(p, dict)
-            for run in p.get("process_runs") or ()}
-    hit = sorted(i for i, run in runs.items() if run.get("contended"))
+    runs: dict[int, list[dict[str, Any]]] = {}  # a process's runs: one per timing group it timed
+    for payloads, _ in timed.values():
+        for p in payloads:
+            for run in (p.get("process_runs") or ()) if isinstance(p, dict) else ():
+                runs.setdefault(run["index"], []).append(run)
+    hit = sorted(i for i, group_runs in runs.items() if any(r.get("contended") for r in group_runs))
     if not hit:
         return None
-    worst = max(runs[i]["load"]["other_cores"] for i in hit if runs[i].get("load"))
+    worst = max((r["load"]["other_cores"] for i in hit for r in runs[i] if r.get("contended") and r.get("load")),
+                default=0.0)
     return (f"⚠ timed under contention: in {len(hit)} of {len(runs)} processes other processes kept up to "
             f"{worst:.2f} of the cores busy, fewer free than the timing's threads; the report marks these ratios. "
             "For numbers to trust, rerun on a quiet machine (stop the other work, or --wait-quiet 300)")

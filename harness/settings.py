@@ -30,8 +30,9 @@ def Bounded(low: int, high: int) -> Any:  # noqa: N802 - a type, as pydantic's c
 
 
 PositiveInt = Annotated[int, Field(gt=0, le=MAX_COUNT, strict=True)]
-BatchSize = Bounded(1, MAX_BATCH)
-Seed = Bounded(*SEED_RANGE)
+# Spelled out (not Bounded(...)) so that a type checker reads them as the int they are.
+BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH, strict=True)]
+Seed = Annotated[int, Field(ge=SEED_RANGE[0], le=SEED_RANGE[1], strict=True)]
 Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
 PositiveSeconds = Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]

@@ -68,6 +68,9 @@ def test_calibration_counts_coverage_spread_and_marks_from_the_runs(monkeypatch)
     assert quiet["spread"] == pytest.approx(quiet["max"] / quiet["min"] - 1) and quiet["holds_other"][1] == 6
     assert 1.14 < quiet["median"] < 1.17 and quiet["marked"] == 0
     assert stats["suite|contended|processes 2|latency: sknet50 ÷ resnext50|median"]["marked"] == 2
+    # the synthetic contended runs recorded no other work: their load contradicts their condition, and says so
+    assert stats["suite|contended|processes 2|latency: sknet50 ÷ resnext50|median"]["off_condition"] == 2
+    assert quiet["off_condition"] == 0
     text = cal.tables({"runs": runs, "machine": {"cpu": "a CPU", "cores": 2, "torch": "x"}, "created_utc": "d"})
     assert "| processes 2 | latency: b ÷ a |" in text and "| contended | processes 2 | median |" in text
     # contended runs against the quiet median: 1.2 lies within 5% of 1.155, 1.3 neither near it nor holding it

@@ -150,3 +150,16 @@ def test_results_never_import_the_gate():
     for module in MODULES:
         if module.startswith("harness.results"):
             assert "harness.gate" not in _module_path(module).read_text(), f"{module} imports from harness.gate"
+
+
+@pytest.mark.parametrize(("reader", "writer"), [
+    ("harness.report", "harness.gate"),  # the report reads results; the gate's threshold is not its business
+    ("harness.tasks", "harness.results.summaries"),  # the writing side never imports the reading side
+    ("harness.measure", "harness.results.summaries"),
+    ("harness.results", "harness.report"),
+])
+def test_edges_run_downward_even_inside_functions(reader, writer):
+    for module in MODULES:
+        if module.startswith(reader):
+            bad = {m for m in _top_level_imports(module, functions=True) if m.startswith(writer)}
+            assert not bad, f"{module} imports {sorted(bad)}"

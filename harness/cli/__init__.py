@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from harness.cli import data, gate, models, results, run
-from harness.errors import HarnessError, RunStopped, printable
+from harness.errors import HarnessError, Interrupted, RunStopped, printable
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -39,11 +39,12 @@ class HarnessArgumentParser(argparse.ArgumentParser):
     not every option of the command. ``--help`` still lists them all."""
 
     def format_usage(self) -> str:
-        words = []
+        words: list[str] = []
         for action in self._actions:
             if action.option_strings or action.help == argparse.SUPPRESS:
                 continue
-            name = action.metavar or action.dest.upper()
+            metavar = action.metavar
+            name = " ".join(metavar) if isinstance(metavar, tuple) else metavar or action.dest.upper()
             if action.nargs == "?":
                 name = f"[{name}]"
             elif action.nargs in ("+", "*"):
@@ -96,8 +97,8 @@ def resume_command(argv: Sequence[str], run_dir: Path) -> str:
     return shlex.join(["python", "-m", "harness", *args, "--resume", str(run_dir)])
 
 
-def _stopped(exc: BaseException, argv: Sequence[str]) -> None:
-    run_dir = getattr(exc, "run_dir", None)
+def _stopped(exc: RunStopped | KeyboardInterrupt, argv: Sequence[str]) -> None:
+    run_dir = exc.run_dir if isinstance(exc, (RunStopped, Interrupted)) else None
     if run_dir is not None:
         print(f"records so far are kept in {run_dir}; resume with: {resume_command(argv, run_dir)}",
               file=sys.stderr)

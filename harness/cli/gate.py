@@ -55,8 +55,8 @@ def cmd_ab(args: argparse.Namespace) -> int:
         print(f"gate ab: process {step}/{steps} ({side})", file=sys.stderr)
 
     report = same_job(base=Path(args.base), head=Path(args.head), suite=Path(args.suite), pairs=args.pairs, out=out,
-                      device=args.device, threshold_pct=threshold,
-                      alpha=args.alpha, on_step=None if args.no_progress else show)
+                      device=args.device, threshold_pct=threshold, alpha=args.alpha, force=args.force,
+                      on_step=None if args.no_progress else show)
     return _show(report, args)
 
 
@@ -140,6 +140,8 @@ def register(sub: argparse._SubParsersAction, *, parents: list[argparse.Argument
     ab.add_argument("base", metavar="BASE", help="checkout of the base (e.g. `git worktree add ../base origin/main`)")
     ab.add_argument("head", metavar="HEAD", help="checkout of the change (e.g. .)")
     _ab_options(ab)
+    ab.add_argument("--force", action="store_true",
+                    help="judge even timings made under contention (other processes took the cores)")
     _verdict_options(ab, threshold=f"{AB_THRESHOLD_PCT:g}")
     ab.set_defaults(func=cmd_ab)
 

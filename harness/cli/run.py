@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, Interrupted
 
 _MAX_WAIT_S = 24 * 3600
 
@@ -21,6 +21,15 @@ def _shard(value: str) -> tuple[int, int]:
     if not 1 <= index <= count:
         raise argparse.ArgumentTypeError(f"--shard {value!r}: I must be between 1 and N")
     return index - 1, count
+
+
+def _device(value: str) -> str:
+    """``--device``: auto, cpu, cuda or cuda:N (whether GPU N exists is checked where the run starts)."""
+    kind, sep, index = value.partition(":")
+    if value in ("auto", "cpu", "cuda") or (kind == "cuda" and sep and index.isascii() and index.isdigit()):
+        return value
+    raise argparse.ArgumentTypeError(f"--device {value!r}: write auto, cpu, cuda or cuda:N (N the index of a "
+                                     "visible GPU, e.g. cuda:1)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -104,6 +113,9 @@ def _launch(args: argparse.Namespace, suite, threads: int | None) -> int:
     from harness.report import render
     from harness.runner import RunOptions, RunRequest
 
+    if ":" in args.device:
+        raise ConfigError(f"--device {args.device} does not go with --launcher: the scheduler gives each shard its "
+                          "GPUs; pass --device cuda")
     for flag, value in (("--shard", args.shard), ("--resume", args.resume)):
         if value:
             raise ConfigError(f"{flag} does not go with --launcher: the launcher gives each shard its own --shard "
@@ -126,8 +138,8 @@ def _launch(args: argparse.Namespace, suite, threads: int | None) -> int:
                             argv=sys.argv)
     try:
         launched = launch(suite, options=options, notify=lambda line: print(line, file=sys.stderr))
-    except KeyboardInterrupt as exc:
-        if getattr(exc, "merge_command", None):
+    except Interrupted as exc:
+        if exc.merge_command:
             print(f"stopped waiting; jobs already submitted to SLURM keep running. Merge what the shards wrote with: "
                   f"{exc.merge_command} --reports {shlex.quote(args.reports)}", file=sys.stderr)
         raise
@@ -165,13 +177,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from harness.launch.finish import finish, is_launch_dir, read_launch
+    from harness.launch.finish import ShardProblem, finish, is_launch_dir, read_launch
     from harness.report import render
     from harness.results import merge_runs
 
     paths = [Path(p) for p in args.run_dirs]
     launches = [p for p in paths if is_launch_dir(p)]
-    problems = []
+    problems: list[ShardProblem] = []
     if launches:
         if len(paths) != 1:
             raise ConfigError("merge: give one launch dir alone (it names its shard run dirs), or run dirs only")
@@ -189,7 +201,9 @@ def register(sub: argparse._SubParsersAction, *, parents: list[argparse.Argument
     run.add_argument("suite", help="suite YAML file, e.g. suites/sknet_vs_senet.yaml")
     run.add_argument("--out", default="results", help="results root (default: results)")
     run.add_argument("--reports", default="reports", help="reports root (default: reports)")
-    run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    run.add_argument("--device", type=_device, default="auto", metavar="auto|cpu|cuda|cuda:N",
+                     help="where to run (default auto: the suite's device, which by default is cuda when available, "
+                          "else cpu); cuda:N picks the N-th visible GPU")
     run.add_argument("--models", help="comma-separated names or patterns replacing the suite's models")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a suite value, e.g. --set train.epochs=2 (repeatable; values are YAML)")

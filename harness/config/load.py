@@ -15,6 +15,7 @@ from typing import Annotated, Any, Union
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from harness.config.schema import SUITE_SCHEMA, Suite
 from harness.errors import ConfigError
@@ -46,7 +47,7 @@ def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
     return [f.alias or k for k, f in cls.model_fields.items()]
 
 
-def _format_error(err: dict[str, Any], source: str) -> str:
+def _format_error(err: ErrorDetails, source: str) -> str:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in {"function-after", "str", "list"}))
     path = ".".join(str(p) for p in loc if not str(p).startswith(("list[", "dict[", "tuple[", "function-")))
     if err["type"] == "extra_forbidden":

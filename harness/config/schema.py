@@ -9,7 +9,7 @@ no torch.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, cast
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -19,14 +19,16 @@ from harness.measure.mode import Mode
 from harness.measure.processes import MAX_PROCESSES
 from harness.measure.sampling import DEFAULT_MAX_SAMPLES, TimingConfig
 from harness.paper.figures import PAPER_SCALES
-from harness.settings import BatchSize, Bounded, PositiveInt, Seed, Settings
+from harness.settings import BatchSize, PositiveInt, Seed, Settings
 from harness.train.config import DatasetName, Epochs, TrainRecipe
 
 SUITE_SCHEMA = 1
 DeviceType = Literal["cpu", "cuda"]
+DEVICE_TYPES: tuple[DeviceType, ...] = ("cpu", "cuda")
 MAX_ROUNDS = 1_000
 MAX_SIDE = 8_192  # pixels of an input side
-Size = tuple[Bounded(1, MAX_SIDE), Bounded(1, MAX_SIDE), Bounded(1, MAX_SIDE)]
+Side = Annotated[int, Field(ge=1, le=MAX_SIDE, strict=True)]
+Size = tuple[Side, Side, Side]
 # Names become folders (results/<suite>/) and labels become parts of file names and table cells.
 SuiteName = Annotated[str, Field(min_length=1, max_length=MAX_FOLDER_NAME, pattern=FOLDER_NAME_PATTERN)]
 Label = Annotated[str, Field(min_length=1, max_length=MAX_FOLDER_NAME, pattern=r"^[^\x00-\x1f\x7f]*$")]
@@ -66,16 +68,16 @@ class TimingSection(Mode, TimingConfig):  # the order puts the TimingConfig keys
     """Latency (per-iteration samples) or throughput (whole loops at a fixed batch): a ``TimingConfig`` (warmup
     and the sampling window of all rounds together) and a ``Mode``, plus the suite's own settings below."""
 
-    max_samples: ClassVar[int] = DEFAULT_MAX_SAMPLES  # not a suite setting: the cap stays the library's
+    max_samples: ClassVar[int] = DEFAULT_MAX_SAMPLES  # type: ignore[misc]  # not a suite setting: the library's cap
     batch_sizes: list[BatchSize] | dict[DeviceType, list[BatchSize]] = Field(default_factory=lambda: [1])
     input_size: Size | None = None
     models: list[ModelSpec] | None = None
-    rounds: Bounded(1, MAX_ROUNDS) = 1
+    rounds: Annotated[int, Field(ge=1, le=MAX_ROUNDS, strict=True)] = 1
     # fresh worker processes the section is timed in, one after another (``harness.measure.processes``); the
     # window is shared out among them. A process is one sample of memory layout: intervals take their degrees of
     # freedom from the processes (1: within-process noise only). ``run --processes K`` overrides it; None:
     # ``harness.measure.processes.DEFAULT_PROCESSES``.
-    processes: Bounded(1, MAX_PROCESSES) | None = None
+    processes: Annotated[int, Field(ge=1, le=MAX_PROCESSES, strict=True)] | None = None
     cudnn_benchmark: bool = True
     tf32: bool = False
     # latency: time the reference workload alternately with every model's iterations (and once per round in a
@@ -84,8 +86,10 @@ class TimingSection(Mode, TimingConfig):  # the order puts the TimingConfig keys
     train_step: bool = False  # throughput only: also time forward + backward + SGD step
 
     def batch_sizes_for(self, device: str) -> list[int]:
+        """The batch sizes for ``device``; ``cuda:1`` takes those of ``cuda``."""
         if isinstance(self.batch_sizes, dict):
-            return list(self.batch_sizes.get(device, []))
+            by_device = cast(dict[str, list[int]], self.batch_sizes)  # any device string may be asked
+            return list(by_device.get(device.partition(":")[0], []))
         return list(self.batch_sizes)
 
 
@@ -100,7 +104,7 @@ class TrainSection(TrainRecipe):
     models: list[ModelSpec]
     width: Annotated[float, Field(gt=0, le=64, allow_inf_nan=False)] | None = None
     seeds: list[Seed] = Field(default_factory=lambda: [0])
-    run_on: list[DeviceType] = Field(default_factory=lambda: ["cpu", "cuda"])
+    run_on: list[DeviceType] = Field(default_factory=lambda: list(DEVICE_TYPES))
     save_weights: bool = True  # keep each trained model's weights in the run dir (eval / attention from_train)
     # processes (one per GPU; gloo processes on the CPU) a launched shard trains with (``harness.launch``);
     # a plain run trains in the world it was started in (torchrun's)
@@ -126,8 +130,8 @@ class ImageSetSection(Settings):
     ground_truth: str | None = None
     preprocess: Literal["paper", "timm"] = "paper"
     batch_size: BatchSize = 64
-    max_images: Bounded(1, 10**9) | None = None
-    workers: Bounded(0, 256) | None = None
+    max_images: Annotated[int, Field(ge=1, le=10**9, strict=True)] | None = None
+    workers: Annotated[int, Field(ge=0, le=256, strict=True)] | None = None
 
     @field_validator("from_train", mode="before")
     @classmethod
@@ -162,7 +166,7 @@ class OpTimeSection(Mode):
     suite's; ``input_size`` None = each model's own. A ``Mode`` (its dtype and memory format), always eager: the
     kinds are the eager model's operators."""
 
-    compile: ClassVar[None] = None
+    compile: ClassVar[None] = None  # type: ignore[misc]  # not a setting here: op-time profiles the eager model
     models: list[ModelSpec] | None = None
     batch_size: PositiveInt = 1
     iterations: PositiveInt = 10

@@ -393,14 +393,14 @@ def noise_note(noise: CheckReport) -> str:
 
 
 def same_job(*, base: Path, head: Path, suite: Path, pairs: int, out: Path, device: str = "cpu",
-             threshold_pct: float = AB_THRESHOLD_PCT, alpha: float = ALPHA,
+             threshold_pct: float = AB_THRESHOLD_PCT, alpha: float = ALPHA, force: bool = False,
              on_step: Callable[[int, int, str], None] | None = None) -> CheckReport:
     """``gate ab``: time both checkouts' models in ``pairs`` worker processes and judge head against base; the
     report's notes say how both were measured and what the noise check (base against base) found."""
     files = run_inprocess(base=base, head=head, suite=suite, pairs=pairs, out=out, device=device, on_step=on_step)
     base_set, head_set, base_even, base_odd = load_pairs(files)
-    report = compare(base_set, head_set, threshold_pct=threshold_pct, alpha=alpha)
-    noise = compare(base_even, base_odd, threshold_pct=threshold_pct, alpha=alpha)
+    report = compare(base_set, head_set, threshold_pct=threshold_pct, alpha=alpha, force=force)
+    noise = compare(base_even, base_odd, threshold_pct=threshold_pct, alpha=alpha, force=True)
     notes = (f"same job, in one process: {len(files)} processes each timed base ({base}) and head ({head}) "
              f"cycle by cycle; samples under {out}", noise_note(noise))
     return replace(report, notes=notes)

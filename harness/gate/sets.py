@@ -257,8 +257,8 @@ def _pytest_entry(bench: Any, *, where: str) -> tuple[BenchmarkKey, BenchSamples
         raise ResultsError(f"{where}: expected an object with a 'stats' object")
     if not isinstance(bench.get("fullname"), str):
         raise ResultsError(f"{where}: missing string 'fullname'")
-    extra = bench.get("extra_info") if isinstance(bench.get("extra_info"), dict) else {}
-    params = bench.get("params") if isinstance(bench.get("params"), dict) else {}
+    extra: dict[str, Any] = bench["extra_info"] if isinstance(bench.get("extra_info"), dict) else {}
+    params: dict[str, Any] = bench["params"] if isinstance(bench.get("params"), dict) else {}
     fields = {f: extra.get(f, params.get(f)) for f in ("batch_size", "device", "dtype", "channels_last", "compile")}
     fields.update(model=bench["fullname"], label=bench.get("name") or bench["fullname"], options=params)
     key = BenchmarkKey.from_fields(dict(fields, kind=PYTEST_BENCHMARK_KIND))
@@ -289,7 +289,7 @@ def _parse_pytest_benchmark(doc: Mapping[str, Any], *, path: Path) -> BenchmarkS
             raise ResultsError(f"{path}: benchmarks[{i}] repeats an earlier benchmark ({key.label}); a file lists "
                                "each benchmark once")
         benchmarks[key] = samples
-    environment = doc.get("machine_info") if isinstance(doc.get("machine_info"), dict) else {}
+    environment: dict[str, Any] = doc["machine_info"] if isinstance(doc.get("machine_info"), dict) else {}
     return BenchmarkSet(environment=environment, benchmarks=benchmarks, source=str(path), origin="pytest-benchmark")
 
 

@@ -67,12 +67,14 @@ def low(values: np.ndarray, axis: int | None = None, *, size: int | None = None)
     with ``size`` equal to the count it is ``np.quantile`` itself.
     """
     if size is None:
-        return np.quantile(values, GATE_QUANTILE, axis=axis)
+        quantile: np.ndarray | float = np.quantile(values, GATE_QUANTILE, axis=axis)
+        return quantile
     values = np.asarray(values)
     weights = _subsample_quantile_weights(values.shape[-1 if axis is None else axis], size)
     if axis is None:
         return float(np.sort(values, axis=None) @ weights)
-    return np.moveaxis(np.sort(values, axis=axis), axis, -1) @ weights
+    weighted: np.ndarray = np.moveaxis(np.sort(values, axis=axis), axis, -1) @ weights
+    return weighted
 
 
 def _subsample_quantile_weights(n: int, size: int) -> np.ndarray:
@@ -163,8 +165,9 @@ def ratio_ci(base: Split, cand: Split, *, size: int | None = None) -> tuple[floa
 
     def ratio(*resampled: np.ndarray, axis: int = -1) -> np.ndarray:
         lookup = {key: resampled[i] for key, i in index.items()}
-        return (_side_statistic(sides[1], lookup, axis=axis, size=size)
-                / _side_statistic(sides[0], lookup, axis=axis, size=size))
+        out: np.ndarray = (_side_statistic(sides[1], lookup, axis=axis, size=size)
+                           / _side_statistic(sides[0], lookup, axis=axis, size=size))
+        return out
 
     return bootstrap_ci(arrays, ratio)
 
@@ -178,7 +181,8 @@ def _side_statistic(pairs: list[tuple[np.ndarray, np.ndarray | None]], resampled
         if ref is not None:
             value = value / low(resampled.get(id(ref), ref), axis=axis, size=size)
         per_round.append(value)
-    return np.median(np.stack(np.broadcast_arrays(*per_round), axis=0), axis=0)
+    median: np.ndarray = np.median(np.stack(np.broadcast_arrays(*per_round), axis=0), axis=0)
+    return median
 
 
 # --- comparable environments ------------------------------------------------------------------------------
@@ -220,7 +224,7 @@ def _joined(values: set[Any]) -> str | None:
 def environment_fingerprint(bset: BenchmarkSet) -> dict[str, str | None]:
     """Fields that must agree for latencies to be comparable; None means unknown (not checked)."""
     env = bset.environment
-    devices = {k.device for k in bset.benchmarks if k.device} or {_lookup(env, [("device", "name")])}
+    devices: set[str | None] = {k.device for k in bset.benchmarks if k.device} or {_lookup(env, [("device", "name")])}
     device_type = _joined({d.split(":")[0] for d in devices if d})
     torch_version = _lookup(env, _TORCH_PATHS)
     match = re.match(r"(\d+)\.(\d+)", torch_version or "")
@@ -386,8 +390,8 @@ def _compare_one(
     normalised = b_refs is not None and c_refs is not None
     b_split, c_split = (b_rounds, b_refs if normalised else None), (c_rounds, c_refs if normalised else None)
     size = common_size(b_split, c_split)  # every round's quantile as if of this many samples: counts cannot bias it
-    b_xr = normalise(b_rounds, b_refs, size=size) if normalised else b_rounds
-    c_xr = normalise(c_rounds, c_refs, size=size) if normalised else c_rounds
+    b_xr = normalise(b_rounds, b_refs, size=size) if b_refs is not None and normalised else b_rounds
+    c_xr = normalise(c_rounds, c_refs, size=size) if c_refs is not None and normalised else c_rounds
     ratio = _ratio(statistic(c_xr, size=size), statistic(b_xr, size=size))
     b_stat, c_stat = statistic(b_rounds, size=size), statistic(c_rounds, size=size)
     row = replace(row, raw_ratio=_ratio(c_stat, b_stat), normalised_ratio=ratio if normalised else None,

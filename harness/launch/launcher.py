@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.config.schema import LauncherSection, Suite
-from harness.errors import ConfigError
+from harness.errors import ConfigError, Interrupted
 from harness.fileio import write_json_atomic, write_text_atomic
 from harness.launch.finish import LAUNCH_FILE
 from harness.launch.shard import ShardJob, shard_run_dir
@@ -120,7 +120,7 @@ def fitting_shards(suite: Suite, shards: int, *, device: str) -> int:
     """``shards``, lowered to the number the suite can fill (a shard with no task would be an empty job)."""
     from harness.plan import expand, shard_units
 
-    units = shard_units(expand(suite, device="cuda" if device == "cuda" else "cpu"))
+    units = shard_units(expand(suite, device="cuda" if device.startswith("cuda") else "cpu"))
     return max(1, min(shards, units))
 
 
@@ -211,8 +211,7 @@ def launch(suite: Suite, *, options: LaunchOptions, notify: Notify = lambda line
             _wait(executor, shards, launch_dir=launch_dir, state=state, parallel=parallel, options=options,
                   notify=notify)
         except KeyboardInterrupt as exc:
-            exc.merge_command = command  # type: ignore[attr-defined]  # the CLI says how to merge later
-            raise
+            raise Interrupted(merge_command=command) from exc  # the CLI says how to merge later
     return Launched(launch_dir=launch_dir, job_ids=[a["job_id"] for s in shards for a in s.attempts],
                     merge_command=command)
 

@@ -27,10 +27,6 @@ if TYPE_CHECKING:
     from harness.runner import RunRequest
 
 DONE_FILE = "done.json"  # written by a shard whose `run` ended with exit code 0
-# For the launcher's own tests: "I/N:kill:K" (SIGKILL) or "I/N:preempt:K" (the preemption signal) makes
-# shard I of N stop itself right after its K-th record, the first time it starts ("I/N:kill:K:always": every
-# time; comma-separated: several).
-FAULT_ENV = "HARNESS_LAUNCH_TEST_FAULT"
 
 
 class Preempted(BaseException):
@@ -83,10 +79,8 @@ class ShardJob:
         from harness.runner import execute
 
         rank = _export_distributed()
-        first_start = shard_run_dir(Path(self.folder)) is None
         request = self.current()
         with _preemption_stops_the_run() as preempted:
-            _install_test_fault(self.name, first_start=first_start)
             execute(request)  # what it raises is the shard's failure, with its type and message
         if preempted:
             return None  # a non-zero rank: rank 0 checkpoints and requeues the job
@@ -106,8 +100,9 @@ def _export_distributed() -> int:
     """A shard of several tasks (``train.gpus``): export torchrun's variables for this task; returns its rank.
 
     One task per GPU under SLURM, processes on this machine under the local executor; the runner then joins
-    the process group as under torchrun (NCCL on GPUs, gloo on the CPU). The GPUs stay all visible: the runner
-    picks ``cuda:LOCAL_RANK``.
+    the process group as under torchrun (NCCL on GPUs, gloo on the CPU). ``CUDA_VISIBLE_DEVICES`` is left as
+    SLURM set it: with the node's GPUs all visible a rank trains on ``cuda:LOCAL_RANK``, with one GPU bound to
+    each task (``--gpus-per-task=1``) on the one it sees (``harness.train.distributed.cuda_index``).
     """
     if not _in_submitit_job():
         return 0
@@ -147,26 +142,3 @@ def _preemption_stops_the_run() -> Iterator[list[bool]]:
     finally:
         if signal.getsignal(signum) is stop:
             signal.signal(signum, submitit_handler)
-
-
-def _install_test_fault(name: str, *, first_start: bool) -> None:
-    mine = [spec.split(":") for spec in os.environ.get(FAULT_ENV, "").split(",") if spec.startswith(f"{name}:")]
-    if not mine or not (first_start or mine[0][3:] == ["always"]):
-        return
-    how, after = mine[0][1:3]
-    from submitit import JobEnvironment
-
-    from harness.results.store import RecordWriter
-
-    signum = signal.SIGKILL if how == "kill" else JobEnvironment._usr_sig()
-    write = RecordWriter.write
-    written = [0]
-
-    def write_then_fault(self: RecordWriter, record: dict[str, Any]) -> dict[str, Any]:
-        out = write(self, record)
-        written[0] += 1
-        if written[0] == int(after):
-            os.kill(os.getpid(), signum)
-        return out
-
-    RecordWriter.write = write_then_fault  # type: ignore[method-assign]

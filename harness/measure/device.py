@@ -8,6 +8,8 @@ run through here, so a train step timed for throughput is the same code as a tra
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,6 +32,10 @@ def check_mode(mode: Mode, device: torch.device | str) -> None:
     if dev.type == "cpu":
         if mode.dtype == "fp16":
             raise MeasurementError("fp16 autocast is not supported on CPU; use dtype bf16 or fp32")
+        if mode.compile is not None and not cpp_compiler():
+            raise MeasurementError("torch.compile on the CPU needs a C++ compiler (Inductor builds its kernels with "
+                                   f"one); none of {', '.join(_cpp_candidates())} found: install one (e.g. apt "
+                                   "install g++) or set CXX, or time this mode on CUDA")
         return
     if dev.type != "cuda":
         raise MeasurementError(f"unsupported device {str(dev)!r}; use 'cpu' or 'cuda[:N]'")
@@ -38,6 +44,18 @@ def check_mode(mode: Mode, device: torch.device | str) -> None:
     if mode.dtype == "bf16" and not native_bf16(dev):
         raise MeasurementError(f"bf16 is only emulated on {torch.cuda.get_device_name(dev)} (no bf16 tensor cores: "
                                "compute capability below 8.0); its timings would not be bf16's; use fp16 or fp32")
+
+
+def _cpp_candidates() -> list[str]:
+    from torch._inductor import config
+
+    cxx = config.cpp.cxx if isinstance(config.cpp.cxx, tuple) else (config.cpp.cxx,)
+    return list(dict.fromkeys(c for c in (os.environ.get("CXX"), *cxx) if c))
+
+
+def cpp_compiler() -> str | None:
+    """The C++ compiler Inductor would build CPU kernels with ($CXX, else its configured ``cpp.cxx``), if any."""
+    return next((path for name in _cpp_candidates() if (path := shutil.which(name))), None)
 
 
 def native_bf16(device: torch.device) -> bool:

@@ -159,6 +159,10 @@ def choose_threads(requested: int | None, *, probe_s: float | None = None) -> Th
         return ThreadChoice(threads=requested, chosen_by="--threads", cores=cores, other_cores=None)
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
+        limit = MAX_THREADS_PER_CORE * cores
+        if int(env) > limit:
+            raise ConfigError(f"OMP_NUM_THREADS={env}: must be between 1 and {limit} on this machine ({cores} cores); "
+                              "lower it, unset it, or pass --threads N")
         return ThreadChoice(threads=int(env), chosen_by="OMP_NUM_THREADS", cores=cores, other_cores=None)
     others = probe(probe_s).other_cores
     # A neighbour at 0.6 of a core still takes that core often enough to stall a thread placed on it.

@@ -21,7 +21,7 @@ ATTENTION_MODULES = frozenset({
 })
 
 # Kinds in the order reports list them. Every self time lands in exactly one.
-KINDS = (
+OP_KINDS = (
     "conv.dense",      # k×k conv, groups 1 (the stem's 7×7, a ResNet's 3×3)
     "conv.1x1",        # 1×1 conv, groups 1, on a spatial map (a bottleneck's reduce / expand, a projection shortcut)
     "conv.grouped",    # k×k grouped conv, dilation 1 (ResNeXt's 3×3 with 32 groups, SK's first branch)

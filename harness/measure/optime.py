@@ -43,7 +43,7 @@ from torch.profiler import ProfilerActivity, profile, record_function, schedule
 from harness.errors import MeasurementError
 from harness.measure.device import synchronize
 from harness.measure.memory import kineto_chatter_to_debug_log
-from harness.measure.opkinds import ATTENTION_MODULES, KINDS, conv_kind, kind_of
+from harness.measure.opkinds import ATTENTION_MODULES, OP_KINDS, conv_kind, kind_of
 from harness.measure.sampling import SampleWindow
 from harness.measure.timer import PreparedModel, rotation, time_group
 
@@ -117,7 +117,7 @@ def attribution_hooks(model: nn.Module) -> Iterator[None]:
 class ModelOpTime:
     """One model's profiled iterations: ms per kind per iteration (cycle order), and the iterations' totals."""
 
-    kinds_ms: dict[str, tuple[float, ...]]  # every kind of KINDS that took time in any model, per iteration
+    kinds_ms: dict[str, tuple[float, ...]]  # every kind of OP_KINDS that took time in any model, per iteration
     total_ms: tuple[float, ...]  # per iteration: CPU, the iteration's profiled time; CUDA, its kernels' time
     host_ms: tuple[float, ...]  # per iteration: the iteration's profiled host time (CPU: == total_ms)
     unprofiled_ms: tuple[float, ...]  # per iteration, without profiler or hooks, interleaved likewise
@@ -132,7 +132,7 @@ class ModelOpTime:
 @dataclass(frozen=True)
 class OpTimeResult:
     models: dict[str, ModelOpTime]  # label → result, in the order given
-    kinds: tuple[str, ...]  # the kinds that took time, in KINDS order
+    kinds: tuple[str, ...]  # the kinds that took time, in OP_KINDS order
     iterations: int
     warmup: int
     unprofiled_iterations: int
@@ -181,7 +181,7 @@ def attribute(events: Sequence[Any], *, device_time: bool) -> dict[str, list[dic
         if evt.device_type != DeviceType.CPU or evt.is_async:
             continue  # device events are counted through the CPU op that launched them (evt.kernels)
         label, op, conv, attention, root = _context(evt)
-        if root is None:
+        if root is None or label is None:  # set together: the event is outside every model's range
             continue
         it = iterations.setdefault(id(root), {"kinds": defaultdict(float), "ops": defaultdict(float),
                                               "calls": defaultdict(int), "host_us": float(root.cpu_time_total),
@@ -276,7 +276,7 @@ def _result(benches: Mapping[str, PreparedModel], per_model: dict[str, list[dict
             warm: dict[str, list[float]], unprofiled: dict[str, list[float]], iterations: int, warmup: int,
             unprofiled_iterations: int, device_time: bool, first: PreparedModel) -> OpTimeResult:
     seen = {kind for its in per_model.values() for it in its for kind, us in it["kinds"].items() if us}
-    kinds = tuple(k for k in KINDS if k in seen)
+    kinds = tuple(k for k in OP_KINDS if k in seen)
     models = {}
     for label in benches:
         its = per_model.get(label, [])
@@ -292,7 +292,7 @@ def _result(benches: Mapping[str, PreparedModel], per_model: dict[str, list[dict
             host_ms=tuple(it["host_us"] / 1e3 for it in its),
             unprofiled_ms=tuple(unprofiled[label]), warmup_ms=tuple(warm[label]), ops_ms=dict(ops),
             op_calls={k: sum(it["calls"].get(k, 0) for it in its) / len(its)
-                      for k in KINDS if any(it["calls"].get(k) for it in its)})
+                      for k in OP_KINDS if any(it["calls"].get(k) for it in its)})
     return OpTimeResult(models=models, kinds=kinds, iterations=iterations, warmup=warmup,
                         unprofiled_iterations=unprofiled_iterations, timer=TIMER_CUDA if device_time else TIMER_CPU,
                         device=str(first.device), threads=torch.get_num_threads(), batch_size=first.batch_size)

@@ -10,8 +10,8 @@ import time
 
 import torch
 
-from harness.measure.device import DTYPES, Mode, check_mode, synchronize
-from harness.measure.mode import DEFAULT_DTYPE, Dtype
+from harness.measure.device import DTYPES, check_mode, synchronize
+from harness.measure.mode import DEFAULT_DTYPE, Dtype, Mode
 
 log = logging.getLogger(__name__)
 _SEED = 0

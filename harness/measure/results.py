@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.measure.device import Mode
 from harness.measure.load import Load
+from harness.measure.mode import Mode
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,11 +15,12 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Annotated
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from harness.errors import ConfigError
-from harness.settings import Bounded, PositiveInt, PositiveSeconds, Seconds, Settings
+from harness.settings import PositiveInt, PositiveSeconds, Seconds, Settings
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ DEFAULT_MAX_SAMPLES = 10_000  # the cap on samples; a suite leaves it here (test
 class TimingConfig(Settings):
     """Warmup count and the adaptive sampling window of one measurement (a suite's timing section is one)."""
 
-    warmup: Bounded(0, MAX_WARMUP) = 3
+    warmup: Annotated[int, Field(ge=0, le=MAX_WARMUP, strict=True)] = 3
     min_time_s: Seconds = 1.0
     max_time_s: PositiveSeconds = 5.0
     min_samples: PositiveInt = 10

@@ -27,7 +27,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -48,6 +48,19 @@ TIMER_CUDA = "cuda_event"
 _SEED = 0
 # Throughput loops aim at min_time_s / min_samples each (per model), so the minimum loop count fits in min_time_s.
 _MAX_ITERS_PER_LOOP = 10_000
+# A compiled model is warm after this many iterations in a row compiled nothing new: a recompilation (a guard that
+# failed) is behind it, and so is CUDA-graph capture (cudagraph trees run a new graph once, record it on the next
+# call and replay from the one after), which would otherwise land in the first timed loops.
+COMPILE_SETTLE_ITERATIONS = 3
+# ... bounded: a model still compiling after this many warm-up iterations is timed anyway, with a warning.
+MAX_COMPILE_WARMUP = 50
+
+
+def _compiled_graphs() -> int:
+    """How many graphs torch.compile has compiled in this process so far (dynamo's own counter)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
 
 
 class PreparedModel:
@@ -158,16 +171,34 @@ class PreparedModel:
             return self._sample_cpu(window)
 
     def warmup(self, n: int) -> list[float]:
-        """Run ``n`` timed iterations that are not samples (lazy init, autotuning, compilation)."""
-        if n <= 0:
+        """Run ``n`` timed iterations that are not samples (lazy init, autotuning, compilation).
+
+        A compiled model goes on until ``COMPILE_SETTLE_ITERATIONS`` iterations in a row compiled nothing new (at
+        most ``MAX_COMPILE_WARMUP`` in all); how many it took is the length of what this returns (the records'
+        ``warmup_ms``)."""
+        if n <= 0 and self.mode.compile is None:
             return []
-        warmup_ms = self.sample(SampleWindow(min_time_s=0.0, max_time_s=math.inf, min_samples=n, max_samples=n))
+        once = SampleWindow(min_time_s=0.0, max_time_s=math.inf, min_samples=1, max_samples=1)
+        warmup_ms = self.sample(SampleWindow(min_time_s=0.0, max_time_s=math.inf, min_samples=max(n, 1),
+                                             max_samples=max(n, 1)))
+        if self.mode.compile is not None:
+            settled, graphs = 0, _compiled_graphs()
+            while settled < COMPILE_SETTLE_ITERATIONS and len(warmup_ms) < MAX_COMPILE_WARMUP:
+                warmup_ms += self.sample(once)
+                now = _compiled_graphs()
+                settled = settled + 1 if now == graphs else 0
+                graphs = now
+            if settled < COMPILE_SETTLE_ITERATIONS:
+                log.warning("compile:%s still compiling after %d warm-up iterations (a graph that recompiles on "
+                            "every call?); timed anyway", self.mode.compile, len(warmup_ms))
         self._last_warmup_ms = tuple(warmup_ms)
         return warmup_ms
 
     def auto_iters_per_loop(self, loop_s: float) -> int:
-        """Iterations that make one timed loop last about ``loop_s`` (from the warm-up's median iteration)."""
-        estimate_ms = self._last_warmup_ms or tuple(self.sample(SampleWindow(0.0, math.inf, 1, 1)))
+        """Iterations that make one timed loop last about ``loop_s``: the median warm-up iteration after the first
+        (the first pays for lazy initialisation and, compiled, for the compilation)."""
+        estimate_ms = (self._last_warmup_ms[1:] or self._last_warmup_ms
+                       or tuple(self.sample(SampleWindow(0.0, math.inf, 1, 1))))
         iter_s = sorted(estimate_ms)[len(estimate_ms) // 2] / 1e3
         return int(min(_MAX_ITERS_PER_LOOP, max(1, round(loop_s / max(iter_s, 1e-9)))))
 
@@ -397,7 +428,7 @@ def prepare_benchmark(model: nn.Module, *, input_shape: tuple[int, int, int], ba
     model.train(train)
     if mode.compile is not None:
         # Compilation is lazy: failures surface in the first (warmup) iteration, where they are translated.
-        model = torch.compile(model, mode=mode.compile)
+        model = cast(nn.Module, torch.compile(model, mode=mode.compile))  # an OptimizedModule
     return PreparedModel(model, inputs=inputs, device=dev, mode=mode, train=train)
 
 

@@ -578,8 +578,17 @@ def scalar_fields(kind: str) -> tuple[str, ...]:
 
 
 def json_schema() -> dict[str, Any]:
-    """JSON Schema of ``Record`` (``python -m harness schema``)."""
-    return _adapter().json_schema(by_alias=True)
+    """JSON Schema of ``Record`` (``python -m harness schema``), its ``oneOf`` branches exclusive as the reader's tag
+    makes them: a validator that ignores OpenAPI's ``discriminator`` (jsonschema does) would otherwise find a record
+    in two branches, its kind's and the catch-all's, and reject it. The catch-all (a later version's kind) admits
+    only an ``ok`` record of a kind this version does not know; ``error`` and ``skipped`` records are of their own
+    branches, every other ``ok`` record of its kind's."""
+    schema = _adapter().json_schema(by_alias=True)
+    known = {"anyOf": [{"required": ["status"], "properties": {"status": {"enum": ["error", "skipped"]}}},
+                       {"required": ["kind"], "properties": {"kind": {"enum": list(KIND_SHAPES)}}}]}
+    schema["oneOf"] = [{"allOf": [branch, {"not": known}]} if branch.get("$ref", "").endswith("/RecordBase")
+                       else branch for branch in schema["oneOf"]]
+    return schema
 
 
 def _type_name(prop: dict[str, Any]) -> str:

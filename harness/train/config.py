@@ -38,6 +38,9 @@ class TrainRecipe(Settings):
     amp_dtype: AmpDtype | None = None
     channels_last: bool = False
     compile: str | None = None  # a torch.compile mode ("default", "reduce-overhead", "max-autotune") or None
+    # cuDNN picks the fastest kernels for the fixed shapes once (timm's train.py does the same); not bit-for-bit
+    # deterministic on CUDA either way (docs/training.md)
+    cudnn_benchmark: bool = True
     eval_batch_size: BatchSize = 512
     max_batches_per_epoch: PositiveInt | None = None
 

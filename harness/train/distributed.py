@@ -1,9 +1,15 @@
 """Data-parallel training across processes: who am I, wrap the model, agree on metrics.
 
 Launch with ``torchrun --nproc_per_node N ...``; ``init_from_env`` reads the variables torchrun sets and
-joins the process group (NCCL for CUDA, gloo for CPU). ``train(..., dist=ctx)`` then wraps the model in
-DistributedDataParallel, gives each rank its own shard of every epoch and all-reduces the epoch metrics,
-so every rank returns the same numbers; only rank 0 (``is_writer``) writes checkpoints and records.
+joins the process group (NCCL for CUDA, gloo for CPU); ``process_group`` does the same and leaves the group
+again on every exit (normal end, exception, Ctrl-C / SIGTERM) when it was the one that created it.
+``train(..., dist=ctx)`` then wraps the model in DistributedDataParallel, gives each rank its own shard of every
+epoch and all-reduces the epoch metrics, so every rank returns the same numbers; only rank 0 (``is_writer``)
+writes checkpoints and records.
+
+Which GPU a rank trains on (``cuda_index``): ``cuda:LOCAL_RANK`` where the node's GPUs are all visible, and the
+one visible GPU where the cluster binds one GPU per task (SLURM ``--gpus-per-task=1``, ``CUDA_VISIBLE_DEVICES``
+of one entry, LOCAL_RANK then any number).
 """
 
 from __future__ import annotations
@@ -11,8 +17,9 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -34,6 +41,7 @@ class DistContext:
     world_size: int
     local_rank: int
     backend: str
+    owned: bool = field(default=False, compare=False)  # the harness created the group, so it destroys it
 
     @property
     def is_writer(self) -> bool:
@@ -41,8 +49,27 @@ class DistContext:
         return self.rank == 0
 
     def device(self, device_type: str) -> torch.device:
-        """The device this rank trains on: its own GPU under NCCL, the CPU under gloo."""
-        return torch.device("cuda", self.local_rank) if device_type == "cuda" else torch.device("cpu")
+        """The device this rank trains on: its own GPU under NCCL (``cuda_index``), the CPU under gloo."""
+        if device_type != "cuda":
+            return torch.device("cpu")
+        return torch.device("cuda", cuda_index(self.local_rank, torch.cuda.device_count()))
+
+
+def cuda_index(local_rank: int, visible: int) -> int:
+    """The GPU of the rank with ``local_rank`` among the ``visible`` ones: its own where the node's GPUs are all
+    visible, the only one where the cluster bound one GPU to each task; a ``ConfigError`` otherwise."""
+    if 0 <= local_rank < visible:
+        return local_rank
+    if visible == 1:
+        return 0
+    shown = os.environ.get("CUDA_VISIBLE_DEVICES")
+    where = f"CUDA_VISIBLE_DEVICES={shown}" if shown is not None else "CUDA_VISIBLE_DEVICES unset"
+    if visible == 0:
+        raise ConfigError(f"LOCAL_RANK={local_rank} asks for a GPU but this process sees no GPU ({where}); give each "
+                          "task a GPU (SLURM --gpus-per-task=1) or run on the CPU with --device cpu")
+    raise ConfigError(f"LOCAL_RANK={local_rank} but this process sees {visible} GPUs ({where}); start at most "
+                      f"{visible} processes per node (torchrun --nproc_per_node {visible}), or bind one GPU per task "
+                      "(SLURM --gpus-per-task=1)")
 
 
 def _env_int(name: str) -> int:
@@ -86,10 +113,11 @@ def init_from_env(*, device_type: str | None = None) -> DistContext | None:
     backend = "nccl" if device_type == "cuda" else "gloo"
     if backend == "nccl":
         # Before init: NCCL binds each process's communicator to the current device.
-        torch.cuda.set_device(local_rank)
-    if not torch_dist.is_initialized():
+        torch.cuda.set_device(cuda_index(local_rank, torch.cuda.device_count()))
+    owned = not torch_dist.is_initialized()
+    if owned:
         torch_dist.init_process_group(backend=backend)
-    ctx = DistContext(rank=rank, world_size=world_size, local_rank=local_rank, backend=backend)
+    ctx = DistContext(rank=rank, world_size=world_size, local_rank=local_rank, backend=backend, owned=owned)
     log.info("joined process group: rank %d of %d (%s)", ctx.rank, ctx.world_size, backend)
     return ctx
 
@@ -114,6 +142,24 @@ def init_process(
     return DistContext(
         rank=rank, world_size=world_size, local_rank=rank if local_rank is None else local_rank, backend=backend
     )
+
+
+@contextmanager
+def process_group(*, device_type: str | None = None) -> Iterator[DistContext | None]:
+    """``init_from_env`` for the ``with`` block; the group is destroyed when the block ends, however it ends, if
+    this call created it (a group the caller created before is left to the caller)."""
+    ctx = init_from_env(device_type=device_type)
+    try:
+        yield ctx
+    finally:
+        leave(ctx)
+
+
+def leave(ctx: DistContext | None) -> None:
+    """Destroy the group ``ctx`` joined, if the harness created it; a no-op the second time."""
+    if ctx is not None and ctx.owned and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+        log.info("left the process group: rank %d of %d", ctx.rank, ctx.world_size)
 
 
 def shutdown() -> None:

@@ -19,6 +19,7 @@ import torch
 import torch.utils.deterministic
 from torch import nn
 
+from harness.environment import backend_flags
 from harness.errors import ConfigError, MeasurementError
 from harness.measure.device import TrainStep, autocast, synchronize
 from harness.train import distributed as hdist
@@ -82,7 +83,8 @@ def train(
     """
     device = torch.device(device)
     seed_everything(config.seed)
-    with _deterministic_on_cpu(device):
+    # TF32 is left as the caller set it (torch's default: on for cuDNN convolutions, off for matmuls)
+    with _deterministic_on_cpu(device), backend_flags(cudnn_benchmark=config.cudnn_benchmark, tf32=None):
         trainer = _Trainer(model, data, config, device=device, dist=dist)
         history = trainer.restore(checkpoint_path) if resume and checkpoint_path is not None else []
         if len(history) > config.epochs:

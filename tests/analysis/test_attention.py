@@ -80,6 +80,7 @@ def test_units_are_named_as_in_the_paper():
         find_sk_units(create_model("senet29", width=0.0625))
 
 
+@pytest.mark.slow
 def test_timm_attention_equals_ours_on_converted_weights():
     sk_args = {"sk_kwargs": {"rd_ratio": 1 / 16, "rd_divisor": 32, "split_input": False}}
     donor = ResNet(block=SelectiveKernelBottleneck, layers=[1, 2, 1, 1], cardinality=32, base_width=4,
@@ -108,6 +109,7 @@ def test_zoom_enlarges_the_centre():
     assert zoom(torch.randn(2, 3, 32, 32), 1.5).shape == (2, 3, 32, 32)
 
 
+@pytest.mark.slow
 def test_analyse_keeps_per_image_differences_and_class_means():
     model = create_model("sknet29", width=0.0625)
     torch.manual_seed(0)

@@ -89,10 +89,15 @@ def test_gate_ab_fails_a_slower_head_and_passes_an_unchanged_one(tmp_path, capsy
     verdicts = {}
     for cost in (1.0, 1.5):
         head = _checkout(tmp_path, f"head{cost}", cost)
-        code, out, err = run_cli(capsys, "gate", "ab", base, head, "--suite", _suite(tmp_path), "--pairs", "2",
-                                 "--out", tmp_path / "results", "--format", "json", "--no-progress",
-                                 "--output", tmp_path / f"gate{cost}.json")
+        args = ["gate", "ab", base, head, "--suite", _suite(tmp_path), "--pairs", "2", "--out", tmp_path / "results",
+                "--format", "json", "--no-progress", "--output", tmp_path / f"gate{cost}.json"]
+        code, out, err = run_cli(capsys, *args)
         doc = json.loads("\n".join(out))
+        if code == 2 and any("under contention" in line for line in doc.get("could_not_judge", [])):
+            # a busy machine is refused by design (tests/gate/test_judges_only_what_it_can.py); the verdict is
+            # this test's subject
+            code, out, err = run_cli(capsys, *args, "--force")
+            doc = json.loads("\n".join(out))
         verdicts[cost] = (code, doc["rows"][0]["verdict"], doc["rows"][0]["normalised_ratio"])
         assert re.match(r"same job, in one process: 2 processes each timed base \(.*\) and head", doc["notes"][0])
         assert doc["notes"][1].startswith("noise check (base runs 1, 3, … against 2, 4, …): largest change")

@@ -56,10 +56,23 @@ def _suite(tmp_path: Path, *, rounds: int = 4, min_time_s: float = 0.6) -> Path:
 
 def _run(capsys, monkeypatch, tmp_path: Path, suite: Path, cost: float) -> str:
     monkeypatch.setenv(COST_ENV, str(cost))
+    # one thread, as the CI workflow sets: `auto` follows the machine's load, and a baseline and a candidate timed
+    # at different thread counts do not compare (exit 2, environments differ)
     code, out, err = _cli(capsys, "run", str(suite), "--out", str(tmp_path / "results"), "--reports",
-                          str(tmp_path / "reports"), "--no-progress")
+                          str(tmp_path / "reports"), "--no-progress", "--threads", "1")
     assert code == 0, err
     return out[0]
+
+
+def _check(capsys, run: str, baseline: Path, *extra: str) -> tuple[int, list[str]]:
+    """`gate check`; a timing made under contention is refused (exit 2, tested in
+    tests/gate/test_judges_only_what_it_can.py), so on a busy machine the same check is made again with --force: this
+    test is about the verdict, which the normalised low quantile keeps on a busy box (module docstring)."""
+    args = ("gate", "check", run, "--baseline", str(baseline), "--threshold", THRESHOLD, "--format", "md", *extra)
+    code, out, err = _cli(capsys, *args)
+    if code == 2 and "under contention" in err + "\n".join(out):
+        code, out, err = _cli(capsys, *args, "--force")
+    return code, out
 
 
 def _md_row(markdown: str, label: str) -> dict[str, str]:
@@ -83,8 +96,7 @@ def test_gate_fails_on_a_real_slowdown_and_passes_an_unchanged_candidate(tmp_pat
     report_md = tmp_path / "gate.md"
     for _attempt in range(ATTEMPTS):  # as docs/gate.md says of CI: re-run a failed gate once before believing it
         slow_run = _run(capsys, monkeypatch, tmp_path, suite, 1.5)
-        code, out, _ = _cli(capsys, "gate", "check", slow_run, "--baseline", str(baseline), "--threshold", THRESHOLD,
-                            "--format", "md", "--output", str(report_md))
+        code, out = _check(capsys, slow_run, baseline, "--output", str(report_md))
         text = "\n".join(out)
         if code == 1:
             break
@@ -100,8 +112,7 @@ def test_gate_fails_on_a_real_slowdown_and_passes_an_unchanged_candidate(tmp_pat
 
     for _attempt in range(ATTEMPTS):
         same_run = _run(capsys, monkeypatch, tmp_path, suite, 1.0)
-        code, out, _ = _cli(capsys, "gate", "check", same_run, "--baseline", str(baseline), "--threshold", THRESHOLD,
-                            "--format", "md")
+        code, out = _check(capsys, same_run, baseline)
         text = "\n".join(out)
         if code == 0:
             break

@@ -48,6 +48,7 @@ def test_flat_layout_with_the_official_devkit_archive(tmp_path, monkeypatch):
     assert not (archive.parent / "meta.bin").exists()  # nothing written into the user's data folder
 
 
+@pytest.mark.slow  # builds a devkit archive: 5 s
 def test_missing_ground_truth_is_one_line(tmp_path):
     write_flat(tmp_path, LABELS, LABELS)
     with pytest.raises(DatasetError) as err:

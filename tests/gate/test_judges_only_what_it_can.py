@@ -187,3 +187,23 @@ def test_a_run_timed_under_contention_is_not_judged_unless_forced(tmp_path):
     assert row.baseline_stat_ms == pytest.approx(10.0, abs=0.05) and row.candidate_stat_ms > 11
     text = gate_render.render(report, "text")
     assert f"{row.baseline_stat_ms:.3f}" in text and "COULD NOT JUDGE" in text
+
+
+def test_gate_ab_judges_a_contended_timing_only_when_forced(tmp_path, monkeypatch):
+    """gate ab, as gate check: timings made under contention are 'could not judge' (exit 2) unless --force."""
+    from harness.gate import ab, sets, verdict
+
+    key = verdict.BenchmarkKey.from_fields({"model": "m", "label": "m", "batch_size": 1, "device": "cpu",
+                                            "kind": "latency", "dtype": "fp32"})
+
+    def side(scale: float, **extra) -> sets.BenchmarkSet:
+        rounds = tuple(tuple(scale * (10.0 + 0.01 * i) for i in range(30)) for _ in range(3))
+        return sets.BenchmarkSet(benchmarks={key: sets.BenchSamples(rounds=rounds, threads=1)}, source="s", **extra)
+
+    busy = ("process 2 timed under contention (other processes kept 1.80 of 2 cores busy)",)
+    monkeypatch.setattr(ab, "run_inprocess", lambda **kwargs: [])
+    monkeypatch.setattr(ab, "load_pairs", lambda files: (side(1.0), side(1.12, contended=busy), side(1.0), side(1.0)))
+    kwargs = {"base": tmp_path, "head": tmp_path, "suite": tmp_path / "s.yaml", "pairs": 2, "out": tmp_path}
+    unjudged = ab.same_job(**kwargs)
+    assert unjudged.exit_code == 2 and any(busy[0] in line for line in unjudged.unjudged)
+    assert ab.same_job(**kwargs, force=True).exit_code == 1

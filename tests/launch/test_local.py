@@ -9,19 +9,27 @@ from pathlib import Path
 import pytest
 from helpers import comparable, run_cli, tiny_launch_suite
 
-from harness.launch.shard import FAULT_ENV
 from harness.results import load_run
 
 pytest.importorskip("submitit")
+
+FAULT_PLUGIN = Path(__file__).with_name("shard_fault_plugin.py")
+
+
+def _faulty_launch(capsys, monkeypatch, tmp_path: Path, suite: Path, faults: str, *, shards: int):
+    """A local launch whose shards end as FAULT_PLUGIN's faults say (killed or preempted after their K-th record)."""
+    monkeypatch.setenv("HARNESS_TEST_SHARD_FAULT", faults)
+    (tmp_path / "faults").mkdir()
+    monkeypatch.setenv("HARNESS_TEST_SHARD_FAULT_DIR", str(tmp_path / "faults"))
+    return run_cli(capsys, "run", suite, "--launcher", "local", "--shards", shards, "--out", tmp_path / "r",
+                   "--reports", tmp_path / "p", "--no-progress", "--import", FAULT_PLUGIN)
 
 
 @pytest.mark.slow
 def test_killed_and_preempted_shards_resume_and_the_merge_equals_the_unsharded_run(tmp_path, plugin_file, capsys,
                                                                                      monkeypatch):
     suite = tiny_launch_suite(tmp_path, plugin_file)
-    monkeypatch.setenv(FAULT_ENV, "2/3:kill:1,3/3:preempt:1")
-    code, out, err = run_cli(capsys, "run", suite, "--launcher", "local", "--shards", 3, "--out", tmp_path / "r",
-                             "--reports", tmp_path / "p", "--no-progress")
+    code, out, err = _faulty_launch(capsys, monkeypatch, tmp_path, suite, "2/3:kill:1,3/3:preempt:1", shards=3)
     assert code == 0, err
     merged_dir, report = Path(out[0]), Path(out[1])
     (launch_dir,) = (tmp_path / "r" / "launched").glob("launch-*")
@@ -55,9 +63,8 @@ def test_killed_and_preempted_shards_resume_and_the_merge_equals_the_unsharded_r
 @pytest.mark.slow
 def test_a_shard_failing_twice_is_named_and_the_others_are_merged(tmp_path, plugin_file, capsys, monkeypatch):
     suite = tiny_launch_suite(tmp_path, plugin_file)
-    monkeypatch.setenv(FAULT_ENV, "2/2:kill:1:always")  # killed after one record, and again after the resume's one
-    code, out, err = run_cli(capsys, "run", suite, "--launcher", "local", "--shards", 2, "--out", tmp_path / "r",
-                             "--reports", tmp_path / "p", "--no-progress")
+    # killed after one record, and again after the resume's one
+    code, out, err = _faulty_launch(capsys, monkeypatch, tmp_path, suite, "2/2:kill:1:always", shards=2)
     assert code == 1
     assert "error: shard 2/2 failed 2 times; last: the shard's process ended without a result" in err
     assert "_log.err" in err and "the merged run is incomplete (1 of 2 shards)" in err

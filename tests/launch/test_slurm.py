@@ -153,3 +153,22 @@ print("Submitted batch job {JOB}")
     assert [s["state"] for s in state["shards"]] == ["done"] * 3
     merged, problems = finish(launched.launch_dir, out_root=tmp_path / "r")
     assert problems == [] and len(load_run(merged).records) == 6
+
+
+def test_ctrl_c_while_waiting_says_how_to_merge_what_the_shards_wrote(tmp_path, plugin_file, fake_slurm, capsys,
+                                                                      monkeypatch):
+    """The launcher's wait interrupted: the submitted jobs keep running, and the CLI prints the merge command (the
+    exception that carries it is typed, harness.errors.Interrupted), then exits as Ctrl-C does."""
+    from harness.launch import launcher
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(launcher, "_wait", interrupted)
+    suite = tiny_launch_suite(tmp_path, plugin_file)
+    code, _, err = run_cli(capsys, "run", suite, "--launcher", "slurm", "--shards", 2, "--out", tmp_path / "r",
+                           "--reports", tmp_path / "p")
+    (launch_dir,) = (tmp_path / "r").glob("*/launch-*")
+    assert code == 130
+    assert (f"stopped waiting; jobs already submitted to SLURM keep running. Merge what the shards wrote with: "
+            f"python -m harness merge {launch_dir} --out {tmp_path / 'r'} --reports {tmp_path / 'p'}") in err

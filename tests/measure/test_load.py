@@ -53,6 +53,17 @@ def test_a_fixed_count_or_omp_num_threads_wins_without_probing(machine, monkeypa
     assert machine.probes == [load.PROBE_S]
 
 
+@pytest.mark.parametrize("value", ["100000", "17"])
+def test_an_omp_num_threads_past_the_machine_is_one_line_not_an_abort(machine, monkeypatch, value):
+    """OMP_NUM_THREADS=100000 oversubscribed 2 cores 50,000 times over (and can abort OpenMP): the same bound as
+    --threads, said in one line before anything runs."""
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    with pytest.raises(ConfigError, match=rf"^OMP_NUM_THREADS={value}: must be between 1 and 16 on this machine "
+                                          r"\(4 cores\); lower it, unset it, or pass --threads N"):
+        load.choose_threads(None)
+    assert load.choose_threads(2).threads == 2  # --threads wins over the environment
+
+
 @pytest.mark.parametrize(("value", "expected"), [("auto", None), ("1", 1), ("16", 16)])
 def test_parse_threads(machine, value, expected):
     assert load.parse_threads(value) == expected

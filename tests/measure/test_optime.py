@@ -9,7 +9,7 @@ from torch import nn
 
 from harness.errors import MeasurementError
 from harness.measure.mode import Mode
-from harness.measure.opkinds import KINDS, conv_kind, kind_of, op_class
+from harness.measure.opkinds import OP_KINDS, conv_kind, kind_of, op_class
 from harness.measure.optime import _cycles, attribution_hooks, profile_op_time
 from harness.measure.timer import prepare_benchmark
 from harness.models.se import SqueezeExcite
@@ -73,7 +73,7 @@ def test_sk_unit_splits_into_branches_attention_and_select():
     se_kinds = _kinds_with_time(result.models["se"])
     assert {"conv.1x1", "attn.pool", "attn.fc", "attn.softmax", "eltwise"} <= se_kinds
     assert not se_kinds & {"conv.grouped", "conv.dilated", "pool", "fc"}
-    assert list(result.kinds) == [k for k in KINDS if k in result.kinds]
+    assert list(result.kinds) == [k for k in OP_KINDS if k in result.kinds]
     for m in result.models.values():
         for i, total in enumerate(m.total_ms):
             assert abs(sum(v[i] for v in m.kinds_ms.values()) - total) < SUM_TOL_MS

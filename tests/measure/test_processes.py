@@ -153,3 +153,19 @@ def test_the_build_order_is_balanced_over_the_processes(n, k):
         for position in range(n):
             counts = {key: sum(order[position] == key for order in orders) for key in keys}
             assert len(set(counts.values())) == 1, (position, counts)
+
+
+def test_the_terminal_says_contention_when_any_group_of_a_process_was_contended():
+    """Each timing group of a process (latency, then throughput) reads its own load: a process is contended when any
+    of its groups was, whichever group's records come last (the line was lost when the last group was quiet)."""
+    from harness.runner import contention_line
+
+    def run(index: int, contended: bool, other: float) -> dict:
+        return {"index": index, "contended": contended, "load": {"other_cores": other}}
+
+    latency = [{"process_runs": [run(0, True, 1.6), run(1, False, 0.1)]}]
+    throughput = [{"process_runs": [run(0, False, 0.2), run(1, False, 0.0)]}]
+    line = contention_line({"latency:g": (latency, 1.0), "throughput:g": (throughput, 1.0)})
+    assert line is not None and line.startswith("⚠ timed under contention: in 1 of 2 processes other processes kept "
+                                                "up to 1.60 of the cores busy")
+    assert contention_line({"throughput:g": (throughput, 1.0)}) is None

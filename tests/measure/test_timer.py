@@ -15,7 +15,8 @@ from torch import nn
 
 from harness.environment import backend_flags, current_backend_flags
 from harness.errors import ConfigError, MeasurementError
-from harness.measure.device import Mode, check_mode
+from harness.measure.device import check_mode
+from harness.measure.mode import Mode
 from harness.measure.peak import measure_peak_gmacs
 from harness.measure.results import LatencyResult, ThroughputResult
 from harness.measure.sampling import SampleWindow, TimingConfig

@@ -13,8 +13,9 @@ from fake_records import MANIFEST, complexity, latency
 from helpers import write_run
 
 from harness.errors import ConfigError
+from harness.gate import THRESHOLD_PCT
 from harness.report.compare import render_compare
-from harness.report.history import change_points, gate_threshold_pct, render_history
+from harness.report.history import CHANGE_THRESHOLD_PCT, change_points, render_history
 
 
 def _samples(median: float, n: int = 30, seed: int = 0) -> list[float]:
@@ -94,7 +95,7 @@ def test_history_orders_runs_in_time_and_marks_a_persistent_step(tmp_path):
              commit=f"c{k}")
     out = render_history(tmp_path / "results" / "s", out=tmp_path / "h.md")
     text = out.read_text()
-    assert f"more than {gate_threshold_pct():g}%" in text and gate_threshold_pct() == 5.0
+    assert f"more than {CHANGE_THRESHOLD_PCT:g}%" in text and CHANGE_THRESHOLD_PCT == THRESHOLD_PCT == 5.0
     rows = [_row(text, "#### latency · batch 1 · fp32", str(k + 1)) for k in range(4)]
     assert [r[1] for r in rows] == ["r9", "r8", "r7", "r6"]
     assert "▲+" in rows[2][-1] and "▲" not in rows[3][-1] and "▲" not in "".join(r[-2] for r in rows)

@@ -150,7 +150,9 @@ def _report_rows(run_dir: Path, section: str, heading: str) -> dict[str, list[st
 def _ratio_cell(f: pd.Series) -> str:
     if f["ratio_base_ci_low"] == f["ratio_base_ci_high"]:  # itself, or too few samples: no interval
         return f"{f['ratio_base']:.3f}"
-    return f"{f['ratio_base']:.3f} ({f['ratio_base_ci_low']:.3f}–{f['ratio_base_ci_high']:.3f})"
+    cell = f"{f['ratio_base']:.3f} ({f['ratio_base_ci_low']:.3f}–{f['ratio_base_ci_high']:.3f})"
+    contended = f.get("ratio_base_contended")
+    return f"{cell} ⚠ contended" if contended == contended and contended else cell  # timed under contention
 
 
 def test_latency_frame_reproduces_the_committed_default_reports_latency_table():

@@ -17,6 +17,7 @@ from harness.results.records import (
     SkippedRecord,
     check_new,
     declared_fields,
+    json_schema,
     markdown,
     parse_record,
 )
@@ -76,3 +77,26 @@ def test_schema_command_prints_the_json_schema_and_the_reference(capsys) -> None
     assert code == 0 and {"TimedRecord", "FailedRecord", "ComplexityRecord"} <= set(schema["$defs"])
     code, out, _ = run_cli(capsys, "schema", "--markdown")
     assert code == 0 and "\n".join(out) == markdown()
+
+
+@pytest.mark.parametrize("run_dir", COMMITTED, ids=[f"{p.parent.name}/{p.name}" for p in COMMITTED])
+def test_every_committed_record_matches_exactly_one_branch_of_the_published_schema(run_dir: Path) -> None:
+    """`harness schema` is for other tools (jsonschema, editors): its oneOf must pick one branch per record, as the
+    typed reader does, and hold every record the harness wrote."""
+    import jsonschema
+
+    schema = json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for record in load_run(run_dir).records:
+        errors = list(validator.iter_errors(json.loads(json.dumps(record))))
+        assert not errors, f"{record['task_id']}: {errors[0].message[:200]}"
+
+
+def test_the_published_schema_refuses_a_known_kind_with_a_bad_field_and_admits_an_unknown_kind() -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(json_schema())
+    base = {"task_id": "latency:x:0", "status": "ok", "model": "x", "label": "x"}
+    assert not validator.is_valid({**base, "kind": "latency", "samples_ms": "fast"})  # the typed branch decides
+    assert validator.is_valid({**base, "kind": "a_later_kind", "anything": 1})  # forward compatibility

@@ -259,3 +259,15 @@ def test_trains_on_cuda(data: CifarData, amp_dtype: str | None) -> None:
     result = train(tiny_net(), data, quick(amp_dtype=amp_dtype, channels_last=True), device="cuda")
     epoch = result.history[0]
     assert math.isfinite(epoch.train_loss) and 0.0 <= epoch.test_acc <= 1.0 and epoch.img_per_s > 0
+
+
+@pytest.mark.parametrize("wanted", [True, False])
+def test_training_runs_with_the_recipes_cudnn_benchmark_and_restores_it(data: CifarData, wanted: bool) -> None:
+    """Fixed-shape training picks its cuDNN kernels once (cudnn.benchmark, as timm's train.py sets it); the recipe
+    says so (``cudnn_benchmark``, recorded with the config) and the flag is put back afterwards."""
+    before = torch.backends.cudnn.benchmark
+    seen = []
+    train(tiny_net(), data, quick(cudnn_benchmark=wanted), device="cpu",
+          on_epoch=lambda epoch: seen.append(torch.backends.cudnn.benchmark))
+    assert seen == [wanted] and torch.backends.cudnn.benchmark == before
+    assert TrainConfig(epochs=1).cudnn_benchmark is True

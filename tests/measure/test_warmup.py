@@ -1,0 +1,87 @@
+"""Warm-up of compiled models: until nothing new compiles (recompilations, CUDA-graph capture behind it), and loops
+sized from warm iterations, not from the compiling one. The compiler is faked (a counter of compiled graphs), so
+these run in milliseconds without a C++ toolchain."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+from harness.measure import timer
+from harness.measure.mode import Mode
+from harness.measure.timer import PreparedModel
+
+
+class Recompiling(nn.Module):
+    """A model whose first ``compiles`` calls each 'compile' a new graph."""
+
+    def __init__(self, compiles: int) -> None:
+        super().__init__()
+        self.compiles = compiles
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return x * 2
+
+
+def _prepared(model: nn.Module, compile_mode: str | None, monkeypatch) -> PreparedModel:
+    monkeypatch.setattr(timer, "_compiled_graphs", lambda: min(model.calls, model.compiles))
+    return PreparedModel(model, inputs=torch.ones(1, 3), device=torch.device("cpu"), mode=Mode(compile=compile_mode),
+                         train=False)
+
+
+def test_a_compiled_model_warms_up_until_three_iterations_compile_nothing_new(monkeypatch):
+    model = Recompiling(compiles=3)
+    bench = _prepared(model, "reduce-overhead", monkeypatch)
+    warm = bench.warmup(1)
+    # call 1 compiles, calls 2 and 3 recompile, calls 4-6 compile nothing: warm after 6
+    assert len(warm) == 6 == model.calls
+
+
+def test_an_eager_model_warms_up_exactly_as_asked(monkeypatch):
+    model = Recompiling(compiles=3)
+    bench = _prepared(model, None, monkeypatch)
+    assert len(bench.warmup(2)) == 2 == model.calls
+
+
+def test_a_model_that_never_settles_stops_at_the_bound_and_says_so(monkeypatch, caplog):
+    model = Recompiling(compiles=10 ** 6)
+    bench = _prepared(model, "default", monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="harness.measure.timer"):
+        warm = bench.warmup(1)
+    assert len(warm) == timer.MAX_COMPILE_WARMUP
+    assert "still compiling after" in caplog.text
+
+
+@pytest.mark.parametrize(("warm_ms", "iters"), [((1000.0, 10.0, 10.0, 10.0), 100), ((10.0,), 100)])
+def test_loops_are_sized_from_warm_iterations_not_the_compiling_one(monkeypatch, warm_ms, iters):
+    bench = _prepared(Recompiling(compiles=0), "default", monkeypatch)
+    bench._last_warmup_ms = warm_ms
+    assert bench.auto_iters_per_loop(1.0) == iters
+
+
+def test_compile_on_the_cpu_without_a_cpp_compiler_is_one_line(monkeypatch):
+    """Inductor builds CPU kernels with a C++ compiler; without one the first iteration fails deep in a build
+    step. Said up front instead, per model × mode, with the fix."""
+    from harness.errors import MeasurementError
+    from harness.measure import device
+
+    monkeypatch.setattr(device.shutil, "which", lambda name: None)
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(MeasurementError, match=r"^torch.compile on the CPU needs a C\+\+ compiler \(Inductor builds "
+                                               r"its kernels with one\); none of g\+\+ found: install one "
+                                               r"\(e.g. apt install g\+\+\) or set CXX, or time this mode on CUDA$"):
+        device.check_mode(Mode(compile="default"), "cpu")
+    device.check_mode(Mode(), "cpu")  # eager needs none
+
+
+def test_compile_on_the_cpu_finds_the_compiler_named_by_cxx(monkeypatch):
+    from harness.measure import device
+
+    monkeypatch.setattr(device.shutil, "which", lambda name: "/opt/bin/clang++" if name == "clang++" else None)
+    monkeypatch.setenv("CXX", "clang++")
+    device.check_mode(Mode(compile="default"), "cpu")
