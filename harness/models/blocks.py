@@ -28,7 +28,10 @@ class ConvBnAct(nn.Sequential):
     Folding is exact algebra (w·γ/σ, β − μ·γ/σ), so the function is the paper's; it saves one full pass over
     every activation. It applies only in eval mode without autograd and never while fvcore/jit traces the
     model, so MAC counts still include the BN as fvcore counts it. The folded weights are cached and rebuilt
-    when any of the underlying tensors changes (version counter, storage, dtype or device).
+    when any of the underlying tensors changes (version counter, storage, dtype or device). Under torch.compile
+    the module runs unfolded, as timm's do: the cache's key (data pointers, version counters) is Python state
+    that dynamo cannot trace (each conv was a graph break, and the recompilations reached dynamo's limit), and
+    the compiler fuses the BN into its own kernels.
     """
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, act: bool) -> None:
@@ -51,7 +54,8 @@ class ConvBnAct(nn.Sequential):
         return self._folded[1], self._folded[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training or torch.is_grad_enabled() or torch.jit.is_tracing() or self[1].running_var is None:
+        if (self.training or torch.is_grad_enabled() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+                or self[1].running_var is None):
             return super().forward(x)
         conv = self[0]
         weight, bias = self._folded_params()
