@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from harness.config.schema import (
@@ -220,16 +220,25 @@ REFERENCE_MODEL = ModelSpec(name="reference_convnet", label="reference")
 
 
 def _timing_tasks(kind: str, section: TimingSection, models: list[ModelSpec], device: str) -> list[Task]:
-    """One group per round, batch size and kind: the section's models (and the reference) timed together."""
+    """One group per round, batch size and kind: the section's models (and the reference) timed together; with
+    ``modes``, every model in every mode (model-major), all in that one group."""
     spec = _timing_spec(section)
     kinds = [kind] + (["train_throughput"] if kind == "throughput" and section.train_step else [])
-    tasks = [_peak_task(spec, device)] if kind == "throughput" else []
+    modes = section.modes_for(device)
+    if not modes:  # modes per device, none for this one
+        return []
+    # a mode's spec, and its part of the ids: the dtype alone for a section's own mode (the ids of runs before modes)
+    specs = {mode: replace(spec, mode=mode) for mode in modes}
+    tokens = {mode: mode.dtype if section.modes is None else mode.token for mode in modes}
+    tasks = [_peak_task(replace(spec, mode=Mode(dtype=d)), device)
+             for d in dict.fromkeys(m.dtype for m in modes)] if kind == "throughput" else []
     for r in range(section.rounds):
         for bs in section.batch_sizes_for(device):
-            parts = (f"bs{bs}", section.dtype, device, f"r{r}")
+            parts = (f"bs{bs}", section.dtype if section.modes is None else "modes", device, f"r{r}")
             for k in kinds:
-                members = [Task(task_id=_model_task_id(k, m, *parts), kind=k, spec=spec, model=m, device=device,
-                                batch_size=bs, round=r) for m in models]
+                members = [Task(task_id=_model_task_id(k, m, f"bs{bs}", tokens[mode], device, f"r{r}"), kind=k,
+                                spec=specs[mode], model=m, device=device, batch_size=bs, round=r)
+                           for m in models for mode in modes]
                 if section.reference and k == "latency":
                     members.append(Task(task_id=_model_task_id("reference", REFERENCE_MODEL, *parts),
                                         kind="reference", spec=spec, model=REFERENCE_MODEL, device=device,
@@ -289,14 +298,17 @@ def _op_time_tasks(section: OpTimeSection, models: list[ModelSpec], device: str)
     """One task for the whole group: its models are profiled interleaved, in one process, to be compared."""
     if not models:
         return []
-    spec = OpTimeSpec(models=tuple(models), iterations=section.iterations, warmup=section.warmup,
-                      unprofiled_iterations=section.unprofiled_iterations,
-                      mode=_library(Mode, section),
-                      input_size=section.input_size)
     label = "+".join(m.display for m in models)
     digest = _digest([[m.name, m.options, m.display] for m in models])
-    task_id = f"op_time:{label}:{digest}:bs{section.batch_size}:{section.dtype}:{device}"
-    return [Task(task_id=task_id, kind="op_time", spec=spec, device=device, batch_size=section.batch_size)]
+    tasks = []
+    for mode in section.modes_to_profile():
+        spec = OpTimeSpec(models=tuple(models), iterations=section.iterations, warmup=section.warmup,
+                          unprofiled_iterations=section.unprofiled_iterations, mode=mode,
+                          input_size=section.input_size)
+        token = mode.dtype if section.modes is None else mode.token  # the dtype alone: the ids of runs before modes
+        task_id = f"op_time:{label}:{digest}:bs{section.batch_size}:{token}:{device}"
+        tasks.append(Task(task_id=task_id, kind="op_time", spec=spec, device=device, batch_size=section.batch_size))
+    return tasks
 
 
 def expand(suite: Suite, *, device: str) -> list[Task]:

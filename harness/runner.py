@@ -32,7 +32,7 @@ from harness.errors import (
 )
 from harness.measure.load import ThreadChoice, choose_threads, wait_for_quiet
 from harness.models.plugins import import_plugins
-from harness.plan import Task, expand, shard_tasks, shard_units
+from harness.plan import Task, TimingSpec, expand, shard_tasks, shard_units
 from harness.results import MANIFEST, RecordWriter, create_run_dir, load_run, read_records, utc_now, write_manifest
 from harness.results.store import RunLock
 from harness.tasks import Executor, TaskContext, executors, model_fields
@@ -379,6 +379,9 @@ def _base_fields(task: Task, shard: tuple[int, int] | None) -> dict[str, Any]:
     }
     if task.seed is not None:
         base["seed"] = task.seed
+    if isinstance(task.spec, TimingSpec) and task.model is not None:  # a timed model: the mode it ran in
+        mode = task.spec.mode
+        base.update(dtype=mode.dtype, channels_last=mode.channels_last, compile=mode.compile)
     if shard is not None:  # which process measured it: the gate normalises by that process's reference
         base["shard"] = {"index": shard[0], "count": shard[1]}
     return base
@@ -433,7 +436,7 @@ def contention_line(timed: dict[str, tuple[list[Any], float]]) -> str | None:
 def _group_records(task: Task, payloads: list[Any], *, writer: RecordWriter,
                    shard: tuple[int, int] | None) -> dict[str, Any]:
     """One record per member of a timed group (an error record for a member that failed)."""
-    from harness.tasks.timing import MemberFailed
+    from harness.tasks.timing import MemberFailed, MemberSkipped
 
     records = []
     for member, (payload, wall_s) in zip(task.members, payloads, strict=True):
@@ -441,6 +444,8 @@ def _group_records(task: Task, payloads: list[Any], *, writer: RecordWriter,
         if isinstance(payload, MemberFailed):
             # an error a worker reported keeps the type it had there
             record = _error_record(base, member, payload.error, kind=getattr(payload.error, "kind", None))
+        elif isinstance(payload, MemberSkipped):
+            record = {**base, "status": "skipped", "reason": str(payload)}
         else:
             record = _ok_record(base, payload)
         record["wall_s"] = wall_s

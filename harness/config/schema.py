@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal, cast
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from harness.config.slurm import shell_line, slurm_constraint, slurm_memory, slurm_minutes, slurm_names
 from harness.fileio import FOLDER_NAME_PATTERN, MAX_FOLDER_NAME
-from harness.measure.mode import Mode
+from harness.measure.mode import Mode, parse_mode
 from harness.measure.processes import MAX_PROCESSES
 from harness.measure.sampling import DEFAULT_MAX_SAMPLES, TimingConfig
 from harness.paper.figures import PAPER_SCALES
@@ -64,12 +64,31 @@ class ComplexitySection(Settings):
     flop_crosscheck: bool = True
 
 
+def _mode_entry(value: Any) -> Any:
+    """A mode of a ``modes`` list: its label (``bf16+channels_last``, ``compile:max-autotune``) or its fields."""
+    if isinstance(value, str):
+        try:
+            return parse_mode(value)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None  # pydantic's message then carries the key's path
+    return value
+
+
+ModeEntry = Annotated[Mode, BeforeValidator(_mode_entry)]
+
+
 class TimingSection(Mode, TimingConfig):  # the order puts the TimingConfig keys first
     """Latency (per-iteration samples) or throughput (whole loops at a fixed batch): a ``TimingConfig`` (warmup
-    and the sampling window of all rounds together) and a ``Mode``, plus the suite's own settings below."""
+    and the sampling window of all rounds together) and a ``Mode``, plus the suite's own settings below.
+
+    ``modes`` makes the execution mode a dimension of the comparison: every model is timed in every mode listed
+    (labels such as ``fp32``, ``channels_last``, ``compile``, ``bf16``, or per device ``{cpu: [...], cuda: [...]}``),
+    all of them in one timing group per batch size, so models and modes are paired alike. With ``modes`` the
+    section's own ``dtype`` / ``channels_last`` / ``compile`` stay unset."""
 
     max_samples: ClassVar[int] = DEFAULT_MAX_SAMPLES  # type: ignore[misc]  # not a suite setting: the library's cap
     batch_sizes: list[BatchSize] | dict[DeviceType, list[BatchSize]] = Field(default_factory=lambda: [1])
+    modes: list[ModeEntry] | dict[DeviceType, list[ModeEntry]] | None = None
     input_size: Size | None = None
     models: list[ModelSpec] | None = None
     rounds: Annotated[int, Field(ge=1, le=MAX_ROUNDS, strict=True)] = 1
@@ -84,6 +103,37 @@ class TimingSection(Mode, TimingConfig):  # the order puts the TimingConfig keys
     # task of its own): the yardstick `check` divides by
     reference: bool = False
     train_step: bool = False  # throughput only: also time forward + backward + SGD step
+
+    @model_validator(mode="after")
+    def _modes_or_mode(self) -> TimingSection:
+        if self.modes is None:
+            return self
+        if self.mode != Mode():
+            raise ValueError(f"set either modes or dtype/channels_last/compile, not both (the section says modes and "
+                             f"{self.mode.label}): list that mode in modes")
+        lists = self.modes.values() if isinstance(self.modes, dict) else [self.modes]
+        for modes in lists:
+            labels = [m.label for m in modes]
+            if not modes:
+                raise ValueError("modes is empty: list at least one mode (e.g. [fp32, compile]), or leave it out")
+            if len(set(labels)) != len(labels):
+                raise ValueError(f"modes lists a mode twice: {labels}")
+        return self
+
+    @property
+    def mode(self) -> Mode:
+        """The section's own mode (its ``Mode`` fields)."""
+        return Mode(dtype=self.dtype, channels_last=self.channels_last, compile=self.compile)
+
+    def modes_for(self, device: str) -> list[Mode]:
+        """The modes to time on ``device`` (``cuda:1`` takes those of ``cuda``): the ``modes`` listed, else the
+        section's own mode."""
+        if self.modes is None:
+            return [self.mode]
+        if isinstance(self.modes, dict):
+            by_device = cast(dict[str, list[Mode]], self.modes)
+            return list(by_device.get(device.partition(":")[0], []))
+        return list(self.modes)
 
     def batch_sizes_for(self, device: str) -> list[int]:
         """The batch sizes for ``device``; ``cuda:1`` takes those of ``cuda``."""
@@ -167,12 +217,34 @@ class OpTimeSection(Mode):
     kinds are the eager model's operators."""
 
     compile: ClassVar[None] = None  # type: ignore[misc]  # not a setting here: op-time profiles the eager model
+    # one profiled group per mode (dtype and memory format; eager only), e.g. [fp32, channels_last, bf16]
+    modes: list[ModeEntry] | None = None
     models: list[ModelSpec] | None = None
     batch_size: PositiveInt = 1
     iterations: PositiveInt = 10
     warmup: Annotated[int, Field(ge=0)] = 2
     unprofiled_iterations: Annotated[int, Field(ge=0)] = 3
     input_size: Size | None = None
+
+    @model_validator(mode="after")
+    def _eager_modes(self) -> OpTimeSection:
+        if self.modes is None:
+            return self
+        if Mode(dtype=self.dtype, channels_last=self.channels_last) != Mode():
+            raise ValueError("set either modes or dtype/channels_last, not both: list that mode in modes")
+        labels = [m.label for m in self.modes]
+        if not labels or len(set(labels)) != len(labels):
+            raise ValueError(f"modes must list distinct modes, at least one; got {labels}")
+        compiled = [m.label for m in self.modes if m.compile is not None]
+        if compiled:
+            raise ValueError(f"op_time profiles the eager model's operators; {compiled[0]!r} is compiled (Inductor's "
+                             "fused kernels are not those operators): drop it here, time it in latency/throughput")
+        return self
+
+    def modes_to_profile(self) -> list[Mode]:
+        """One profiled group per mode: the ``modes`` listed, else the section's own dtype and memory format."""
+        return list(self.modes) if self.modes is not None else [Mode(dtype=self.dtype,
+                                                                      channels_last=self.channels_last)]
 
 
 class LauncherSection(Settings):

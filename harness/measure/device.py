@@ -19,31 +19,49 @@ from torch import nn
 from harness.errors import MeasurementError
 from harness.measure.mode import COMPILE_MODES, DTYPE_NAMES, Mode
 
-__all__ = ["COMPILE_MODES", "DTYPES", "Mode", "TrainStep", "autocast", "check_mode", "synchronize"]
+__all__ = ["COMPILE_MODES", "DTYPES", "Mode", "ModeUnsupported", "TrainStep", "autocast", "check_mode", "synchronize"]
 
 DTYPES: dict[str, torch.dtype] = dict(zip(DTYPE_NAMES, (torch.float32, torch.bfloat16, torch.float16), strict=True))
 
 
+class ModeUnsupported(MeasurementError):
+    """The device cannot run the mode (or only emulates it): the model × mode is skipped with this reason."""
+
+
 def check_mode(mode: Mode, device: torch.device | str) -> None:
-    """Raise ``MeasurementError`` if ``mode`` cannot run on ``device``."""
-    dev = torch.device(device)  # the dtype is one of DTYPES: Mode refuses any other
-    if mode.compile is not None and mode.compile not in COMPILE_MODES:
-        raise MeasurementError(f"unknown torch.compile mode {mode.compile!r}; use one of {', '.join(COMPILE_MODES)}")
+    """Raise ``ModeUnsupported`` if ``mode`` cannot run on ``device`` (``MeasurementError`` for a bad device).
+
+    bf16 is timed only where the device computes it natively; where it would be emulated (a CPU without AVX512-BF16
+    or AMX, a GPU before compute capability 8.0) the mode is skipped, not timed: an emulated bf16 is slower than
+    fp32 by the emulation, and its ratio would say nothing about bf16 (the reason is recorded instead).
+    """
+    dev = torch.device(device)  # the dtype is one of DTYPES and the compile mode one of COMPILE_MODES: Mode refuses others
     if dev.type == "cpu":
         if mode.dtype == "fp16":
-            raise MeasurementError("fp16 autocast is not supported on CPU; use dtype bf16 or fp32")
+            raise ModeUnsupported("fp16 autocast is not supported on CPU; use dtype bf16 or fp32")
+        if mode.dtype == "bf16" and not native_bf16_cpu():
+            raise ModeUnsupported("bf16 is only emulated on this CPU (no AVX512-BF16 or AMX, as oneDNN reports); its "
+                                  "timings would be the emulation's, not bf16's")
         if mode.compile is not None and not cpp_compiler():
-            raise MeasurementError("torch.compile on the CPU needs a C++ compiler (Inductor builds its kernels with "
-                                   f"one); none of {', '.join(_cpp_candidates())} found: install one (e.g. apt "
-                                   "install g++) or set CXX, or time this mode on CUDA")
+            raise ModeUnsupported("torch.compile on the CPU needs a C++ compiler (Inductor builds its kernels with "
+                                  f"one); none of {', '.join(_cpp_candidates())} found: install one (e.g. apt "
+                                  "install g++) or set CXX, or time this mode on CUDA")
         return
     if dev.type != "cuda":
         raise MeasurementError(f"unsupported device {str(dev)!r}; use 'cpu' or 'cuda[:N]'")
     if not torch.cuda.is_available():
         raise MeasurementError(f"device {str(dev)!r} requested but CUDA is not available on this machine")
     if mode.dtype == "bf16" and not native_bf16(dev):
-        raise MeasurementError(f"bf16 is only emulated on {torch.cuda.get_device_name(dev)} (no bf16 tensor cores: "
-                               "compute capability below 8.0); its timings would not be bf16's; use fp16 or fp32")
+        raise ModeUnsupported(f"bf16 is only emulated on {torch.cuda.get_device_name(dev)} (no bf16 tensor cores: "
+                              "compute capability below 8.0); its timings would not be bf16's; use fp16 or fp32")
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), as oneDNN, which runs the convolutions, says."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: no native bf16 kernels either
+        return False
 
 
 def _cpp_candidates() -> list[str]:

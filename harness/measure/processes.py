@@ -90,11 +90,13 @@ class MemberRequest:
     factory: Callable[[], Any]
     input_size: tuple[int, int, int]
     train: bool = False
+    mode: Mode | None = None  # how this member runs (None: the group's mode); a group may time models in several
 
 
 @dataclass(frozen=True, kw_only=True)
 class GroupRequest:
-    """Models timed together (one iteration, or one loop, of each per cycle), and how."""
+    """Models timed together (one iteration, or one loop, of each per cycle), and how (``mode``: of every member
+    that does not name its own)."""
 
     name: str
     members: tuple[MemberRequest, ...]
@@ -140,6 +142,7 @@ class MemberPart:
     iters_per_loop: int = 1
     warmup_ms: tuple[float, ...] = ()
     memory: dict[str, Any] | None = None  # MemoryUse fields
+    compile: dict[str, Any] | None = None  # CompileStats fields (a compiled member)
     error: dict[str, str] | None = None  # {"type", "message"}
 
 
@@ -358,7 +361,7 @@ def time_group_once(group: GroupRequest, built: dict[str, Any], *, index: int) -
                 continue
             try:
                 bench = prepare_benchmark(model, input_shape=member.input_size, batch_size=group.batch_size,
-                                          device=group.device, mode=group.mode, train=member.train)
+                                          device=group.device, mode=member.mode or group.mode, train=member.train)
                 warm = tuple(bench.warmup(group.warmup))
             except KeyboardInterrupt:
                 raise
@@ -383,7 +386,8 @@ def time_group_once(group: GroupRequest, built: dict[str, Any], *, index: int) -
             memory = asdict(bench.memory()) if group.memory and index == 0 else None
             members[i] = MemberPart(samples_ms=part.samples_ms, cycles=part.cycles,
                                     loop_samples_s=part.loop_samples_s, iters_per_loop=part.iters_per_loop,
-                                    warmup_ms=warm, memory=memory)
+                                    warmup_ms=warm, memory=memory,
+                                    compile=asdict(bench.compile_stats) if bench.compile_stats else None)
     return ProcessPart(index=index, members=tuple(m or MemberPart() for m in members), cycles=timing.cycles,
                        wall_s=timing.wall_s, load=timing.load, pairing=timing.pairing,
                        threads=torch.get_num_threads(), flags=flags)

@@ -63,6 +63,44 @@ def _compiled_graphs() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
+def _compile_counters() -> dict[str, Any]:
+    """dynamo's and Inductor's process-wide counters a compiled model's warm-up moves: graphs, graph breaks (with
+    their reasons) and the FX-graph cache's hits and misses."""
+    from torch._dynamo.utils import counters
+
+    return {"graphs": _compiled_graphs(), "breaks": dict(counters["graph_break"]),
+            "hits": int(counters["inductor"]["fxgraph_cache_hit"]),
+            "misses": int(counters["inductor"]["fxgraph_cache_miss"])}
+
+
+MAX_BREAK_REASONS = 5  # a compiled model's graph-break reasons kept in its record (the first ones, one line each)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompileStats:
+    """What compiling one model cost in one process, apart from its timed samples.
+
+    ``seconds``: the warm-up iterations that compiled a graph, less a warm iteration's time each (the compilation
+    itself, as the host clock saw it); ``graphs`` compiled, ``graph_breaks`` (dynamo splits the model there and runs
+    the piece between eagerly) with their first reasons; ``cache_hits`` / ``cache_misses`` of Inductor's FX-graph
+    cache (a process after the first usually hits: its compile time is then mostly dynamo's tracing)."""
+
+    seconds: float
+    graphs: int
+    graph_breaks: int
+    break_reasons: tuple[str, ...] = ()
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+    @classmethod
+    def between(cls, before: dict[str, Any], after: dict[str, Any], seconds: float) -> CompileStats:
+        breaks = {k: v - before["breaks"].get(k, 0) for k, v in after["breaks"].items()}
+        reasons = tuple(" ".join(str(k).split())[:200] for k, v in breaks.items() if v > 0)[:MAX_BREAK_REASONS]
+        return cls(seconds=seconds, graphs=after["graphs"] - before["graphs"],
+                   graph_breaks=sum(v for v in breaks.values() if v > 0), break_reasons=reasons,
+                   cache_hits=after["hits"] - before["hits"], cache_misses=after["misses"] - before["misses"])
+
+
 class PreparedModel:
     """One model ready to be timed: on its device, in its mode, with a fixed input (and labels).
 
@@ -82,26 +120,33 @@ class PreparedModel:
         self.memory_probe = PeakMemory(device)
         self._labels: torch.Tensor | None = None
         self._last_warmup_ms: tuple[float, ...] = ()
+        self.compile_stats: CompileStats | None = None  # set by ``warmup`` for a compiled model
         self._train_step: TrainStep | None = None
         if train:
             optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
             self._train_step = TrainStep(model, optimizer, device=device, amp_dtype=mode.dtype)
 
     @contextlib.contextmanager
-    def _running(self) -> Iterator[None]:
-        """Inference mode, autocast and error translation around a whole loop (not per iteration)."""
+    def _running(self, *, with_autocast: bool = True) -> Iterator[None]:
+        """Inference mode, autocast and error translation around a whole loop (not per iteration);
+        ``with_autocast=False``: no autocast, which a group of models in several dtypes enters per model (``casting``)."""
         with contextlib.ExitStack() as stack:
             # Events and syncs go to the current device's stream, so make ours current (cuda:1 etc.).
             if self.device.type == "cuda":
                 stack.enter_context(torch.cuda.device(self.device))
             # As timeit and torch's Timer do, keep Python's cycle collector from pausing inside a sample.
             stack.enter_context(gc_paused())
-            # A train step autocasts its forward only (backward under autocast is discouraged by torch).
             if not self.train:
                 stack.enter_context(torch.inference_mode())
-                stack.enter_context(autocast(self.device, self.mode.dtype))
+            if with_autocast:
+                stack.enter_context(self.casting())
             stack.enter_context(self.errors())
             yield
+
+    def casting(self) -> contextlib.AbstractContextManager[Any]:
+        """This model's autocast (nothing for fp32). A train step autocasts its forward only, inside the step
+        (backward under autocast is discouraged by torch)."""
+        return contextlib.nullcontext() if self.train else autocast(self.device, self.mode.dtype)
 
     def errors(self) -> contextlib.AbstractContextManager[None]:
         """An OOM or a compile failure of this model as a one-line ``MeasurementError``."""
@@ -178,20 +223,34 @@ class PreparedModel:
         ``warmup_ms``)."""
         if n <= 0 and self.mode.compile is None:
             return []
-        once = SampleWindow(min_time_s=0.0, max_time_s=math.inf, min_samples=1, max_samples=1)
-        warmup_ms = self.sample(SampleWindow(min_time_s=0.0, max_time_s=math.inf, min_samples=max(n, 1),
-                                             max_samples=max(n, 1)))
-        if self.mode.compile is not None:
-            settled, graphs = 0, _compiled_graphs()
-            while settled < COMPILE_SETTLE_ITERATIONS and len(warmup_ms) < MAX_COMPILE_WARMUP:
-                warmup_ms += self.sample(once)
-                now = _compiled_graphs()
-                settled = settled + 1 if now == graphs else 0
-                graphs = now
-            if settled < COMPILE_SETTLE_ITERATIONS:
-                log.warning("compile:%s still compiling after %d warm-up iterations (a graph that recompiles on "
-                            "every call?); timed anyway", self.mode.compile, len(warmup_ms))
+        if self.mode.compile is None:
+            warmup_ms = self.sample(SampleWindow(min_time_s=0.0, max_time_s=math.inf, min_samples=n, max_samples=n))
+        else:
+            warmup_ms = self._compile_warmup(n)
         self._last_warmup_ms = tuple(warmup_ms)
+        return warmup_ms
+
+    def _compile_warmup(self, n: int) -> list[float]:
+        """At least ``n`` iterations, one at a time, until ``COMPILE_SETTLE_ITERATIONS`` in a row compiled nothing;
+        what compiling cost goes to ``compile_stats``."""
+        once = SampleWindow(min_time_s=0.0, max_time_s=math.inf, min_samples=1, max_samples=1)
+        before = _compile_counters()
+        warmup_ms: list[float] = []
+        compiled: list[bool] = []
+        settled, graphs = 0, before["graphs"]
+        while (settled < COMPILE_SETTLE_ITERATIONS or len(warmup_ms) < n) and len(warmup_ms) < MAX_COMPILE_WARMUP:
+            warmup_ms += self.sample(once)
+            now = _compiled_graphs()
+            compiled.append(now != graphs or len(warmup_ms) == 1)  # the first call traces even on a cache hit
+            settled = settled + 1 if now == graphs else 0
+            graphs = now
+        if settled < COMPILE_SETTLE_ITERATIONS:
+            log.warning("compile:%s still compiling after %d warm-up iterations (a graph that recompiles on "
+                        "every call?); timed anyway", self.mode.compile, len(warmup_ms))
+        warm = sorted(ms for ms, c in zip(warmup_ms, compiled, strict=True) if not c) or sorted(warmup_ms)
+        warm_ms = warm[len(warm) // 2]
+        seconds = sum(max(0.0, ms - warm_ms) for ms, c in zip(warmup_ms, compiled, strict=True) if c) / 1e3
+        self.compile_stats = CompileStats.between(before, _compile_counters(), seconds)
         return warmup_ms
 
     def auto_iters_per_loop(self, loop_s: float) -> int:
@@ -282,11 +341,11 @@ def _check_group(benches: Sequence[PreparedModel]) -> None:
         raise MeasurementError("a timing group needs at least one model")
     first = benches[0]
     for b in benches[1:]:
-        if (b.device, b.mode, b.batch_size, b.train) != (first.device, first.mode, first.batch_size, first.train):
+        if (b.device, b.batch_size, b.train) != (first.device, first.batch_size, first.train):
             raise MeasurementError(
-                "models timed together must share device, mode, batch size and train/inference: got "
-                f"{first.device}/{first.mode.label}/batch {first.batch_size}/{'train' if first.train else 'eval'} "
-                f"and {b.device}/{b.mode.label}/batch {b.batch_size}/{'train' if b.train else 'eval'}")
+                "models timed together must share device, batch size and train/inference (their modes may differ): "
+                f"got {first.device}/batch {first.batch_size}/{'train' if first.train else 'eval'} "
+                f"and {b.device}/batch {b.batch_size}/{'train' if b.train else 'eval'}")
 
 
 class _Clock:
@@ -335,12 +394,14 @@ def time_group(benches: Sequence[PreparedModel], window: SampleWindow, *,
     clock = _Clock(benches[0].device, loops=iters_per_loop is not None)
     errors: dict[int, BaseException] = {}
     cycle = 0
-    with benches[0]._running(), LoadMonitor() as monitor:
+    # models of one mode share the group's autocast; models in several modes each enter their own, every step
+    per_model = len({b.mode.dtype for b in benches}) > 1
+    with benches[0]._running(with_autocast=not per_model), LoadMonitor() as monitor:
         start_ns = time.perf_counter_ns()
         while len(errors) < len(benches):
             for i in orders[(cycle + first_row) % len(orders)]:
                 if i not in errors:
-                    _time_step(benches[i], i, cycle, clock, errors, iters_per_loop)
+                    _time_step(benches[i], i, cycle, clock, errors, iters_per_loop, own_autocast=per_model)
             if clock.cuda:
                 try:
                     synchronize(clock.device)
@@ -374,7 +435,7 @@ def _cycle_failed(exc: BaseException, order: Sequence[int], errors: dict[int, Ba
 
 
 def _time_step(bench: PreparedModel, index: int, cycle: int, clock: _Clock, errors: dict[int, BaseException],
-               iters_per_loop: Sequence[int] | None) -> None:
+               iters_per_loop: Sequence[int] | None, *, own_autocast: bool = False) -> None:
     if iters_per_loop is None:
         run = bench.step
     else:
@@ -384,7 +445,7 @@ def _time_step(bench: PreparedModel, index: int, cycle: int, clock: _Clock, erro
             for _ in range(count):
                 bench.step()
     try:
-        with bench.errors():
+        with bench.errors(), bench.casting() if own_autocast else contextlib.nullcontext():
             clock.time(index, cycle, run)
     except Exception as exc:  # noqa: BLE001 - a member's failure is its own; the group goes on without it
         log.warning("timing group: model %d raised %s: %s; the others go on", index, type(exc).__name__, exc)
@@ -428,7 +489,9 @@ def prepare_benchmark(model: nn.Module, *, input_shape: tuple[int, int, int], ba
     model.train(train)
     if mode.compile is not None:
         # Compilation is lazy: failures surface in the first (warmup) iteration, where they are translated.
-        model = cast(nn.Module, torch.compile(model, mode=mode.compile))  # an OptimizedModule
+        # dynamic=False: a model compiled again for another batch size (its latency and throughput groups share
+        # it) gets a static graph for that size, not the slower dynamic-shape graph of an automatic recompile
+        model = cast(nn.Module, torch.compile(model, mode=mode.compile, dynamic=False))  # an OptimizedModule
     return PreparedModel(model, inputs=inputs, device=dev, mode=mode, train=train)
 
 

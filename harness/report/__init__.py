@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.errors import one_line
 from harness.fileio import under_root, write_text_atomic
-from harness.report import attention, complexity, cost, latency, optime, training
+from harness.report import attention, complexity, cost, latency, modes, optime, training
 from harness.report import eval as eval_section
 from harness.report.markdown import table
 from harness.results import RunData, load_run
@@ -22,7 +22,7 @@ from harness.results import RunData, load_run
 log = logging.getLogger(__name__)
 
 Section = Callable[[RunData, Path, str], list[str]]
-SECTIONS: tuple[Section, ...] = (complexity.section, latency.section, cost.section, optime.section,
+SECTIONS: tuple[Section, ...] = (complexity.section, latency.section, modes.section, cost.section, optime.section,
                                  training.section, eval_section.section, attention.section)
 
 

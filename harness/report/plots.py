@@ -160,6 +160,19 @@ def grouped_bars(ax: Any, categories: Sequence[str], series: dict[str, Sequence[
     _legend_below(ax)
 
 
+def mode_overheads(ax: Any, modes: Sequence[str], series: dict[str, Sequence[Interval | None]], *,
+                   macs: dict[str, float | None], xlabel: str, title: str) -> None:
+    """Time ratios ÷ the base network per mode (one group of bars per mode, one bar per model, CI error bars), with
+    each model's MACs ratio as a dashed line of its bar's colour across every mode: the mode's overhead beside the
+    compute it does not change."""
+    grouped_bars(ax, modes, series, baseline=1.0, xlabel=xlabel, title=title)
+    for k, name in enumerate(series):
+        ratio = macs.get(name)
+        if ratio is not None:
+            ax.axvline(ratio, color=f"C{k}", linestyle="--", linewidth=1.5, label=f"{name}: MACs ratio")
+    _legend_below(ax)
+
+
 # Where a label may go around its point, in pixels (x, y); tried in order, then farther out with a leader line.
 _AROUND = ((8, 0), (-8, 0), (6, 11), (6, -11), (-6, 11), (-6, -11), (0, 14), (0, -14))
 _FARTHER = (1.0, 2.0, 3.0, 4.5)

@@ -89,6 +89,12 @@ class RecordBase(_Shape):
     wall_s: Seconds | None = Field(default=None, description="wall time of the task (of the group, when timed "
                                                              "in one)")
     shard: ShardRef | None = Field(default=None, description="which shard's process measured it")
+    # the mode a timed model ran in (its error or skipped record too: a suite may time a model in several modes)
+    dtype: str | None = None
+    """fp32 | fp16 | bf16"""
+    channels_last: bool | None = None
+    compile: Any = None
+    """torch.compile mode, or null"""
 
 
 class ErrorInfo(_Shape):
@@ -219,11 +225,6 @@ class TimedRecord(_Ok):
     """per-iteration time, ms, raw"""
     warmup_ms: list[Seconds] | None = None
     """warm-up iterations, ms (kept apart)"""
-    dtype: str | None = None
-    """fp32 | fp16 | bf16"""
-    channels_last: bool | None = None
-    compile: Any = None
-    """torch.compile mode, or null"""
     threads: PositiveCount | None = None
     """torch intra-op threads"""
     timer: str | None = None
@@ -261,6 +262,18 @@ class TimedRecord(_Ok):
     """every process the group was timed in, with its load; a failed one keeps its error"""
     processes_planned: PositiveCount | None = None
     """how many processes the group was to be timed in"""
+    # a compiled model (``compile`` set): what compiling cost, apart from the samples (harness.measure.timer)
+    compile_s: list[Seconds] | None = None
+    """seconds spent compiling in each process that timed it (warm-up iterations that compiled, less a warm
+    iteration each), in process order"""
+    compiled_graphs: Count | None = None
+    """graphs dynamo compiled for it (1: the whole model in one graph)"""
+    graph_breaks: Count | None = None
+    """graph breaks dynamo met in it (the code between two graphs runs eagerly)"""
+    graph_break_reasons: list[str] | None = None
+    """the first graph-break reasons, one line each"""
+    compile_cache_hits: list[Count] | None = None
+    """Inductor FX-graph cache hits in each process (0 in the first: a cold compile)"""
 
     @model_validator(mode="after")
     def _cycles_match(self) -> TimedRecord:

@@ -15,13 +15,16 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
+from dataclasses import replace
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from harness.environment import backend_flags
+from harness.measure.device import ModeUnsupported, check_mode
 from harness.measure.load import Load
+from harness.measure.mode import Mode
 from harness.measure.peak import measure_peak_gmacs
 from harness.measure.processes import GroupOutcome, GroupRequest, MemberRequest, SessionRequest, run_session
 from harness.measure.sampling import SampleWindow
@@ -54,32 +57,78 @@ def process_window(spec: TimingSpec) -> SampleWindow:
     return spec.timing.split(spec.rounds * spec.processes)
 
 
+class MemberSkipped(Exception):
+    """A member whose mode the device cannot run (``harness.measure.device.check_mode``): skipped with the reason,
+    never built or timed."""
+
+
+def member_mode(member: Task) -> Mode:
+    spec: TimingSpec = member.spec
+    return spec.mode
+
+
+def build_key(member: Task) -> str:
+    """One build per suite model (its label), shared by the groups and modes that time it; two labels are two
+    copies, and so is a channels_last member (its weights are converted in place)."""
+    assert member.model is not None
+    m = member.model
+    return f"{m.display}:{m.name}:{sorted(m.options.items())}" + (":channels_last" * member_mode(member).channels_last)
+
+
+def _member_request(member: Task, spec: TimingSpec) -> MemberRequest:
+    assert member.model is not None  # a timing group's members are models
+    return MemberRequest(key=build_key(member),
+                         # what the worker unpickles: the registry's builder, not this module
+                         factory=functools.partial(create_model, member.model.name, **member.model.options),
+                         input_size=input_size_of(member.model, spec.input_size),
+                         train=member.kind == "train_throughput", mode=member_mode(member))
+
+
 def group_request(task: Task) -> GroupRequest:
     spec: TimingSpec = task.spec
-    # one build per suite model (its label), shared by the groups that time it; two labels are two copies
-    members = tuple(MemberRequest(key=f"{m.model.display}:{m.model.name}:{sorted(m.model.options.items())}",
-                                  # what the worker unpickles: the registry's builder, not this module
-                                  factory=functools.partial(create_model, m.model.name, **m.model.options),
-                                  input_size=input_size_of(m.model, spec.input_size),
-                                  train=m.kind == "train_throughput") for m in task.members)
+    members = tuple(_member_request(m, spec) for m in task.members)
     return GroupRequest(name=task.task_id, members=members, batch_size=task.batch_size, device=task.device,
                         mode=spec.mode, loops=task.kind in LOOP_KINDS, warmup=spec.timing.warmup,
                         window=process_window(spec), processes=spec.processes,
                         cudnn_benchmark=spec.cudnn_benchmark, tf32=spec.tf32)
 
 
-Payload = dict[str, Any] | MemberFailed
+Payload = dict[str, Any] | MemberFailed | MemberSkipped
+
+
+def unsupported(task: Task) -> dict[str, str]:
+    """member task id → why the device cannot run its mode, for the members that are skipped."""
+    out = {}
+    for member in task.members:
+        try:
+            check_mode(member_mode(member), member.device)
+        except ModeUnsupported as exc:
+            out[member.task_id] = str(exc)
+    return out
 
 
 def execute_groups(tasks: Sequence[Task], *, threads: int, seed: int, setup: Callable[[], None] | None = None,
                    on_process: Callable[[int, int], None] | None = None) -> dict[str, tuple[list[Payload], float]]:
     """Time every group of ``tasks`` in one session of worker processes; per task id, each member's record
-    payload (or ``MemberFailed``) and the seconds the group was timed for, over all its processes."""
-    request = SessionRequest(groups=tuple(group_request(t) for t in tasks), threads=threads, seed=seed, setup=setup)
-    outcomes = run_session(request, on_process=on_process)
+    payload (or ``MemberFailed``, or ``MemberSkipped`` for a mode the device cannot run) and the seconds the group
+    was timed for, over all its processes."""
+    skipped = {t.task_id: unsupported(t) for t in tasks}
+    for reason in dict.fromkeys(r for why in skipped.values() for r in why.values()):
+        log.warning("skipped: %s", reason)
+    runnable = [replace(t, members=tuple(m for m in t.members if m.task_id not in skipped[t.task_id])) for t in tasks]
+    timed = [t for t in runnable if t.members]
+    request = SessionRequest(groups=tuple(group_request(t) for t in timed), threads=threads, seed=seed, setup=setup)
+    outcomes = dict(zip([t.task_id for t in timed], run_session(request, on_process=on_process) if timed else [],
+                        strict=True))
     session = uuid.uuid4().hex[:12]
-    return {task.task_id: (_payloads(task, outcome, session), sum(p.wall_s for p in outcome.timed))
-            for task, outcome in zip(tasks, outcomes, strict=True)}
+    out: dict[str, tuple[list[Payload], float]] = {}
+    for task, mine in zip(tasks, runnable, strict=True):
+        outcome = outcomes.get(task.task_id)
+        payloads = iter(_payloads(mine, outcome, session) if outcome is not None else [])
+        out[task.task_id] = ([MemberSkipped(skipped[task.task_id][m.task_id]) if m.task_id in skipped[task.task_id]
+                              else next(payloads) for m in task.members],
+                             sum(p.wall_s for p in outcome.timed) if outcome is not None else 0.0)
+    return out
 
 
 def _payloads(task: Task, outcome: GroupOutcome, session: str) -> list[Payload]:
@@ -114,6 +163,7 @@ def _member_record(task: Task, outcome: GroupOutcome, i: int, session: str) -> P
     loops: list[float] = []
     images = 0
     runs: list[dict[str, Any]] = []
+    compiled: list[dict[str, Any]] = []  # CompileStats of each process that timed it, in process order
     first = None
     errors = []
     for part in outcome.parts:
@@ -129,6 +179,8 @@ def _member_record(task: Task, outcome: GroupOutcome, i: int, session: str) -> P
             runs.append(run)
             continue
         runs.append(run)
+        if mine.compile is not None:
+            compiled.append(mine.compile)
         first = first or (part, mine)
         samples += mine.samples_ms
         cycles += mine.cycles
@@ -142,7 +194,6 @@ def _member_record(task: Task, outcome: GroupOutcome, i: int, session: str) -> P
     memory = next((p.members[i].memory for p in outcome.timed if p.members[i].memory is not None), None) or {}
     timed = [p for p in outcome.timed if p.load is not None]
     record: dict[str, Any] = {
-        "dtype": group.mode.dtype, "channels_last": group.mode.channels_last, "compile": group.mode.compile,
         "samples_ms": samples, "warmup_ms": list(mine.warmup_ms), "threads": part.threads,
         "peak_mem_bytes": memory.get("peak_bytes"), "iter_peak_mem_bytes": memory.get("iteration_peak_bytes"),
         "mem_method": memory.get("method"),
@@ -153,6 +204,11 @@ def _member_record(task: Task, outcome: GroupOutcome, i: int, session: str) -> P
         "processes": processes, "process_runs": runs, "processes_planned": group.processes,
         "input_size": list(group.members[i].input_size),
     }
+    if compiled:
+        record.update(compile_s=[c["seconds"] for c in compiled], compiled_graphs=max(c["graphs"] for c in compiled),
+                      graph_breaks=max(c["graph_breaks"] for c in compiled),
+                      graph_break_reasons=list(dict.fromkeys(r for c in compiled for r in c["break_reasons"])),
+                      compile_cache_hits=[c["cache_hits"] for c in compiled])
     if group.loops:
         total = sum(loops)
         record.update(loop_samples_s=loops, images=images, samples_per_s=images / total if total > 0 else 0.0)

@@ -85,3 +85,46 @@ def test_compile_on_the_cpu_finds_the_compiler_named_by_cxx(monkeypatch):
     monkeypatch.setattr(device.shutil, "which", lambda name: "/opt/bin/clang++" if name == "clang++" else None)
     monkeypatch.setenv("CXX", "clang++")
     device.check_mode(Mode(compile="default"), "cpu")
+
+
+class Slow(nn.Module):
+    """A model whose first ``compiles`` calls take ``compile_s`` longer (the 'compilation'), then 5 ms each."""
+
+    def __init__(self, compiles: int, compile_s: float) -> None:
+        super().__init__()
+        self.compiles, self.compile_s, self.calls = compiles, compile_s, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import time
+
+        self.calls += 1
+        time.sleep(0.005 + (self.compile_s if self.calls <= self.compiles else 0.0))
+        return x * 2
+
+
+def test_compile_time_is_the_compiling_iterations_less_a_warm_one_and_graph_breaks_are_counted(monkeypatch):
+    from torch._dynamo.utils import counters
+
+    model = Slow(compiles=2, compile_s=0.2)
+    bench = _prepared(model, "default", monkeypatch)
+    before = dict(counters["graph_break"])
+    monkeypatch.setitem(counters, "graph_break", type(counters["graph_break"])(before))
+    real = timer._compile_counters
+
+    def with_a_break() -> dict:  # the warm-up met one graph break, as dynamo would count it
+        if model.calls:
+            counters["graph_break"]["Data pointer comparison"] += 1
+        return real()
+
+    monkeypatch.setattr(timer, "_compile_counters", with_a_break)
+    bench.warmup(1)
+    stats = bench.compile_stats
+    assert stats is not None and stats.graphs == 2
+    assert 0.38 <= stats.seconds <= 0.6  # two compiling calls of 0.2 s beyond a warm 5 ms one (sleep overshoots)
+    assert stats.graph_breaks == 1 and stats.break_reasons == ("Data pointer comparison",)
+
+
+def test_an_eager_model_has_no_compile_stats(monkeypatch):
+    bench = _prepared(Recompiling(compiles=0), None, monkeypatch)
+    bench.warmup(2)
+    assert bench.compile_stats is None
