@@ -62,7 +62,8 @@ def _format_error(err: ErrorDetails, source: str) -> str:
         return f"{source}: {err['msg'].removeprefix('Value error, ')}"
     got = err.get("input")
     shown = json.dumps(got, default=str) if not isinstance(got, dict) else "a mapping"
-    message = _PATTERN_HINTS.get(str(loc[-1]), err["msg"]) if err["type"] == "string_pattern_mismatch" else err["msg"]
+    message = _PATTERN_HINTS.get(str(loc[-1]), err["msg"]) if err["type"] == "string_pattern_mismatch" \
+        else err["msg"].removeprefix("Value error, ")
     return f"{source}: key '{path}': {message} (got {shown[:60]})"
 
 

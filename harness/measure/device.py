@@ -35,7 +35,7 @@ def check_mode(mode: Mode, device: torch.device | str) -> None:
     or AMX, a GPU before compute capability 8.0) the mode is skipped, not timed: an emulated bf16 is slower than
     fp32 by the emulation, and its ratio would say nothing about bf16 (the reason is recorded instead).
     """
-    dev = torch.device(device)  # the dtype is one of DTYPES and the compile mode one of COMPILE_MODES: Mode refuses others
+    dev = torch.device(device)  # dtype and compile mode are known ones: Mode refuses others
     if dev.type == "cpu":
         if mode.dtype == "fp16":
             raise ModeUnsupported("fp16 autocast is not supported on CPU; use dtype bf16 or fp32")

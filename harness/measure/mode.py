@@ -74,6 +74,7 @@ def parse_mode(text: str) -> Mode:
     if not text.strip() or any(not p for p in parts):
         raise ValueError(f"mode {text!r} is empty or has an empty part; parts: {', '.join(_WORDS)}")
     for part in parts:
+        value: str | bool
         if part in DTYPE_NAMES:
             key, value = "dtype", part
         elif part == "eager":

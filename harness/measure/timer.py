@@ -69,8 +69,17 @@ def _compile_counters() -> dict[str, Any]:
     from torch._dynamo.utils import counters
 
     return {"graphs": _compiled_graphs(), "breaks": dict(counters["graph_break"]),
+            "unimplemented": dict(counters["unimplemented"]),
             "hits": int(counters["inductor"]["fxgraph_cache_hit"]),
             "misses": int(counters["inductor"]["fxgraph_cache_miss"])}
+
+
+def _reason(text: str) -> str:
+    """dynamo's reason in one line: its first line and, where it has one, the line naming the code it stopped at."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    context = next((line.removeprefix("Developer debug context:").strip() for line in lines
+                    if line.startswith("Developer debug context:")), "")
+    return "; ".join(part for part in (lines[0] if lines else "", context) if part)[:300]
 
 
 MAX_BREAK_REASONS = 5  # a compiled model's graph-break reasons kept in its record (the first ones, one line each)
@@ -95,7 +104,7 @@ class CompileStats:
     @classmethod
     def between(cls, before: dict[str, Any], after: dict[str, Any], seconds: float) -> CompileStats:
         breaks = {k: v - before["breaks"].get(k, 0) for k, v in after["breaks"].items()}
-        reasons = tuple(" ".join(str(k).split())[:200] for k, v in breaks.items() if v > 0)[:MAX_BREAK_REASONS]
+        reasons = tuple(_reason(k) for k, v in breaks.items() if v > 0)[:MAX_BREAK_REASONS]
         return cls(seconds=seconds, graphs=after["graphs"] - before["graphs"],
                    graph_breaks=sum(v for v in breaks.values() if v > 0), break_reasons=reasons,
                    cache_hits=after["hits"] - before["hits"], cache_misses=after["misses"] - before["misses"])
@@ -129,7 +138,7 @@ class PreparedModel:
     @contextlib.contextmanager
     def _running(self, *, with_autocast: bool = True) -> Iterator[None]:
         """Inference mode, autocast and error translation around a whole loop (not per iteration);
-        ``with_autocast=False``: no autocast, which a group of models in several dtypes enters per model (``casting``)."""
+        ``with_autocast=False``: no autocast (a group of models in several dtypes enters each one's: ``casting``)."""
         with contextlib.ExitStack() as stack:
             # Events and syncs go to the current device's stream, so make ours current (cuda:1 etc.).
             if self.device.type == "cuda":
@@ -247,10 +256,15 @@ class PreparedModel:
         if settled < COMPILE_SETTLE_ITERATIONS:
             log.warning("compile:%s still compiling after %d warm-up iterations (a graph that recompiles on "
                         "every call?); timed anyway", self.mode.compile, len(warmup_ms))
+        after = _compile_counters()
+        gave_up = [k for k, v in after["unimplemented"].items() if v > before["unimplemented"].get(k, 0)]
+        if after["graphs"] == before["graphs"] and gave_up:
+            raise MeasurementError(f"torch.compile(mode={self.mode.compile!r}) compiled no graph of the model: dynamo "
+                                   f"gave up and ran it eagerly ({_reason(gave_up[0])}); its timing would be eager's")
         warm = sorted(ms for ms, c in zip(warmup_ms, compiled, strict=True) if not c) or sorted(warmup_ms)
         warm_ms = warm[len(warm) // 2]
         seconds = sum(max(0.0, ms - warm_ms) for ms, c in zip(warmup_ms, compiled, strict=True) if c) / 1e3
-        self.compile_stats = CompileStats.between(before, _compile_counters(), seconds)
+        self.compile_stats = CompileStats.between(before, after, seconds)
         return warmup_ms
 
     def auto_iters_per_loop(self, loop_s: float) -> int:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.measure.mode import mode_label
+from harness.measure.mode import Mode, mode_label
 from harness.report import plots
 from harness.report.markdown import num, table, with_ci
 from harness.results import RunData
@@ -26,7 +26,7 @@ from harness.results import summaries as S
 from harness.results.records import LOOP_KINDS
 
 KINDS = (("latency", "Latency"), ("throughput", "Throughput (inference)"), ("train_throughput", "Train step"))
-EAGER = "fp32"  # the label of the baseline mode (eager fp32, contiguous)
+EAGER = Mode().label  # the baseline mode: eager fp32, contiguous
 TIMM_SK = "timm:skresnext50_32x4d"  # timm's SK-ResNeXt-50, our SKNet-50's peer implementation
 OURS_SK = "sknet50"
 

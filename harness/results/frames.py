@@ -10,6 +10,7 @@ rounded. ``p99_ms`` is NaN below ``P99_MIN_SAMPLES`` samples, as in the report.
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ import pandas as pd
 from harness.errors import ConfigError
 from harness.fileio import canonical_json
 from harness.measure.load import BUSY_CORES
+from harness.measure.mode import Mode
 from harness.measure.stats import UNSTABLE_CV, variation
 from harness.models.plain import plain_matches
 from harness.results import summaries as S
@@ -44,7 +46,8 @@ TIMING_COLUMNS = [
     "util", "peak_mem_bytes", "iter_peak_mem_bytes", "mem_method", "params", "macs", "activations",
     "base", *RATIO_PARTS("base"), "macs_ratio_base",
     "iter_peak_mem_ratio_base", "plain", *RATIO_PARTS("plain"), "macs_ratio_plain", "activations_ratio_plain",
-    "iter_peak_mem_ratio_plain", "processes", "processes_planned", "contended_processes",
+    "iter_peak_mem_ratio_plain", "eager_mode", *RATIO_PARTS("eager"), "compile_s", "compile_s_later",
+    "compiled_graphs", "graph_breaks", "processes", "processes_planned", "contended_processes",
     "other_cores", "loadavg_1m", "involuntary_switches", "busy",
 ]
 COLUMNS: dict[str, list[str]] = {
@@ -59,6 +62,7 @@ COLUMNS: dict[str, list[str]] = {
     "train": [*MODEL_COLUMNS, "device", "seed", *scalar_fields("train"), "world_size"],
 }
 KINDS = tuple(COLUMNS)  # == harness.results.store.FRAME_KINDS (tested), which the CLI reads without pandas
+EAGER_MODE = Mode().label  # what every other mode's ``ratio_eager`` is taken against
 
 
 def environment_columns(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -247,11 +251,42 @@ def _timing_rows(run: RunData, kind: str, *, by_round: bool, median_intervals: b
         groups[(*b.group, b.fields.get("round"))].append(b)
     cx = S.complexity_of(run)
     peaks = {r["dtype"]: r["peak_gmacs_per_s"] for r in run.of_kind("peak")}
+    eager = _eager_columns(benches)
     rows = []
     for group in groups.values():
         for row, bench in zip(_group_rows(group, cx, peaks), group, strict=True):
+            row.update(eager.get(id(bench), {}), **_compile_columns(bench))
             rows.append({**row, "round": bench.fields["round"]} if by_round else row)
     return rows
+
+
+def _eager_columns(benches: list[S.Benchmark]) -> dict[int, dict[str, Any]]:
+    """id(benchmark) → its ratio to the same model's eager fp32 (same kind, batch size, device and round, paired
+    when timed in one group: a timing section with ``modes``), as ``ratio_base`` is (a time ratio for latency, an
+    images/s ratio for loops)."""
+    eager: dict[tuple[Any, ...], S.Benchmark] = {}
+    for b in benches:
+        if b.mode == EAGER_MODE:
+            eager.setdefault(_same_model(b), b)
+    pairs = [(eager[_same_model(b)], b) for b in benches if b.mode != EAGER_MODE and _same_model(b) in eager]
+    out = {id(b): {"eager_mode": EAGER_MODE, **_ratio_columns("eager", r)}
+           for (_, b), r in zip(pairs, S.ratios(pairs), strict=True)}
+    out.update({id(b): {"eager_mode": EAGER_MODE} for b in eager.values()})
+    return out
+
+
+def _same_model(bench: S.Benchmark) -> tuple[Any, ...]:
+    f = bench.fields
+    return (f["label"], canonical_json(f["options"] or {}), f["batch_size"], f["device"], bench.kind, f.get("round"))
+
+
+def _compile_columns(bench: S.Benchmark) -> dict[str, Any]:
+    """A compiled benchmark's compile time (the first process's, and the median of the later ones'), graphs and graph
+    breaks (its first record's)."""
+    seconds = bench.first_of("compile_s") or []
+    return {"compile_s": seconds[0] if seconds else None,
+            "compile_s_later": statistics.median(seconds[1:]) if len(seconds) > 1 else None,
+            "compiled_graphs": bench.first_of("compiled_graphs"), "graph_breaks": bench.first_of("graph_breaks")}
 
 
 # ---------------------------------------------------------------------------------------- other kinds

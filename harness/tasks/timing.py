@@ -15,8 +15,8 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from dataclasses import replace
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch

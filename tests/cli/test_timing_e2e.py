@@ -76,21 +76,75 @@ def test_latency_throughput_and_train_step_records_and_report(tmp_path, plugin_f
 
 
 @pytest.mark.slow
-def test_invalid_modes_become_error_records_and_the_suite_continues(tmp_path, plugin_file, capsys):
+def test_a_mode_the_device_cannot_run_is_skipped_with_its_reason_and_the_suite_continues(tmp_path, plugin_file,
+                                                                                          capsys):
     name = plugin_model_name(plugin_file)
     suite = {"name": "t", "imports": [str(plugin_file)], "models": [name], "complexity": {},
-             "latency": {**FAST, "dtype": "fp16"},
-             "throughput": {**FAST, "batch_sizes": [2], "compile": "no-such-mode"}}
+             "latency": {**FAST, "modes": ["fp32", "fp16"]}}
     code, run_dir, report = _run_suite(tmp_path, capsys, suite)
     assert code == 0
     run = load_run(run_dir)
-    by_kind = {r["kind"]: r for r in run.records}
-    assert by_kind["complexity"]["status"] == "ok"
-    assert by_kind["latency"]["status"] == "error"
-    assert by_kind["latency"]["error"]["message"] == "fp16 autocast is not supported on CPU; use dtype bf16 or fp32"
-    assert by_kind["throughput"]["status"] == "error"
-    assert "unknown torch.compile mode 'no-such-mode'" in by_kind["throughput"]["error"]["message"]
-    assert "MeasurementError" in report.read_text()
+    by_mode = {r["dtype"]: r for r in run.records if r["kind"] == "latency"}
+    assert by_mode["fp32"]["status"] == "ok" and len(by_mode["fp32"]["samples_ms"]) >= 4
+    assert by_mode["fp16"]["status"] == "skipped"
+    assert by_mode["fp16"]["reason"] == "fp16 autocast is not supported on CPU; use dtype bf16 or fp32"
+    text = report.read_text()
+    assert "## SK's cost by execution mode" in text and "fp16 autocast is not supported on CPU" in text
+
+
+def test_an_unknown_mode_or_compile_mode_is_one_line_and_exit_2(tmp_path, plugin_file, capsys):
+    name = plugin_model_name(plugin_file)
+    for section, expected in ((
+            {"latency": {**FAST, "modes": ["fp32", "fastest"]}},
+            "key 'latency.modes.1': mode 'fastest': unknown part 'fastest'; parts: fp32, bf16"), (
+            {"throughput": {**FAST, "compile": "no-such-mode"}},
+            "unknown torch.compile mode 'no-such-mode'; use one of default")):
+        path = tmp_path / "s.yaml"
+        path.write_text(json.dumps({"name": "t", "imports": [str(plugin_file)], "models": [name], **section}))
+        code, out, err = run_cli(capsys, "run", path, "--out", tmp_path / "r", "--no-progress")
+        assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err, err
+    assert not (tmp_path / "r").exists()  # nothing was created
+
+
+UNTRACEABLE_PLUGIN = """
+import torch
+from torch import nn
+from harness import register_model
+
+
+class Untraceable(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        if torch.compiler.is_compiling():
+            raise NotImplementedError("this model refuses to be traced")
+        return self.conv(x)
+
+
+@register_model(input_size=(3, 16, 16))
+def untraceable_NAME() -> nn.Module:
+    return Untraceable()
+"""
+
+
+@pytest.mark.slow
+def test_a_model_dynamo_cannot_compile_is_an_error_of_that_mode_alone(tmp_path, capsys):
+    plugin = tmp_path / "untraceable.py"
+    name = "untraceable_" + tmp_path.name[-8:].replace("-", "_")
+    plugin.write_text(UNTRACEABLE_PLUGIN.replace("untraceable_NAME", name))
+    suite = {"name": "t", "imports": [str(plugin)], "models": [name],
+             "latency": {**FAST, "modes": ["fp32", "channels_last", "compile"], "processes": 1}}
+    code, run_dir, report = _run_suite(tmp_path, capsys, suite)
+    assert code == 0
+    records = {r["task_id"].split(":")[4]: r for r in load_run(run_dir).records}
+    assert records["fp32"]["status"] == records["fp32+channels_last"]["status"] == "ok"
+    failed = records["fp32+compile-default"]
+    assert failed["status"] == "error" and failed["compile"] == "default"
+    assert failed["error"]["message"].startswith("torch.compile(mode='default') compiled no graph of the model: "
+                                                 "dynamo gave up and ran it eagerly")
+    assert "this model refuses to be traced" in failed["error"]["message"]
 
 
 FAILING_PLUGIN = """

@@ -22,8 +22,8 @@ def _one_line_exit_2(capsys, *argv) -> str:
 
 @pytest.mark.parametrize(("launcher", "says"), [
     ({"partiton": "gpu"}, "unknown key 'launcher.partiton'; did you mean 'partition'?"),
-    ({"time": "4h"}, "key 'launcher.time': Value error, '4h' is not a SLURM time"),
-    ({"mem": "lots"}, "key 'launcher.mem': Value error, 'lots' is not a memory size"),
+    ({"time": "4h"}, "key 'launcher.time': '4h' is not a SLURM time"),
+    ({"mem": "lots"}, "key 'launcher.mem': 'lots' is not a memory size"),
     ({"shards": 0}, "key 'launcher.shards': Input should be greater than 0"),
     ({"gpus_per_node": -1}, "key 'launcher.gpus_per_node'"),
 ])

@@ -296,7 +296,8 @@ def test_compile_failure_names_the_compile_mode(monkeypatch: pytest.MonkeyPatch)
     from torch._dynamo.exc import TorchDynamoException
 
     # Stand in for a real backend failure: compiling for real takes tens of seconds on CPU.
-    monkeypatch.setattr(torch, "compile", lambda model, mode=None, dynamic=None: Exploding(TorchDynamoException("boom")))
+    monkeypatch.setattr(torch, "compile",
+                        lambda model, mode=None, dynamic=None: Exploding(TorchDynamoException("boom")))
     prepared = prepare(tiny_net(), input_shape=SHAPE, batch_size=1, device="cpu", mode=Mode(compile="max-autotune"))
     with pytest.raises(MeasurementError, match=r"torch.compile\(mode='max-autotune'\) failed on cpu"):
         prepared.warmup(1)

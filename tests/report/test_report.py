@@ -42,7 +42,7 @@ def _render(tmp_path: Path, records: list[dict], **manifest) -> str:
 
 def test_sections_are_an_explicit_list_of_functions():
     assert [s.__module__ for s in SECTIONS] == ["harness.report.complexity", "harness.report.latency",
-                                                "harness.report.cost", "harness.report.optime",
+                                                "harness.report.modes", "harness.report.cost", "harness.report.optime",
                                                 "harness.report.training",
                                                 "harness.report.eval", "harness.report.attention"]
 
