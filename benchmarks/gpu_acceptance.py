@@ -10,13 +10,14 @@ or overrunning step is recorded, its whole process group killed, and the next on
    (op_time), the matmul peak; training is left to the CIFAR steps (CIFAR cannot be downloaded offline).
 2. The A/A calibration on the GPU (``benchmarks/calibration.py``, R = 5): two copies of ResNeXt-50; how often
    each run's 95% CI holds 1.0.
-3. Throughput at batch 256 in bf16 + channels_last, then fp16, for ResNeXt-50 / SENet-50 / SKNet-50.
-4. One ``torch.compile`` mode (``default``, bf16, channels_last) on SKNet-50.
-5. ``pytest -m gpu``: the CUDA tests (event timing, autocast, the device-resident loader, AMP training).
-6. A few epochs of ``suites/cifar_short.yaml`` on generated CIFAR-format data: bf16 AMP, channels_last;
+3. SK's cost by execution mode, the CUDA block of ``suites/modes_cpu.yaml``: ResNeXt-50, SENet-50, SKNet-50 and
+   timm's SK-ResNeXt-50 in fp32, bf16 autocast + channels_last and ``torch.compile``, paired in one group at
+   batch 256 (compile times, graphs and graph breaks recorded); then fp16 throughput of the Table 2 trio.
+4. ``pytest -m gpu``: the CUDA tests (event timing, autocast, the device-resident loader, AMP training).
+5. A few epochs of ``suites/cifar_short.yaml`` on generated CIFAR-format data: bf16 AMP, channels_last;
    img/s of the warm epochs apart from the first (compilation, cuDNN autotuning).
-7. The SK-speed benchmark on CUDA (``benchmarks/sk_speed.py``: our sknet50 vs timm's skresnext50_32x4d).
-8. torchrun with one process and ``HARNESS_DISTRIBUTED=always``: DDP over a one-rank NCCL group.
+6. The SK-speed benchmark on CUDA (``benchmarks/sk_speed.py``: our sknet50 vs timm's skresnext50_32x4d).
+7. torchrun with one process and ``HARNESS_DISTRIBUTED=always``: DDP over a one-rank NCCL group.
 
 ``--plan`` prints the steps with their estimates, grouped into chunks of at most ``CHUNK_S`` (8 minutes: a
 device call may run 10), each with the command that runs it (``--only N``, repeatable, by number or exact name;
@@ -116,17 +117,17 @@ def plan(out: Path, *, dry: bool) -> list[Step]:
                                          *(["--processes", "2", "--set", "latency.min_time_s=0.1",
                                             "--set", "throughput.min_time_s=0.1", "--set",
                                             "throughput.batch_sizes=[2]"] if dry else [])], 420, estimate_s=200),
-        Step("throughput bf16 + channels_last", _run_args(
-            "suites/sknet_vs_senet.yaml", out, device, *size, *only_throughput, *modes, "throughput.dtype=bf16",
-            "throughput.channels_last=true"), 240, estimate_s=120),
+        # SK's cost by execution mode, the CUDA block of suites/modes_cpu.yaml: the four nets in fp32, bf16 autocast
+        # + channels_last and torch.compile, paired in one group at batch 256, with compile times and graph breaks
+        Step("modes (fp32, bf16 + channels_last, compile)", _run_args(
+            "suites/modes_cpu.yaml", out, device, "latency=null", "op_time=null",
+            *(["models=[reference_convnet]", "complexity=null", "throughput.batch_sizes=[2]",
+               "throughput.modes=[fp32, channels_last, compile]", "throughput.processes=1",
+               "throughput.min_time_s=0.1", "throughput.max_time_s=0.5"] if dry else
+              ["throughput.max_time_s=4"])), 480, estimate_s=330),
         Step("throughput fp16", _run_args(
             "suites/sknet_vs_senet.yaml", out, device, *size, *only_throughput, *modes, "throughput.dtype=fp16"),
             240, estimate_s=110, gpu_only=True),
-        Step("torch.compile default", _run_args(
-            "suites/sknet_vs_senet.yaml", out, device, *size, *only_throughput,
-            *(["models=[reference_convnet]"] if dry else ["models=[sknet50]", "throughput.models=null"]),
-            "throughput.compile=default",
-            *([] if dry else ["throughput.dtype=bf16", "throughput.channels_last=true"])), 420, estimate_s=240),
         Step("pytest -m gpu", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "gpu",
                                str(ROOT / "tests")], 240, estimate_s=90, gpu_only=True),
         Step("fake CIFAR", _harness("make-fake-cifar", str(data), "--n-train", "512" if dry else "10000",

@@ -217,7 +217,8 @@ class OpTimeSection(Mode):
     kinds are the eager model's operators."""
 
     compile: ClassVar[None] = None  # type: ignore[misc]  # not a setting here: op-time profiles the eager model
-    # one profiled group per mode (dtype and memory format; eager only), e.g. [fp32, channels_last, bf16]
+    # one profiled group per mode, e.g. [fp32, channels_last, bf16, compile]: a compiled model is profiled without
+    # the attribution hooks (its kinds are then Inductor's fused kernels, the convolutions by backend, the guards)
     modes: list[ModeEntry] | None = None
     models: list[ModelSpec] | None = None
     batch_size: PositiveInt = 1
@@ -235,10 +236,6 @@ class OpTimeSection(Mode):
         labels = [m.label for m in self.modes]
         if not labels or len(set(labels)) != len(labels):
             raise ValueError(f"modes must list distinct modes, at least one; got {labels}")
-        compiled = [m.label for m in self.modes if m.compile is not None]
-        if compiled:
-            raise ValueError(f"op_time profiles the eager model's operators; {compiled[0]!r} is compiled (Inductor's "
-                             "fused kernels are not those operators): drop it here, time it in latency/throughput")
         return self
 
     def modes_to_profile(self) -> list[Mode]:

@@ -27,7 +27,8 @@ OP_KINDS = (
     "conv.grouped",    # k×k grouped conv, dilation 1 (ResNeXt's 3×3 with 32 groups, SK's first branch)
     "conv.depthwise",  # groups = input channels (ShuffleNetV2's 3×3)
     "conv.dilated",    # dilation > 1, grouped or not (SK's second branch: 3×3 with dilation 2 = the paper's "5×5")
-    "conv.other",      # a conv op with no conv module around it (functional calls we did not hook)
+    "conv.other",      # a conv op with no conv module around it (functional calls we did not hook, a compiled model)
+    "conv.im2col",     # ... run by aten's im2col + matmul path (``_slow_conv2d_forward``), not oneDNN (compiled)
     "bn",              # batch norm that ran as its own op (ours fold BN into the conv at inference; timm's do not)
     "act",             # ReLU and other activations (a sigmoid outside an attention module is one)
     "pool",            # the network's own pooling: stem max pool, global average pool of the head
@@ -37,6 +38,8 @@ OP_KINDS = (
     "attn.softmax",    # the attention's gate: SK's softmax across branches (a sigmoid for two), SE's sigmoid
     "eltwise",         # element-wise arithmetic: residual adds, SE's scale, SK's select (a·U1 + (1−a)·U2), sums
     "memory",          # allocation, copies, views and layout: cat / stack / copy_ / clone / contiguous / empty / view …
+    "fused",           # a compiled model's generated kernels (Inductor's C++ / Triton): fused BN, activations, sums …
+    "guards",          # a compiled model's guard checks before each call (dynamo's cache lookup)
     "python",          # the interpreter between ops: module calls, hooks, the profiler's own ranges
     "other",           # any other op
 )
@@ -73,16 +76,36 @@ def op_class(name: str) -> str:
     return next((cls for cls, rule in _OP_RULES if rule.search(bare)), "other")
 
 
-def kind_of(op: str | None, *, conv: str | None, attention: bool) -> str:
-    """The kind of a self time under outermost aten op ``op`` (None: outside any op, the interpreter), inside
-    conv range ``conv`` (the innermost; None if none) and, if ``attention``, inside an attention module."""
+# What torch.compile puts around and between the aten ops a profiler sees. Its generated kernels and guard checks
+# are kinds of their own; its wrappers ("Torch-Compiled Region", "## Call CompiledFxGraph …") are not ops: the
+# attribution looks through them (``is_wrapper``), as through the harness's own ranges.
+FUSED_KERNEL = re.compile(r"^(?:graph_\d+_)?(?:cpp_fused|triton_|cpp_kernel)")
+GUARDS = "TorchDynamo Cache Lookup"
+# aten's own convolution paths (im2col + matmul, "slow_conv" in their names), taken instead of oneDNN for some
+# inputs: a compiled model on the CPU runs its 1×1 convolutions there
+SLOW_CONV = re.compile(r"^aten::(?:_slow_conv2d_forward|slow_conv_dilated[23]d|thnn_conv2d|slow_conv3d)")
+
+
+def is_wrapper(name: str) -> bool:
+    """An event that is neither an op nor a kernel (torch.compile's regions and graph calls)."""
+    return "::" not in name and not FUSED_KERNEL.search(name) and not name.startswith(GUARDS)
+
+
+def kind_of(op: str | None, *, conv: str | None, attention: bool, slow_conv: bool = False) -> str:
+    """The kind of a self time under outermost op ``op`` (None: outside any op, the interpreter), inside conv range
+    ``conv`` (the innermost; None if none) and, if ``attention``, inside an attention module; ``slow_conv``: the
+    time is inside aten's im2col convolution path (``SLOW_CONV``)."""
     if op is None:
         return "python"
+    if FUSED_KERNEL.search(op):
+        return "fused"
+    if op.startswith(GUARDS):
+        return "guards"
     cls = op_class(op)
     if cls == "conv":
         if conv == "fc":
             return "attn.fc" if attention else "fc"
-        return f"conv.{conv}" if conv else "conv.other"
+        return f"conv.{conv}" if conv else ("conv.im2col" if slow_conv else "conv.other")
     if cls in ("pool", "fc"):
         return f"attn.{cls}" if attention else cls
     if cls == "gate":

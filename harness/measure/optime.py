@@ -43,7 +43,7 @@ from torch.profiler import ProfilerActivity, profile, record_function, schedule
 from harness.errors import MeasurementError
 from harness.measure.device import synchronize
 from harness.measure.memory import kineto_chatter_to_debug_log
-from harness.measure.opkinds import ATTENTION_MODULES, OP_KINDS, conv_kind, kind_of
+from harness.measure.opkinds import ATTENTION_MODULES, OP_KINDS, SLOW_CONV, conv_kind, is_wrapper, kind_of
 from harness.measure.sampling import SampleWindow
 from harness.measure.timer import PreparedModel, rotation, time_group
 
@@ -152,10 +152,11 @@ def _event_value_us(evt: Any, *, device_time: bool) -> float:
     return float(evt.self_cpu_time_total)
 
 
-def _context(evt: Any) -> tuple[str | None, str | None, str | None, bool, Any]:
-    """(model label, outermost aten op, innermost conv kind, inside attention, the model-iteration range)."""
+def _context(evt: Any) -> tuple[str | None, str | None, str | None, bool, bool, Any]:
+    """(model label, outermost op, innermost conv kind, inside attention, inside a slow conv path, the
+    model-iteration range). torch.compile's wrappers are looked through (``opkinds.is_wrapper``)."""
     op = conv = label = root = None
-    attention = False
+    attention = slow = False
     node = evt
     while node is not None:
         name = node.name
@@ -166,10 +167,20 @@ def _context(evt: Any) -> tuple[str | None, str | None, str | None, bool, Any]:
             conv = conv or name[len(CONV_RANGE):]
         elif name.startswith(ATTENTION_RANGE):
             attention = True
-        elif not name.startswith("optime."):
+        elif not name.startswith("optime.") and not is_wrapper(name):
             op = name  # climbing: the last op seen is the outermost
+            slow = slow or bool(SLOW_CONV.search(name))
         node = node.cpu_parent
-    return label, op, conv, attention, root
+    return label, op, conv, attention, slow, root
+
+
+def _called_by_model(evt: Any) -> bool:
+    """Whether ``evt`` is an op the model itself called: its parent, looking through torch.compile's wrappers, is
+    one of the harness's ranges."""
+    node = evt.cpu_parent
+    while node is not None and is_wrapper(node.name) and not node.name.startswith("optime."):
+        node = node.cpu_parent
+    return node is not None and node.name.startswith("optime.")
 
 
 def attribute(events: Sequence[Any], *, device_time: bool) -> dict[str, list[dict[str, Any]]]:
@@ -180,15 +191,15 @@ def attribute(events: Sequence[Any], *, device_time: bool) -> dict[str, list[dic
     for evt in events:
         if evt.device_type != DeviceType.CPU or evt.is_async:
             continue  # device events are counted through the CPU op that launched them (evt.kernels)
-        label, op, conv, attention, root = _context(evt)
+        label, op, conv, attention, slow, root = _context(evt)
         if root is None or label is None:  # set together: the event is outside every model's range
             continue
         it = iterations.setdefault(id(root), {"kinds": defaultdict(float), "ops": defaultdict(float),
                                               "calls": defaultdict(int), "host_us": float(root.cpu_time_total),
                                               "start": root.time_range.start})
         labels[id(root)] = label
-        kind = kind_of(op, conv=conv, attention=attention)
-        if op is not None and evt.name == op and evt.cpu_parent.name.startswith("optime."):
+        kind = kind_of(op, conv=conv, attention=attention, slow_conv=slow)
+        if op is not None and evt.name == op and _called_by_model(evt):
             it["calls"][kind] += 1  # an op the model called (not one inside another op): dispatch costs per call
         value = _event_value_us(evt, device_time=device_time)
         if value == 0.0:
@@ -241,7 +252,8 @@ def _profiled(benches: Mapping[str, PreparedModel], n: int, device: torch.device
     plan = schedule(wait=0, warmup=_PROFILER_WARMUP, active=n, repeat=1)
     with contextlib.ExitStack() as stack:
         for bench in benches.values():
-            stack.enter_context(attribution_hooks(bench.model))
+            if bench.mode.compile is None:  # a hook in a compiled model is a graph break, and its kernels are fused
+                stack.enter_context(attribution_hooks(bench.model))
         # libkineto's "USDT: … profiler_start/stop" lines go to the debug log, not the user's terminal
         stack.enter_context(kineto_chatter_to_debug_log())
         with profile(activities=activities, schedule=plan) as prof:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.measure.mode import mode_label
 from harness.measure.stats import bootstrap_ci
 from harness.report.markdown import frame_table, num
 from harness.results import RunData
@@ -178,9 +179,7 @@ def _summary_line(record: dict[str, Any], label: str, cx: dict[str, dict[str, An
 
 
 def _heading(record: dict[str, Any]) -> str:
-    mode = record.get("dtype") or "fp32"
-    if record.get("channels_last"):
-        mode += ", channels_last"
+    mode = mode_label(record.get("dtype"), channels_last=record.get("channels_last"), compile=record.get("compile"))
     return (f"### batch {record.get('batch_size')} · {record.get('device')} · {mode} · "
             f"{record.get('threads')} thread(s) · {record.get('iterations')} paired iterations")
 
@@ -225,6 +224,12 @@ def section(run: RunData, assets: Path, stem: str) -> list[str]:
              "extra time is the median of the paired per-cycle differences. The profiler slows small ops most, "
              "so profiled times exceed the unprofiled ones shown beside them; compare models profiled together.",
              ""]
+    if any(r.get("compile") for r in records):
+        lines += ["A compiled model (`compile`) is profiled without the hooks: its time is Inductor's generated "
+                  "kernels (`fused`: BN, activations, sums and the attention's arithmetic, fused together), the "
+                  "convolutions it calls by backend (`conv.other`: oneDNN; `conv.im2col`: aten's im2col + matmul "
+                  "path), dynamo's guard checks (`guards`) and the graph call itself (`python`); the eager kinds are "
+                  "fused away.", ""]
     for record in records:
         lines += _block(record, cx)
     return lines

@@ -10,12 +10,14 @@ written as its label, so the report needs no registry and no torch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import asdict
 from typing import Any
 
 from harness.environment import backend_flags
 from harness.errors import MeasurementError
+from harness.measure.mode import Mode
 from harness.measure.optime import ModelOpTime, OpTimeResult, profile_op_time
 from harness.measure.timer import PreparedModel, prepare_benchmark
 from harness.models.plain import plain_match
@@ -84,9 +86,19 @@ def _record(spec: OpTimeSpec, result: OpTimeResult | None, fields: dict[str, Any
     return record
 
 
+def _kernel_names(mode: Mode) -> contextlib.AbstractContextManager[Any]:
+    """For a compiled mode, Inductor's C++ kernels each in a profiler range of their own name (compiled in, so set
+    before the first call): without it their time is the graph call's, not a kernel's."""
+    if mode.compile is None:
+        return contextlib.nullcontext()
+    from torch._inductor import config
+
+    return config.patch({"cpp.enable_kernel_profile": True})
+
+
 def execute(task: Task, ctx: TaskContext) -> dict[str, Any]:
     spec: OpTimeSpec = task.spec
-    with backend_flags(cudnn_benchmark=True, tf32=False):
+    with backend_flags(cudnn_benchmark=True, tf32=False), _kernel_names(spec.mode):
         benches, fields, errors = _prepared(task, spec)
         if not benches:
             first = next(iter(errors.values()), {"message": "no models"})

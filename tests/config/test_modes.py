@@ -75,12 +75,12 @@ def test_modes_per_device_and_none_for_a_device_plans_no_group():
     assert [m.spec.mode.label for m in cuda[0].members] == ["fp32", "bf16, channels_last"] * 2
 
 
-def test_op_time_profiles_each_eager_mode_in_a_task_of_its_own():
+def test_op_time_profiles_each_mode_in_a_task_of_its_own():
     suite = parse_suite({"name": "m", "models": ["resnext50", "sknet50"],
-                         "op_time": {"modes": ["fp32", "channels_last", "bf16"]}})
+                         "op_time": {"modes": ["fp32", "channels_last", "bf16", "compile"]}})
     tasks = [t for t in expand(suite, device="cpu") if t.kind == "op_time"]
-    assert [t.spec.mode.label for t in tasks] == ["fp32", "fp32, channels_last", "bf16"]
-    assert len({t.task_id for t in tasks}) == 3
+    assert [t.spec.mode.label for t in tasks] == ["fp32", "fp32, channels_last", "bf16", "fp32, compile:default"]
+    assert len({t.task_id for t in tasks}) == 4
 
 
 @pytest.mark.parametrize(("suite", "message"), [
@@ -88,8 +88,7 @@ def test_op_time_profiles_each_eager_mode_in_a_task_of_its_own():
     (_suite(modes=[]), "modes is empty"),
     (_suite(modes=["bf16"], dtype="bf16"), "set either modes or dtype/channels_last/compile"),
     (_suite(modes=["fp32", "fastest"]), "key 'latency.modes.1': mode 'fastest': unknown part 'fastest'"),
-    ({"name": "m", "models": ["resnext50"], "op_time": {"modes": ["fp32", "compile"]}},
-     "op_time profiles the eager model's operators; 'fp32, compile:default' is compiled"),
+    ({"name": "m", "models": ["resnext50"], "op_time": {"modes": ["fp32", "fp32"]}}, "modes must list distinct"),
 ])
 def test_what_a_modes_list_may_not_say_is_one_line(suite, message):
     with pytest.raises(ConfigError, match=message) as info:

@@ -119,6 +119,38 @@ def test_op_table_and_kind_rules():
     assert kind_of("aten::frobnicate", conv=None, attention=False) == "other"
 
 
+class Event:
+    """A profiler event as ``attribute`` reads it: a name, a parent, its self time."""
+
+    def __init__(self, name: str, parent: Event | None = None, self_us: float = 0.0, start: int = 0) -> None:
+        from torch.autograd import DeviceType
+
+        self.name, self.cpu_parent, self.self_cpu_time_total = name, parent, self_us
+        self.device_type, self.is_async, self.kernels = DeviceType.CPU, False, []
+        self.cpu_time_total = self_us
+        self.time_range = type("Range", (), {"start": start})()
+
+
+def test_a_compiled_models_time_is_its_kernels_its_convolutions_by_backend_and_its_guards():
+    from harness.measure.optime import MODEL_RANGE, attribute
+
+    root = Event(MODEL_RANGE + "sk", self_us=0.0)
+    root.cpu_time_total = 1000.0
+    region = Event("Torch-Compiled Region: 0/0", root, self_us=10.0)  # a wrapper: its own time is the interpreter's
+    call = Event("## Call CompiledFxGraph f1 ##", region, self_us=20.0)
+    conv = Event("aten::convolution", call, self_us=5.0)
+    events = [root, region, call, conv,
+              Event("TorchDynamo Cache Lookup", root, self_us=30.0),
+              Event("graph_0_cpp_fused__native_batch_norm_legit_no_training_relu_3", call, self_us=200.0),
+              Event("aten::_slow_conv2d_forward", Event("aten::_convolution", conv), self_us=500.0),
+              Event("aten::mkldnn_convolution", Event("aten::_convolution", conv), self_us=235.0)]
+    (iteration,) = attribute(events, device_time=False)["sk"]
+    assert dict(iteration["kinds"]) == {"python": 30.0, "guards": 30.0, "fused": 200.0, "conv.im2col": 500.0,
+                                        "conv.other": 240.0}
+    assert sum(iteration["kinds"].values()) == 1000.0  # self times still add up to the iteration
+    assert kind_of("triton_poi_fused_add_0", conv=None, attention=False) == "fused"
+
+
 def test_cycles_follow_the_engines_rotation():
     # the timing engine's Williams design: every model in every position and after every other one alike
     assert list(_cycles(["a", "b", "c"], 7)) == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"],
