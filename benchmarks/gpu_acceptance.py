@@ -124,7 +124,7 @@ def plan(out: Path, *, dry: bool) -> list[Step]:
             *(["models=[reference_convnet]", "complexity=null", "throughput.batch_sizes=[2]",
                "throughput.modes=[fp32, channels_last, compile]", "throughput.processes=1",
                "throughput.min_time_s=0.1", "throughput.max_time_s=0.5"] if dry else
-              ["throughput.max_time_s=4"])), 480, estimate_s=330),
+              ["throughput.min_time_s=3", "throughput.max_time_s=5"])), 480, estimate_s=330),
         Step("throughput fp16", _run_args(
             "suites/sknet_vs_senet.yaml", out, device, *size, *only_throughput, *modes, "throughput.dtype=fp16"),
             240, estimate_s=110, gpu_only=True),

@@ -14,7 +14,8 @@ from harness.paper import all_rows
 OURS = [n for n in list_models() if get_entry(n).family in {"resnext", "senet", "sknet", "shufflenet"}]
 
 
-@pytest.mark.parametrize("name", OURS)
+# the 101-layer nets build the same blocks as the 50-layer ones, twice as deep: the slow tier builds them
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if "101" in n else n for n in OURS])
 def test_every_model_builds_and_runs(name):
     model = harness.create_model(name, width=0.125, num_classes=5).eval()
     size = default_input_size(name)

@@ -66,6 +66,7 @@ def test_the_five_pairs_are_the_issue_s():
                                 "senet101": "seresnext101_32x4d"}
 
 
+@pytest.mark.slow  # 4 s: a full SK-ResNeXt-50 built twice; the sknet50 conversion is also checked in the default tier
 def test_a_timm_file_goes_through_weights(tmp_path):
     donor = _randomise_bn(timm.create_model("skresnext50_32x4d", pretrained=False))
     torch.save(donor.state_dict(), tmp_path / "sk.pth")
