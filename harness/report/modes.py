@@ -59,6 +59,7 @@ def _mode_of(fields: Any) -> str:
 def tables(run: RunData) -> list[tuple[str, Table]]:
     """(kind's title, table) for every kind × batch size × device timed in two or more modes."""
     out = []
+    not_timed = _missing(run)
     for kind, title in KINDS:
         benches = S.benchmarks(run, kind)
         by_group: dict[tuple[Any, Any], list[S.Benchmark]] = {}
@@ -66,7 +67,7 @@ def tables(run: RunData) -> list[tuple[str, Table]]:
             by_group.setdefault((b.fields["batch_size"], b.fields["device"]), []).append(b)
         for (bs, device), group in by_group.items():
             modes = list(dict.fromkeys(b.mode for b in group))
-            missing = _missing(run, kind, bs, device)
+            missing = not_timed.get((kind, bs, device), {})
             modes += [m for _, m in missing if m not in modes]
             if len(modes) < 2:
                 continue
@@ -78,15 +79,17 @@ def tables(run: RunData) -> list[tuple[str, Table]]:
     return out
 
 
-def _missing(run: RunData, kind: str, batch_size: Any, device: Any) -> dict[tuple[str, str], str]:
-    out = {}
+def _missing(run: RunData) -> dict[tuple[Any, Any, Any], dict[tuple[str, str], str]]:
+    """(kind, batch size, device) → (label, mode) → why a timed model has no samples in that mode (its skipped or
+    error record), in one pass over the records."""
+    out: dict[tuple[Any, Any, Any], dict[tuple[str, str], str]] = {}
+    kinds = {kind for kind, _ in KINDS}
     for r in run.records:
-        if r.get("kind") != kind or r.get("status") not in ("error", "skipped"):
-            continue
-        if r.get("batch_size") != batch_size or r.get("device") != device or r.get("dtype") is None:
+        if r.get("status") not in ("error", "skipped") or r.get("kind") not in kinds or r.get("dtype") is None:
             continue
         why = r.get("reason") if r["status"] == "skipped" else f"{r['error']['type']}: {r['error']['message']}"
-        out[(str(r.get("label") or r.get("model")), _mode_of(r))] = f"{r['status']}: {why}"
+        key = (r.get("kind"), r.get("batch_size"), r.get("device"))
+        out.setdefault(key, {})[(str(r.get("label") or r.get("model")), _mode_of(r))] = f"{r['status']}: {why}"
     return out
 
 
