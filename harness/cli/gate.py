@@ -123,7 +123,10 @@ def _ab_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", help="the suite both checkouts run (its latency section)")
     parser.add_argument("--pairs", type=int, default=3, metavar="K",
                         help="worker processes, each timing base and head (default 3)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="device (default cpu)")
+    from harness.cli.run import device_arg
+
+    parser.add_argument("--device", type=device_arg, default="cpu", metavar="cpu|cuda|cuda:N",
+                        help="device (default cpu); cuda:N times on the N-th visible GPU")
     parser.add_argument("--out", default="results", help="results root: samples go under OUT/same_job/")
     parser.add_argument("--no-progress", action="store_true")
 

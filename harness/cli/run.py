@@ -23,13 +23,19 @@ def _shard(value: str) -> tuple[int, int]:
     return index - 1, count
 
 
-def _device(value: str) -> str:
-    """``--device``: auto, cpu, cuda or cuda:N (whether GPU N exists is checked where the run starts)."""
+def _device(value: str, *, auto: bool = True) -> str:
+    """``--device``: auto (where allowed), cpu, cuda or cuda:N (whether GPU N exists is checked where it starts)."""
     kind, sep, index = value.partition(":")
-    if value in ("auto", "cpu", "cuda") or (kind == "cuda" and sep and index.isascii() and index.isdigit()):
+    if value in (("auto",) * auto + ("cpu", "cuda")) or (kind == "cuda" and sep and index.isascii()
+                                                         and index.isdigit()):
         return value
-    raise argparse.ArgumentTypeError(f"--device {value!r}: write auto, cpu, cuda or cuda:N (N the index of a "
-                                     "visible GPU, e.g. cuda:1)")
+    raise argparse.ArgumentTypeError(f"--device {value!r}: write {'auto, ' * auto}cpu, cuda or cuda:N (N the index "
+                                     "of a visible GPU, e.g. cuda:1)")
+
+
+def device_arg(value: str) -> str:
+    """``--device`` of a command that times on one named device: cpu, cuda or cuda:N."""
+    return _device(value, auto=False)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -56,6 +56,10 @@ def worker_spec(*, base: Path, head: Path, suite_path: Path, device: str) -> dic
     section = suite.latency
     if section is None:
         raise ConfigError(f"{suite_path}: gate ab times the suite's latency section, and it has none")
+    if section.modes is not None:
+        raise ConfigError(f"{suite_path}: gate ab times one mode, and the latency section lists modes "
+                          f"({', '.join(m.label for m in section.modes_for(device))}): give the gate a suite whose "
+                          "section sets its mode with dtype / channels_last / compile")
     models = section.models or suite.models
     benchmarks = [{"name": m.name, "label": m.label or m.name, "options": dict(m.options or {}),
                    "input_size": list(m.input_size) if m.input_size else None, "batch_size": bs}

@@ -59,6 +59,24 @@ def test_bad_inputs_are_one_line(tmp_path, capsys):
         check_inputs(base, base, _suite(tmp_path), 0)
 
 
+def test_the_device_may_name_a_gpu_and_a_suite_of_several_modes_is_refused(tmp_path, capsys):
+    from harness.gate.ab import worker_spec
+
+    base = _checkout(tmp_path, "base", 1.0)
+    for device in ("cuda:x", "auto", "gpu"):
+        with pytest.raises(SystemExit) as stopped:
+            run_cli(capsys, "gate", "ab", base, base, "--suite", _suite(tmp_path), "--device", device)
+        err = capsys.readouterr().err
+        assert stopped.value.code == 2 and f"--device {device!r}: write cpu, cuda or cuda:N" in err, err
+    doc = json.loads(_suite(tmp_path).read_text())
+    assert worker_spec(base=base, head=base, suite_path=_suite(tmp_path), device="cuda:1")["device"] == "cuda:1"
+    doc["latency"]["modes"] = ["fp32", "compile"]
+    (tmp_path / "modes.yaml").write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match=r"gate ab times one mode, and the latency section lists modes \(fp32, "
+                                          r"fp32, compile:default\)"):
+        worker_spec(base=base, head=base, suite_path=tmp_path / "modes.yaml", device="cpu")
+
+
 def test_each_side_builds_its_own_checkouts_model_and_leaves_no_module_behind(tmp_path):
     import sys
 
