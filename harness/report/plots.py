@@ -163,14 +163,26 @@ def grouped_bars(ax: Any, categories: Sequence[str], series: dict[str, Sequence[
 def mode_overheads(ax: Any, modes: Sequence[str], series: dict[str, Sequence[Interval | None]], *,
                    macs: dict[str, float | None], xlabel: str, title: str) -> None:
     """Time ratios ÷ the base network per mode (one group of bars per mode, one bar per model, CI error bars), with
-    each model's MACs ratio as a dashed line of its bar's colour across every mode: the mode's overhead beside the
-    compute it does not change."""
-    grouped_bars(ax, modes, series, baseline=1.0, xlabel=xlabel, title=title)
-    for k, name in enumerate(series):
+    each model's MACs ratio as a red tick across each of its bars: the mode's overhead beside the compute that no
+    mode changes."""
+    height = 0.8 / max(1, len(series))
+    for k, (name, values) in enumerate(series.items()):
+        rows = [(i, v) for i, v in enumerate(values) if v is not None]
+        y = [i - 0.4 + height * (k + 0.5) for i, _ in rows]
+        if rows:
+            ax.barh(y, [v.value - 1.0 for _, v in rows], height=height, left=1.0,
+                    xerr=_errors([v for _, v in rows]), capsize=2, label=name, ecolor="black")
         ratio = macs.get(name)
-        if ratio is not None:
-            ax.axvline(ratio, color=f"C{k}", linestyle="--", linewidth=1.5, label=f"{name}: MACs ratio")
-    _legend_below(ax)
+        for at in y if ratio is not None else ():
+            ax.plot([ratio, ratio], [at - height / 2, at + height / 2], color=REFERENCE, linewidth=2,
+                    label="MACs ratio" if k == 0 and at == y[0] else None)
+    ax.axvline(1.0, color="grey", linewidth=1)
+    ax.set_yticks(range(len(modes)), modes)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
 
 
 # Where a label may go around its point, in pixels (x, y); tried in order, then farther out with a leader line.
