@@ -182,7 +182,8 @@ def mode_overheads(ax: Any, modes: Sequence[str], series: dict[str, Sequence[Int
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=9)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    if ax.get_legend_handles_labels()[0]:  # a run of one model has no overhead to draw
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
 
 
 # Where a label may go around its point, in pixels (x, y); tried in order, then farther out with a leader line.
