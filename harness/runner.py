@@ -34,6 +34,7 @@ from harness.measure.load import ThreadChoice, choose_threads, wait_for_quiet
 from harness.models.plugins import import_plugins
 from harness.plan import Task, expand, shard_tasks, shard_units
 from harness.results import MANIFEST, RecordWriter, create_run_dir, load_run, read_records, utc_now, write_manifest
+from harness.results.records import RecordBase
 from harness.results.store import RunLock
 from harness.tasks import Executor, TaskContext, executors, model_fields
 from harness.train.rng import seed_everything
@@ -151,8 +152,8 @@ def _check_resumable(manifest: dict[str, Any], suite: Suite, options: RunOptions
                               f"({then[name]!r}, now {value!r}); its results would not compare, start a new run")
 
 
-def _finished(records: list[dict[str, Any]]) -> set[str]:
-    return {r["task_id"] for r in records if r.get("status") in ("ok", "skipped") and r.get("kind") != "train_epoch"}
+def _finished(records: list[RecordBase]) -> set[str]:
+    return {r.task_id for r in records if r.status in ("ok", "skipped") and r.kind != "train_epoch"}
 
 
 def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
@@ -236,9 +237,10 @@ def _run_tasks(tasks: list[Task], *, suite: Suite, options: RunOptions, run_dir:
                is_writer: bool) -> None:
     # read once: what is done, and the earlier records of each task (a resumed training's epochs)
     earlier: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in read_records(run_dir / "records.jsonl"):
-        earlier[record.get("task_id")].append(record)
-    done = _finished([r for recs in earlier.values() for r in recs])
+    records = read_records(run_dir / "records.jsonl")
+    for record in records:  # the tasks (the writing side) read their earlier records as the lines held them
+        earlier[record.task_id].append(record.to_json())
+    done = _finished(records)
     todo = [_unfinished(t, done) for t in tasks if not set(t.ids) <= done]
     log.info("%s: %d tasks (%d already done)", run_dir, len(tasks), len(tasks) - len(todo))
     reported_skips: set[str] = set()

@@ -42,5 +42,5 @@ def merge_runs(run_dirs: list[Path], *, out_root: Path, run_id: str | None = Non
             for record in run.records:
                 if record_key(record) not in seen:
                     seen.add(record_key(record))
-                    writer.write({k: v for k, v in record.items() if k != "schema"})
+                    writer.append(record)
     return run_dir

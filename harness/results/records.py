@@ -17,7 +17,17 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from harness.errors import HarnessError, ResultsError
 
@@ -89,6 +99,33 @@ class RecordBase(_Shape):
     wall_s: Seconds | None = Field(default=None, description="wall time of the task (of the group, when timed "
                                                              "in one)")
     shard: ShardRef | None = Field(default=None, description="which shard's process measured it")
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as its line holds it: the fields it was given (extras included), by their JSON names."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+    # --- transitional mapping view (readers not yet reading attributes); removed once none is left ---------
+    _legacy_view: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def _legacy(self) -> dict[str, Any]:
+        if self._legacy_view is None:
+            self._legacy_view = self.to_json()
+        return self._legacy_view
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._legacy().get(name, default)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._legacy()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._legacy()
+
+    def keys(self) -> Any:
+        return self._legacy().keys()
+
+    def items(self) -> Any:
+        return self._legacy().items()
 
 
 class ErrorInfo(_Shape):
@@ -547,8 +584,9 @@ def undeclared(typed: BaseModel, prefix: str = "") -> list[str]:
     return out
 
 
-def check_new(record: dict[str, Any]) -> None:
-    """What the writer asks of a record it is about to append: its kind's shape, and no undeclared field."""
+def check_new(record: dict[str, Any]) -> RecordBase:
+    """What the writer asks of a record it is about to append: its kind's shape, and no undeclared field; the
+    record as that shape."""
     typed = parse_record(record, where=f"record {record.get('task_id')!r}")
     if type(typed) is RecordBase:
         raise UndeclaredField(f"record {record.get('task_id')!r}: kind {record.get('kind')!r} has no record type "
@@ -558,6 +596,7 @@ def check_new(record: dict[str, Any]) -> None:
         raise UndeclaredField(f"record {record.get('task_id')!r} ({record.get('kind')}): field(s) "
                               f"{', '.join(sorted(extra))} are not declared on {type(typed).__name__} "
                               "(harness.results.records)")
+    return typed
 
 
 def declared_fields(kind: str) -> tuple[str, ...]:

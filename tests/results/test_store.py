@@ -3,9 +3,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from fake_records import latency
 
 from harness.errors import ResultsError
 from harness.results import RESULTS_SCHEMA, RecordWriter, create_run_dir, load_run, write_manifest
+from harness.results.records import FailedRecord, PeakRecord, RecordBase, TimedRecord
 
 EPOCH = {"test_acc": 0.5, "img_per_s": 100.0}
 
@@ -100,4 +102,23 @@ def test_a_reader_keeps_kinds_and_fields_a_newer_harness_writes(tmp_path):
              {"schema": 2, "task_id": "p", "kind": "peak", "status": "ok", "dtype": "fp32", "peak_gmacs_per_s": 1.0,
               "new_field": [1]}]
     (run_dir / "records.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    assert load_run(run_dir).records == lines
+    note, peak = load_run(run_dir).records
+    assert type(note) is RecordBase and note.kind == "note" and note.model_extra == {"text": "hi"}
+    assert type(peak) is PeakRecord and peak.peak_gmacs_per_s == 1.0 and peak.model_extra == {"new_field": [1]}
+    assert [note.to_json(), peak.to_json()] == lines  # what a merge writes back: the lines as they were
+
+
+def test_a_run_holds_typed_records_with_a_typed_accessor(tmp_path):
+    run_dir = create_run_dir(tmp_path, "suite")
+    write_manifest(run_dir, {"suite_name": "suite"})
+    with RecordWriter(run_dir) as writer:
+        writer.write(latency("a", "sknet50", [1.0, 2.0]))
+        writer.write({"task_id": "p", "kind": "peak", "status": "ok", "dtype": "fp32", "peak_gmacs_per_s": 3.0})
+        writer.write({"task_id": "latency:b", "kind": "latency", "status": "error", "model": "senet50",
+                      "error": {"type": "E", "message": "m"}})
+    run = load_run(run_dir)
+    (timed,) = run.of_type(TimedRecord)
+    assert timed.samples_ms == [1.0, 2.0] and timed.label == "a"
+    assert [p.peak_gmacs_per_s for p in run.of_type(PeakRecord)] == [3.0]
+    (failed,) = run.of_type(FailedRecord)
+    assert failed.error.type == "E" and run.of_kind("latency") == [timed]
