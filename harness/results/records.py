@@ -344,15 +344,51 @@ class PeakRecord(_Ok):
     tf32: bool | None = None
 
 
+class OpTimeModel(_Shape):
+    """One model's profiled iterations in an op-time group (``harness.measure.optime.ModelOpTime``)."""
+
+    model: str
+    label: str
+    options: dict[str, Any] | None = None
+    canonical_options: dict[str, Any] | None = None
+    plain: str | None = None
+    """the label of its plain counterpart in the group, if there is one"""
+    input_size: list[PositiveCount] | None = None
+    kinds_ms: dict[str, list[Seconds]]
+    """operator kind → ms of each iteration (cycle order)"""
+    total_ms: list[Seconds]
+    """per iteration: CPU, the iteration's profiled time; CUDA, its kernels' time"""
+    host_ms: list[Seconds] | None = None
+    """per iteration: the profiled host time"""
+    unprofiled_ms: list[Seconds] | None = None
+    """per iteration, without profiler or hooks"""
+    warmup_ms: list[Seconds] | None = None
+    ops_ms: dict[str, dict[str, Seconds]] = Field(default_factory=dict)
+    """kind → outermost op → mean ms per iteration"""
+    op_calls: dict[str, Seconds] = Field(default_factory=dict)
+    """kind → ops called per iteration (mean)"""
+
+
+class OpTimeFailure(_Shape):
+    """A model of an op-time group that failed; the others are still profiled."""
+
+    model: str | None = None
+    label: str | None = None
+    options: dict[str, Any] | None = None
+    canonical_options: dict[str, Any] | None = None
+    plain: str | None = None
+    input_size: list[PositiveCount] | None = None
+    error: ErrorInfo
+
+
 class OpTimeRecord(_Ok):
     """Time per operator kind of a group of models, from paired profiled iterations."""
 
     kind: Literal["op_time"]
-    models: dict[str, dict[str, Any]]
-    """label → {model fields, plain, input_size, kinds_ms, total_ms, host_ms, unprofiled_ms, warmup_ms, ops_ms,
-    op_calls}: iteration i of every model ran in cycle i"""
-    errors: dict[str, dict[str, Any]]
-    """label → {model fields, plain, error}: a model that failed; the others are still profiled"""
+    models: dict[str, OpTimeModel]
+    """label → the model's profiled iterations: iteration i of every model ran in cycle i"""
+    errors: dict[str, OpTimeFailure]
+    """label → a model that failed; the others are still profiled"""
     order: list[str] | None = None
     """cycle c runs the models in this order rotated by c"""
     iterations: int
@@ -394,6 +430,50 @@ class EpochRecord(_Ok):
     synthetic: bool | None = None
 
 
+class CurvePoint(_Shape):
+    """One epoch of a training run's curve (``harness.train.config.EpochResult``)."""
+
+    epoch: PositiveCount
+    """1-based"""
+    test_acc: Finite
+    """fraction of the test set right"""
+    img_per_s: Seconds
+    """training images per second"""
+    train_loss: Finite | None = None
+    lr: Finite | None = None
+    wall_s: Seconds | None = None
+    train_wall_s: Seconds | None = None
+    seed: int | None = None
+    dataset: str | None = None
+    synthetic: bool | None = None
+
+
+class TrainSettings(_Shape):
+    """The effective training config of a run (``harness.train.config.TrainConfig``)."""
+
+    epochs: Count | None = None
+    batch_size: PositiveCount | None = None
+    lr: Finite | None = None
+    momentum: Finite | None = None
+    nesterov: bool | None = None
+    weight_decay: Finite | None = None
+    schedule: str | None = None
+    warmup_epochs: Count | None = None
+    label_smoothing: Finite | None = None
+    amp_dtype: str | None = None
+    channels_last: bool | None = None
+    compile: str | None = None
+    cudnn_benchmark: bool | None = None
+    eval_batch_size: PositiveCount | None = None
+    max_batches_per_epoch: PositiveCount | None = None
+    seed: int | None = None
+
+
+class DistributedInfo(_Shape):
+    world_size: PositiveCount | None = None
+    backend: str | None = None
+
+
 class TrainRecord(_Ok):
     """A finished training run: final top-1 error and the per-epoch curve."""
 
@@ -407,19 +487,18 @@ class TrainRecord(_Ok):
     dataset: str
     synthetic: bool | None = None
     epochs: Count | None = None
-    curve: list[dict[str, Any]]
+    curve: list[CurvePoint]
     """the epoch records"""
     params: Count | None = None
     """of the trained, width-scaled model"""
     macs: Count | None = None
     """of the trained model at its input size"""
     input_size: list[PositiveCount] | None = None
-    config: dict[str, Any] | None = None
+    config: TrainSettings | None = None
     """the effective training config"""
     num_classes: PositiveCount | None = None
     data_root: str | None = None
-    distributed: dict[str, Any] | None = None
-    """{world_size, backend}"""
+    distributed: DistributedInfo | None = None
     weights_path: str | None = None
     """the final weights, relative to the run dir; null with save_weights: false"""
 
@@ -439,6 +518,20 @@ class WeightsInfo(_Shape):
     sha256: str | None = None
     train_task: str | None = None
     """the training task whose weights these are (``from_train``)"""
+
+
+class Preprocess(_Shape):
+    """The preprocessing that ran, read back from the transform (``harness.data.sets``)."""
+
+    name: str | None = None
+    """paper | timm | cifar"""
+    resize: int | list[int] | None = None
+    crop: int | list[int] | None = None
+    interpolation: str | None = None
+    mean: list[Finite] | None = None
+    std: list[Finite] | None = None
+    source: str | None = None
+    """where the normalisation came from"""
 
 
 class _Images(_Ok):
@@ -461,9 +554,8 @@ class _Images(_Ok):
     num_classes: PositiveCount | None = None
     synthetic: bool | None = None
     """data written by the harness's fake-data writer, not the real set"""
-    preprocess: dict[str, Any] | None = None
-    """{name: paper|timm|cifar, resize, crop, interpolation, mean, std, source}, read back from the transform
-    that ran"""
+    preprocess: Preprocess | None = None
+    """read back from the transform that ran"""
     weights: WeightsInfo | None = None
     """null for random init"""
 
@@ -579,8 +671,10 @@ def undeclared(typed: BaseModel, prefix: str = "") -> list[str]:
     out = [prefix + name for name in (typed.model_extra or {})]
     for name in type(typed).model_fields:
         value = getattr(typed, name)
-        if isinstance(value, _Shape):
-            out += undeclared(value, f"{prefix}{name}.")
+        parts = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, part in [("", value), *((f".{k}", v) for k, v in parts)]:
+            if isinstance(part, _Shape):
+                out += undeclared(part, f"{prefix}{name}{key}.")
     return out
 
 
@@ -684,7 +778,8 @@ def markdown() -> str:
         kinds = ", ".join(f"`{k}`" for k in shape.model_fields["kind"].annotation.__args__)
         out += [f"## {kinds} ({shape.__name__})", "", _doc(shape), "",
                 *_table(shape, base - {"model", "label", "batch_size"}), ""]
-    nested = (PlainRef, ShardRef, ErrorInfo, MacsCounter, FlopCounter, LoadReading, ProcessRun, Window, WeightsInfo)
+    nested = (PlainRef, ShardRef, ErrorInfo, MacsCounter, FlopCounter, LoadReading, ProcessRun, Window, OpTimeModel,
+              OpTimeFailure, CurvePoint, TrainSettings, DistributedInfo, Preprocess, WeightsInfo)
     out += ["## Nested objects", ""]
     for shape in nested:
         out += [f"### {shape.__name__}", "", *([_doc(shape), ""] if shape.__doc__ else []), *_table(shape), ""]

@@ -15,6 +15,7 @@ from harness.results.records import (
     FailedRecord,
     RecordBase,
     SkippedRecord,
+    TrainRecord,
     check_new,
     json_schema,
     markdown,
@@ -58,6 +59,16 @@ def test_nested_undeclared_fields_are_refused_on_write() -> None:
                                             "involuntary_switches": 0, "cores": 2, "gpu_busy": 0.5}}
     with pytest.raises(HarnessError, match=r"load\.gpu_busy are not declared on TimedRecord"):
         check_new(record)
+
+
+def test_undeclared_fields_in_typed_lists_and_maps_are_refused_on_write() -> None:
+    point = {"epoch": 1, "test_acc": 0.5, "img_per_s": 10.0}
+    train = {"task_id": "t", "kind": "train", "status": "ok", "model": "m", "label": "m", "top1_err": 50.0,
+             "train_time_s": 1.0, "dataset": "cifar10", "curve": [point, {**point, "epoch": 2, "grad_norm": 1.0}]}
+    with pytest.raises(HarnessError, match=r"curve\.1\.grad_norm are not declared on TrainRecord"):
+        check_new(train)
+    typed = check_new({**train, "curve": [point]})
+    assert isinstance(typed, TrainRecord) and typed.curve[0].test_acc == 0.5
 
 
 def test_a_task_field_written_by_an_executor_is_a_harness_error() -> None:
