@@ -34,7 +34,7 @@ COUNT_FIELDS = ("params", "macs", "activations")
 
 
 def match_key(fields: dict[str, Any]) -> tuple[Any, ...]:
-    """The benchmark key without the device: a CPU and a GPU run of one suite line up."""
+    """The benchmark key of a frame row, without the device: a CPU and a GPU run of one suite line up."""
     return S.BenchmarkKey.from_fields(fields).without("device")
 
 
@@ -58,7 +58,7 @@ def _commit(env: dict[str, Any]) -> str:
 
 
 def header(runs: list[RunData], names: list[str]) -> list[str]:
-    envs = [environment_columns(r.manifest) for r in runs]
+    envs = [environment_columns(r.typed_manifest) for r in runs]
     rows = []
     for title, field in ENV_ROWS:
         values = [_commit(e) if field == "git_commit" else e.get(field) for e in envs]
@@ -113,8 +113,7 @@ def _measure(kind: str, row: pd.Series) -> str:
 
 
 def _group_title(kind: str, entry: Entry) -> str:
-    f = entry.bench.fields
-    return f"{KIND_TITLES[kind]} · batch {f['batch_size']} · {entry.bench.mode}"
+    return f"{KIND_TITLES[kind]} · batch {entry.bench.batch_size} · {entry.bench.mode}"
 
 
 def timing_tables(runs: list[RunData], names: list[str], kind: str) -> tuple[list[str], dict[str, Any]]:
@@ -133,7 +132,7 @@ def timing_tables(runs: list[RunData], names: list[str], kind: str) -> tuple[lis
             for i, e in sorted(entries.items()):
                 ratio = S.Ratio(1.0, 1.0, 1.0) if e is first else S.ratio(first.bench, e.bench)
                 cost = plots.time_ratio(e.row)
-                rows.append({"model": e.bench.label, "run": names[i], "device": e.bench.fields["device"],
+                rows.append({"model": e.bench.label, "run": names[i], "device": e.bench.device,
                              "threads": e.row["threads"], unit: _measure(kind, e.row),
                              "÷ first run": with_ci(ratio.value, ratio.low, ratio.high) if ratio else None,
                              "plain": e.row["plain"],
@@ -187,7 +186,7 @@ _DISTINCT = (("run_device", "{}"), ("gpu_name", "{}"), ("cpu_model", "{}"), ("to
 
 def legend_names(runs: list[RunData], names: list[str]) -> list[str]:
     """``#1 (1 threads)``: each run's name with the environment fields that differ between the runs."""
-    envs = [environment_columns(r.manifest) for r in runs]
+    envs = [environment_columns(r.typed_manifest) for r in runs]
     differing = [(f, fmt) for f, fmt in _DISTINCT if len({str(e.get(f)) for e in envs}) > 1]
     out = []
     for name, env in zip(names, envs, strict=True):
@@ -220,17 +219,17 @@ def _plot(names: list[str], plot_data: dict[str, Any], path: Path) -> Path | Non
     return plots.save(fig, path)
 
 
-def _field(run: RunData, name: str, default: str) -> object:
-    value = run.manifest.get(name)
+def _or(value: str | None, default: str) -> str:
     return default if value is None else value
 
 
 def default_path(runs: list[RunData], reports_root: Path) -> Path:
     """``reports/compare/<suite>/<run>_vs_<run>.md``; the names come from the manifests, untrusted: each must be
     a plain folder name, and the path must lie under ``reports_root``."""
-    ids = [require_folder_name(_field(r, "run_id", r.path.resolve().name), where=f"{r.path / MANIFEST}: run_id")
-           for r in runs]
-    suite = require_folder_name(_field(runs[0], "suite_name", "runs"), where=f"{runs[0].path / MANIFEST}: suite_name")
+    ids = [require_folder_name(_or(r.typed_manifest.run_id, r.path.resolve().name),
+                               where=f"{r.path / MANIFEST}: run_id") for r in runs]
+    suite = require_folder_name(_or(runs[0].typed_manifest.suite_name, "runs"),
+                                where=f"{runs[0].path / MANIFEST}: suite_name")
     stem = "_vs_".join(ids) if len(ids) <= 3 else f"{ids[0]}_vs_{len(ids) - 1}_runs"
     return under_root(reports_root, Path(reports_root) / "compare" / suite / f"{stem}.md", what="the comparison")
 

@@ -22,7 +22,6 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    PrivateAttr,
     Tag,
     TypeAdapter,
     ValidationError,
@@ -53,6 +52,10 @@ class _Shape(BaseModel):
     # strict: "1" is not 1; extra allowed on read (a newer harness may write more), refused on write (``check_new``)
     model_config = ConfigDict(extra="allow", strict=True, use_attribute_docstrings=True,
                               defer_build=True)  # validators are built on first use, not at import
+
+    def to_json(self) -> dict[str, Any]:
+        """As its JSON holds it: the fields it was given (extras included), by their JSON names."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 class PlainRef(_Shape):
@@ -100,32 +103,6 @@ class RecordBase(_Shape):
                                                              "in one)")
     shard: ShardRef | None = Field(default=None, description="which shard's process measured it")
 
-    def to_json(self) -> dict[str, Any]:
-        """The record as its line holds it: the fields it was given (extras included), by their JSON names."""
-        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
-
-    # --- transitional mapping view (readers not yet reading attributes); removed once none is left ---------
-    _legacy_view: dict[str, Any] | None = PrivateAttr(default=None)
-
-    def _legacy(self) -> dict[str, Any]:
-        if self._legacy_view is None:
-            self._legacy_view = self.to_json()
-        return self._legacy_view
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self._legacy().get(name, default)
-
-    def __getitem__(self, name: str) -> Any:
-        return self._legacy()[name]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._legacy()
-
-    def keys(self) -> Any:
-        return self._legacy().keys()
-
-    def items(self) -> Any:
-        return self._legacy().items()
 
 
 class ErrorInfo(_Shape):
@@ -812,12 +789,20 @@ class _Environment(_Shape):
     device: dict[str, Any] | None = None
 
 
+class Machine(_Shape):
+    """Where a shard was measured (``harness.results.merge.machine``)."""
+
+    hostname: str | None = None
+    cpu: str | None = None
+    gpus: list[str | None] | None = None
+
+
 class _MergedFrom(_Shape):
     """A shard run dir a merged run was made of, and the machine that measured it."""
 
     path: str | None = None
     shard: ShardRef | None = None
-    machine: dict[str, Any] | None = None
+    machine: Machine | None = None
 
 
 class _Incomplete(_Shape):

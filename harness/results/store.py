@@ -22,6 +22,7 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -70,7 +71,7 @@ class RunData:
         ``ReferenceRecord`` and ``ThroughputRecord``), in file order."""
         return [r for r in self.records if type(r) in types]  # type: ignore[misc]
 
-    @property
+    @cached_property
     def typed_manifest(self) -> Manifest:
         """The manifest's fields the readers use, typed (``harness.results.records.Manifest``)."""
         return Manifest.model_validate(self.manifest)
