@@ -55,7 +55,7 @@ def _header(run: RunData) -> list[str]:
     # per-epoch and per-unit records are parts of a task, not tasks
     counts = {s: sum(1 for r in run.records if r.status == s and r.kind != "train_epoch"
                      and not (isinstance(r, AttentionRecord) and r.parent_task)) for s in ("ok", "error", "skipped")}
-    rows = [
+    rows: list[list[Any]] = [
         ["suite", m.suite_name], ["run", m.run_id], ["created (UTC)", m.created_utc],
         ["git commit", commit], ["device", m.device],
         ["torch", ((env.packages if env else None) or {}).get("torch") or (env.torch if env else None)],
@@ -74,10 +74,11 @@ def _contention(run: RunData) -> list[str]:
     hit: set[tuple[Any, int]] = set()
     seen: set[tuple[Any, int]] = set()
     for r in run.records:
-        for p in (r.process_runs if isinstance(r, TimedRecord) else None) or ():
-            seen.add((r.pairing, p.index))
-            if p.contended:
-                hit.add((r.pairing, p.index))
+        if isinstance(r, TimedRecord):
+            for p in r.process_runs or ():
+                seen.add((r.pairing, p.index))
+                if p.contended:
+                    hit.add((r.pairing, p.index))
     if not hit:
         return []
     return [f"⚠ **Timed under contention**: in {len(hit)} of {len(seen)} timing processes, other processes left "

@@ -76,7 +76,8 @@ def _claim_table(task: AttentionRecord, units: Units) -> list[str]:
     rows = []
     for role, name in claim_units(task.units or []).items():
         a, b = units[(name, low)], units[(name, high)]
-        rise = scale_rise(name, low, high, a.image_diff, b.image_diff, a.class_mean_diff, b.class_mean_diff)
+        rise = scale_rise(name, low, high, a.image_diff or [], b.image_diff or [], a.class_mean_diff or [],
+                          b.class_mean_diff or [])
         claim = claims[role]
         p = "–" if rise.p_value is None else f"{rise.p_value:.3g}"
         rows.append([f"{name} ({role})", claim.paper_unit, claim.reading, f"{rise.share_classes:.0%} of {rise.classes}",
@@ -125,7 +126,7 @@ def section(run: RunData, assets: Path, stem: str) -> list[str]:
     return lines
 
 
-def _pyplot():
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")

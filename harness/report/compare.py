@@ -24,6 +24,7 @@ from harness.report.markdown import frame_table, num, with_ci
 from harness.results import MANIFEST, RunData, load_runs
 from harness.results import summaries as S
 from harness.results.frames import environment_columns
+from harness.results.records import LOOP_KINDS
 
 KIND_TITLES = {"latency": "Latency", "throughput": "Throughput (inference)",
                "train_throughput": "Throughput (training step)"}
@@ -107,7 +108,7 @@ def _matched(runs: list[RunData], kind: str) -> dict[tuple[Any, ...], dict[int, 
 
 
 def _measure(kind: str, row: pd.Series) -> str:
-    if kind in S.LOOP_KINDS:
+    if kind in LOOP_KINDS:
         return with_ci(row["img_s"], row["img_s_ci_low"], row["img_s_ci_high"], digits=1)
     return with_ci(row["p50_ms"], row["ci_low_ms"], row["ci_high_ms"], digits=2)
 
@@ -124,7 +125,7 @@ def timing_tables(runs: list[RunData], names: list[str], kind: str) -> tuple[lis
         first = entries[min(entries)]
         grouped.setdefault(_group_title(kind, first), []).append(entries)
     lines, plot_data = [], {}
-    unit = "img/s (95% CI)" if kind in S.LOOP_KINDS else "p50 ms (95% CI)"
+    unit = "img/s (95% CI)" if kind in LOOP_KINDS else "p50 ms (95% CI)"
     for title, benches in grouped.items():
         rows = []
         for entries in benches:
@@ -174,7 +175,7 @@ def overhead_table(runs: list[RunData], names: list[str], plot_data: dict[str, A
 
 
 def _interval(kind: str, row: pd.Series) -> plots.Interval | None:
-    if kind in S.LOOP_KINDS:
+    if kind in LOOP_KINDS:
         return plots.Interval.of(row["img_s"], row["img_s_ci_low"], row["img_s_ci_high"])
     return plots.Interval.of(row["p50_ms"], row["ci_low_ms"], row["ci_high_ms"])
 
@@ -197,12 +198,12 @@ def legend_names(runs: list[RunData], names: list[str]) -> list[str]:
 
 def _plot(names: list[str], plot_data: dict[str, Any], path: Path) -> Path | None:
     """``names``: the legend's name of each run."""
-    panels = []
+    panels: list[dict[str, Any]] = []
     for title, benches in plot_data.items():
         kind = benches[0][min(benches[0])].bench.kind
         labels = [entries[min(entries)].bench.label for entries in benches]
         series = {n: [_interval(kind, e[i].row) if i in e else None for e in benches] for i, n in enumerate(names)}
-        unit = "images / s" if kind in S.LOOP_KINDS else "p50 latency, ms"
+        unit = "images / s" if kind in LOOP_KINDS else "p50 latency, ms"
         panels.append({"title": title, "categories": labels, "series": series, "xlabel": f"{unit} (95% CI)"})
         variants = [e for e in benches if e[min(e)].row["plain"] == e[min(e)].row["plain"] and e[min(e)].row["plain"]]
         if variants:

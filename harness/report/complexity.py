@@ -59,7 +59,7 @@ def match_rows(records: list[ComplexityRecord]) -> list[Match]:
         by_id = {row: r for r in records for row in r.paper_rows or ()}
         return [Match(row, by_id.get(row_id(row))) for row in all_rows()]
     by_key = {_record_key(r): r for r in records}
-    return [Match(row, by_key.get(_row_key(row))) for row in all_rows()]
+    return [Match(row, by_key.get(key) if (key := _row_key(row)) else None) for row in all_rows()]
 
 
 def _verdict(params_delta: float | None, macs_delta: float | None) -> str:

@@ -114,8 +114,8 @@ def _preprocess_rows(records: list[EvalRecord]) -> list[list[Any]]:
 
 
 def _same_images(a: EvalRecord, b: EvalRecord) -> bool:
-    return ((a.dataset, a.data_root, a.images, a.subset_seed, a.layout)
-            == (b.dataset, b.data_root, b.images, b.subset_seed, b.layout)) and bool(a.top1_hits) and bool(b.top1_hits)
+    return (a.dataset, a.data_root, a.images, a.subset_seed, a.layout) == (b.dataset, b.data_root, b.images,
+                                                                           b.subset_seed, b.layout)
 
 
 def _pairs(records: list[EvalRecord]) -> list[str]:
@@ -123,7 +123,7 @@ def _pairs(records: list[EvalRecord]) -> list[str]:
 
     rows = []
     for a, b in combinations(records, 2):
-        if not _same_images(a, b):
+        if not (_same_images(a, b) and a.top1_hits and b.top1_hits):
             continue
         ha, hb = unpack_hits(a.top1_hits, a.images), unpack_hits(b.top1_hits, b.images)
         only_a, only_b = int((ha & ~hb).sum()), int((~ha & hb).sum())

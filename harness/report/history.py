@@ -99,7 +99,7 @@ def _value(metric: str, bench: S.Benchmark) -> plots.Interval | None:
 
 def _series(runs: list[RunData], metric: str) -> dict[str, dict[str, list[plots.Interval | None]]]:
     """group title → benchmark label → value per run (None where the run lacks it)."""
-    out: dict[str, dict[tuple, tuple[str, list[plots.Interval | None]]]] = {}
+    out: dict[str, dict[tuple[Any, ...], tuple[str, list[plots.Interval | None]]]] = {}
     for i, run in enumerate(runs):
         for kind in METRICS[metric]:
             for bench in S.benchmarks(run, kind):
@@ -135,8 +135,8 @@ def _cell(point: plots.Interval | None, step: Step | None, digits: int) -> str |
     return f"{num(point.value, digits)} {mark}{step.change * 100:+.1f}%{'' if step.confirmed else '?'}"
 
 
-def _group(title: str, series: dict[str, list], runs: list[RunData], numbers: list[int], metric: str,
-           threshold_pct: float) -> tuple[list[str], dict[str, list[int]]]:
+def _group(title: str, series: dict[str, list[plots.Interval | None]], runs: list[RunData], numbers: list[int],
+           metric: str, threshold_pct: float) -> tuple[list[str], dict[str, list[int]]]:
     steps = {label: change_points([p.value if p else None for p in points], threshold_pct)
              for label, points in series.items()}
     rows = _run_rows(runs, numbers)
@@ -184,7 +184,7 @@ def render_history(suite_dir: Path, *, metric: str = "p50", threshold_pct: float
              "from the level before it (the median since the previous change point) that persists: the next run "
              "stays beyond the threshold on the same side (a single run beyond it is an outlier, not a change). `?` "
              "marks a step in the last run, which no later run can confirm yet. Each machine has its own trend.", ""]
-    panels = []
+    panels: list[dict[str, Any]] = []
     for machine, mine in machines.items():
         lines += [f"## {machine}", ""]
         numbers = [runs.index(r) + 1 for r in mine]

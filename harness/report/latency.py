@@ -194,7 +194,7 @@ def _without_empty_levels(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def _name(row: dict[str, Any]) -> str:
-    return row["label"] + (" ⚠" if row["unstable"] else "")
+    return str(row["label"]) + (" ⚠" if row["unstable"] else "")
 
 
 def latency_section(run: RunData) -> tuple[list[str], dict[str, pd.DataFrame]]:
@@ -271,7 +271,7 @@ def _sk_comparison(run: RunData, kind: str) -> list[str]:
     """Our ``sknet50`` against timm's ``skresnext50_32x4d`` (same structure and parameter count), paired."""
     lines = []
     benches = [b for b in S.benchmarks(run, kind) if not b.options]
-    groups_of: dict[tuple, dict[str, S.Benchmark]] = {}
+    groups_of: dict[tuple[Any, ...], dict[str, S.Benchmark]] = {}
     for b in benches:
         groups_of.setdefault(b.group, {})[b.label] = b
     for (_, bs, mode, device), by_label in sorted(groups_of.items(), key=lambda kv: str(kv[0])):

@@ -45,7 +45,7 @@ def _paired_delta(a: list[float] | None, b: list[float] | None) -> float | None:
 
 
 def _median_axis(values: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.median(values, axis=axis)
+    return np.asarray(np.median(values, axis=axis))
 
 
 def _delta_ci(a: list[float] | None, b: list[float] | None) -> tuple[float, float] | None:
@@ -113,7 +113,7 @@ def _extra(record: OpTimeRecord, label: str) -> tuple[list[dict[str, Any]], floa
     """Per kind (plain ms, ms, Δ ms), the paired total Δ, and the kinds' summed Δ."""
     models = record.models
     m, plain = models[label], models[_plain(record, label)]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for kind in record.kinds or []:
         a, b = plain.kinds_ms.get(kind), m.kinds_ms.get(kind)
         rows.append({"kind": kind, "plain": _kind_ms(plain, kind), "mine": _kind_ms(m, kind),

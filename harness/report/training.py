@@ -18,7 +18,7 @@ from harness.train.significance import compare, seed_summary
 SYNTHETIC = "⚠ SYNTHETIC DATA (not CIFAR)"
 
 
-def _paper_errors() -> dict[str, dict[str, float]]:
+def _paper_errors() -> dict[str, dict[str, float | None]]:
     """registry model → {"cifar10": err, "cifar100": err} from [P] Table 5."""
     out = {}
     for row in all_rows():

@@ -21,6 +21,7 @@ from harness.measure.load import BUSY_CORES
 from harness.measure.stats import UNSTABLE_CV, variation
 from harness.results import summaries as S
 from harness.results.records import (
+    LOOP_KINDS,
     SAMPLED_KINDS,
     ComplexityRecord,
     LoadReading,
@@ -153,7 +154,7 @@ def _stats(bench: S.Benchmark) -> dict[str, Any]:
 
 
 def _loop_stats(bench: S.Benchmark, macs: int | None, peak: float | None) -> dict[str, Any]:
-    if bench.kind not in S.LOOP_KINDS:
+    if bench.kind not in LOOP_KINDS:
         return {}
     rate, ci = bench.img_per_s, S.img_per_s_ci(bench)
     # the loops' spread only (summarize's CV, not its bootstrap interval, which no column shows)
@@ -249,7 +250,8 @@ def _timing_rows(run: RunData, kind: str, *, by_round: bool, median_intervals: b
     S.compute_statistics(benches, median_intervals=median_intervals)
     groups: dict[tuple[Any, ...], list[S.Benchmark]] = defaultdict(list)
     for b in benches:
-        groups[(*b.group, b.round)].append(b)
+        key = (*b.group, b.round)
+        groups[key].append(b)
     cx = S.complexity_of(run)
     peaks = {r.dtype: r.peak_gmacs_per_s for r in run.of_type(PeakRecord)}
     rows = []

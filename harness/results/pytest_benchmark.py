@@ -123,9 +123,13 @@ def _entry(bench: Benchmark, *, stats_class: type, suite: str, run_id: str) -> d
     }
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """A part of the manifest that pytest-benchmark's file copies whole (the environment, as captured)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _machine_info(env: dict[str, Any]) -> dict[str, Any]:
-    cpu = env.get("cpu") if isinstance(env.get("cpu"), dict) else {}
-    packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
+    cpu, packages = _mapping(env.get("cpu")), _mapping(env.get("packages"))
     platform_text = env.get("platform")
     python = env.get("python")
     return {
@@ -149,7 +153,7 @@ def _machine_info(env: dict[str, Any]) -> dict[str, Any]:
 
 
 def _commit_info(manifest: dict[str, Any]) -> dict[str, Any]:
-    git = manifest.get("git") if isinstance(manifest.get("git"), dict) else {}
+    git = _mapping(manifest.get("git"))
     return {
         "id": git.get("commit") or "unversioned",
         "time": None,
@@ -188,7 +192,7 @@ def to_pytest_benchmark(run_dir: Path, *, kinds: tuple[str, ...] = TIMED_KINDS) 
     for failed in failed_tasks(run.records, kinds):
         # pytest-benchmark leaves a benchmark that raised out of its file; so does this export
         log.warning("%s: not exported, %s", run_dir, failed)
-    env = manifest.get("environment") if isinstance(manifest.get("environment"), dict) else {}
+    env = _mapping(manifest.get("environment"))
     return {
         "machine_info": _machine_info(env),
         "commit_info": _commit_info(manifest),

@@ -15,7 +15,7 @@ types (``python -m harness schema --markdown``).
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 
 from pydantic import (
     BaseModel,
@@ -27,6 +27,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from harness.errors import HarnessError, ResultsError
 
@@ -591,32 +592,43 @@ class AttentionRecord(_Images):
 
 OK_RECORDS: tuple[type[_Ok], ...] = (ComplexityRecord, TimedRecord, ReferenceRecord, ThroughputRecord, PeakRecord,
                                      OpTimeRecord, EpochRecord, TrainRecord, EvalRecord, AttentionRecord)
-KIND_SHAPES: dict[str, type[_Ok]] = {kind: shape for shape in OK_RECORDS
-                                     for kind in shape.model_fields["kind"].annotation.__args__}
+
+
+def _kinds_of(shape: type[_Ok]) -> tuple[str, ...]:
+    """The kinds a record type is the shape of (its ``kind`` literal's values)."""
+    return get_args(shape.model_fields["kind"].annotation)
+
+
+KIND_SHAPES: dict[str, type[_Ok]] = {kind: shape for shape in OK_RECORDS for kind in _kinds_of(shape)}
 KINDS = tuple(KIND_SHAPES)
 
 
 def _tag(value: Any) -> str:
-    get = value.get if isinstance(value, dict) else lambda name: getattr(value, name, None)
+    def get(name: str) -> Any:
+        return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
     status = get("status")
     if status in ("error", "skipped"):
-        return status
+        return str(status)
     kind = get("kind")
-    return kind if kind in KIND_SHAPES else "unknown"
+    return str(kind) if kind in KIND_SHAPES else "unknown"
 
 
-Record = Annotated[
-    Union[  # noqa: UP007 - Tag-annotated members
-        tuple(Annotated[shape, Tag(kind)] for kind, shape in KIND_SHAPES.items())  # type: ignore[misc]
-        + (Annotated[FailedRecord, Tag("error")], Annotated[SkippedRecord, Tag("skipped")],
-           Annotated[RecordBase, Tag("unknown")])
-    ],
-    Discriminator(_tag),
-]
+if TYPE_CHECKING:  # to a type checker, a record of any shape is a RecordBase (every member of the union is one)
+    Record = RecordBase
+else:
+    Record = Annotated[
+        Union[  # noqa: UP007 - Tag-annotated members
+            tuple(Annotated[shape, Tag(kind)] for kind, shape in KIND_SHAPES.items())
+            + (Annotated[FailedRecord, Tag("error")], Annotated[SkippedRecord, Tag("skipped")],
+               Annotated[RecordBase, Tag("unknown")])
+        ],
+        Discriminator(_tag),
+    ]
 
 
 @functools.cache
-def _adapter() -> TypeAdapter:
+def _adapter() -> TypeAdapter[Record]:
     """The union's validator, built on first use: importing this module (every CLI call does) stays cheap."""
     return TypeAdapter(Record)
 
@@ -625,7 +637,7 @@ class UndeclaredField(HarnessError):
     """The harness tried to write a field no record type declares: a bug in the harness, not in a run."""
 
 
-def _field(err: dict[str, Any]) -> str:
+def _field(err: ErrorDetails) -> str:
     loc = [str(p) for p in err["loc"]]
     if loc and (loc[0] in KIND_SHAPES or loc[0] in ("error", "skipped", "unknown")):
         loc = loc[1:]  # the union's tag
@@ -707,7 +719,7 @@ def _type_name(prop: dict[str, Any]) -> str:
     if "enum" in prop:
         return " \\| ".join(repr(v).replace("'", '"') for v in prop["enum"])
     if "$ref" in prop:
-        return prop["$ref"].rsplit("/", 1)[-1]
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in prop:
         names = [_type_name(p) for p in prop["anyOf"]]
         return " \\| ".join(n for n in names if n != "null") + (" \\| null" if "null" in names else "")
@@ -717,7 +729,8 @@ def _type_name(prop: dict[str, Any]) -> str:
     if kind == "object":
         return "object"
     bounds = "".join(f" {op} {prop[k]:g}" for k, op in (("exclusiveMinimum", ">"), ("minimum", "≥")) if k in prop)
-    return {"integer": "int", "number": "float", "string": "str", "boolean": "bool", "null": "null"}.get(kind, "any") \
+    return {"integer": "int", "number": "float", "string": "str", "boolean": "bool", "null": "null"}.get(str(kind),
+                                                                                                        "any") \
         + bounds
 
 
@@ -751,12 +764,13 @@ def markdown() -> str:
            "## Common fields", "", *_table(RecordBase), "",
            "## `status: error`", "", _doc(FailedRecord), "", *_table(FailedRecord, base), "",
            "## `status: skipped`", "", _doc(SkippedRecord), "", *_table(SkippedRecord, base), ""]
-    for shape in OK_RECORDS:
-        kinds = ", ".join(f"`{k}`" for k in shape.model_fields["kind"].annotation.__args__)
-        out += [f"## {kinds} ({shape.__name__})", "", _doc(shape), "",
-                *_table(shape, base - {"model", "label", "batch_size"}), ""]
-    nested = (PlainRef, ShardRef, ErrorInfo, MacsCounter, FlopCounter, LoadReading, ProcessRun, Window, OpTimeModel,
-              OpTimeFailure, CurvePoint, TrainSettings, DistributedInfo, Preprocess, WeightsInfo)
+    for ok in OK_RECORDS:
+        kinds = ", ".join(f"`{k}`" for k in _kinds_of(ok))
+        out += [f"## {kinds} ({ok.__name__})", "", _doc(ok), "",
+                *_table(ok, base - {"model", "label", "batch_size"}), ""]
+    nested: tuple[type[_Shape], ...] = (
+        PlainRef, ShardRef, ErrorInfo, MacsCounter, FlopCounter, LoadReading, ProcessRun, Window, OpTimeModel,
+        OpTimeFailure, CurvePoint, TrainSettings, DistributedInfo, Preprocess, WeightsInfo)
     out += ["## Nested objects", ""]
     for shape in nested:
         out += [f"### {shape.__name__}", "", *([_doc(shape), ""] if shape.__doc__ else []), *_table(shape), ""]
@@ -781,6 +795,7 @@ class _Gpu(_Shape):
 
 
 class _Environment(_Shape):
+    hostname: str | None = None
     cpu: _Cpu | None = None
     gpus: list[_Gpu] | None = None
     packages: dict[str, str | None] | None = None

@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -286,7 +286,7 @@ def failed_tasks(records: Iterable[RecordBase], kinds: Sequence[str]) -> tuple[s
 
 
 def _ratio_of_mean_s(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-    return row_mean(np.moveaxis(a, axis, -1)) / row_mean(np.moveaxis(b, axis, -1))
+    return np.asarray(row_mean(np.moveaxis(a, axis, -1)) / row_mean(np.moveaxis(b, axis, -1)))
 
 
 def _inverse_mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -368,8 +368,9 @@ def _by_process(bench: Benchmark) -> dict[ProcessId, tuple[tuple[tuple[str, int]
             pairings = {i: run.pairing for i, run in runs.items()}
         if len(values) == len(cycles) == len(processes):
             for p, cycle, value in zip(processes, cycles, values, strict=True):
-                if pairings[p]:
-                    groups.setdefault(ids[p], {})[(pairings[p], int(cycle))] = float(value)
+                pairing = pairings[p]
+                if pairing:
+                    groups.setdefault(ids[p], {})[(pairing, int(cycle))] = float(value)
     out = {}
     for process in sorted(groups):
         keys = sorted(groups[process])
@@ -453,7 +454,9 @@ def ratios(pairs: Sequence[tuple[Benchmark, Benchmark]]) -> list[Ratio | None]:
         elif base.samples_ms.size and other.samples_ms.size:
             medians.append(i)
     # latency: other's time ÷ base's; loops: images/s ratio = base's time per image ÷ other's
-    pooled = process_ratios([[(a, b) if pairs[i][0].kind not in LOOP_KINDS else (b, a) for a, b in parts.values()]
+    # arrays, which process_ratios reads as sequences of floats
+    pooled = process_ratios([cast(list[tuple[Sequence[float], Sequence[float]]],
+                                  [(a, b) if pairs[i][0].kind not in LOOP_KINDS else (b, a) for a, b in parts.values()])
                              for i, parts in paired])
     for (i, parts), p in zip(paired, pooled, strict=True):
         base, other = pairs[i]
