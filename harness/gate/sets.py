@@ -36,7 +36,7 @@ import numpy as np
 from harness.errors import ResultsError
 from harness.fileio import JSONInputError, parse_json, read_input, write_json_atomic
 from harness.results import load_run
-from harness.results.records import REFERENCE_KIND, TIMED_KINDS, LoadReading, RecordBase, TimedRecord
+from harness.results.records import REFERENCE_KIND, TIMED_KINDS, LoadReading, Manifest, RecordBase, TimedRecord
 from harness.results.schema import check_schema
 from harness.results.store import refuse_run_file
 from harness.results.summaries import KEY_FIELDS, BenchmarkKey, benchmarks, failed_tasks
@@ -144,7 +144,7 @@ def load_run_dir(path: Path) -> tuple[BenchmarkSet, dict[str, Any]]:
         source=str(path),
         origin="harness-run",
         failed=failed_tasks(run.records, (*TIMED_KINDS, REFERENCE_KIND)),
-        machines=_shard_machines(run.manifest),
+        machines=_shard_machines(run.typed_manifest),
         contended=contended_timings(run.records),
     )
     return bset, run.manifest
@@ -175,12 +175,10 @@ def contended_timings(records: Iterable[RecordBase]) -> tuple[str, ...]:
     return tuple(out.values())
 
 
-def _shard_machines(manifest: Mapping[str, Any]) -> tuple[str, ...]:
+def _shard_machines(manifest: Manifest) -> tuple[str, ...]:
     """The distinct machines (host, CPU, GPUs) the shards of a merged run were timed on (``results.merge``)."""
-    merged = manifest.get("merged_from")
-    entries = [e.get("machine") for e in merged if isinstance(e, dict)] if isinstance(merged, list) else []
-    names = {", ".join(str(v) for v in (m.get("hostname"), m.get("cpu"), *(m.get("gpus") or [])) if v)
-             for m in entries if isinstance(m, dict)}
+    machines = [e.machine for e in manifest.merged_from or () if e.machine is not None]
+    names = {", ".join(str(v) for v in (m.hostname, m.cpu, *(m.gpus or [])) if v) for m in machines}
     return tuple(sorted(names))
 
 
