@@ -109,3 +109,15 @@ def test_the_published_schema_refuses_a_known_kind_with_a_bad_field_and_admits_a
     base = {"task_id": "latency:x:0", "status": "ok", "model": "x", "label": "x"}
     assert not validator.is_valid({**base, "kind": "latency", "samples_ms": "fast"})  # the typed branch decides
     assert validator.is_valid({**base, "kind": "a_later_kind", "anything": 1})  # forward compatibility
+
+
+@pytest.mark.parametrize("run_dir", COMMITTED, ids=[f"{p.parent.name}/{p.name}" for p in COMMITTED])
+def test_a_committed_record_read_as_its_type_is_its_line(run_dir: Path) -> None:
+    """Every field of every committed line is an attribute of the typed record (nested parts typed too), and
+    nothing is lost or added on the way: ``to_json()`` gives the line back (what a merge writes)."""
+    lines = [json.loads(line) for line in (run_dir / "records.jsonl").read_text(encoding="utf-8").splitlines()]
+    for line in lines:
+        typed = parse_record(line, where=str(run_dir))
+        assert typed.to_json() == line
+        for name in line:
+            assert getattr(typed, "schema_" if name == "schema" else name) is not None or line[name] is None
