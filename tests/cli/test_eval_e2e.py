@@ -240,10 +240,10 @@ def test_imagenet_claims_shaped_suite_offline_ours_and_timms_sk_agree(tmp_path, 
     code, out, err = _run(capsys, tmp_path, _suite(tmp_path, plugin, **sections), "--data-dir", tmp_path / "val")
     assert code == 0, err
     ours, theirs = sorted(_records(out, "eval"), key=lambda r: r.model)
-    assert ours["weights"]["converted_from_timm"] and not theirs["weights"]["converted_from_timm"]
-    assert ours["preprocess"]["interpolation"] == "bicubic"
-    assert ours["preprocess"]["source"] == "skresnext50_32x4d.ra_in1k"  # the timm equivalent's data config
-    assert ours["top1_hits"] == theirs["top1_hits"]
+    assert ours.weights.converted_from_timm and not theirs.weights.converted_from_timm
+    assert ours.preprocess.interpolation == "bicubic"
+    assert ours.preprocess.source == "skresnext50_32x4d.ra_in1k"  # the timm equivalent's data config
+    assert ours.top1_hits == theirs.top1_hits
     units = [r for r in _records(out, "attention") if r.unit]
     ours_units = {(r.unit, r.scale): r for r in units if r.model == "sknet50"}
     timm_units = {(r.unit, r.scale): r for r in units if r.model == "timm:skresnext50_32x4d"}

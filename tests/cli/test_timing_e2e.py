@@ -48,8 +48,8 @@ def test_latency_throughput_and_train_step_records_and_report(tmp_path, plugin_f
         assert len(r.samples_ms) >= 1 and all(x > 0 for x in r.samples_ms)
         assert _cycles_per_process(r) and r.group_size == 3  # two models + reference
         # timed in two fresh worker processes (the tests' default), each sample with its process
-        assert r.processes_planned == 2 and [p["index"] for p in r.process_runs] == [0, 1]
-        assert set(r.processes) == {0, 1} and all(p["load"]["wall_s"] > 0 for p in r.process_runs)
+        assert r.processes_planned == 2 and [p.index for p in r.process_runs] == [0, 1]
+        assert set(r.processes) == {0, 1} and all(p.load.wall_s > 0 for p in r.process_runs)
         assert len(r.warmup_ms) == 1 and r.timer == "perf_counter_ns" and r.threads >= 1
         assert r.dtype == "fp32" and r.channels_last is False and r.device == "cpu"
         assert r.iter_peak_mem_bytes > 0 and r.mem_method == "torch_profiler+rss"  # a real CPU measurement
@@ -59,9 +59,9 @@ def test_latency_throughput_and_train_step_records_and_report(tmp_path, plugin_f
         members = [r for r in lat + run.of_kind("reference") if (r.batch_size, r.round) == group]
         assert len({r.pairing for r in members}) == 1 and len({tuple(r.cycles) for r in members}) == 1
         assert len({tuple(r.processes) for r in members}) == 1
-        assert len({tuple(p["pairing"] for p in r.process_runs) for r in members}) == 1
-        assert all(r.reference_samples_ms == members[-1]["samples_ms"] for r in members[:-1])
-    assert run.manifest["threads"]["threads"] == lat[0]["threads"]
+        assert len({tuple(p.pairing for p in r.process_runs) for r in members}) == 1
+        assert all(r.reference_samples_ms == members[-1].samples_ms for r in members[:-1])
+    assert run.typed_manifest.threads.threads == lat[0].threads
     thr = run.of_kind("throughput")
     assert {r.batch_size for r in thr} == {4}
     for r in thr:

@@ -117,7 +117,7 @@ def test_kill_mid_training_then_resume_records_each_epoch_once(tmp_path, plugin_
     code, out2, _ = _run(capsys, "run", suite, "--data-dir", fake_data, "--out", tmp_path / "u", "--reports",
                          tmp_path / "p")
     (resumed,), (straight,) = _train_records(run_dir), _train_records(Path(out2[0]))
-    assert resumed["top1_err"] == straight["top1_err"]
+    assert resumed.top1_err == straight.top1_err
 
 
 def test_shard_and_merge_round_trip(tmp_path, plugin_file, fake_data, capsys):
@@ -156,6 +156,6 @@ def test_torchrun_two_gloo_processes(tmp_path, plugin_file, fake_data):
     run_dirs = list((tmp_path / "r" / "train_e2e").iterdir())
     assert len(run_dirs) == 1  # rank 0 alone writes
     (rec,) = _train_records(run_dirs[0])
-    assert rec.distributed == {"world_size": 2, "backend": "gloo"}
+    assert rec.distributed is not None and rec.distributed.to_json() == {"world_size": 2, "backend": "gloo"}
     assert len(rec.curve) == 2 and 0.0 <= rec.top1_err <= 100.0
     assert all(e.train_loss == e.train_loss for e in rec.curve)  # finite, not NaN

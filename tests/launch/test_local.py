@@ -112,7 +112,7 @@ def test_train_gpus_2_trains_a_shard_in_two_gloo_processes(tmp_path, plugin_file
                              "--out", tmp_path / "r", "--reports", tmp_path / "p", "--no-progress")
     assert code == 0, err
     (trained,) = load_run(Path(out[0])).of_kind("train")
-    assert trained.distributed == {"world_size": 2, "backend": "gloo"} and len(trained.curve) == 1
+    assert trained.distributed.to_json() == {"world_size": 2, "backend": "gloo"} and len(trained.curve) == 1
 
 
 BREAKS = """
