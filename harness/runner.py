@@ -34,8 +34,8 @@ from harness.measure.load import ThreadChoice, choose_threads, wait_for_quiet
 from harness.models.plugins import import_plugins
 from harness.plan import Task, expand, shard_tasks, shard_units
 from harness.results import MANIFEST, RecordWriter, create_run_dir, load_run, read_records, utc_now, write_manifest
-from harness.results.records import RecordBase
-from harness.results.store import RunLock
+from harness.results.records import FailedRecord, RecordBase
+from harness.results.store import RunLock, as_written
 from harness.tasks import Executor, TaskContext, executors, model_fields
 from harness.train.rng import seed_everything
 
@@ -256,8 +256,8 @@ def _run_tasks(tasks: list[Task], *, suite: Suite, options: RunOptions, run_dir:
                 record = run_task(task, suite=suite, run_dir=run_dir, writer=writer, data_dir=options.data_dir,
                                   dist=dist, earlier=earlier[task.task_id], reported_skips=reported_skips,
                                   shard=options.shard)
-            if record["status"] == "error" and options.fail_fast:
-                raise TaskFailed(run_dir, task.task_id, record["error"]["message"])
+            if isinstance(record, FailedRecord) and options.fail_fast:
+                raise TaskFailed(run_dir, task.task_id, record.error.message)
 
 
 def _unfinished(task: Task, done: set[str]) -> Task:
@@ -299,8 +299,8 @@ def _broadcast_path(run_dir: Path | None, dist) -> Path | None:
 class _NullWriter:
     """Non-zero ranks of a distributed run compute but never write."""
 
-    def write(self, record: dict[str, Any]) -> dict[str, Any]:
-        return record
+    def write(self, record: dict[str, Any]) -> RecordBase:
+        return as_written(record)[1]
 
     def __enter__(self) -> _NullWriter:
         return self
@@ -328,7 +328,7 @@ def run_task(
     earlier: list[dict[str, Any]] | None = None,
     reported_skips: set[str] | None = None,
     shard: tuple[int, int] | None = None,
-) -> dict[str, Any]:
+) -> RecordBase:
     """Execute one task and append its record; never raises for a task failure.
 
     ``earlier`` holds this task's records from before a resume; a skip reason already in ``reported_skips``
@@ -433,7 +433,7 @@ def contention_line(timed: dict[str, tuple[list[Any], float]]) -> str | None:
 
 
 def _group_records(task: Task, payloads: list[Any], *, writer: RecordWriter,
-                   shard: tuple[int, int] | None) -> dict[str, Any]:
+                   shard: tuple[int, int] | None) -> RecordBase:
     """One record per member of a timed group (an error record for a member that failed)."""
     from harness.tasks.timing import MemberFailed
 
@@ -447,7 +447,7 @@ def _group_records(task: Task, payloads: list[Any], *, writer: RecordWriter,
             record = _ok_record(base, payload)
         record["wall_s"] = wall_s
         records.append(writer.write(record))
-    errors = [r for r in records if r["status"] == "error"]
+    errors = [r for r in records if isinstance(r, FailedRecord)]
     return errors[0] if errors else records[0]
 
 

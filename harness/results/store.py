@@ -134,6 +134,13 @@ def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
     write_json_atomic(Path(run_dir) / MANIFEST, {"schema": RESULTS_SCHEMA, **manifest})
 
 
+def as_written(record: dict[str, Any]) -> tuple[str, RecordBase]:
+    """``record``'s line and the typed record a reader will see in it (tuples are lists, numpy scalars numbers),
+    checked as the writer checks every record (``harness.results.records.check_new``)."""
+    text = json.dumps({"schema": RESULTS_SCHEMA, **record}, sort_keys=True, default=_json_default)
+    return text, check_new(json.loads(text))
+
+
 class RecordWriter:
     """Appends one JSON line per record and fsyncs it, so a killed run loses nothing written.
 
@@ -146,12 +153,11 @@ class RecordWriter:
         _repair_tail(self.path)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
 
-    def write(self, record: dict[str, Any]) -> dict[str, Any]:
+    def write(self, record: dict[str, Any]) -> RecordBase:
         """Append ``record`` after checking it against its type (``harness.results.records.check_new``): a record
-        the reader would refuse, or a field no type declares, is never written."""
-        text = json.dumps({"schema": RESULTS_SCHEMA, **record}, sort_keys=True, default=_json_default)
-        record = json.loads(text)  # what a reader will see: tuples are lists, numpy scalars numbers
-        check_new(record)
+        the reader would refuse, or a field no type declares, is never written. Returns the typed record, as a
+        reader will see it."""
+        text, typed = as_written(record)
         data = (text + "\n").encode("utf-8")
         try:
             while data:
@@ -159,7 +165,7 @@ class RecordWriter:
             os.fsync(self._fd)
         except OSError as exc:
             raise RecordWriteError(f"{self.path}: cannot write a record ({exc.strerror or exc})") from exc
-        return record
+        return typed
 
     def append(self, record: RecordBase) -> None:
         """Append a record read from another run dir (a merge), as its line held it."""

@@ -113,7 +113,7 @@ def test_a_run_holds_typed_records_with_a_typed_accessor(tmp_path):
     run_dir = create_run_dir(tmp_path, "suite")
     write_manifest(run_dir, {"suite_name": "suite"})
     with RecordWriter(run_dir) as writer:
-        writer.write(latency("a", "sknet50", [1.0, 2.0]))
+        written = writer.write(latency("a", "sknet50", [1.0, 2.0]))
         writer.write({"task_id": "p", "kind": "peak", "status": "ok", "dtype": "fp32", "peak_gmacs_per_s": 3.0})
         writer.write({"task_id": "latency:b", "kind": "latency", "status": "error", "model": "senet50",
                       "error": {"type": "E", "message": "m"}})
@@ -123,3 +123,4 @@ def test_a_run_holds_typed_records_with_a_typed_accessor(tmp_path):
     assert [p.peak_gmacs_per_s for p in run.of_type(PeakRecord)] == [3.0]
     (failed,) = run.of_type(FailedRecord)
     assert failed.error.type == "E" and run.of_kind("latency") == [timed]
+    assert written == timed  # the writer returns the typed record a reader sees
