@@ -17,16 +17,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    TypeAdapter,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
 from harness.errors import HarnessError, ResultsError
@@ -103,7 +94,6 @@ class RecordBase(_Shape):
     wall_s: Seconds | None = Field(default=None, description="wall time of the task (of the group, when timed "
                                                              "in one)")
     shard: ShardRef | None = Field(default=None, description="which shard's process measured it")
-
 
 
 class ErrorInfo(_Shape):
