@@ -125,9 +125,11 @@ def _one_run(suite: Path, *, processes: int | None, out: Path, device: str = "cp
         raise SystemExit(f"run failed ({done.returncode}): {done.stderr.strip()[-500:]}")
     run_dir = Path(done.stdout.strip().splitlines()[0])
     from harness.results import load_run
+    from harness.results.records import TimedRecord
 
-    loads = [p["load"] for r in load_run(run_dir).records for p in r.get("process_runs") or () if p.get("load")]
-    return {"run_dir": str(run_dir), "wall_s": wall, "other_cores": max((x["other_cores"] for x in loads), default=0)}
+    loads = [p.load for r in load_run(run_dir).records if isinstance(r, TimedRecord) for p in r.process_runs or ()
+             if p.load]
+    return {"run_dir": str(run_dir), "wall_s": wall, "other_cores": max((x.other_cores for x in loads), default=0)}
 
 
 def _measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -339,6 +341,7 @@ def allocation(doc: dict[str, Any]) -> str:
     efficiency); the processes then follow from the time budget."""
     from harness.measure.stats import ESTIMATOR, process_ratio
     from harness.results import load_run
+    from harness.results.records import TimedRecord
 
     lines = ["| ratio | σ within (per cycle) | σ between processes | cycles/process now | m* (K&J) | c_process s | "
              f"c_cycle s | SD of the processes' `{ESTIMATOR}` estimates |", "|---|--:|--:|--:|--:|--:|--:|--:|"]
@@ -349,13 +352,13 @@ def allocation(doc: dict[str, Any]) -> str:
     for kind in KINDS:
         cost_p, cost_c = [], []
         for r in runs:
-            records = [x for x in load_run(Path(r["run_dir"])).records if x.get("process_runs")]
-            timed = {(x["kind"], p["index"]): p for x in records for p in x["process_runs"] if not p.get("error")}
+            records = [x for x in load_run(Path(r["run_dir"])).records if isinstance(x, TimedRecord) and x.process_runs]
+            timed = {(x.kind, p.index): p for x in records for p in x.process_runs or () if not p.error}
             k = len({i for _, i in timed})
-            total_timed = sum(p["wall_s"] for p in timed.values())
+            total_timed = sum(p.wall_s for p in timed.values())
             cost_p.append((r["wall_s"] - total_timed) / max(k, 1))
             mine = [p for (kd, _), p in timed.items() if kd == kind]
-            cost_c.append(sum(p["wall_s"] for p in mine) / max(1, sum(p["cycles"] for p in mine)))
+            cost_c.append(sum(p.wall_s for p in mine) / max(1, sum(p.cycles for p in mine)))
         for num, den in PAIRS["suite"]:
             name = f"{kind}: {num} ÷ {den}"
             within, between, cycles, spread = [], [], [], []

@@ -197,29 +197,33 @@ def _numbers(step: Step, stdout: str, out: Path) -> None:
         return
     from harness.measure.stats import summarize
     from harness.results import load_run
+    from harness.results.records import FailedRecord, ThroughputRecord, TimedRecord, TrainRecord, TrainSettings
 
     step.run_dir = lines[0]
     run = load_run(Path(lines[0]))
-    counts = {s: sum(r.get("status") == s for r in run.records) for s in ("ok", "error", "skipped")}
+    counts = {s: sum(r.status == s for r in run.records) for s in ("ok", "error", "skipped")}
     numbers: dict = {"records": counts}
-    for r in run.of_kind("latency"):
-        label = f"{r['label']} bs{r['batch_size']}"
-        numbers.setdefault("latency_p50_ms", {})[label] = summarize(r["samples_ms"]).median
-        numbers["timer"] = r["timer"]
-    for r in run.of_kind("throughput"):
-        key = f"{r['label']} bs{r['batch_size']} {r['dtype']}{' cl' if r['channels_last'] else ''}" \
-              f"{' compile' if r['compile'] else ''}"
-        numbers.setdefault("img_per_s", {})[key] = r["samples_per_s"]
-    for r in run.of_kind("train"):
-        curve = r["curve"]
+    for r in run.of_type(TimedRecord):
+        label = f"{r.label} bs{r.batch_size}"
+        numbers.setdefault("latency_p50_ms", {})[label] = summarize(r.samples_ms).median
+        numbers["timer"] = r.timer
+    for t in run.of_type(ThroughputRecord):
+        if t.kind != "throughput":
+            continue
+        key = f"{t.label} bs{t.batch_size} {t.dtype}{' cl' if t.channels_last else ''}" \
+              f"{' compile' if t.compile else ''}"
+        numbers.setdefault("img_per_s", {})[key] = t.samples_per_s
+    for trained in run.of_type(TrainRecord):
+        curve = trained.curve
         warm = curve[1:] or curve  # the first epoch holds compilation and cuDNN autotuning
-        numbers.setdefault("train", {})[r["label"]] = {
-            "img_per_s": sum(e["img_per_s"] for e in warm) / len(warm),
-            "s_per_epoch": sum(e["train_wall_s"] for e in warm) / len(warm),
-            "first_epoch_s": curve[0]["train_wall_s"], "warm_epochs": len(curve) - 1,
-            "top1_err": r["top1_err"], "amp": r["config"].get("amp_dtype"),
-            "channels_last": r["config"].get("channels_last"), "distributed": r.get("distributed")}
-    errors = sorted({f"{r['kind']}: {r['error']['message']}" for r in run.records if r.get("status") == "error"})
+        config = trained.config or TrainSettings()
+        numbers.setdefault("train", {})[trained.label] = {
+            "img_per_s": sum(e.img_per_s for e in warm) / len(warm),
+            "s_per_epoch": sum(e.train_wall_s or 0.0 for e in warm) / len(warm),
+            "first_epoch_s": curve[0].train_wall_s, "warm_epochs": len(curve) - 1,
+            "top1_err": trained.top1_err, "amp": config.amp_dtype, "channels_last": config.channels_last,
+            "distributed": trained.distributed.to_json() if trained.distributed else None}
+    errors = sorted({f"{f.kind}: {f.error.message}" for f in run.of_type(FailedRecord)})
     if errors:
         numbers["errors"] = errors[:5]
     step.numbers = numbers

@@ -34,7 +34,8 @@ from harness.measure.load import ThreadChoice, choose_threads, wait_for_quiet
 from harness.models.plugins import import_plugins
 from harness.plan import Task, TimingSpec, expand, shard_tasks, shard_units
 from harness.results import MANIFEST, RecordWriter, create_run_dir, load_run, read_records, utc_now, write_manifest
-from harness.results.store import RunLock
+from harness.results.records import FailedRecord, RecordBase
+from harness.results.store import RunLock, as_written
 from harness.tasks import Executor, TaskContext, executors, model_fields
 from harness.train.rng import seed_everything
 
@@ -151,8 +152,8 @@ def _check_resumable(manifest: dict[str, Any], suite: Suite, options: RunOptions
                               f"({then[name]!r}, now {value!r}); its results would not compare, start a new run")
 
 
-def _finished(records: list[dict[str, Any]]) -> set[str]:
-    return {r["task_id"] for r in records if r.get("status") in ("ok", "skipped") and r.get("kind") != "train_epoch"}
+def _finished(records: list[RecordBase]) -> set[str]:
+    return {r.task_id for r in records if r.status in ("ok", "skipped") and r.kind != "train_epoch"}
 
 
 def run_suite(suite: Suite, *, options: RunOptions) -> Path | None:
@@ -236,9 +237,10 @@ def _run_tasks(tasks: list[Task], *, suite: Suite, options: RunOptions, run_dir:
                is_writer: bool) -> None:
     # read once: what is done, and the earlier records of each task (a resumed training's epochs)
     earlier: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in read_records(run_dir / "records.jsonl"):
-        earlier[record.get("task_id")].append(record)
-    done = _finished([r for recs in earlier.values() for r in recs])
+    records = read_records(run_dir / "records.jsonl")
+    for record in records:  # the tasks (the writing side) read their earlier records as the lines held them
+        earlier[record.task_id].append(record.to_json())
+    done = _finished(records)
     todo = [_unfinished(t, done) for t in tasks if not set(t.ids) <= done]
     log.info("%s: %d tasks (%d already done)", run_dir, len(tasks), len(tasks) - len(todo))
     reported_skips: set[str] = set()
@@ -254,8 +256,8 @@ def _run_tasks(tasks: list[Task], *, suite: Suite, options: RunOptions, run_dir:
                 record = run_task(task, suite=suite, run_dir=run_dir, writer=writer, data_dir=options.data_dir,
                                   dist=dist, earlier=earlier[task.task_id], reported_skips=reported_skips,
                                   shard=options.shard)
-            if record["status"] == "error" and options.fail_fast:
-                raise TaskFailed(run_dir, task.task_id, record["error"]["message"])
+            if isinstance(record, FailedRecord) and options.fail_fast:
+                raise TaskFailed(run_dir, task.task_id, record.error.message)
 
 
 def _unfinished(task: Task, done: set[str]) -> Task:
@@ -297,8 +299,8 @@ def _broadcast_path(run_dir: Path | None, dist) -> Path | None:
 class _NullWriter:
     """Non-zero ranks of a distributed run compute but never write."""
 
-    def write(self, record: dict[str, Any]) -> dict[str, Any]:
-        return record
+    def write(self, record: dict[str, Any]) -> RecordBase:
+        return as_written(record)[1]
 
     def __enter__(self) -> _NullWriter:
         return self
@@ -326,7 +328,7 @@ def run_task(
     earlier: list[dict[str, Any]] | None = None,
     reported_skips: set[str] | None = None,
     shard: tuple[int, int] | None = None,
-) -> dict[str, Any]:
+) -> RecordBase:
     """Execute one task and append its record; never raises for a task failure.
 
     ``earlier`` holds this task's records from before a resume; a skip reason already in ``reported_skips``
@@ -434,7 +436,7 @@ def contention_line(timed: dict[str, tuple[list[Any], float]]) -> str | None:
 
 
 def _group_records(task: Task, payloads: list[Any], *, writer: RecordWriter,
-                   shard: tuple[int, int] | None) -> dict[str, Any]:
+                   shard: tuple[int, int] | None) -> RecordBase:
     """One record per member of a timed group (an error record for a member that failed)."""
     from harness.tasks.timing import MemberFailed, MemberSkipped
 
@@ -450,7 +452,7 @@ def _group_records(task: Task, payloads: list[Any], *, writer: RecordWriter,
             record = _ok_record(base, payload)
         record["wall_s"] = wall_s
         records.append(writer.write(record))
-    errors = [r for r in records if r["status"] == "error"]
+    errors = [r for r in records if isinstance(r, FailedRecord)]
     return errors[0] if errors else records[0]
 
 

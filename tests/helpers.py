@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from harness.results.records import RecordBase
 
 
 def plugin_model_name(plugin: Path) -> str:
@@ -57,7 +61,8 @@ def tiny_launch_suite(tmp_path: Path, plugin: Path, *, models: int = 6, **sectio
     return path
 
 
-def comparable(records: list[dict]) -> list[dict]:
-    """Records without when and where they were measured, in task order: equal iff the measurements are."""
-    return sorted(({k: v for k, v in r.items() if k not in LAUNCH_IGNORED} for r in records),
+def comparable(records: list[RecordBase]) -> list[dict]:
+    """Records (as their lines hold them) without when and where they were measured, in task order: equal iff the
+    measurements are."""
+    return sorted(({k: v for k, v in r.to_json().items() if k not in LAUNCH_IGNORED} for r in records),
                   key=lambda r: (r["task_id"], r.get("kind"), r.get("round") or 0))

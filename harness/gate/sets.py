@@ -36,7 +36,7 @@ import numpy as np
 from harness.errors import ResultsError
 from harness.fileio import JSONInputError, parse_json, read_input, write_json_atomic
 from harness.results import load_run
-from harness.results.records import REFERENCE_KIND, TIMED_KINDS
+from harness.results.records import REFERENCE_KIND, TIMED_KINDS, LoadReading, Manifest, RecordBase, TimedRecord
 from harness.results.schema import check_schema
 from harness.results.store import refuse_run_file
 from harness.results.summaries import KEY_FIELDS, BenchmarkKey, benchmarks, failed_tasks
@@ -114,32 +114,24 @@ def float_list(value: Any, *, where: str) -> tuple[float, ...]:
     return out
 
 
-def _round_of(record: Mapping[str, Any]) -> int:
-    value = record.get("round")
-    return int(value) if isinstance(value, int) else 0
-
-
-def _samples_from_records(records: Sequence[Mapping[str, Any]], *, where: str) -> BenchSamples:
+def _samples_from_records(records: Sequence[TimedRecord], *, where: str) -> BenchSamples:
     """One benchmark's samples by round, each round with the reference workload's samples of the same cycles."""
     by_round: dict[int, list[float]] = {}
     refs: dict[int, list[float]] = {}
     for rec in records:
-        task = f"{where}: task {rec.get('task_id')!r}"
-        by_round.setdefault(_round_of(rec), []).extend(float_list(rec["samples_ms"], where=f"{task} samples_ms"))
-        refs.setdefault(_round_of(rec), []).extend(
-            float_list(rec.get("reference_samples_ms") or [], where=f"{task} reference_samples_ms"))
+        task = f"{where}: task {rec.task_id!r}"
+        by_round.setdefault(rec.round or 0, []).extend(float_list(rec.samples_ms, where=f"{task} samples_ms"))
+        refs.setdefault(rec.round or 0, []).extend(
+            float_list(rec.reference_samples_ms or [], where=f"{task} reference_samples_ms"))
     order = sorted(by_round)
-    threads = records[0].get("threads")
     return BenchSamples(rounds=tuple(tuple(by_round[r]) for r in order),
-                        reference_rounds=tuple(tuple(refs[r]) for r in order),
-                        threads=threads if isinstance(threads, int) else None)
+                        reference_rounds=tuple(tuple(refs[r]) for r in order), threads=records[0].threads)
 
 
-def benchmarks_from_records(records: Sequence[Mapping[str, Any]], *, where: str) -> dict[BenchmarkKey, BenchSamples]:
+def benchmarks_from_records(records: Sequence[RecordBase], *, where: str) -> dict[BenchmarkKey, BenchSamples]:
     """The run's benchmarks (``harness.results.summaries.benchmarks``, the one grouping), rounds in order."""
-    ok = [r for r in records if r.get("status") == "ok" and "samples_ms" in r]
     return {bench.key: _samples_from_records(bench.records, where=where)
-            for kind in TIMED_KINDS for bench in benchmarks(ok, kind)}
+            for kind in TIMED_KINDS for bench in benchmarks(records, kind)}
 
 
 def load_run_dir(path: Path) -> tuple[BenchmarkSet, dict[str, Any]]:
@@ -152,13 +144,13 @@ def load_run_dir(path: Path) -> tuple[BenchmarkSet, dict[str, Any]]:
         source=str(path),
         origin="harness-run",
         failed=failed_tasks(run.records, (*TIMED_KINDS, REFERENCE_KIND)),
-        machines=_shard_machines(run.manifest),
+        machines=_shard_machines(run.typed_manifest),
         contended=contended_timings(run.records),
     )
     return bset, run.manifest
 
 
-def contended_timings(records: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+def contended_timings(records: Iterable[RecordBase]) -> tuple[str, ...]:
     """One line per timing process (or, in runs from before the process level, per timing session) that ran while
     other processes left fewer free cores than its threads: a slowdown measured then is no regression of the code."""
     from harness.measure.load import Load
@@ -166,27 +158,27 @@ def contended_timings(records: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
 
     out: dict[tuple[Any, ...], str] = {}
     for r in records:
-        if r.get("kind") not in (*TIMED_KINDS, REFERENCE_KIND) or r.get("status") != "ok":
+        if not isinstance(r, TimedRecord):
             continue
-        threads = int(r.get("threads") or 1)
-        runs = [(p.get("index"), p.get("load")) for p in r.get("process_runs") or () if isinstance(p, dict)]
-        for index, load in runs or [(None, r.get("load"))]:
-            if not isinstance(load, dict):
+        threads = r.threads or 1
+        runs: list[tuple[int | None, LoadReading | None]] = [(p.index, p.load) for p in r.process_runs or ()]
+        for index, load in runs or [(None, r.load)]:
+            if load is None:
                 continue
-            reading = Load(**{k: load[k] for k in Load.__dataclass_fields__ if k in load})
+            reading = Load(wall_s=load.wall_s, other_cores=load.other_cores, own_cores=load.own_cores,
+                           loadavg_1m=load.loadavg_1m, involuntary_switches=load.involuntary_switches,
+                           cores=load.cores)
             if contended(reading, threads):
-                out[(r.get("pairing"), index)] = (
-                    f"{r.get('label')} timed under contention (other processes kept {reading.other_cores:.2f} of "
+                out[(r.pairing, index)] = (
+                    f"{r.label} timed under contention (other processes kept {reading.other_cores:.2f} of "
                     f"{reading.cores} cores busy, {threads} thread{'s' * (threads != 1)})")
     return tuple(out.values())
 
 
-def _shard_machines(manifest: Mapping[str, Any]) -> tuple[str, ...]:
+def _shard_machines(manifest: Manifest) -> tuple[str, ...]:
     """The distinct machines (host, CPU, GPUs) the shards of a merged run were timed on (``results.merge``)."""
-    merged = manifest.get("merged_from")
-    entries = [e.get("machine") for e in merged if isinstance(e, dict)] if isinstance(merged, list) else []
-    names = {", ".join(str(v) for v in (m.get("hostname"), m.get("cpu"), *(m.get("gpus") or [])) if v)
-             for m in entries if isinstance(m, dict)}
+    machines = [e.machine for e in manifest.merged_from or () if e.machine is not None]
+    names = {", ".join(str(v) for v in (m.hostname, m.cpu, *(m.gpus or [])) if v) for m in machines}
     return tuple(sorted(names))
 
 

@@ -18,6 +18,7 @@ from harness.report import attention, complexity, cost, latency, modes, optime, 
 from harness.report import eval as eval_section
 from harness.report.markdown import table
 from harness.results import RunData, load_run
+from harness.results.records import AttentionRecord, FailedRecord, Manifest, SkippedRecord, TimedRecord
 
 log = logging.getLogger(__name__)
 
@@ -46,34 +47,25 @@ def render(run_dir: Path, *, reports_root: Path = Path("reports"), out: Path | N
     return out
 
 
-def _env_line(env: dict[str, Any], *keys: str) -> Any:
-    value: Any = env
-    for key in keys:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
-
-
 def _header(run: RunData) -> list[str]:
-    m = run.manifest
-    env = m.get("environment") or {}
-    git = m.get("git") or {}
-    commit = (git.get("commit") or "unknown")[:12] + (" (dirty)" if git.get("dirty") else "")
+    m = run.typed_manifest
+    env, git = m.environment, m.git
+    cpu = env.cpu if env else None
+    commit = ((git.commit if git else None) or "unknown")[:12] + (" (dirty)" if git and git.dirty else "")
     # per-epoch and per-unit records are parts of a task, not tasks
-    counts = {s: sum(1 for r in run.records if r.get("status") == s and r.get("kind") != "train_epoch"
-                     and not r.get("parent_task")) for s in ("ok", "error", "skipped")}
-    rows = [
-        ["suite", m.get("suite_name")], ["run", m.get("run_id")], ["created (UTC)", m.get("created_utc")],
-        ["git commit", commit], ["device", m.get("device")],
-        ["torch", _env_line(env, "packages", "torch") or _env_line(env, "torch")],
-        ["CPU", _env_line(env, "cpu", "model")], ["torch threads", _env_line(env, "cpu", "torch_threads")],
-        ["GPU", ", ".join(str(g.get("name") or "?") for g in env.get("gpus") or []) or None],
+    counts = {s: sum(1 for r in run.records if r.status == s and r.kind != "train_epoch"
+                     and not (isinstance(r, AttentionRecord) and r.parent_task)) for s in ("ok", "error", "skipped")}
+    rows: list[list[Any]] = [
+        ["suite", m.suite_name], ["run", m.run_id], ["created (UTC)", m.created_utc],
+        ["git commit", commit], ["device", m.device],
+        ["torch", ((env.packages if env else None) or {}).get("torch") or (env.torch if env else None)],
+        ["CPU", cpu.model if cpu else None], ["torch threads", cpu.torch_threads if cpu else None],
+        ["GPU", ", ".join(str(g.name or "?") for g in (env.gpus if env else None) or []) or None],
         ["tasks", f"{counts['ok']} ok, {counts['error']} error, {counts['skipped']} skipped"],
     ]
-    if m.get("shard"):
-        rows.append(["shard", f"{m['shard']['index'] + 1} of {m['shard']['count']}"])
-    return [f"# {m.get('suite_name')}: Selective Kernel Networks reproduction", "",
+    if m.shard:
+        rows.append(["shard", f"{m.shard.index + 1} of {m.shard.count}"])
+    return [f"# {m.suite_name}: Selective Kernel Networks reproduction", "",
             *table(["", ""], [r for r in rows if r[1] is not None], align="ll"), "", *_shards(m), *_contention(run)]
 
 
@@ -82,11 +74,11 @@ def _contention(run: RunData) -> list[str]:
     hit: set[tuple[Any, int]] = set()
     seen: set[tuple[Any, int]] = set()
     for r in run.records:
-        for p in r.get("process_runs") or ():
-            if isinstance(p, dict):
-                seen.add((r.get("pairing"), p.get("index")))
-                if p.get("contended"):
-                    hit.add((r.get("pairing"), p.get("index")))
+        if isinstance(r, TimedRecord):
+            for p in r.process_runs or ():
+                seen.add((r.pairing, p.index))
+                if p.contended:
+                    hit.add((r.pairing, p.index))
     if not hit:
         return []
     return [f"⚠ **Timed under contention**: in {len(hit)} of {len(seen)} timing processes, other processes left "
@@ -95,35 +87,33 @@ def _contention(run: RunData) -> list[str]:
             "machine (stop the other work, or `--wait-quiet 300`) for numbers to quote.", ""]
 
 
-def _shards(m: dict[str, Any]) -> list[str]:
+def _shards(m: Manifest) -> list[str]:
     """A merged run: which machine measured each shard, and the shards that did not end (``incomplete``)."""
-    merged = [e for e in m.get("merged_from") or [] if isinstance(e, dict) and e.get("shard")]
+    merged = [(e.shard, e.machine) for e in m.merged_from or () if e.shard]
     lines: list[str] = []
     if merged:
-        rows = [[f"{e['shard']['index'] + 1} of {e['shard']['count']}", latency.machine_name(e.get("machine") or {})]
-                for e in merged]
+        rows = [[f"{shard.index + 1} of {shard.count}", latency.machine_name(machine)] for shard, machine in merged]
         lines += ["Merged from shards; each measured its models on one machine (timing records carry their "
                   "`shard`):", "", *table(["shard", "machine"], rows, align="ll"), ""]
-    for problem in m.get("incomplete") or []:
-        lines += [f"⚠ **Incomplete run**: shard {problem.get('shard')} {problem.get('reason')}; the records it "
-                  f"wrote before that are included, the rest of its tasks are missing. Log: `{problem.get('log')}`", ""]
+    for problem in m.incomplete or ():
+        lines += [f"⚠ **Incomplete run**: shard {problem.shard} {problem.reason}; the records it "
+                  f"wrote before that are included, the rest of its tasks are missing. Log: `{problem.log}`", ""]
     return lines
 
 
 def _problems(run: RunData) -> list[str]:
-    bad = [r for r in run.records if r.get("status") in ("error", "skipped") and r.get("kind") != "train_epoch"]
+    bad = [r for r in run.records if isinstance(r, (FailedRecord, SkippedRecord)) and r.kind != "train_epoch"]
     if not bad:
         return []
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    groups: dict[tuple[Any, ...], list[FailedRecord | SkippedRecord]] = {}
     for r in bad:
         # one line each: a record written before messages were kept to one line may hold a whole traceback
-        why = one_line(r.get("reason") if r["status"] == "skipped"
-                       else f"{r['error']['type']}: {r['error']['message']}")
-        groups.setdefault((r.get("kind"), r["status"], why), []).append(r)
+        why = one_line(r.reason if isinstance(r, SkippedRecord) else f"{r.error.type}: {r.error.message}")
+        groups.setdefault((r.kind, r.status, why), []).append(r)
     rows = []
     for (kind, status, why), recs in groups.items():
-        labels = ", ".join(dict.fromkeys(str(r.get("label") or r.get("model")) for r in recs))
-        batches = ", ".join(dict.fromkeys(str(r.get("batch_size")) for r in recs if r.get("batch_size") is not None))
+        labels = ", ".join(dict.fromkeys(str(r.label or r.model) for r in recs))
+        batches = ", ".join(dict.fromkeys(str(r.batch_size) for r in recs if r.batch_size is not None))
         rows.append([kind, labels, batches or None, f"{status} ×{len(recs)}", why])
     return ["## Errors and skipped tasks", "",
             *table(["kind", "models", "batch", "status", "why"], rows, align="lllll"), ""]

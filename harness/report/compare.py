@@ -24,6 +24,7 @@ from harness.report.markdown import frame_table, num, with_ci
 from harness.results import MANIFEST, RunData, load_runs
 from harness.results import summaries as S
 from harness.results.frames import environment_columns
+from harness.results.records import LOOP_KINDS
 
 KIND_TITLES = {"latency": "Latency", "throughput": "Throughput (inference)",
                "train_throughput": "Throughput (training step)"}
@@ -34,7 +35,7 @@ COUNT_FIELDS = ("params", "macs", "activations")
 
 
 def match_key(fields: dict[str, Any]) -> tuple[Any, ...]:
-    """The benchmark key without the device: a CPU and a GPU run of one suite line up."""
+    """The benchmark key of a frame row, without the device: a CPU and a GPU run of one suite line up."""
     return S.BenchmarkKey.from_fields(fields).without("device")
 
 
@@ -58,7 +59,7 @@ def _commit(env: dict[str, Any]) -> str:
 
 
 def header(runs: list[RunData], names: list[str]) -> list[str]:
-    envs = [environment_columns(r.manifest) for r in runs]
+    envs = [environment_columns(r.typed_manifest) for r in runs]
     rows = []
     for title, field in ENV_ROWS:
         values = [_commit(e) if field == "git_commit" else e.get(field) for e in envs]
@@ -107,14 +108,13 @@ def _matched(runs: list[RunData], kind: str) -> dict[tuple[Any, ...], dict[int, 
 
 
 def _measure(kind: str, row: pd.Series) -> str:
-    if kind in S.LOOP_KINDS:
+    if kind in LOOP_KINDS:
         return with_ci(row["img_s"], row["img_s_ci_low"], row["img_s_ci_high"], digits=1)
     return with_ci(row["p50_ms"], row["ci_low_ms"], row["ci_high_ms"], digits=2)
 
 
 def _group_title(kind: str, entry: Entry) -> str:
-    f = entry.bench.fields
-    return f"{KIND_TITLES[kind]} · batch {f['batch_size']} · {entry.bench.mode}"
+    return f"{KIND_TITLES[kind]} · batch {entry.bench.batch_size} · {entry.bench.mode}"
 
 
 def timing_tables(runs: list[RunData], names: list[str], kind: str) -> tuple[list[str], dict[str, Any]]:
@@ -125,7 +125,7 @@ def timing_tables(runs: list[RunData], names: list[str], kind: str) -> tuple[lis
         first = entries[min(entries)]
         grouped.setdefault(_group_title(kind, first), []).append(entries)
     lines, plot_data = [], {}
-    unit = "img/s (95% CI)" if kind in S.LOOP_KINDS else "p50 ms (95% CI)"
+    unit = "img/s (95% CI)" if kind in LOOP_KINDS else "p50 ms (95% CI)"
     for title, benches in grouped.items():
         rows = []
         for entries in benches:
@@ -133,7 +133,7 @@ def timing_tables(runs: list[RunData], names: list[str], kind: str) -> tuple[lis
             for i, e in sorted(entries.items()):
                 ratio = S.Ratio(1.0, 1.0, 1.0) if e is first else S.ratio(first.bench, e.bench)
                 cost = plots.time_ratio(e.row)
-                rows.append({"model": e.bench.label, "run": names[i], "device": e.bench.fields["device"],
+                rows.append({"model": e.bench.label, "run": names[i], "device": e.bench.device,
                              "threads": e.row["threads"], unit: _measure(kind, e.row),
                              "÷ first run": with_ci(ratio.value, ratio.low, ratio.high) if ratio else None,
                              "plain": e.row["plain"],
@@ -175,7 +175,7 @@ def overhead_table(runs: list[RunData], names: list[str], plot_data: dict[str, A
 
 
 def _interval(kind: str, row: pd.Series) -> plots.Interval | None:
-    if kind in S.LOOP_KINDS:
+    if kind in LOOP_KINDS:
         return plots.Interval.of(row["img_s"], row["img_s_ci_low"], row["img_s_ci_high"])
     return plots.Interval.of(row["p50_ms"], row["ci_low_ms"], row["ci_high_ms"])
 
@@ -187,7 +187,7 @@ _DISTINCT = (("run_device", "{}"), ("gpu_name", "{}"), ("cpu_model", "{}"), ("to
 
 def legend_names(runs: list[RunData], names: list[str]) -> list[str]:
     """``#1 (1 threads)``: each run's name with the environment fields that differ between the runs."""
-    envs = [environment_columns(r.manifest) for r in runs]
+    envs = [environment_columns(r.typed_manifest) for r in runs]
     differing = [(f, fmt) for f, fmt in _DISTINCT if len({str(e.get(f)) for e in envs}) > 1]
     out = []
     for name, env in zip(names, envs, strict=True):
@@ -198,12 +198,12 @@ def legend_names(runs: list[RunData], names: list[str]) -> list[str]:
 
 def _plot(names: list[str], plot_data: dict[str, Any], path: Path) -> Path | None:
     """``names``: the legend's name of each run."""
-    panels = []
+    panels: list[dict[str, Any]] = []
     for title, benches in plot_data.items():
         kind = benches[0][min(benches[0])].bench.kind
         labels = [entries[min(entries)].bench.label for entries in benches]
         series = {n: [_interval(kind, e[i].row) if i in e else None for e in benches] for i, n in enumerate(names)}
-        unit = "images / s" if kind in S.LOOP_KINDS else "p50 latency, ms"
+        unit = "images / s" if kind in LOOP_KINDS else "p50 latency, ms"
         panels.append({"title": title, "categories": labels, "series": series, "xlabel": f"{unit} (95% CI)"})
         variants = [e for e in benches if e[min(e)].row["plain"] == e[min(e)].row["plain"] and e[min(e)].row["plain"]]
         if variants:
@@ -220,17 +220,17 @@ def _plot(names: list[str], plot_data: dict[str, Any], path: Path) -> Path | Non
     return plots.save(fig, path)
 
 
-def _field(run: RunData, name: str, default: str) -> object:
-    value = run.manifest.get(name)
+def _or(value: str | None, default: str) -> str:
     return default if value is None else value
 
 
 def default_path(runs: list[RunData], reports_root: Path) -> Path:
     """``reports/compare/<suite>/<run>_vs_<run>.md``; the names come from the manifests, untrusted: each must be
     a plain folder name, and the path must lie under ``reports_root``."""
-    ids = [require_folder_name(_field(r, "run_id", r.path.resolve().name), where=f"{r.path / MANIFEST}: run_id")
-           for r in runs]
-    suite = require_folder_name(_field(runs[0], "suite_name", "runs"), where=f"{runs[0].path / MANIFEST}: suite_name")
+    ids = [require_folder_name(_or(r.typed_manifest.run_id, r.path.resolve().name),
+                               where=f"{r.path / MANIFEST}: run_id") for r in runs]
+    suite = require_folder_name(_or(runs[0].typed_manifest.suite_name, "runs"),
+                                where=f"{runs[0].path / MANIFEST}: suite_name")
     stem = "_vs_".join(ids) if len(ids) <= 3 else f"{ids[0]}_vs_{len(ids) - 1}_runs"
     return under_root(reports_root, Path(reports_root) / "compare" / suite / f"{stem}.md", what="the comparison")
 

@@ -15,6 +15,7 @@ from harness.paper import TABLE5_GAP, PaperRow, all_rows, row_id
 from harness.report import plots
 from harness.report.markdown import BAD, OK, delta_pct, frame_table, num, pct
 from harness.results import RunData
+from harness.results.records import ComplexityRecord
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ GMACS_TOL_PCT = 1.5
 @dataclass(frozen=True)
 class Match:
     row: PaperRow
-    record: dict[str, Any] | None
+    record: ComplexityRecord | None
 
 
 def _row_key(row: PaperRow) -> tuple[str, str, tuple[int, ...]] | None:
@@ -40,25 +41,25 @@ def _row_key(row: PaperRow) -> tuple[str, str, tuple[int, ...]] | None:
     return row.model, _freeze(canonical), tuple(row.input_size)
 
 
-def _record_key(record: dict[str, Any]) -> tuple[str, str, tuple[int, ...]]:
-    return record["model"], _freeze(record.get("canonical_options")), tuple(record.get("input_size") or ())
+def _record_key(record: ComplexityRecord) -> tuple[str, str, tuple[int, ...]]:
+    return record.model, _freeze(record.canonical_options), tuple(record.input_size)
 
 
 def _freeze(value: Any) -> str:
     return canonical_json(value)
 
 
-def match_rows(records: list[dict[str, Any]]) -> list[Match]:
+def match_rows(records: list[ComplexityRecord]) -> list[Match]:
     """Every paper row with the record that reproduces it (None: not in this run).
 
     Records name their rows (``paper_rows``, decided when the run measured); records of older runs are matched
     through today's registry (which imports the model code).
     """
-    if records and all(isinstance(r.get("paper_rows"), list) for r in records):
-        by_id = {row: r for r in records for row in r["paper_rows"]}
+    if records and all(r.paper_rows is not None for r in records):
+        by_id = {row: r for r in records for row in r.paper_rows or ()}
         return [Match(row, by_id.get(row_id(row))) for row in all_rows()]
     by_key = {_record_key(r): r for r in records}
-    return [Match(row, by_key.get(_row_key(row))) for row in all_rows()]
+    return [Match(row, by_key.get(key) if (key := _row_key(row)) else None) for row in all_rows()]
 
 
 def _verdict(params_delta: float | None, macs_delta: float | None) -> str:
@@ -74,10 +75,10 @@ def _verdict(params_delta: float | None, macs_delta: float | None) -> str:
 
 def _table_row(m: Match) -> list[Any]:
     rec = m.record
-    params = rec["params"] / 1e6 if rec else None
-    gmacs = rec["macs"] / 1e9 if rec else None
+    params = rec.params / 1e6 if rec else None
+    gmacs = rec.macs / 1e9 if rec else None
     dp, dm = delta_pct(params, m.row.params_m), delta_pct(gmacs, m.row.gmacs)
-    ours = rec["label"] if rec else "not built¹"
+    ours = rec.label if rec else "not built¹"
     return [m.row.row, ours, num(m.row.params_m), num(params, 3), pct(dp), _gmacs(m.row.gmacs, 2), _gmacs(gmacs, 3),
             pct(dm), _verdict(dp, dm) if rec else "–"]
 
@@ -106,8 +107,8 @@ def summary(matches: list[Match]) -> tuple[int, int]:
     for m in matches:
         if m.record is None:
             continue
-        dp = delta_pct(m.record["params"] / 1e6, m.row.params_m)
-        dm = delta_pct(m.record["macs"] / 1e9, m.row.gmacs)
+        dp = delta_pct(m.record.params / 1e6, m.row.params_m)
+        dm = delta_pct(m.record.macs / 1e9, m.row.gmacs)
         verdicts.append(_verdict(dp, dm))
     return sum(v == OK for v in verdicts), sum(v in (OK, BAD) for v in verdicts)
 
@@ -116,7 +117,7 @@ HEADERS = ["paper row", "ours", "#P paper (M)", "#P ours (M)", "Δ#P", "GMACs pa
 
 
 def section(run: RunData, assets: Path, stem: str) -> list[str]:
-    records = run.of_kind("complexity")
+    records = run.of_type(ComplexityRecord)
     if not records:
         return []
     matches = match_rows(records)
@@ -143,13 +144,13 @@ def section(run: RunData, assets: Path, stem: str) -> list[str]:
     return lines
 
 
-def _others(records: list[dict[str, Any]], matches: list[Match]) -> list[str]:
+def _others(records: list[ComplexityRecord], matches: list[Match]) -> list[str]:
     matched = {id(m.record) for m in matches if m.record}
     rest = [r for r in records if id(r) not in matched]
     if not rest:
         return []
-    rows = pd.DataFrame([[r["label"], r["model"], num(r["params"] / 1e6, 3), num(r["macs"] / 1e9, 3),
-                          "×".join(map(str, r["input_size"]))] for r in rest],
+    rows = pd.DataFrame([[r.label, r.model, num(r.params / 1e6, 3), num(r.macs / 1e9, 3),
+                          "×".join(map(str, r.input_size))] for r in rest],
                         columns=["model", "registry name", "#P (M)", "GMACs", "input"])
     return ["### Models without a paper row", "", *frame_table(rows, align="llrrr"), ""]
 
@@ -177,43 +178,43 @@ def _counts(run: RunData) -> list[str]:
             "show.", "", *frame_table(rows), ""]
 
 
-def _uncounted(records: list[dict[str, Any]]) -> list[str]:
+def _uncounted(records: list[ComplexityRecord]) -> list[str]:
     ops: dict[str, set[str]] = {}
     for r in records:
-        for op in (r.get("macs_counter") or {}).get("uncounted_ops", {}):
-            ops.setdefault(op, set()).add(r["label"])
-    if not ops:
+        for op in (r.macs_counter.uncounted_ops if r.macs_counter else None) or ():
+            ops.setdefault(op, set()).add(r.label)
+    counter = records[0].macs_counter
+    if not ops or counter is None:
         return []
-    counter = records[0]["macs_counter"]
     listed = ", ".join(f"`{op}`" for op in sorted(ops))
-    return [f"Not counted by {counter['name']} {counter['version']} (elementwise and pooling ops whose cost is "
+    return [f"Not counted by {counter.name} {counter.version} (elementwise and pooling ops whose cost is "
             f"small in MACs but not in time — SE/SK's mean, mul, sigmoid, softmax, sum): {listed}.", ""]
 
 
-def _plot(records: list[dict[str, Any]], matches: list[Match], path: Path) -> Path | None:
-    sizes = list(dict.fromkeys(tuple(r["input_size"]) for r in records))
+def _plot(records: list[ComplexityRecord], matches: list[Match], path: Path) -> Path | None:
+    sizes = list(dict.fromkeys(tuple(r.input_size) for r in records))
     fig, axes = plots.figure(len(sizes), width=6.5, height=5.0)
     for ax, size in zip(axes, sizes, strict=True):
-        group = [r for r in records if tuple(r["input_size"]) == size]
+        group = [r for r in records if tuple(r.input_size) == size]
         _scatter(ax, group, [m for m in matches if m.record in group])
         ax.set_title(f"input {'×'.join(map(str, size))}")
     fig.suptitle("Parameters vs. multiply-adds (filled: measured, hollow: paper)")
     fig.tight_layout()
     for ax, size in zip(axes, sizes, strict=True):
-        group = [r for r in records if tuple(r["input_size"]) == size]
+        group = [r for r in records if tuple(r.input_size) == size]
         _label(ax, group, [m for m in matches if m.record in group])
     return plots.save(fig, path, layout=False)
 
 
-def _points(records: list[dict[str, Any]]) -> dict[tuple[float, float], list[str]]:
+def _points(records: list[ComplexityRecord]) -> dict[tuple[float, float], list[str]]:
     """(GMACs, params M) → labels; models with the same counts share a point and a label."""
     points: dict[tuple[float, float], list[str]] = {}
     for r in records:
-        points.setdefault((r["macs"] / 1e9, r["params"] / 1e6), []).append(r["label"])
+        points.setdefault((r.macs / 1e9, r.params / 1e6), []).append(r.label)
     return points
 
 
-def _scatter(ax: Any, records: list[dict[str, Any]], matches: list[Match]) -> None:
+def _scatter(ax: Any, records: list[ComplexityRecord], matches: list[Match]) -> None:
     for x, y in _points(records):
         ax.scatter(x, y, color=plots.BAR, zorder=3)
     for m in matches:
@@ -225,6 +226,6 @@ def _scatter(ax: Any, records: list[dict[str, Any]], matches: list[Match]) -> No
     ax.grid(alpha=0.3)
 
 
-def _label(ax: Any, records: list[dict[str, Any]], matches: list[Match]) -> None:
+def _label(ax: Any, records: list[ComplexityRecord], matches: list[Match]) -> None:
     paper = [(m.row.gmacs, m.row.params_m) for m in matches if m.row.params_m and m.row.gmacs]
     plots.place_labels(ax, [(x, y, " = ".join(labels)) for (x, y), labels in _points(records).items()], avoid=paper)

@@ -47,7 +47,7 @@ def _by_label(timing: list[tuple[str, str, pd.DataFrame]]) -> list[tuple[str, st
 
 
 def _pct(ratio: float | None) -> str:
-    return "–" if not _present(ratio) else f"{(ratio - 1) * 100:+.1f}%"
+    return "–" if ratio is None or not _present(ratio) else f"{(ratio - 1) * 100:+.1f}%"
 
 
 # ------------------------------------------------------------------------------------------------ memory
@@ -186,7 +186,7 @@ def _breakdown(run: RunData, plain: str, variants: list[str]) -> list[str]:
 
 
 def _panels(families: dict[str, list[pd.Series]],
-            timing: list[tuple[str, str, dict[str, dict[str, Any]]]]) -> list[tuple]:
+            timing: list[tuple[str, str, dict[str, dict[str, Any]]]]) -> list[tuple[Any, ...]]:
     """(title, xlabel, variants, their time ratios) for every plain network × timed group with something to draw."""
     panels = []
     for plain, variants in families.items():
@@ -201,7 +201,7 @@ def _panels(families: dict[str, list[pd.Series]],
     return panels
 
 
-def _plot(panels: list[tuple], path: Path) -> Path:
+def _plot(panels: list[tuple[Any, ...]], path: Path) -> Path:
     fig, axes = plots.figure(len(panels), width=5.5, height=0.6 * max(len(p[2]) for p in panels) + 2.0,
                              columns=min(3, len(panels)))
     for ax, (title, xlabel, shown) in zip(axes, panels, strict=True):

@@ -20,6 +20,7 @@ from harness.paper import all_rows
 from harness.paper.pretrained import published
 from harness.report.markdown import BAD, OK, num, table
 from harness.results import RunData
+from harness.results.records import EvalRecord, Preprocess, SkippedRecord, WeightsInfo
 
 SYNTHETIC = "⚠ SYNTHETIC DATA"
 _IMAGENET_TABLES = ("P Table 2", "P Fig. 2", "P Table 3", "P Table 6", "P Table 7")
@@ -31,22 +32,22 @@ def wilson(errors: int, images: int) -> tuple[float, float]:
     return 100.0 * ci.low, 100.0 * ci.high
 
 
-def _paper_model(record: dict[str, Any]) -> str:
+def _paper_model(record: EvalRecord) -> str:
     from harness.models.timm_keys import TIMM_EQUIVALENTS
 
-    model = record["model"]
+    model = record.model
     if model.startswith("timm:"):
         ours = {v: k for k, v in TIMM_EQUIVALENTS.items()}
         return ours.get(model[len("timm:"):], model)
     return model
 
 
-def paper_error(record: dict[str, Any]) -> tuple[float | None, str]:
+def paper_error(record: EvalRecord) -> tuple[float | None, str]:
     """The paper's top-1 error for this network on this data set, and where it is printed."""
     from harness.errors import HarnessError
     from harness.models.registry import canonical_options
 
-    model, dataset = _paper_model(record), record.get("dataset")
+    model, dataset = _paper_model(record), record.dataset
     for row in all_rows():
         if row.model != model:
             continue
@@ -56,7 +57,7 @@ def paper_error(record: dict[str, Any]) -> tuple[float | None, str]:
         if dataset == "imagenet" and row.table in _IMAGENET_TABLES and row.top1_err is not None:
             try:
                 same = canonical_options(model, row.options) == (
-                    record.get("canonical_options") if model == record["model"] else canonical_options(model, {}))
+                    record.canonical_options if model == record.model else canonical_options(model, {}))
             except HarnessError:
                 same = False
             if same:
@@ -64,75 +65,73 @@ def paper_error(record: dict[str, Any]) -> tuple[float | None, str]:
     return None, ""
 
 
-def weights_label(record: dict[str, Any]) -> str:
-    w = record.get("weights")
+def weights_label(w: WeightsInfo | None) -> str:
     if not w:
         return "none (random init)"
-    if w.get("source") == "train":
-        return f"trained in this run ({w['train_task'].rsplit(':', 1)[-1]})"
-    if w.get("source") == "timm":
-        return f"timm {w['ref']}"
-    return Path(w["ref"]).name + (" (timm → ours)" if w.get("converted_from_timm") else "")
+    if w.source == "train":
+        return f"trained in this run ({(w.train_task or '?').rsplit(':', 1)[-1]})"
+    if w.source == "timm":
+        return f"timm {w.ref}"
+    return Path(w.ref).name + (" (timm → ours)" if w.converted_from_timm else "")
 
 
-def _published(record: dict[str, Any]) -> tuple[Any, Any]:
+def _published(record: EvalRecord) -> tuple[Any, Any]:
     """timm's published top-1 error for these weights at this crop, and whether it lies in our 95% interval
     (judged only when we used timm's preprocessing, as the published number did)."""
-    w = record.get("weights") or {}
-    crop = (record.get("preprocess") or {}).get("crop")
+    w = record.weights or WeightsInfo(source="", ref="")
+    preprocess = record.preprocess or Preprocess()
+    crop = preprocess.crop
     img = crop[0] if isinstance(crop, list) else crop
-    row = published(w.get("ref", ""), img=img) if w.get("source") == "timm" and img else None
+    row = published(w.ref, img=img) if w.source == "timm" and img else None
     if row is None:
         return None, None
-    if (record.get("preprocess") or {}).get("name") != "timm":
+    if preprocess.name != "timm":
         return row.top1_err, "– (other preprocessing)"  # timm's number is for its own data config
-    low, high = wilson(record["images"] - record["top1_correct"], record["images"])
+    low, high = wilson(record.images - record.top1_correct, record.images)
     return row.top1_err, OK if low <= row.top1_err <= high else BAD
 
 
-def _row(record: dict[str, Any]) -> list[Any]:
-    low, high = wilson(record["images"] - record["top1_correct"], record["images"])
+def _row(record: EvalRecord) -> list[Any]:
+    low, high = wilson(record.images - record.top1_correct, record.images)
     paper, source = paper_error(record)
     pub, consistent = _published(record)
-    images = f"{record['images']:,}" + (f" of {record['dataset_images']:,}" if record.get("subset") else "")
-    return [record["label"], weights_label(record), f"{record['dataset']} ({record['layout']})", images,
-            num(record["top1_err"]), f"{low:.2f}–{high:.2f}", num(record["top5_err"]),
+    images = f"{record.images:,}" + (f" of {record.dataset_images:,}" if record.subset else "")
+    return [record.label, weights_label(record.weights), f"{record.dataset} ({record.layout})", images,
+            num(record.top1_err), f"{low:.2f}–{high:.2f}", num(record.top5_err),
             num(paper) + (f" ({source})" if source else ""),
             num(pub), consistent]
 
 
-def _preprocess_rows(records: list[dict[str, Any]]) -> list[list[Any]]:
+def _preprocess_rows(records: list[EvalRecord]) -> list[list[Any]]:
     rows = []
     for r in records:
-        p = r.get("preprocess") or {}
-        mean = "/".join(f"{v:.4g}" for v in p.get("mean", []))
-        std = "/".join(f"{v:.4g}" for v in p.get("std", []))
-        crop = p.get("crop")
-        crop = "×".join(str(c) for c in crop) if isinstance(crop, list) else crop
-        rows.append([r["label"], p.get("name"), p.get("resize"), crop, p.get("interpolation"), mean, std,
-                     p.get("source") or None])
+        p = r.preprocess or Preprocess()
+        mean = "/".join(f"{v:.4g}" for v in p.mean or [])
+        std = "/".join(f"{v:.4g}" for v in p.std or [])
+        crop = "×".join(str(c) for c in p.crop) if isinstance(p.crop, list) else p.crop
+        rows.append([r.label, p.name, p.resize, crop, p.interpolation, mean, std, p.source or None])
     return rows
 
 
-def _same_images(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    keys = ("dataset", "data_root", "images", "subset_seed", "layout")
-    return all(a.get(k) == b.get(k) for k in keys) and bool(a.get("top1_hits")) and bool(b.get("top1_hits"))
+def _same_images(a: EvalRecord, b: EvalRecord) -> bool:
+    return (a.dataset, a.data_root, a.images, a.subset_seed, a.layout) == (b.dataset, b.data_root, b.images,
+                                                                           b.subset_seed, b.layout)
 
 
-def _pairs(records: list[dict[str, Any]]) -> list[str]:
+def _pairs(records: list[EvalRecord]) -> list[str]:
     from harness.measure.accuracy import unpack_hits
 
     rows = []
     for a, b in combinations(records, 2):
-        if not _same_images(a, b):
+        if not (_same_images(a, b) and a.top1_hits and b.top1_hits):
             continue
-        ha, hb = unpack_hits(a["top1_hits"], a["images"]), unpack_hits(b["top1_hits"], b["images"])
+        ha, hb = unpack_hits(a.top1_hits, a.images), unpack_hits(b.top1_hits, b.images)
         only_a, only_b = int((ha & ~hb).sum()), int((~ha & hb).sum())
         p = stats.binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
         pa, pb = paper_error(a)[0], paper_error(b)[0]
         gap = num(pa - pb) if pa is not None and pb is not None else None
         verdict = "significant" if p < ALPHA else "not significant on these images"
-        rows.append([f"{a['label']} − {b['label']}", gap, f"{a['top1_err'] - b['top1_err']:+.2f}", only_a, only_b,
+        rows.append([f"{a.label} − {b.label}", gap, f"{a.top1_err - b.top1_err:+.2f}", only_a, only_b,
                      f"{p:.3g}", verdict])
     if not rows:
         return []
@@ -142,24 +141,24 @@ def _pairs(records: list[dict[str, Any]]) -> list[str]:
                    align="lrrrrrl"), ""]
 
 
-def _notes(records: list[dict[str, Any]]) -> list[str]:
+def _notes(records: list[EvalRecord]) -> list[str]:
     notes = []
-    if any(r["dataset"] == "imagenet" for r in records):
+    if any(r.dataset == "imagenet" for r in records):
         notes.append("ImageNet: the paper's numbers are single-crop errors on all 50,000 validation images, means of "
                      "3 runs ([P] §4.1); \"published for these weights\" is timm's results table for the same weights "
                      "and crop ([T]).")
-    if any(r["dataset"] != "imagenet" for r in records):
+    if any(r.dataset != "imagenet" for r in records):
         notes.append("CIFAR: the paper's numbers are full-width 300-epoch runs, not this run's training budget.")
     return [" ".join(notes), ""]
 
 
 def section(run: RunData, assets: Path, stem: str) -> list[str]:
-    records = sorted(run.of_kind("eval"), key=lambda r: canonical_json([r.get("dataset"), r["label"]]))
+    records = sorted(run.of_type(EvalRecord), key=lambda r: canonical_json([r.dataset, r.label]))
     if not records:
-        skipped = [r for r in run.records if r.get("kind") == "eval" and r.get("status") == "skipped"]
-        return ["## Accuracy (ImageNet-val / CIFAR test, [P] Table 2)", "", f"Skipped: {skipped[0].get('reason')}",
+        skipped = [r for r in run.of_type(SkippedRecord) if r.kind == "eval"]
+        return ["## Accuracy (ImageNet-val / CIFAR test, [P] Table 2)", "", f"Skipped: {skipped[0].reason}",
                 ""] if skipped else []
-    synthetic = any(r.get("synthetic") for r in records)
+    synthetic = any(r.synthetic for r in records)
     lines = ["## Accuracy (ImageNet-val / CIFAR test, [P] Table 2)" + (f" — {SYNTHETIC}" if synthetic else ""), ""]
     if synthetic:
         lines += [f"**{SYNTHETIC}: evaluated on generated images in CIFAR's file format; the errors show that the "

@@ -20,7 +20,6 @@ import pandas as pd
 from harness.errors import ConfigError, ResultsError
 from harness.fileio import require_folder_name, under_root, write_text_atomic
 from harness.report import plots
-from harness.report.compare import match_key
 from harness.report.markdown import frame_table, num
 from harness.results import MANIFEST, RunData, load_runs
 from harness.results import summaries as S
@@ -75,7 +74,7 @@ def change_points(values: list[float | None], threshold_pct: float) -> list[Step
 
 
 def _machine(run: RunData) -> str:
-    env = environment_columns(run.manifest)
+    env = environment_columns(run.typed_manifest)
     name = env["gpu_name"] if env["run_device"] == "cuda" else env["cpu_model"]
     return f"{env['run_device'] or '?'} · {name or '?'} · {env['torch_threads'] or '?'} threads"
 
@@ -87,7 +86,7 @@ def suite_runs(suite_dir: Path) -> list[RunData]:
         raise ConfigError(f"{suite_dir}: no run dirs (…/<run_id>/{MANIFEST}); pass a suite's folder like "
                           "results/sknet_vs_senet/")
     runs = list(load_runs(dirs))
-    return sorted(runs, key=lambda r: (str(r.manifest.get("created_utc") or ""), r.path.name))
+    return sorted(runs, key=lambda r: (r.typed_manifest.created_utc or "", r.path.name))
 
 
 def _value(metric: str, bench: S.Benchmark) -> plots.Interval | None:
@@ -100,19 +99,19 @@ def _value(metric: str, bench: S.Benchmark) -> plots.Interval | None:
 
 def _series(runs: list[RunData], metric: str) -> dict[str, dict[str, list[plots.Interval | None]]]:
     """group title → benchmark label → value per run (None where the run lacks it)."""
-    out: dict[str, dict[tuple, tuple[str, list[plots.Interval | None]]]] = {}
+    out: dict[str, dict[tuple[Any, ...], tuple[str, list[plots.Interval | None]]]] = {}
     for i, run in enumerate(runs):
         for kind in METRICS[metric]:
             for bench in S.benchmarks(run, kind):
-                title = f"{kind} · batch {bench.fields['batch_size']} · {bench.mode}"
+                title = f"{kind} · batch {bench.batch_size} · {bench.mode}"
                 label, values = out.setdefault(title, {}).setdefault(
-                    match_key(bench.fields), (bench.label, [None] * len(runs)))
+                    bench.key.without("device"), (bench.label, [None] * len(runs)))
                 values[i] = _value(metric, bench)
     return {title: dict(series.values()) for title, series in out.items()}
 
 
 def _x_label(number: int, run: RunData) -> str:
-    env = environment_columns(run.manifest)
+    env = environment_columns(run.typed_manifest)
     when = str(env["created_utc"] or "")[5:16].replace("T", " ")
     return f"#{number} {when} {(env['git_commit'] or '')[:7]}".strip()
 
@@ -120,7 +119,7 @@ def _x_label(number: int, run: RunData) -> str:
 def _run_rows(runs: list[RunData], numbers: list[int]) -> list[dict[str, Any]]:
     rows = []
     for number, run in zip(numbers, runs, strict=True):
-        env = environment_columns(run.manifest)
+        env = environment_columns(run.typed_manifest)
         commit = (env["git_commit"] or "unknown")[:10] + ("+" if env["git_dirty"] else "")
         rows.append({"#": number, "run": env["run_id"], "created (UTC)": env["created_utc"], "commit": commit,
                      "torch": env["torch"]})
@@ -136,8 +135,8 @@ def _cell(point: plots.Interval | None, step: Step | None, digits: int) -> str |
     return f"{num(point.value, digits)} {mark}{step.change * 100:+.1f}%{'' if step.confirmed else '?'}"
 
 
-def _group(title: str, series: dict[str, list], runs: list[RunData], numbers: list[int], metric: str,
-           threshold_pct: float) -> tuple[list[str], dict[str, list[int]]]:
+def _group(title: str, series: dict[str, list[plots.Interval | None]], runs: list[RunData], numbers: list[int],
+           metric: str, threshold_pct: float) -> tuple[list[str], dict[str, list[int]]]:
     steps = {label: change_points([p.value if p else None for p in points], threshold_pct)
              for label, points in series.items()}
     rows = _run_rows(runs, numbers)
@@ -171,7 +170,7 @@ def render_history(suite_dir: Path, *, metric: str = "p50", threshold_pct: float
     if not any(r.of_kind(*METRICS[metric]) for r in runs):
         raise ResultsError(f"{suite_dir}: none of its {len(runs)} runs holds an ok {' or '.join(METRICS[metric])} "
                            f"record; nothing to show for --metric {metric}")
-    name = runs[0].manifest.get("suite_name")
+    name = runs[0].typed_manifest.suite_name
     suite = require_folder_name(Path(suite_dir).resolve().name if name is None else name,
                                 where=f"{runs[0].path / MANIFEST}: suite_name")
     out = Path(out) if out is not None else under_root(
@@ -185,7 +184,7 @@ def render_history(suite_dir: Path, *, metric: str = "p50", threshold_pct: float
              "from the level before it (the median since the previous change point) that persists: the next run "
              "stays beyond the threshold on the same side (a single run beyond it is an outlier, not a change). `?` "
              "marks a step in the last run, which no later run can confirm yet. Each machine has its own trend.", ""]
-    panels = []
+    panels: list[dict[str, Any]] = []
     for machine, mine in machines.items():
         lines += [f"## {machine}", ""]
         numbers = [runs.index(r) + 1 for r in mine]

@@ -18,7 +18,7 @@ from harness.report.complexity import match_rows
 from harness.report.markdown import frame_table, num, with_ci
 from harness.results import RunData
 from harness.results import summaries as S
-from harness.results.records import LOOP_KINDS, TIMED_KINDS
+from harness.results.records import LOOP_KINDS, ComplexityRecord, Machine, PeakRecord, ThroughputRecord, TimedRecord
 from harness.results.summaries import P99_MIN_SAMPLES
 
 GROUP = ["batch_size", "mode", "device"]
@@ -27,31 +27,29 @@ GROUP = ["batch_size", "mode", "device"]
 def paper_gmacs(run: RunData) -> dict[str, float]:
     """label → the GMACs of its SKNet-paper row (the paper's own compute ratios)."""
     out: dict[str, float] = {}
-    for m in match_rows(run.of_kind("complexity")):
+    for m in match_rows(run.of_type(ComplexityRecord)):
         if m.record is not None and m.row.gmacs and m.row.table.startswith("P "):
-            out.setdefault(m.record["label"], m.row.gmacs)
+            out.setdefault(m.record.label, m.row.gmacs)
     return out
 
 
 def machines(run: RunData) -> dict[tuple[Any, Any], str]:
     """A run merged from shards measured on more than one machine: (label, batch size) → the machine that timed
     it (timing groups never span shards, so every table of the report is one machine's). Empty otherwise."""
-    merged = [e for e in run.manifest.get("merged_from") or []
-              if isinstance(e, dict) and isinstance(e.get("shard"), dict)]
-    by_shard = {e["shard"].get("index"): machine_name(e.get("machine") or {}) for e in merged}
+    by_shard = {e.shard.index: machine_name(e.machine) for e in run.typed_manifest.merged_from or ()
+                if e.shard is not None}
     if len(set(by_shard.values())) < 2:
         return {}
     out = {}
     for r in run.records:
-        shard = r.get("shard")
-        if r.get("kind") in TIMED_KINDS and isinstance(shard, dict):
-            out[(r.get("label") or r.get("model"), r.get("batch_size"))] = by_shard.get(shard.get("index"), "?")
+        if type(r) in (TimedRecord, ThroughputRecord) and r.shard is not None:
+            out[(r.label or r.model, r.batch_size)] = by_shard.get(r.shard.index, "?")
     return out
 
 
-def machine_name(machine: dict[str, Any]) -> str:
-    gpus = ", ".join(str(g) for g in machine.get("gpus") or []) or "no GPU"
-    return f"{machine.get('hostname') or '?'} ({machine.get('cpu') or '?'}; {gpus})"
+def machine_name(machine: Machine | None) -> str:
+    gpus = ", ".join(str(g) for g in (machine.gpus if machine else None) or []) or "no GPU"
+    return f"{(machine.hostname if machine else None) or '?'} ({(machine.cpu if machine else None) or '?'}; {gpus})"
 
 
 def groups(frame: pd.DataFrame, where: dict[tuple[Any, Any], str] | None = None) -> Iterator[tuple[str, pd.DataFrame]]:
@@ -130,11 +128,11 @@ def _ratio_cells(row: dict[str, Any], paper: dict[str, float]) -> dict[str, Any]
 
 
 def _threads_line(run: RunData) -> list[str]:
-    choice = run.manifest.get("threads")
-    if not isinstance(choice, dict) or not isinstance(choice.get("threads"), int):
+    choice = run.typed_manifest.threads
+    if choice is None or choice.threads is None:
         return []
-    n, by, cores = choice["threads"], choice.get("chosen_by"), choice.get("cores")
-    why = (f"chosen to fit the {cores} cores less the {choice.get('other_cores', 0):.2f} other processes kept busy"
+    n, by, cores = choice.threads, choice.chosen_by, choice.cores
+    why = (f"chosen to fit the {cores} cores less the {choice.other_cores or 0:.2f} other processes kept busy"
            if by == "auto" else f"set by {by}")
     return ["", f"Threads: {n} intra-op thread{'s' * (n != 1)} ({why})."]
 
@@ -196,7 +194,7 @@ def _without_empty_levels(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def _name(row: dict[str, Any]) -> str:
-    return row["label"] + (" ⚠" if row["unstable"] else "")
+    return str(row["label"]) + (" ⚠" if row["unstable"] else "")
 
 
 def latency_section(run: RunData) -> tuple[list[str], dict[str, pd.DataFrame]]:
@@ -234,7 +232,7 @@ def latency_section(run: RunData) -> tuple[list[str], dict[str, pd.DataFrame]]:
 
 
 def _peaks(run: RunData) -> dict[str, float]:
-    return {r["dtype"]: r["peak_gmacs_per_s"] for r in run.of_kind("peak")}
+    return {r.dtype: r.peak_gmacs_per_s for r in run.of_type(PeakRecord)}
 
 
 def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], dict[str, pd.DataFrame]]:
@@ -272,8 +270,8 @@ def throughput_section(run: RunData, kind: str, title: str) -> tuple[list[str], 
 def _sk_comparison(run: RunData, kind: str) -> list[str]:
     """Our ``sknet50`` against timm's ``skresnext50_32x4d`` (same structure and parameter count), paired."""
     lines = []
-    benches = [b for b in S.benchmarks(run, kind) if not b.fields.get("options")]
-    groups_of: dict[tuple, dict[str, S.Benchmark]] = {}
+    benches = [b for b in S.benchmarks(run, kind) if not b.options]
+    groups_of: dict[tuple[Any, ...], dict[str, S.Benchmark]] = {}
     for b in benches:
         groups_of.setdefault(b.group, {})[b.label] = b
     for (_, bs, mode, device), by_label in sorted(groups_of.items(), key=lambda kv: str(kv[0])):

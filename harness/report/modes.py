@@ -23,7 +23,7 @@ from harness.report import plots
 from harness.report.markdown import num, table, with_ci
 from harness.results import RunData
 from harness.results import summaries as S
-from harness.results.records import LOOP_KINDS
+from harness.results.records import LOOP_KINDS, FailedRecord, RecordBase, SkippedRecord
 
 KINDS = (("latency", "Latency"), ("throughput", "Throughput (inference)"), ("train_throughput", "Train step"))
 EAGER = Mode().label  # the baseline mode: eager fp32, contiguous
@@ -51,9 +51,8 @@ class Table:
         return f"batch {self.batch_size} · {self.device}"
 
 
-def _mode_of(fields: Any) -> str:
-    return mode_label(fields.get("dtype") or EAGER, channels_last=fields.get("channels_last"),
-                      compile=fields.get("compile"))
+def _mode_of(record: RecordBase) -> str:
+    return mode_label(record.dtype or EAGER, channels_last=record.channels_last, compile=record.compile)
 
 
 def tables(run: RunData) -> list[tuple[str, Table]]:
@@ -64,7 +63,7 @@ def tables(run: RunData) -> list[tuple[str, Table]]:
         benches = S.benchmarks(run, kind)
         by_group: dict[tuple[Any, Any], list[S.Benchmark]] = {}
         for b in benches:
-            by_group.setdefault((b.fields["batch_size"], b.fields["device"]), []).append(b)
+            by_group.setdefault((b.batch_size, b.device), []).append(b)
         for (bs, device), group in by_group.items():
             modes = list(dict.fromkeys(b.mode for b in group))
             missing = not_timed.get((kind, bs, device), {})
@@ -72,8 +71,8 @@ def tables(run: RunData) -> list[tuple[str, Table]]:
             if len(modes) < 2:
                 continue
             labels = list(dict.fromkeys([b.label for b in group] + [label for label, _ in missing]))
-            firsts = {b.label: b.fields for b in group}
-            base = labels[S.base_index([dict(firsts.get(label) or {}) for label in labels])]
+            measured = list(dict.fromkeys(b.label for b in group))
+            base = measured[S.base_index([next(b for b in group if b.label == label) for label in measured])]
             out.append((title, Table(kind=kind, batch_size=bs, device=device, modes=modes, labels=labels, base=base,
                                      cells={(b.label, b.mode): b for b in group}, missing=missing)))
     return out
@@ -85,11 +84,11 @@ def _missing(run: RunData) -> dict[tuple[Any, Any, Any], dict[tuple[str, str], s
     out: dict[tuple[Any, Any, Any], dict[tuple[str, str], str]] = {}
     kinds = {kind for kind, _ in KINDS}
     for r in run.records:
-        if r.get("status") not in ("error", "skipped") or r.get("kind") not in kinds or r.get("dtype") is None:
+        if not isinstance(r, FailedRecord | SkippedRecord) or r.kind not in kinds or r.dtype is None:
             continue
-        why = r.get("reason") if r["status"] == "skipped" else f"{r['error']['type']}: {r['error']['message']}"
-        key = (r.get("kind"), r.get("batch_size"), r.get("device"))
-        out.setdefault(key, {})[(str(r.get("label") or r.get("model")), _mode_of(r))] = f"{r['status']}: {why}"
+        why = r.reason if isinstance(r, SkippedRecord) else f"{r.error.type}: {r.error.message}"
+        key = (r.kind, r.batch_size, r.device)
+        out.setdefault(key, {})[(str(r.label or r.model), _mode_of(r))] = f"{r.status}: {why}"
     return out
 
 
@@ -140,10 +139,13 @@ def ours_vs_timm(t: Table) -> dict[str, plots.Interval | None]:
 def compute_ratios(run: RunData, t: Table) -> dict[str, tuple[float | None, float | None]]:
     """label → (MACs, activations) ÷ the base network's, from the run's complexity records."""
     cx = S.complexity_of(run)
-    base = cx.get(t.base, {})
-    return {label: (S.value_ratio(cx.get(label, {}).get("macs"), base.get("macs")),
-                    S.value_ratio(cx.get(label, {}).get("activations"), base.get("activations")))
-            for label in t.labels if label != t.base}
+    base = cx.get(t.base)
+
+    def ratio(label: str, count: str) -> float | None:
+        mine = cx.get(label)
+        return None if mine is None or base is None else S.value_ratio(getattr(mine, count), getattr(base, count))
+
+    return {label: (ratio(label, "macs"), ratio(label, "activations")) for label in t.labels if label != t.base}
 
 
 # ------------------------------------------------------------------------------------------------- tables
@@ -206,15 +208,15 @@ def _compile_rows(t: Table) -> list[list[Any]]:
     for mode in t.modes:
         for label in t.labels:
             b = t.cells.get((label, mode))
-            if b is None or not b.fields.get("compile"):
+            if b is None or not b.compile:
                 continue
-            r = b.records[0]
-            seconds = r.get("compile_s") or []
-            hits = r.get("compile_cache_hits") or []
+            r = b.first
+            seconds = r.compile_s or []
+            hits = r.compile_cache_hits or []
             later = statistics.median(seconds[1:]) if len(seconds) > 1 else None
-            reasons = "; ".join(r.get("graph_break_reasons") or []) or "–"
+            reasons = "; ".join(r.graph_break_reasons or []) or "–"
             rows.append([label, mode, num(seconds[0], 1) if seconds else "–", num(later, 1),
-                         r.get("compiled_graphs"), r.get("graph_breaks"),
+                         r.compiled_graphs, r.graph_breaks,
                          ", ".join(str(h) for h in hits) or "–", reasons[:300]])
     return rows
 

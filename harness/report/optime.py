@@ -21,6 +21,7 @@ from harness.measure.mode import mode_label
 from harness.measure.stats import bootstrap_ci
 from harness.report.markdown import frame_table, num
 from harness.results import RunData
+from harness.results.records import ComplexityRecord, OpTimeModel, OpTimeRecord
 from harness.results.summaries import complexity_of, value_ratio
 
 # Shares of the extra are shown when the kinds' summed extra is at least this fraction of the plain network's time.
@@ -30,26 +31,25 @@ TIMERS = {"profiler_cpu_self_time": "torch.profiler, CPU self time of every op",
           "profiler_cuda_device_time": "torch.profiler, CUDA kernel time of every op (host time kept apart)"}
 
 
-def _median(values: Any) -> float | None:
-    values = [float(v) for v in values or ()]
+def _median(values: list[float] | None) -> float | None:
     return statistics.median(values) if values else None
 
 
-def _kind_ms(model: dict[str, Any], kind: str) -> float:
-    return _median(model.get("kinds_ms", {}).get(kind)) or 0.0
+def _kind_ms(model: OpTimeModel, kind: str) -> float:
+    return _median(model.kinds_ms.get(kind)) or 0.0
 
 
-def _paired_delta(a: list[float], b: list[float]) -> float | None:
+def _paired_delta(a: list[float] | None, b: list[float] | None) -> float | None:
     """Median over cycles of b − a (the two lists are per cycle, in the same order)."""
     pairs = list(zip(a or (), b or (), strict=False))
     return statistics.median(y - x for x, y in pairs) if pairs else None
 
 
 def _median_axis(values: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.median(values, axis=axis)
+    return np.asarray(np.median(values, axis=axis))
 
 
-def _delta_ci(a: list[float], b: list[float]) -> tuple[float, float] | None:
+def _delta_ci(a: list[float] | None, b: list[float] | None) -> tuple[float, float] | None:
     """Bootstrap 95% interval of the median paired difference, resampling cycles (taken as independent: each
     cycle runs every model once, back to back); None below 3 cycles or when every difference is the same."""
     diffs = np.array([y - x for x, y in zip(a or (), b or (), strict=False)], dtype=float)
@@ -70,61 +70,68 @@ def _pct(ratio: float | None) -> str:
     return "–" if ratio is None else f"{(ratio - 1) * 100:+.1f}%"
 
 
-def _overhead(model: dict[str, Any]) -> float | None:
-    return value_ratio(_median(model.get("total_ms")), _median(model.get("unprofiled_ms")))
+def _overhead(model: OpTimeModel) -> float | None:
+    return value_ratio(_median(model.total_ms), _median(model.unprofiled_ms))
+
+
+def _plain(record: OpTimeRecord, label: str) -> str:
+    """The label of ``label``'s plain counterpart in the group (only asked of a model that has one)."""
+    plain = record.models[label].plain
+    assert plain is not None, label
+    return plain
 
 
 # ------------------------------------------------------------------------------------------------- tables
 
 
-def _kinds_table(record: dict[str, Any]) -> list[str]:
+def _kinds_table(record: OpTimeRecord) -> list[str]:
     """Kinds × models: median ms per iteration and its share of the model's summed kinds."""
-    models, kinds = record["models"], record.get("kinds") or []
+    models, kinds = record.models, record.kinds or []
     sums = {label: sum(_kind_ms(m, k) for k in kinds) for label, m in models.items()}
     rows = []
     for kind in kinds:
-        row = {"kind": kind}
+        row: dict[str, Any] = {"kind": kind}
         for label, m in models.items():
             ms = _kind_ms(m, kind)
             row[f"{label} ms"] = f"{ms:.2f} ({ms / sums[label] * 100:.0f}%)" if sums[label] else num(ms)
         rows.append(row)
     rows.append({"kind": "**sum of kinds**", **{f"{label} ms": num(sums[label]) for label in models}})
     rows.append({"kind": "profiled iteration (median)",
-                 **{f"{label} ms": num(_median(m.get("total_ms"))) for label, m in models.items()}})
+                 **{f"{label} ms": num(_median(m.total_ms)) for label, m in models.items()}})
     rows.append({"kind": "unprofiled iteration (median)",
-                 **{f"{label} ms": num(_median(m.get("unprofiled_ms"))) for label, m in models.items()}})
+                 **{f"{label} ms": num(_median(m.unprofiled_ms)) for label, m in models.items()}})
     rows.append({"kind": "ops called per iteration",
                  **{f"{label} ms": _calls(m) for label, m in models.items()}})
     return frame_table(pd.DataFrame(rows))
 
 
-def _calls(model: dict[str, Any]) -> str | None:
-    calls = model.get("op_calls")
+def _calls(model: OpTimeModel) -> str | None:
+    calls = model.op_calls
     return f"{sum(calls.values()):.0f}" if calls else None
 
 
-def _extra(record: dict[str, Any], label: str) -> tuple[list[dict[str, Any]], float | None, float]:
+def _extra(record: OpTimeRecord, label: str) -> tuple[list[dict[str, Any]], float | None, float]:
     """Per kind (plain ms, ms, Δ ms), the paired total Δ, and the kinds' summed Δ."""
-    models = record["models"]
-    m, plain = models[label], models[models[label]["plain"]]
-    rows = []
-    for kind in record.get("kinds") or []:
-        a, b = plain.get("kinds_ms", {}).get(kind), m.get("kinds_ms", {}).get(kind)
+    models = record.models
+    m, plain = models[label], models[_plain(record, label)]
+    rows: list[dict[str, Any]] = []
+    for kind in record.kinds or []:
+        a, b = plain.kinds_ms.get(kind), m.kinds_ms.get(kind)
         rows.append({"kind": kind, "plain": _kind_ms(plain, kind), "mine": _kind_ms(m, kind),
                      "delta": _paired_delta(a, b) or 0.0, "ci": _delta_ci(a, b)})
-    total = _paired_delta(plain.get("total_ms"), m.get("total_ms"))
+    total = _paired_delta(plain.total_ms, m.total_ms)
     return rows, total, sum(r["delta"] for r in rows)
 
 
-def _extra_table(record: dict[str, Any], label: str) -> list[str]:
-    models = record["models"]
-    plain = models[label]["plain"]
+def _extra_table(record: OpTimeRecord, label: str) -> list[str]:
+    models = record.models
+    plain = _plain(record, label)
     rows, total, summed = _extra(record, label)
     base = sum(r["plain"] for r in rows)
     # a share of an extra within the noise (a few % of the plain network's time) would be a ratio of noise
     shared = summed > SHARE_MIN_EXTRA * base
 
-    calls = (models[plain].get("op_calls"), models[label].get("op_calls"))
+    calls = (models[plain].op_calls, models[label].op_calls)
 
     def more_calls(kind: str | None) -> str | None:
         if not all(calls):
@@ -143,27 +150,27 @@ def _extra_table(record: dict[str, Any], label: str) -> list[str]:
                    more_calls(r["kind"]) if r["kind"] != "python" else None) for r in rows]
     table.append(cells("**sum of kinds**", base, sum(r["mine"] for r in rows), _signed(summed), summed,
                        "100%" if shared else None, more_calls(None)))
-    total_ci = _delta_ci(models[plain].get("total_ms"), models[label].get("total_ms"))
-    table.append(cells("profiled iteration (paired median Δ)", _median(models[plain].get("total_ms")),
-                       _median(models[label].get("total_ms")),
+    total_ci = _delta_ci(models[plain].total_ms, models[label].total_ms)
+    table.append(cells("profiled iteration (paired median Δ)", _median(models[plain].total_ms),
+                       _median(models[label].total_ms),
                        _with_ci(total, total_ci) if total is not None else "–", None, None))
     # the unprofiled cycles were interleaved too: their paired Δ is the extra without the profiler's per-op cost
-    bare_a, bare_b = models[plain].get("unprofiled_ms"), models[label].get("unprofiled_ms")
+    bare_a, bare_b = models[plain].unprofiled_ms, models[label].unprofiled_ms
     bare = _paired_delta(bare_a, bare_b)
     table.append(cells("unprofiled iteration (paired median Δ)", _median(bare_a), _median(bare_b),
                        _with_ci(bare, _delta_ci(bare_a, bare_b)) if bare is not None else "–", None, None))
     return frame_table(pd.DataFrame(table))
 
 
-def _summary_line(record: dict[str, Any], label: str, cx: dict[str, dict[str, Any]]) -> str:
-    models = record["models"]
-    plain = models[label]["plain"]
+def _summary_line(record: OpTimeRecord, label: str, cx: dict[str, ComplexityRecord]) -> str:
+    models = record.models
+    plain = _plain(record, label)
     rows, total, summed = _extra(record, label)
-    time_ratio = value_ratio(_median(models[label].get("total_ms")), _median(models[plain].get("total_ms")))
-    bare_ratio = value_ratio(_median(models[label].get("unprofiled_ms")), _median(models[plain].get("unprofiled_ms")))
-    mine, base = cx.get(label, {}), cx.get(plain, {})
-    macs = value_ratio(mine.get("macs"), base.get("macs"))
-    acts = value_ratio(mine.get("activations"), base.get("activations"))
+    time_ratio = value_ratio(_median(models[label].total_ms), _median(models[plain].total_ms))
+    bare_ratio = value_ratio(_median(models[label].unprofiled_ms), _median(models[plain].unprofiled_ms))
+    mine, other = cx.get(label), cx.get(plain)
+    macs = value_ratio(mine.macs, other.macs) if mine and other else None
+    acts = value_ratio(mine.activations, other.activations) if mine and other else None
     # the largest parts whose interval excludes no extra at all (a kind's noise is not its cost)
     top = sorted((r for r in rows if r["delta"] > 0 and (r["ci"] is None or r["ci"][0] > 0)),
                  key=lambda r: -r["delta"])[:3]
@@ -178,30 +185,29 @@ def _summary_line(record: dict[str, Any], label: str, cx: dict[str, dict[str, An
 # ------------------------------------------------------------------------------------------------ section
 
 
-def _heading(record: dict[str, Any]) -> str:
-    mode = mode_label(record.get("dtype"), channels_last=record.get("channels_last"), compile=record.get("compile"))
-    return (f"### batch {record.get('batch_size')} · {record.get('device')} · {mode} · "
-            f"{record.get('threads')} thread(s) · {record.get('iterations')} paired iterations")
+def _heading(record: OpTimeRecord) -> str:
+    mode = mode_label(record.dtype, channels_last=record.channels_last, compile=record.compile)
+    return (f"### batch {record.batch_size} · {record.device} · {mode} · "
+            f"{record.threads} thread(s) · {record.iterations} paired iterations")
 
 
-def _errors(record: dict[str, Any]) -> list[str]:
-    errors = record.get("errors") or {}
-    return [f"- {label}: not profiled ({e['error']['type']}: {e['error']['message']})"
-            for label, e in errors.items()]
+def _errors(record: OpTimeRecord) -> list[str]:
+    return [f"- {label}: not profiled ({e.error.type}: {e.error.message})" for label, e in record.errors.items()]
 
 
-def _block(record: dict[str, Any], cx: dict[str, dict[str, Any]]) -> list[str]:
-    models = record.get("models") or {}
+def _block(record: OpTimeRecord, cx: dict[str, ComplexityRecord]) -> list[str]:
+    models = record.models
     lines = [_heading(record), ""]
     if not models:
         return [*lines, *_errors(record), ""]
     overheads = ", ".join(f"{label} {_pct(_overhead(m))}" for label, m in models.items() if _overhead(m))
-    lines += [f"Timer: {TIMERS.get(record.get('timer'), record.get('timer'))}. Profiled ÷ unprofiled iteration "
+    timer = TIMERS.get(record.timer, record.timer) if record.timer else None
+    lines += [f"Timer: {timer}. Profiled ÷ unprofiled iteration "
               f"(the profiler's and the hooks' overhead, this run): {overheads or '–'}.", "",
               *_kinds_table(record), ""]
-    variants = [label for label, m in models.items() if m.get("plain") in models]
+    variants = [label for label, m in models.items() if m.plain in models]
     for label in variants:
-        lines += [f"#### {label} over {models[label]['plain']}", "", *_extra_table(record, label), ""]
+        lines += [f"#### {label} over {_plain(record, label)}", "", *_extra_table(record, label), ""]
     if variants:
         lines += [*(_summary_line(record, label, cx) for label in variants), ""]
     errors = _errors(record)
@@ -209,7 +215,7 @@ def _block(record: dict[str, Any], cx: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def section(run: RunData, assets: Path, stem: str) -> list[str]:
-    records = run.of_kind("op_time")
+    records = run.of_type(OpTimeRecord)
     if not records:
         return []
     cx = complexity_of(run)
@@ -224,7 +230,7 @@ def section(run: RunData, assets: Path, stem: str) -> list[str]:
              "extra time is the median of the paired per-cycle differences. The profiler slows small ops most, "
              "so profiled times exceed the unprofiled ones shown beside them; compare models profiled together.",
              ""]
-    if any(r.get("compile") for r in records):
+    if any(r.compile for r in records):
         lines += ["A compiled model (`compile`) is profiled without the hooks: its time is Inductor's generated "
                   "kernels (`fused`: BN, activations, sums and the attention's arithmetic, fused together), the "
                   "convolutions it calls by backend (`conv.other`: oneDNN; `conv.im2col`: aten's im2col + matmul "

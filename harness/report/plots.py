@@ -8,12 +8,12 @@ backend, imported on first use so that importing the report does not).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from harness.results.summaries import LOOP_KINDS
+from harness.results.records import LOOP_KINDS
 
 # A figure of more panels is unreadable, and a run of thousands of timing tables would take minutes to draw: the
 # report's plots show the first ones (``first_panels``) and say so.
@@ -61,7 +61,8 @@ def first_panels(panels: Sequence[T], what: str) -> tuple[list[T], list[str]]:
                                        f"{MAX_PANELS} of {len(panels)} {what}; every one is in the tables above.", ""]
 
 
-def figure(panels: int, *, width: float = 5.5, height: float = 4.0, columns: int | None = None) -> tuple[Any, list]:
+def figure(panels: int, *, width: float = 5.5, height: float = 4.0,
+           columns: int | None = None) -> tuple[Any, list[Any]]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -160,8 +161,8 @@ def grouped_bars(ax: Any, categories: Sequence[str], series: dict[str, Sequence[
     _legend_below(ax)
 
 
-def mode_overheads(ax: Any, modes: Sequence[str], series: dict[str, Sequence[Interval | None]], *,
-                   macs: dict[str, float | None], xlabel: str, title: str) -> None:
+def mode_overheads(ax: Any, modes: Sequence[str], series: Mapping[str, Sequence[Interval | None]], *,
+                   macs: Mapping[str, float | None], xlabel: str, title: str) -> None:
     """Time ratios ÷ the base network per mode (one group of bars per mode, one bar per model, CI error bars), with
     each model's MACs ratio as a red tick across each of its bars: the mode's overhead beside the compute that no
     mode changes."""
@@ -247,11 +248,11 @@ def trend(ax: Any, x_labels: Sequence[str], series: dict[str, Sequence[Interval 
                            label=name)
         marked = [i for i in steps.get(name, ()) if points[i] is not None]
         if marked:
-            ax.scatter(marked, [points[i].value for i in marked], s=160, facecolors="none",
+            ax.scatter(marked, [p.value for i in marked if (p := points[i]) is not None], s=160, facecolors="none",
                        edgecolors=line[0].get_color(), linewidths=1.5, zorder=5)
     ax.set_xticks(x, x_labels, rotation=30, ha="right", fontsize=7)
-    values = [p.value for points in series.values() for p in points if p is not None and p.value > 0]
-    if values and max(values) / min(values) > 10:  # a step of 10× or more would flatten everything else
+    positive = [p.value for points in series.values() for p in points if p is not None and p.value > 0]
+    if positive and max(positive) / min(positive) > 10:  # a step of 10× or more would flatten everything else
         ax.set_yscale("log")
         ylabel += " (log scale)"
     ax.set_ylabel(ylabel)

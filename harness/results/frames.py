@@ -21,9 +21,18 @@ from harness.fileio import canonical_json
 from harness.measure.load import BUSY_CORES
 from harness.measure.mode import Mode
 from harness.measure.stats import UNSTABLE_CV, variation
-from harness.models.plain import plain_matches
 from harness.results import summaries as S
-from harness.results.records import SAMPLED_KINDS, scalar_fields
+from harness.results.records import (
+    LOOP_KINDS,
+    SAMPLED_KINDS,
+    ComplexityRecord,
+    LoadReading,
+    Manifest,
+    PeakRecord,
+    RecordBase,
+    TrainRecord,
+    scalar_fields,
+)
 
 if TYPE_CHECKING:
     from harness.results.store import RunData
@@ -65,24 +74,25 @@ KINDS = tuple(COLUMNS)  # == harness.results.store.FRAME_KINDS (tested), which t
 EAGER_MODE = Mode().label  # what every other mode's ``ratio_eager`` is taken against
 
 
-def environment_columns(manifest: dict[str, Any]) -> dict[str, Any]:
-    env = manifest.get("environment") or {}
-    cpu, packages, git = env.get("cpu") or {}, env.get("packages") or {}, manifest.get("git") or {}
-    gpus = ", ".join(str(g.get("name", "?")) for g in env.get("gpus") or []) or None
-    return {"run_id": manifest.get("run_id"), "suite": manifest.get("suite_name"),
-            "created_utc": manifest.get("created_utc"), "git_commit": git.get("commit"), "git_dirty": git.get("dirty"),
-            "run_device": manifest.get("device"), "cpu_model": cpu.get("model"), "gpu_name": gpus,
-            "torch": packages.get("torch") or env.get("torch"), "cuda": env.get("cuda"),
-            "fvcore": packages.get("fvcore"), "torch_threads": cpu.get("torch_threads")}
+def environment_columns(manifest: Manifest) -> dict[str, Any]:
+    env, git = manifest.environment, manifest.git
+    cpu = env.cpu if env else None
+    packages = (env.packages if env else None) or {}
+    gpus = ", ".join(str(g.name or "?") for g in (env.gpus if env else None) or []) or None
+    return {"run_id": manifest.run_id, "suite": manifest.suite_name,
+            "created_utc": manifest.created_utc, "git_commit": git.commit if git else None,
+            "git_dirty": git.dirty if git else None, "run_device": manifest.device,
+            "cpu_model": cpu.model if cpu else None, "gpu_name": gpus,
+            "torch": packages.get("torch") or (env.torch if env else None), "cuda": env.cuda if env else None,
+            "fvcore": packages.get("fvcore"), "torch_threads": cpu.torch_threads if cpu else None}
 
 
-def _model_fields(record: dict[str, Any]) -> dict[str, Any]:
-    return {"model": record.get("model"), "label": record.get("label"),
-            "options": canonical_json(record.get("options") or {})}
+def _model_fields(record: RecordBase | S.Benchmark) -> dict[str, Any]:
+    first = record.first if isinstance(record, S.Benchmark) else record
+    return {"model": first.model, "label": first.label, "options": canonical_json(first.options or {})}
 
 
-def _size(record: dict[str, Any]) -> str | None:
-    size = record.get("input_size")
+def _size(size: list[int] | None) -> str | None:
     return "x".join(map(str, size)) if size else None
 
 
@@ -90,23 +100,23 @@ def _size(record: dict[str, Any]) -> str | None:
 
 
 def _complexity_rows(run: RunData) -> list[dict[str, Any]]:
-    records = run.of_kind("complexity")
+    records = run.of_type(ComplexityRecord)
     base = records[S.base_index(records)] if records else None
     rows = []
-    for r, plain_at in zip(records, plain_matches(records), strict=True):
+    for r, plain_at in zip(records, S.plain_indices(records), strict=True):
         plain = records[plain_at] if plain_at is not None else None
-        flop = (r.get("flop_counter") or {}).get("flops")
-        counter = r.get("macs_counter") or {}
-        rows.append({**_model_fields(r), "input_size": _size(r), "params": r["params"],
-                     "params_trainable": r.get("params_trainable"), "macs": r["macs"],
-                     "activations": r.get("activations"), "flops_torch": flop, "counter": counter.get("name"),
-                     "counter_version": counter.get("version"), "base": base["label"] if base else None,
-                     "macs_ratio_base": S.value_ratio(r["macs"], base["macs"]) if base else None,
-                     "plain": plain["label"] if plain else None,
-                     "params_ratio_plain": S.value_ratio(r["params"], plain["params"]) if plain else None,
-                     "macs_ratio_plain": S.value_ratio(r["macs"], plain["macs"]) if plain else None,
-                     "activations_ratio_plain": S.value_ratio(r.get("activations"), plain.get("activations"))
-                     if plain else None})
+        counter = r.macs_counter
+        rows.append({**_model_fields(r), "input_size": _size(r.input_size), "params": r.params,
+                     "params_trainable": r.params_trainable, "macs": r.macs,
+                     "activations": r.activations, "flops_torch": r.flop_counter.flops if r.flop_counter else None,
+                     "counter": counter.name if counter else None,
+                     "counter_version": counter.version if counter else None,
+                     "base": base.label if base else None,
+                     "macs_ratio_base": S.value_ratio(r.macs, base.macs) if base else None,
+                     "plain": plain.label if plain else None,
+                     "params_ratio_plain": S.value_ratio(r.params, plain.params) if plain else None,
+                     "macs_ratio_plain": S.value_ratio(r.macs, plain.macs) if plain else None,
+                     "activations_ratio_plain": S.value_ratio(r.activations, plain.activations) if plain else None})
     return rows
 
 
@@ -125,11 +135,11 @@ def part_of(module: str, stage: str | None) -> str:
 
 def _module_rows(run: RunData) -> list[dict[str, Any]]:
     rows = []
-    for r in run.of_kind("complexity"):
-        stages = list(r.get("stages") or [])
-        for module, macs, acts in r.get("modules") or ():
+    for r in run.of_type(ComplexityRecord):
+        stages = list(r.stages or [])
+        for module, macs, acts in r.modules or ():
             stage = stage_of(module, stages)
-            rows.append({**_model_fields(r), "input_size": _size(r), "module": module, "stage": stage,
+            rows.append({**_model_fields(r), "input_size": _size(r.input_size), "module": module, "stage": stage,
                          "part": part_of(module, stage), "is_stage": module in stages, "macs": macs,
                          "activations": acts})
     return rows
@@ -148,7 +158,7 @@ def _stats(bench: S.Benchmark) -> dict[str, Any]:
 
 
 def _loop_stats(bench: S.Benchmark, macs: int | None, peak: float | None) -> dict[str, Any]:
-    if bench.kind not in S.LOOP_KINDS:
+    if bench.kind not in LOOP_KINDS:
         return {}
     rate, ci = bench.img_per_s, S.img_per_s_ci(bench)
     # the loops' spread only (summarize's CV, not its bootstrap interval, which no column shows)
@@ -172,19 +182,19 @@ def _ratio_columns(prefix: str, r: S.Ratio | None) -> dict[str, Any]:
 def _load_columns(bench: S.Benchmark) -> dict[str, Any]:
     """The busiest the machine was while this benchmark was timed (each process's load reading, or each session's
     in runs from before the process level), and how many of its processes were contended."""
-    loads = []
+    loads: list[LoadReading] = []
     for r in bench.records:
-        runs = [run["load"] for run in r.get("process_runs") or () if isinstance(run.get("load"), dict)]
-        loads += runs or ([r["load"]] if isinstance(r.get("load"), dict) else [])
+        runs = [run.load for run in r.process_runs or () if run.load is not None]
+        loads += runs or ([r.load] if r.load is not None else [])
     contention = S.contended_processes(bench)
     out: dict[str, Any] = {"processes": len(contention) or 1, "processes_planned": S.processes_planned(bench),
                            "contended_processes": sum(contention.values())}
     if not loads:
         return out
-    return {**out, "other_cores": max(x["other_cores"] for x in loads),
-            "loadavg_1m": max(x["loadavg_1m"] for x in loads),
-            "involuntary_switches": sum(x["involuntary_switches"] for x in loads),
-            "busy": any(x["other_cores"] >= BUSY_CORES for x in loads)}
+    return {**out, "other_cores": max(x.other_cores for x in loads),
+            "loadavg_1m": max(x.loadavg_1m for x in loads),
+            "involuntary_switches": sum(x.involuntary_switches for x in loads),
+            "busy": any(x.other_cores >= BUSY_CORES for x in loads)}
 
 
 def _self_ratio(bench: S.Benchmark) -> S.Ratio:
@@ -202,61 +212,58 @@ def _ratios(pairs: list[tuple[S.Benchmark, S.Benchmark]]) -> list[S.Ratio | None
     return [computed[i] if i in computed else _self_ratio(bench) for i, (_, bench) in enumerate(pairs)]
 
 
-def _group_rows(group: list[S.Benchmark], cx: dict[str, dict[str, Any]], peaks: dict[str, float]) -> list[dict]:
-    fields = [b.fields for b in group]
-    base = group[S.base_index(fields)]
-    plains = [group[at] if at is not None else None for at in plain_matches(fields)]
+def _group_rows(group: list[S.Benchmark], cx: dict[str, ComplexityRecord],
+                peaks: dict[str, float]) -> list[dict[str, Any]]:
+    base = group[S.base_index(group)]
+    plains = [group[at] if at is not None else None for at in S.plain_indices(group)]
     # every ratio of the group at once: ÷ the base, then ÷ each plain counterpart
     with_plain = [(plain, bench) for plain, bench in zip(plains, group, strict=True) if plain is not None]
     computed = iter(_ratios([(base, bench) for bench in group] + with_plain))
     base_ratios = [next(computed) for _ in group]
     rows = []
     for bench, plain, base_ratio in zip(group, plains, base_ratios, strict=True):
-        mine, base_cx = cx.get(bench.label, {}), cx.get(base.label, {})
-        plain_cx = cx.get(plain.label, {}) if plain else {}
-        mem, base_mem = bench.max_of("iter_peak_mem_bytes"), base.max_of("iter_peak_mem_bytes")
-        f = bench.fields
-        row = {"kind": bench.kind, **_model_fields(f), **{k: f[k] for k in ("batch_size", "device", "dtype")},
-               "channels_last": f["channels_last"], "compile": f["compile"], "mode": bench.mode,
-               "threads": bench.first_of("threads"), "timer": bench.first_of("timer"), "rounds": bench.rounds,
+        mine, base_cx = cx.get(bench.label), cx.get(base.label)
+        plain_cx = cx.get(plain.label) if plain else None
+        macs, activations = (mine.macs, mine.activations) if mine else (None, None)
+        mem = bench.iter_peak_mem_bytes
+        row = {"kind": bench.kind, **_model_fields(bench), "batch_size": bench.batch_size, "device": bench.device,
+               "dtype": bench.dtype, "channels_last": bench.channels_last, "compile": bench.compile,
+               "mode": bench.mode, "threads": bench.threads, "timer": bench.timer, "rounds": bench.rounds,
                "timed_s": bench.timed_s, **_stats(bench), **_load_columns(bench),
-               **_loop_stats(bench, mine.get("macs"), peaks.get(f["dtype"])),
-               "peak_mem_bytes": bench.max_of("peak_mem_bytes"), "iter_peak_mem_bytes": mem,
-               "mem_method": bench.first_of("mem_method"), "params": mine.get("params"), "macs": mine.get("macs"),
-               "activations": mine.get("activations"), "base": base.label,
+               **_loop_stats(bench, macs, peaks.get(bench.dtype)),
+               "peak_mem_bytes": bench.peak_mem_bytes, "iter_peak_mem_bytes": mem,
+               "mem_method": bench.mem_method, "params": mine.params if mine else None, "macs": macs,
+               "activations": activations, "base": base.label,
                **_ratio_columns("base", base_ratio),
-               "macs_ratio_base": S.value_ratio(mine.get("macs"), base_cx.get("macs")),
-               "iter_peak_mem_ratio_base": S.value_ratio(mem, base_mem)}
+               "macs_ratio_base": S.value_ratio(macs, base_cx.macs if base_cx else None),
+               "iter_peak_mem_ratio_base": S.value_ratio(mem, base.iter_peak_mem_bytes)}
         if plain is not None:
             row.update({"plain": plain.label, **_ratio_columns("plain", next(computed)),
-                        "macs_ratio_plain": S.value_ratio(mine.get("macs"), plain_cx.get("macs")),
-                        "activations_ratio_plain": S.value_ratio(mine.get("activations"), plain_cx.get("activations")),
-                        "iter_peak_mem_ratio_plain": S.value_ratio(mem, plain.max_of("iter_peak_mem_bytes"))})
+                        "macs_ratio_plain": S.value_ratio(macs, plain_cx.macs if plain_cx else None),
+                        "activations_ratio_plain": S.value_ratio(activations,
+                                                                 plain_cx.activations if plain_cx else None),
+                        "iter_peak_mem_ratio_plain": S.value_ratio(mem, plain.iter_peak_mem_bytes)})
         rows.append(row)
     return rows
-
-
-def _split_rounds(benches: list[S.Benchmark]) -> list[S.Benchmark]:
-    return [S.Benchmark(key=b.key, fields={**b.fields, "round": r.get("round")}, records=(r,))
-            for b in benches for r in b.records]
 
 
 def _timing_rows(run: RunData, kind: str, *, by_round: bool, median_intervals: bool) -> list[dict[str, Any]]:
     benches = S.benchmarks(run, kind)
     if by_round:
-        benches = _split_rounds(benches)
+        benches = [one for b in benches for one in b.split_rounds()]
     S.compute_statistics(benches, median_intervals=median_intervals)
     groups: dict[tuple[Any, ...], list[S.Benchmark]] = defaultdict(list)
     for b in benches:
-        groups[(*b.group, b.fields.get("round"))].append(b)
+        key = (*b.group, b.round)
+        groups[key].append(b)
     cx = S.complexity_of(run)
-    peaks = {r["dtype"]: r["peak_gmacs_per_s"] for r in run.of_kind("peak")}
+    peaks = {r.dtype: r.peak_gmacs_per_s for r in run.of_type(PeakRecord)}
     eager = _eager_columns(benches)
     rows = []
     for group in groups.values():
         for row, bench in zip(_group_rows(group, cx, peaks), group, strict=True):
             row.update(eager.get(id(bench), {}), **_compile_columns(bench))
-            rows.append({**row, "round": bench.fields["round"]} if by_round else row)
+            rows.append({**row, "round": bench.round} if by_round else row)
     return rows
 
 
@@ -276,17 +283,17 @@ def _eager_columns(benches: list[S.Benchmark]) -> dict[int, dict[str, Any]]:
 
 
 def _same_model(bench: S.Benchmark) -> tuple[Any, ...]:
-    f = bench.fields
-    return (f["label"], canonical_json(f["options"] or {}), f["batch_size"], f["device"], bench.kind, f.get("round"))
+    return (bench.label, bench.key.options, bench.batch_size, bench.device, bench.kind, bench.round)
 
 
 def _compile_columns(bench: S.Benchmark) -> dict[str, Any]:
     """A compiled benchmark's compile time (the first process's, and the median of the later ones'), graphs and graph
-    breaks (its first record's)."""
-    seconds = bench.first_of("compile_s") or []
+    breaks (its first round's)."""
+    first = bench.first
+    seconds = first.compile_s or []
     return {"compile_s": seconds[0] if seconds else None,
             "compile_s_later": statistics.median(seconds[1:]) if len(seconds) > 1 else None,
-            "compiled_graphs": bench.first_of("compiled_graphs"), "graph_breaks": bench.first_of("graph_breaks")}
+            "compiled_graphs": first.compiled_graphs, "graph_breaks": first.graph_breaks}
 
 
 # ---------------------------------------------------------------------------------------- other kinds
@@ -295,11 +302,11 @@ def _compile_columns(bench: S.Benchmark) -> dict[str, Any]:
 def _simple_rows(run: RunData, kind: str) -> list[dict[str, Any]]:
     rows = []
     for r in run.of_kind(kind):
-        row = {c: r.get(c) for c in COLUMNS[kind]}
+        row = {c: getattr(r, c, None) for c in COLUMNS[kind]}  # a record type's declared scalar fields
         if kind != "peak":
             row.update(_model_fields(r))
-        if kind == "train":
-            row["world_size"] = (r.get("distributed") or {}).get("world_size")
+        if isinstance(r, TrainRecord):
+            row["world_size"] = r.distributed.world_size if r.distributed else None
         rows.append(row)
     return rows
 
@@ -319,6 +326,6 @@ def frame(run: RunData, kind: str, *, by_round: bool = False, median_intervals: 
         rows = _module_rows(run)
     else:
         rows = _simple_rows(run, kind)
-    env = environment_columns(run.manifest)
+    env = environment_columns(run.typed_manifest)
     columns = ["run_id", *COLUMNS[kind], *(["round"] if by_round else []), *ENV_COLUMNS]
     return pd.DataFrame([{**row, **env} for row in rows], columns=columns)

@@ -7,16 +7,15 @@ from typing import Any
 
 from harness.errors import ResultsError
 from harness.fileio import canonical_json
+from harness.results.records import Manifest
 from harness.results.store import RecordWriter, create_run_dir, load_run, record_key, utc_now, write_manifest
 
 
-def machine(manifest: dict[str, Any]) -> dict[str, Any]:
+def machine(manifest: Manifest) -> dict[str, Any]:
     """Where a run was measured: host, CPU model, GPU names (a merged run keeps one per shard)."""
-    env = manifest.get("environment") if isinstance(manifest.get("environment"), dict) else {}
-    cpu = env.get("cpu") if isinstance(env.get("cpu"), dict) else {}
-    gpus = env.get("gpus") if isinstance(env.get("gpus"), list) else []
-    return {"hostname": env.get("hostname"), "cpu": cpu.get("model"),
-            "gpus": [g.get("name") for g in gpus if isinstance(g, dict)]}
+    env = manifest.environment
+    return {"hostname": env.hostname if env else None, "cpu": env.cpu.model if env and env.cpu else None,
+            "gpus": [g.name for g in (env.gpus if env else None) or []]}
 
 
 def merge_runs(run_dirs: list[Path], *, out_root: Path, run_id: str | None = None,
@@ -34,7 +33,7 @@ def merge_runs(run_dirs: list[Path], *, out_root: Path, run_id: str | None = Non
     merged = {k: v for k, v in first.items() if k != "schema"}
     merged.update(run_id=run_dir.name, shard=None, created_utc=utc_now(),
                   merged_from=[{"path": str(r.path), "shard": r.manifest.get("shard"),
-                                "machine": machine(r.manifest)} for r in runs], **(extra or {}))
+                                "machine": machine(r.typed_manifest)} for r in runs], **(extra or {}))
     write_manifest(run_dir, merged)
     seen: set[tuple[Any, ...]] = set()
     with RecordWriter(run_dir) as writer:
@@ -42,5 +41,5 @@ def merge_runs(run_dirs: list[Path], *, out_root: Path, run_id: str | None = Non
             for record in run.records:
                 if record_key(record) not in seen:
                     seen.add(record_key(record))
-                    writer.write({k: v for k, v in record.items() if k != "schema"})
+                    writer.append(record)
     return run_dir

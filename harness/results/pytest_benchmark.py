@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, ResultsError
-from harness.results.records import TIMED_KINDS
+from harness.results.records import TIMED_KINDS, ThroughputRecord
 from harness.results.store import load_run
 from harness.results.summaries import Benchmark, benchmarks, failed_tasks
 
@@ -63,13 +63,12 @@ def _option_text(value: Any) -> str:
 
 
 def _param(bench: Benchmark) -> str:
-    f = bench.fields
-    parts = [f"bs{f['batch_size']}", str(f.get("device")), str(f.get("dtype") or "fp32")]
-    if f.get("channels_last"):
+    parts = [f"bs{bench.batch_size}", str(bench.device), bench.dtype]
+    if bench.channels_last:
         parts.append("channels_last")
-    if f.get("compile"):
-        parts.append(f"compile={f['compile']}")
-    parts += [f"{k}={_option_text(v)}" for k, v in sorted((f.get("options") or {}).items())]
+    if bench.compile:
+        parts.append(f"compile={bench.compile}")
+    parts += [f"{k}={_option_text(v)}" for k, v in sorted(bench.options.items())]
     return "-".join(parts)
 
 
@@ -77,56 +76,60 @@ def _iterations(bench: Benchmark) -> int:
     """Iterations per sample: a latency sample is one iteration, a loop sample the mean of its loop's."""
     if not bench.loop_s.size:
         return 1
-    per_record = [round(r["images"] / len(r["loop_samples_s"]) / r["batch_size"])
-                  for r in bench.records if r.get("loop_samples_s") and r.get("images") and r.get("batch_size")]
+    per_record = [round(r.images / len(r.loop_samples_s) / r.batch_size)
+                  for r in bench.records if isinstance(r, ThroughputRecord) and r.loop_samples_s]
     # one value per benchmark in pytest-benchmark's format: the rounds of one benchmark share their loop length
     return max(1, Counter(per_record).most_common(1)[0][0]) if per_record else 1
 
 
 def _threads(bench: Benchmark) -> int | None:
-    values = {r.get("threads") for r in bench.records}
-    (value,) = values if len(values) == 1 else (None,)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    values = {r.threads for r in bench.records}
+    return values.pop() if len(values) == 1 else None
 
 
 def _options(bench: Benchmark) -> dict[str, Any]:
-    window = bench.first_of("window") or {}
-    warmup = bench.first_of("warmup_ms")
+    window = next((r.window for r in bench.records if r.window is not None), None)
+    warmup = next((r.warmup_ms for r in bench.records if r.warmup_ms is not None), None)
     return {
         "disable_gc": True,  # the harness's timer pauses the cycle collector around its loops
-        "timer": bench.first_of("timer") or "perf_counter_ns",
-        "min_rounds": window.get("min_samples"),
-        "max_time": window.get("max_time_s"),
-        "min_time": window.get("min_time_s"),
+        "timer": bench.timer or "perf_counter_ns",
+        "min_rounds": window.min_samples if window else None,
+        "max_time": window.max_time_s if window else None,
+        "min_time": window.min_time_s if window else None,
         "warmup": len(warmup) if warmup else False,
     }
 
 
 def _entry(bench: Benchmark, *, stats_class: type, suite: str, run_id: str) -> dict[str, Any]:
-    f, kind = bench.fields, bench.kind
+    kind = bench.kind
     stats = stats_class()
     for ms in bench.samples_ms:
         stats.update(float(ms) / 1e3)
     param = _param(bench)
-    key = {name: f.get(name) for name in ("batch_size", "device", "dtype", "channels_last", "compile")}
+    key = {"batch_size": bench.batch_size, "device": bench.device, "dtype": bench.dtype,
+           "channels_last": bench.channels_last, "compile": bench.compile}
     return {
-        "group": f"{kind}: batch {f['batch_size']}, {bench.mode}, {f.get('device')}",
-        "name": f"{kind}[{f['label']}-{param}]",
-        "fullname": f"{suite}::{kind}::{f['label']}[{param}]",
-        "params": {"model": f["model"], "label": f["label"], "options": f.get("options") or {}, **key},
+        "group": f"{kind}: batch {bench.batch_size}, {bench.mode}, {bench.device}",
+        "name": f"{kind}[{bench.label}-{param}]",
+        "fullname": f"{suite}::{kind}::{bench.label}[{param}]",
+        "params": {"model": bench.model, "label": bench.label, "options": bench.options, **key},
         "param": param,
         "extra_info": {
-            "kind": kind, **key, "threads": _threads(bench), "model": f["model"], "label": f["label"],
-            "input_size": f.get("input_size"), "rounds": bench.rounds, "run_id": run_id, "suite": suite,
+            "kind": kind, **key, "threads": _threads(bench), "model": bench.model, "label": bench.label,
+            "input_size": bench.first.input_size, "rounds": bench.rounds, "run_id": run_id, "suite": suite,
         },
         "options": _options(bench),
         "stats": {**stats.as_dict(), "data": list(stats.data), "iterations": _iterations(bench)},
     }
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """A part of the manifest that pytest-benchmark's file copies whole (the environment, as captured)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _machine_info(env: dict[str, Any]) -> dict[str, Any]:
-    cpu = env.get("cpu") if isinstance(env.get("cpu"), dict) else {}
-    packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
+    cpu, packages = _mapping(env.get("cpu")), _mapping(env.get("packages"))
     platform_text = env.get("platform")
     python = env.get("python")
     return {
@@ -150,7 +153,7 @@ def _machine_info(env: dict[str, Any]) -> dict[str, Any]:
 
 
 def _commit_info(manifest: dict[str, Any]) -> dict[str, Any]:
-    git = manifest.get("git") if isinstance(manifest.get("git"), dict) else {}
+    git = _mapping(manifest.get("git"))
     return {
         "id": git.get("commit") or "unversioned",
         "time": None,
@@ -189,7 +192,7 @@ def to_pytest_benchmark(run_dir: Path, *, kinds: tuple[str, ...] = TIMED_KINDS) 
     for failed in failed_tasks(run.records, kinds):
         # pytest-benchmark leaves a benchmark that raised out of its file; so does this export
         log.warning("%s: not exported, %s", run_dir, failed)
-    env = manifest.get("environment") if isinstance(manifest.get("environment"), dict) else {}
+    env = _mapping(manifest.get("environment"))
     return {
         "machine_info": _machine_info(env),
         "commit_info": _commit_info(manifest),

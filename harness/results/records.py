@@ -15,9 +15,10 @@ types (``python -m harness schema --markdown``).
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from harness.errors import HarnessError, ResultsError
 
@@ -43,6 +44,10 @@ class _Shape(BaseModel):
     # strict: "1" is not 1; extra allowed on read (a newer harness may write more), refused on write (``check_new``)
     model_config = ConfigDict(extra="allow", strict=True, use_attribute_docstrings=True,
                               defer_build=True)  # validators are built on first use, not at import
+
+    def to_json(self) -> dict[str, Any]:
+        """As its JSON holds it: the fields it was given (extras included), by their JSON names."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 class PlainRef(_Shape):
@@ -320,15 +325,51 @@ class PeakRecord(_Ok):
     tf32: bool | None = None
 
 
+class OpTimeModel(_Shape):
+    """One model's profiled iterations in an op-time group (``harness.measure.optime.ModelOpTime``)."""
+
+    model: str
+    label: str
+    options: dict[str, Any] | None = None
+    canonical_options: dict[str, Any] | None = None
+    plain: str | None = None
+    """the label of its plain counterpart in the group, if there is one"""
+    input_size: list[PositiveCount] | None = None
+    kinds_ms: dict[str, list[Seconds]]
+    """operator kind → ms of each iteration (cycle order)"""
+    total_ms: list[Seconds]
+    """per iteration: CPU, the iteration's profiled time; CUDA, its kernels' time"""
+    host_ms: list[Seconds] | None = None
+    """per iteration: the profiled host time"""
+    unprofiled_ms: list[Seconds] | None = None
+    """per iteration, without profiler or hooks"""
+    warmup_ms: list[Seconds] | None = None
+    ops_ms: dict[str, dict[str, Seconds]] = Field(default_factory=dict)
+    """kind → outermost op → mean ms per iteration"""
+    op_calls: dict[str, Seconds] = Field(default_factory=dict)
+    """kind → ops called per iteration (mean)"""
+
+
+class OpTimeFailure(_Shape):
+    """A model of an op-time group that failed; the others are still profiled."""
+
+    model: str | None = None
+    label: str | None = None
+    options: dict[str, Any] | None = None
+    canonical_options: dict[str, Any] | None = None
+    plain: str | None = None
+    input_size: list[PositiveCount] | None = None
+    error: ErrorInfo
+
+
 class OpTimeRecord(_Ok):
     """Time per operator kind of a group of models, from paired profiled iterations."""
 
     kind: Literal["op_time"]
-    models: dict[str, dict[str, Any]]
-    """label → {model fields, plain, input_size, kinds_ms, total_ms, host_ms, unprofiled_ms, warmup_ms, ops_ms,
-    op_calls}: iteration i of every model ran in cycle i"""
-    errors: dict[str, dict[str, Any]]
-    """label → {model fields, plain, error}: a model that failed; the others are still profiled"""
+    models: dict[str, OpTimeModel]
+    """label → the model's profiled iterations: iteration i of every model ran in cycle i"""
+    errors: dict[str, OpTimeFailure]
+    """label → a model that failed; the others are still profiled"""
     order: list[str] | None = None
     """cycle c runs the models in this order rotated by c"""
     iterations: int
@@ -370,6 +411,50 @@ class EpochRecord(_Ok):
     synthetic: bool | None = None
 
 
+class CurvePoint(_Shape):
+    """One epoch of a training run's curve (``harness.train.config.EpochResult``)."""
+
+    epoch: PositiveCount
+    """1-based"""
+    test_acc: Finite
+    """fraction of the test set right"""
+    img_per_s: Seconds
+    """training images per second"""
+    train_loss: Finite | None = None
+    lr: Finite | None = None
+    wall_s: Seconds | None = None
+    train_wall_s: Seconds | None = None
+    seed: int | None = None
+    dataset: str | None = None
+    synthetic: bool | None = None
+
+
+class TrainSettings(_Shape):
+    """The effective training config of a run (``harness.train.config.TrainConfig``)."""
+
+    epochs: Count | None = None
+    batch_size: PositiveCount | None = None
+    lr: Finite | None = None
+    momentum: Finite | None = None
+    nesterov: bool | None = None
+    weight_decay: Finite | None = None
+    schedule: str | None = None
+    warmup_epochs: Count | None = None
+    label_smoothing: Finite | None = None
+    amp_dtype: str | None = None
+    channels_last: bool | None = None
+    compile: str | None = None
+    cudnn_benchmark: bool | None = None
+    eval_batch_size: PositiveCount | None = None
+    max_batches_per_epoch: PositiveCount | None = None
+    seed: int | None = None
+
+
+class DistributedInfo(_Shape):
+    world_size: PositiveCount | None = None
+    backend: str | None = None
+
+
 class TrainRecord(_Ok):
     """A finished training run: final top-1 error and the per-epoch curve."""
 
@@ -383,19 +468,18 @@ class TrainRecord(_Ok):
     dataset: str
     synthetic: bool | None = None
     epochs: Count | None = None
-    curve: list[dict[str, Any]]
+    curve: list[CurvePoint]
     """the epoch records"""
     params: Count | None = None
     """of the trained, width-scaled model"""
     macs: Count | None = None
     """of the trained model at its input size"""
     input_size: list[PositiveCount] | None = None
-    config: dict[str, Any] | None = None
+    config: TrainSettings | None = None
     """the effective training config"""
     num_classes: PositiveCount | None = None
     data_root: str | None = None
-    distributed: dict[str, Any] | None = None
-    """{world_size, backend}"""
+    distributed: DistributedInfo | None = None
     weights_path: str | None = None
     """the final weights, relative to the run dir; null with save_weights: false"""
 
@@ -415,6 +499,20 @@ class WeightsInfo(_Shape):
     sha256: str | None = None
     train_task: str | None = None
     """the training task whose weights these are (``from_train``)"""
+
+
+class Preprocess(_Shape):
+    """The preprocessing that ran, read back from the transform (``harness.data.sets``)."""
+
+    name: str | None = None
+    """paper | timm | cifar"""
+    resize: int | list[int] | None = None
+    crop: int | list[int] | None = None
+    interpolation: str | None = None
+    mean: list[Finite] | None = None
+    std: list[Finite] | None = None
+    source: str | None = None
+    """where the normalisation came from"""
 
 
 class _Images(_Ok):
@@ -437,9 +535,8 @@ class _Images(_Ok):
     num_classes: PositiveCount | None = None
     synthetic: bool | None = None
     """data written by the harness's fake-data writer, not the real set"""
-    preprocess: dict[str, Any] | None = None
-    """{name: paper|timm|cifar, resize, crop, interpolation, mean, std, source}, read back from the transform
-    that ran"""
+    preprocess: Preprocess | None = None
+    """read back from the transform that ran"""
     weights: WeightsInfo | None = None
     """null for random init"""
 
@@ -498,32 +595,43 @@ class AttentionRecord(_Images):
 
 OK_RECORDS: tuple[type[_Ok], ...] = (ComplexityRecord, TimedRecord, ReferenceRecord, ThroughputRecord, PeakRecord,
                                      OpTimeRecord, EpochRecord, TrainRecord, EvalRecord, AttentionRecord)
-KIND_SHAPES: dict[str, type[_Ok]] = {kind: shape for shape in OK_RECORDS
-                                     for kind in shape.model_fields["kind"].annotation.__args__}
+
+
+def _kinds_of(shape: type[_Ok]) -> tuple[str, ...]:
+    """The kinds a record type is the shape of (its ``kind`` literal's values)."""
+    return get_args(shape.model_fields["kind"].annotation)
+
+
+KIND_SHAPES: dict[str, type[_Ok]] = {kind: shape for shape in OK_RECORDS for kind in _kinds_of(shape)}
 KINDS = tuple(KIND_SHAPES)
 
 
 def _tag(value: Any) -> str:
-    get = value.get if isinstance(value, dict) else lambda name: getattr(value, name, None)
+    def get(name: str) -> Any:
+        return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
     status = get("status")
     if status in ("error", "skipped"):
-        return status
+        return str(status)
     kind = get("kind")
-    return kind if kind in KIND_SHAPES else "unknown"
+    return str(kind) if kind in KIND_SHAPES else "unknown"
 
 
-Record = Annotated[
-    Union[  # noqa: UP007 - Tag-annotated members
-        tuple(Annotated[shape, Tag(kind)] for kind, shape in KIND_SHAPES.items())  # type: ignore[misc]
-        + (Annotated[FailedRecord, Tag("error")], Annotated[SkippedRecord, Tag("skipped")],
-           Annotated[RecordBase, Tag("unknown")])
-    ],
-    Discriminator(_tag),
-]
+if TYPE_CHECKING:  # to a type checker, a record of any shape is a RecordBase (every member of the union is one)
+    Record = RecordBase
+else:
+    Record = Annotated[
+        Union[  # noqa: UP007 - Tag-annotated members
+            tuple(Annotated[shape, Tag(kind)] for kind, shape in KIND_SHAPES.items())
+            + (Annotated[FailedRecord, Tag("error")], Annotated[SkippedRecord, Tag("skipped")],
+               Annotated[RecordBase, Tag("unknown")])
+        ],
+        Discriminator(_tag),
+    ]
 
 
 @functools.cache
-def _adapter() -> TypeAdapter:
+def _adapter() -> TypeAdapter[Record]:
     """The union's validator, built on first use: importing this module (every CLI call does) stays cheap."""
     return TypeAdapter(Record)
 
@@ -532,7 +640,7 @@ class UndeclaredField(HarnessError):
     """The harness tried to write a field no record type declares: a bug in the harness, not in a run."""
 
 
-def _field(err: dict[str, Any]) -> str:
+def _field(err: ErrorDetails) -> str:
     loc = [str(p) for p in err["loc"]]
     if loc and (loc[0] in KIND_SHAPES or loc[0] in ("error", "skipped", "unknown")):
         loc = loc[1:]  # the union's tag
@@ -555,13 +663,16 @@ def undeclared(typed: BaseModel, prefix: str = "") -> list[str]:
     out = [prefix + name for name in (typed.model_extra or {})]
     for name in type(typed).model_fields:
         value = getattr(typed, name)
-        if isinstance(value, _Shape):
-            out += undeclared(value, f"{prefix}{name}.")
+        parts = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, part in [("", value), *((f".{k}", v) for k, v in parts)]:
+            if isinstance(part, _Shape):
+                out += undeclared(part, f"{prefix}{name}{key}.")
     return out
 
 
-def check_new(record: dict[str, Any]) -> None:
-    """What the writer asks of a record it is about to append: its kind's shape, and no undeclared field."""
+def check_new(record: dict[str, Any]) -> RecordBase:
+    """What the writer asks of a record it is about to append: its kind's shape, and no undeclared field; the
+    record as that shape."""
     typed = parse_record(record, where=f"record {record.get('task_id')!r}")
     if type(typed) is RecordBase:
         raise UndeclaredField(f"record {record.get('task_id')!r}: kind {record.get('kind')!r} has no record type "
@@ -571,6 +682,7 @@ def check_new(record: dict[str, Any]) -> None:
         raise UndeclaredField(f"record {record.get('task_id')!r} ({record.get('kind')}): field(s) "
                               f"{', '.join(sorted(extra))} are not declared on {type(typed).__name__} "
                               "(harness.results.records)")
+    return typed
 
 
 def declared_fields(kind: str) -> tuple[str, ...]:
@@ -610,7 +722,7 @@ def _type_name(prop: dict[str, Any]) -> str:
     if "enum" in prop:
         return " \\| ".join(repr(v).replace("'", '"') for v in prop["enum"])
     if "$ref" in prop:
-        return prop["$ref"].rsplit("/", 1)[-1]
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in prop:
         names = [_type_name(p) for p in prop["anyOf"]]
         return " \\| ".join(n for n in names if n != "null") + (" \\| null" if "null" in names else "")
@@ -620,7 +732,8 @@ def _type_name(prop: dict[str, Any]) -> str:
     if kind == "object":
         return "object"
     bounds = "".join(f" {op} {prop[k]:g}" for k, op in (("exclusiveMinimum", ">"), ("minimum", "≥")) if k in prop)
-    return {"integer": "int", "number": "float", "string": "str", "boolean": "bool", "null": "null"}.get(kind, "any") \
+    return {"integer": "int", "number": "float", "string": "str", "boolean": "bool", "null": "null"}.get(str(kind),
+                                                                                                        "any") \
         + bounds
 
 
@@ -654,11 +767,13 @@ def markdown() -> str:
            "## Common fields", "", *_table(RecordBase), "",
            "## `status: error`", "", _doc(FailedRecord), "", *_table(FailedRecord, base), "",
            "## `status: skipped`", "", _doc(SkippedRecord), "", *_table(SkippedRecord, base), ""]
-    for shape in OK_RECORDS:
-        kinds = ", ".join(f"`{k}`" for k in shape.model_fields["kind"].annotation.__args__)
-        out += [f"## {kinds} ({shape.__name__})", "", _doc(shape), "",
-                *_table(shape, base - {"model", "label", "batch_size"}), ""]
-    nested = (PlainRef, ShardRef, ErrorInfo, MacsCounter, FlopCounter, LoadReading, ProcessRun, Window, WeightsInfo)
+    for ok in OK_RECORDS:
+        kinds = ", ".join(f"`{k}`" for k in _kinds_of(ok))
+        out += [f"## {kinds} ({ok.__name__})", "", _doc(ok), "",
+                *_table(ok, base - {"model", "label", "batch_size"}), ""]
+    nested: tuple[type[_Shape], ...] = (
+        PlainRef, ShardRef, ErrorInfo, MacsCounter, FlopCounter, LoadReading, ProcessRun, Window, OpTimeModel,
+        OpTimeFailure, CurvePoint, TrainSettings, DistributedInfo, Preprocess, WeightsInfo)
     out += ["## Nested objects", ""]
     for shape in nested:
         out += [f"### {shape.__name__}", "", *([_doc(shape), ""] if shape.__doc__ else []), *_table(shape), ""]
@@ -683,6 +798,7 @@ class _Gpu(_Shape):
 
 
 class _Environment(_Shape):
+    hostname: str | None = None
     cpu: _Cpu | None = None
     gpus: list[_Gpu] | None = None
     packages: dict[str, str | None] | None = None
@@ -691,12 +807,20 @@ class _Environment(_Shape):
     device: dict[str, Any] | None = None
 
 
+class Machine(_Shape):
+    """Where a shard was measured (``harness.results.merge.machine``)."""
+
+    hostname: str | None = None
+    cpu: str | None = None
+    gpus: list[str | None] | None = None
+
+
 class _MergedFrom(_Shape):
     """A shard run dir a merged run was made of, and the machine that measured it."""
 
     path: str | None = None
     shard: ShardRef | None = None
-    machine: dict[str, Any] | None = None
+    machine: Machine | None = None
 
 
 class _Incomplete(_Shape):

@@ -22,16 +22,17 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from filelock import FileLock, Timeout
 
 from harness import fileio
 from harness.errors import RecordWriteError, ResultsError, printable
 from harness.fileio import JSONInputError, parse_json, read_input, require_folder_name, write_json_atomic
-from harness.results.records import SAMPLED_KINDS, check_manifest, check_new, parse_record
+from harness.results.records import SAMPLED_KINDS, Manifest, RecordBase, check_manifest, check_new, parse_record
 from harness.results.schema import RESULTS_SCHEMA, migrate_record
 
 if TYPE_CHECKING:
@@ -45,18 +46,35 @@ FRAME_KINDS = ("complexity", "modules", *SAMPLED_KINDS, "peak", "train_epoch", "
 
 log = logging.getLogger(__name__)
 
+R = TypeVar("R", bound=RecordBase)
+
 
 @dataclass(frozen=True)
 class RunData:
+    """A run dir as read: its manifest and its records, each the typed record its line validated into
+    (``harness.results.records``: ``TimedRecord``, ``EvalRecord`` …; a kind this version does not know is a
+    ``RecordBase`` with its fields in ``model_extra``)."""
+
     path: Path
     manifest: dict[str, Any]
-    records: list[dict[str, Any]]
+    records: list[RecordBase]
     # frames computed so far: a report's sections ask for the same frame more than once
     _frames: dict[tuple[str, bool, bool], pd.DataFrame] = field(default_factory=dict, init=False, repr=False,
                                                           compare=False)
 
-    def of_kind(self, *kinds: str, status: str | None = "ok") -> list[dict[str, Any]]:
-        return [r for r in self.records if r.get("kind") in kinds and (status is None or r.get("status") == status)]
+    def of_kind(self, *kinds: str, status: str | None = "ok") -> list[RecordBase]:
+        """Records of ``kinds`` with ``status`` (None: any status), in file order."""
+        return [r for r in self.records if r.kind in kinds and (status is None or r.status == status)]
+
+    def of_type(self, *types: type[R]) -> list[R]:
+        """Records whose type is one of ``types`` exactly (``of_type(TimedRecord)`` is latency, not its subclasses
+        ``ReferenceRecord`` and ``ThroughputRecord``), in file order."""
+        return [r for r in self.records if type(r) in types]  # type: ignore[misc]
+
+    @cached_property
+    def typed_manifest(self) -> Manifest:
+        """The manifest's fields the readers use, typed (``harness.results.records.Manifest``)."""
+        return Manifest.model_validate(self.manifest)
 
     def frame(self, kind: str, *, by_round: bool = False, median_intervals: bool = True) -> pd.DataFrame:
         """Tidy pandas DataFrame of this run's ``kind`` records (``harness.results.frames``), computed once per
@@ -116,6 +134,13 @@ def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
     write_json_atomic(Path(run_dir) / MANIFEST, {"schema": RESULTS_SCHEMA, **manifest})
 
 
+def as_written(record: dict[str, Any]) -> tuple[str, RecordBase]:
+    """``record``'s line and the typed record a reader will see in it (tuples are lists, numpy scalars numbers),
+    checked as the writer checks every record (``harness.results.records.check_new``)."""
+    text = json.dumps({"schema": RESULTS_SCHEMA, **record}, sort_keys=True, default=_json_default)
+    return text, check_new(json.loads(text))
+
+
 class RecordWriter:
     """Appends one JSON line per record and fsyncs it, so a killed run loses nothing written.
 
@@ -128,12 +153,11 @@ class RecordWriter:
         _repair_tail(self.path)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
 
-    def write(self, record: dict[str, Any]) -> dict[str, Any]:
+    def write(self, record: dict[str, Any]) -> RecordBase:
         """Append ``record`` after checking it against its type (``harness.results.records.check_new``): a record
-        the reader would refuse, or a field no type declares, is never written."""
-        text = json.dumps({"schema": RESULTS_SCHEMA, **record}, sort_keys=True, default=_json_default)
-        record = json.loads(text)  # what a reader will see: tuples are lists, numpy scalars numbers
-        check_new(record)
+        the reader would refuse, or a field no type declares, is never written. Returns the typed record, as a
+        reader will see it."""
+        text, typed = as_written(record)
         data = (text + "\n").encode("utf-8")
         try:
             while data:
@@ -141,7 +165,11 @@ class RecordWriter:
             os.fsync(self._fd)
         except OSError as exc:
             raise RecordWriteError(f"{self.path}: cannot write a record ({exc.strerror or exc})") from exc
-        return record
+        return typed
+
+    def append(self, record: RecordBase) -> None:
+        """Append a record read from another run dir (a merge), as its line held it."""
+        self.write({k: v for k, v in record.to_json().items() if k != "schema"})
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -199,12 +227,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
 
 
-def record_key(record: dict[str, Any]) -> tuple[Any, ...]:
+def record_key(record: RecordBase) -> tuple[Any, ...]:
     """Identity of a record: a later line with the same key replaces an earlier one (resume, retries)."""
-    return (record.get("task_id"), record.get("kind"), record.get("epoch"), record.get("round"))
+    return (record.task_id, record.kind, getattr(record, "epoch", None), record.round)
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
+def read_records(path: Path) -> list[RecordBase]:
     """All records of a ``records.jsonl`` in file order, read a line at a time (``fileio.input_lines``); a torn last
     line (see the module docstring) is skipped."""
     if not path.exists():
@@ -222,18 +250,17 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _tail(tail: bytes, path: Path, number: int) -> list[dict[str, Any]]:
+def _tail(tail: bytes, path: Path, number: int) -> list[RecordBase]:
     record = _parse_object(tail)
     if record is None:
         log.warning("%s: skipped an unterminated last line (%d bytes): a run was cut off mid-write; "
                     "the next --resume moves it to %s%s", path, len(tail), path.name, TORN_SUFFIX)
         return []
     record = migrate_record(record, where=f"{path}:{number}")
-    parse_record(record, where=f"{path}:{number}")
-    return [record]
+    return [parse_record(record, where=f"{path}:{number}")]
 
 
-def _record(line: bytes, path: Path, number: int) -> dict[str, Any]:
+def _record(line: bytes, path: Path, number: int) -> RecordBase:
     try:
         value = parse_json(line)
     except JSONInputError as exc:
@@ -241,9 +268,7 @@ def _record(line: bytes, path: Path, number: int) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ResultsError(f"{path}:{number}: a record must be a JSON object, got {type(value).__name__}; "
                            "fix or delete that line")
-    record = migrate_record(value, where=f"{path}:{number}")
-    parse_record(record, where=f"{path}:{number}")
-    return record
+    return parse_record(migrate_record(value, where=f"{path}:{number}"), where=f"{path}:{number}")
 
 
 def load_run(path: Path) -> RunData:
@@ -260,7 +285,7 @@ def load_run(path: Path) -> RunData:
         raise ResultsError(f"{manifest_path}: a manifest must be a JSON object, got {type(manifest).__name__}")
     manifest = migrate_record(manifest, where=str(manifest_path))
     check_manifest(manifest, where=str(manifest_path))
-    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    latest: dict[tuple[Any, ...], RecordBase] = {}
     for record in read_records(path / RECORDS):
         latest.pop(record_key(record), None)
         latest[record_key(record)] = record

@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -33,7 +33,14 @@ from harness.measure.stats import (
     summarize,
     summarize_many,
 )
-from harness.results.records import LOOP_KINDS
+from harness.results.records import (
+    LOOP_KINDS,
+    ComplexityRecord,
+    FailedRecord,
+    RecordBase,
+    ThroughputRecord,
+    TimedRecord,
+)
 
 if TYPE_CHECKING:
     from harness.results.store import RunData
@@ -68,11 +75,19 @@ class BenchmarkKey:
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> BenchmarkKey:
+        """The key of a benchmark described by a JSON object (a baseline file's ``key``, a gate spec)."""
         values = {name: _canonical(fields.get(name)) for name in KEY_FIELDS}
         if values["options"] is None:
             values["options"] = "{}"
         values["channels_last"] = bool(values["channels_last"])  # absent in older records: not channels_last
         return cls(**values)
+
+    @classmethod
+    def of(cls, record: TimedRecord) -> BenchmarkKey:
+        """The key of the benchmark ``record`` is a round of."""
+        return cls(model=str(record.model), label=str(record.label), options=canonical_json(record.options or {}),
+                   batch_size=record.batch_size, device=record.device, dtype=record.dtype,
+                   channels_last=bool(record.channels_last), compile=_canonical(record.compile), kind=record.kind)
 
     def to_dict(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in KEY_FIELDS}
@@ -111,33 +126,69 @@ class Ratio:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """Every round of one benchmark of one run, pooled."""
+    """Every round of one benchmark of one run, pooled (``round``: the one round it holds, when split by round)."""
 
     key: BenchmarkKey
-    fields: dict[str, Any]
-    records: tuple[dict[str, Any], ...] = field(repr=False)
+    records: tuple[TimedRecord, ...] = field(repr=False)
+    round: int | None = None
+
+    @property
+    def first(self) -> TimedRecord:
+        """The benchmark's first round: its model, options and mode as the run wrote them."""
+        return self.records[0]
 
     @property
     def kind(self) -> str:
-        return self.fields["kind"]
+        return self.key.kind
 
     @property
     def label(self) -> str:
-        return self.fields["label"]
+        return self.key.label
+
+    @property
+    def model(self) -> str:
+        return self.key.model
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.first.options or {}
+
+    @property
+    def batch_size(self) -> int | None:
+        return self.key.batch_size
+
+    @property
+    def device(self) -> str | None:
+        return self.key.device
+
+    @property
+    def dtype(self) -> str:
+        return self.first.dtype or "fp32"
+
+    @property
+    def channels_last(self) -> bool:
+        return self.key.channels_last or False
+
+    @property
+    def compile(self) -> Any:
+        return self.first.compile
 
     @property
     def mode(self) -> str:
-        return mode_label(self.fields["dtype"], channels_last=self.fields["channels_last"],
-                          compile=self.fields["compile"])
+        return mode_label(self.dtype, channels_last=self.channels_last, compile=self.compile)
 
     @property
     def group(self) -> tuple[Any, ...]:
         """Benchmarks compared with each other inside a run: same kind, batch size, mode and device."""
-        return self.kind, self.fields["batch_size"], self.mode, self.fields["device"]
+        return self.kind, self.batch_size, self.mode, self.device
+
+    def split_rounds(self) -> list[Benchmark]:
+        """One benchmark per round (record) of this one."""
+        return [Benchmark(key=self.key, records=(r,), round=r.round) for r in self.records]
 
     @cached_property
     def samples_ms(self) -> np.ndarray:
-        return np.asarray([x for r in self.records for x in r.get("samples_ms") or ()], dtype=np.float64)
+        return np.asarray([x for r in self.records for x in r.samples_ms], dtype=np.float64)
 
     @cached_property
     def summary(self) -> Summary | None:
@@ -145,13 +196,13 @@ class Benchmark:
 
     @cached_property
     def loop_s(self) -> np.ndarray:
-        return np.asarray([s for r in self.records for s in r.get("loop_samples_s") or ()], dtype=np.float64)
+        return np.asarray([s for r in self.records for s in _loops(r)], dtype=np.float64)
 
     @cached_property
     def s_per_image(self) -> np.ndarray:
         """Seconds per image of every timed loop (a record's images are spread evenly over its loops)."""
-        out = [s / (r["images"] / len(r["loop_samples_s"]))
-               for r in self.records if r.get("loop_samples_s") for s in r["loop_samples_s"]]
+        out = [s / (r.images / len(r.loop_samples_s))
+               for r in self.records if isinstance(r, ThroughputRecord) for s in r.loop_samples_s]
         return np.asarray(out, dtype=np.float64)
 
     @cached_property
@@ -173,7 +224,7 @@ class Benchmark:
     @property
     def img_per_s(self) -> float | None:
         seconds = float(self.loop_s.sum())
-        images = sum(r.get("images", 0) for r in self.records if r.get("loop_samples_s"))
+        images = sum(r.images for r in self.records if isinstance(r, ThroughputRecord) and r.loop_samples_s)
         return images / seconds if seconds > 0 else None
 
     @property
@@ -182,47 +233,52 @@ class Benchmark:
 
     @property
     def timed_s(self) -> float:
-        return float(sum(r.get("wall_s", 0.0) for r in self.records))
+        return float(sum(r.wall_s or 0.0 for r in self.records))
 
-    def max_of(self, name: str) -> Any:
-        values = [r[name] for r in self.records if r.get(name) is not None]
-        return max(values) if values else None
+    @property
+    def peak_mem_bytes(self) -> int | None:
+        return max((r.peak_mem_bytes for r in self.records if r.peak_mem_bytes is not None), default=None)
 
-    def first_of(self, name: str) -> Any:
-        return next((r[name] for r in self.records if r.get(name) is not None), None)
+    @property
+    def iter_peak_mem_bytes(self) -> int | None:
+        return max((r.iter_peak_mem_bytes for r in self.records if r.iter_peak_mem_bytes is not None), default=None)
+
+    @property
+    def threads(self) -> int | None:
+        return next((r.threads for r in self.records if r.threads is not None), None)
+
+    @property
+    def timer(self) -> str | None:
+        return next((r.timer for r in self.records if r.timer is not None), None)
+
+    @property
+    def mem_method(self) -> str | None:
+        return next((r.mem_method for r in self.records if r.mem_method is not None), None)
 
 
-def benchmarks(run: RunData | Iterable[Mapping[str, Any]], kind: str) -> list[Benchmark]:
+def _loops(record: TimedRecord) -> list[float]:
+    return record.loop_samples_s if isinstance(record, ThroughputRecord) else []
+
+
+def benchmarks(run: RunData | Iterable[RecordBase], kind: str) -> list[Benchmark]:
     """Benchmarks of ``kind`` (a run's, or of ``ok`` records) in the order they first ran; records without samples
     are left out. The one grouping of records into benchmarks."""
-    records = run.of_kind(kind) if hasattr(run, "of_kind") else \
-        [r for r in run if r.get("kind") == kind and r.get("status") == "ok"]
-    pooled: dict[BenchmarkKey, list[dict[str, Any]]] = {}
+    records = run.records if hasattr(run, "records") else run
+    pooled: dict[BenchmarkKey, list[TimedRecord]] = {}
     for r in records:
-        if r.get("samples_ms") or r.get("loop_samples_s"):
-            pooled.setdefault(BenchmarkKey.from_fields(r), []).append(r)
-    out = []
-    for key, records in pooled.items():
-        first = records[0]
-        fields = {n: first.get(n) for n in KEY_FIELDS}
-        fields.update(options=first.get("options") or {}, canonical_options=first.get("canonical_options"),
-                      dtype=first.get("dtype", "fp32"), channels_last=bool(first.get("channels_last")),
-                      input_size=first.get("input_size"))
-        if "plain" in first:
-            fields["plain"] = first["plain"]
-        out.append(Benchmark(key=key, fields=fields, records=tuple(records)))
-    return out
+        if isinstance(r, TimedRecord) and r.kind == kind and (r.samples_ms or _loops(r)):
+            pooled.setdefault(BenchmarkKey.of(r), []).append(r)
+    return [Benchmark(key=key, records=tuple(records)) for key, records in pooled.items()]
 
 
-def failed_tasks(records: Iterable[Mapping[str, Any]], kinds: Sequence[str]) -> tuple[str, ...]:
+def failed_tasks(records: Iterable[RecordBase], kinds: Sequence[str]) -> tuple[str, ...]:
     """One line per task of ``kinds`` that ended in an error: what a gate cannot judge and an export leaves out."""
     out = []
     for rec in records:
-        if rec.get("status") == "error" and rec.get("kind") in kinds:
-            error = rec.get("error") if isinstance(rec.get("error"), dict) else {}
-            message = " ".join(str(error.get("message", "")).split())[:200]
-            out.append(f"{rec.get('kind')} task {rec.get('task_id')!r} ({rec.get('label') or rec.get('model')}, "
-                       f"batch {rec.get('batch_size')}) failed: {error.get('type', 'error')}: {message}")
+        if isinstance(rec, FailedRecord) and rec.kind in kinds:
+            message = " ".join(rec.error.message.split())[:200]
+            out.append(f"{rec.kind} task {rec.task_id!r} ({rec.label or rec.model}, batch {rec.batch_size}) failed: "
+                       f"{rec.error.type}: {message}")
     return tuple(out)
 
 
@@ -230,7 +286,7 @@ def failed_tasks(records: Iterable[Mapping[str, Any]], kinds: Sequence[str]) -> 
 
 
 def _ratio_of_mean_s(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-    return row_mean(np.moveaxis(a, axis, -1)) / row_mean(np.moveaxis(b, axis, -1))
+    return np.asarray(row_mean(np.moveaxis(a, axis, -1)) / row_mean(np.moveaxis(b, axis, -1)))
 
 
 def _inverse_mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -276,13 +332,13 @@ def compute_statistics(benches: Sequence[Benchmark], *, median_intervals: bool =
 ProcessId = tuple[str, int]
 
 
-def _contended_of(r: Mapping[str, Any]) -> dict[ProcessId, bool]:
+def _contended_of(r: TimedRecord) -> dict[ProcessId, bool]:
     """Which processes that timed record ``r`` were contended (none known before the process level)."""
-    runs = {run["index"]: run for run in r.get("process_runs") or ()}
-    if r.get("processes") is None or not runs:
+    runs = {run.index: run for run in r.process_runs or ()}
+    if r.processes is None or not runs:
         return {}
-    session = str(r.get("pairing") or "")
-    return {(session, i): bool(run.get("contended")) for i, run in runs.items() if not run.get("error")}
+    session = r.pairing or ""
+    return {(session, i): run.contended for i, run in runs.items() if not run.error}
 
 
 def _by_process(bench: Benchmark) -> dict[ProcessId, tuple[tuple[tuple[str, int], ...], np.ndarray]]:
@@ -290,28 +346,31 @@ def _by_process(bench: Benchmark) -> dict[ProcessId, tuple[tuple[tuple[str, int]
     earlier one's."""
     groups: dict[ProcessId, dict[tuple[str, int], float]] = {}
     for r in bench.records:
-        cycles = r.get("cycles") or ()
-        if bench.kind in LOOP_KINDS:
-            loops = r.get("loop_samples_s") or ()
-            per_loop = r["images"] / len(loops) if loops else 0
+        cycles = r.cycles or ()
+        values: Sequence[float]
+        if isinstance(r, ThroughputRecord):
+            loops = r.loop_samples_s
+            per_loop = r.images / len(loops) if loops else 0
             values = [s / per_loop for s in loops] if per_loop else []
         else:
-            values = r.get("samples_ms") or ()
-        runs = {run["index"]: run for run in r.get("process_runs") or ()}
+            values = r.samples_ms
+        runs = {run.index: run for run in r.process_runs or ()}
         # runs timed before the process level have no ``processes``: all their samples are one process (rounds
         # were sessions of the same process), paired by the record's ``pairing``
-        if r.get("processes") is None or not runs:
-            processes: Sequence[int] = [0] * len(r.get("samples_ms") or ())
-            ids, pairings = {0: ("", 0)}, {0: r.get("pairing")}
+        processes: Sequence[int]
+        if r.processes is None or not runs:
+            processes = [0] * len(r.samples_ms)
+            ids, pairings = {0: ("", 0)}, {0: r.pairing}
         else:
-            processes = r["processes"]
-            session = str(r.get("pairing") or "")
-            ids = {i: (session, int(i)) for i in runs}
-            pairings = {i: run.get("pairing") for i, run in runs.items()}
+            processes = r.processes
+            session = r.pairing or ""
+            ids = {i: (session, i) for i in runs}
+            pairings = {i: run.pairing for i, run in runs.items()}
         if len(values) == len(cycles) == len(processes):
             for p, cycle, value in zip(processes, cycles, values, strict=True):
-                if pairings[p]:
-                    groups.setdefault(ids[p], {})[(pairings[p], int(cycle))] = float(value)
+                pairing = pairings[p]
+                if pairing:
+                    groups.setdefault(ids[p], {})[(pairing, int(cycle))] = float(value)
     out = {}
     for process in sorted(groups):
         keys = sorted(groups[process])
@@ -331,7 +390,7 @@ def _contention(bench: Benchmark) -> dict[ProcessId, bool]:
 
 
 def processes_planned(bench: Benchmark) -> int:
-    return max((int(r.get("processes_planned") or 1) for r in bench.records), default=1)
+    return max((r.processes_planned or 1 for r in bench.records), default=1)
 
 
 def paired_by_process(base: Benchmark, other: Benchmark) -> dict[ProcessId, tuple[np.ndarray, np.ndarray]]:
@@ -395,7 +454,9 @@ def ratios(pairs: Sequence[tuple[Benchmark, Benchmark]]) -> list[Ratio | None]:
         elif base.samples_ms.size and other.samples_ms.size:
             medians.append(i)
     # latency: other's time ÷ base's; loops: images/s ratio = base's time per image ÷ other's
-    pooled = process_ratios([[(a, b) if pairs[i][0].kind not in LOOP_KINDS else (b, a) for a, b in parts.values()]
+    # arrays, which process_ratios reads as sequences of floats
+    pooled = process_ratios([cast(list[tuple[Sequence[float], Sequence[float]]],
+                                  [(a, b) if pairs[i][0].kind not in LOOP_KINDS else (b, a) for a, b in parts.values()])
                              for i, parts in paired])
     for (i, parts), p in zip(paired, pooled, strict=True):
         base, other = pairs[i]
@@ -415,19 +476,31 @@ def ratios(pairs: Sequence[tuple[Benchmark, Benchmark]]) -> list[Ratio | None]:
 # --------------------------------------------------------------------------------------- plain counterpart
 
 
-def base_index(items: Sequence[dict[str, Any]]) -> int:
+def base_index(items: Sequence[RecordBase | Benchmark]) -> int:
     """Index of the Table 2 reference (plain ResNeXt-50 without options), else of the first item."""
     for i, item in enumerate(items):
-        if item.get("model") == BASE_MODEL and not item.get("options"):
+        first = item.first if isinstance(item, Benchmark) else item
+        if first.model == BASE_MODEL and not first.options:
             return i
     return 0
 
 
-def complexity_of(run: RunData) -> dict[str, dict[str, Any]]:
+def plain_indices(items: Sequence[RecordBase | Benchmark]) -> list[int | None]:
+    """Index in ``items`` of each item's plain counterpart (``harness.models.plain.plain_matches``, which reads the
+    identity fields as the records' lines hold them: ``plain`` absent in records from before it was written)."""
+    from harness.models.plain import plain_matches
+
+    firsts = [item.first if isinstance(item, Benchmark) else item for item in items]
+    return plain_matches([{"model": r.model, "options": r.options, "canonical_options": r.canonical_options,
+                           **({"plain": r.plain.to_json() if r.plain else None} if "plain" in r.model_fields_set
+                              else {})} for r in firsts])
+
+
+def complexity_of(run: RunData) -> dict[str, ComplexityRecord]:
     """label → its (first) complexity record."""
-    out: dict[str, dict[str, Any]] = {}
-    for r in run.of_kind("complexity"):
-        out.setdefault(r["label"], r)
+    out: dict[str, ComplexityRecord] = {}
+    for r in run.of_type(ComplexityRecord):
+        out.setdefault(r.label, r)
     return out
 
 

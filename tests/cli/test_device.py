@@ -104,6 +104,6 @@ def test_a_run_on_cuda_0_records_the_device_it_ran_on(tmp_path, capsys):
 
     run = load_run(Path(out[0]))
     assert run.manifest["device"] == "cuda:0" and run.manifest["environment"]["device"]["name"] == "cuda:0"
-    timed = [r for r in run.records if r["kind"] == "latency"]
-    assert timed and {r["device"] for r in timed} == {"cuda:0"} and {r["status"] for r in timed} == {"ok"}
-    assert {r["timer"] for r in timed} == {"cuda_event"}
+    timed = [r for r in run.records if r.kind == "latency"]
+    assert timed and {r.device for r in timed} == {"cuda:0"} and {r.status for r in timed} == {"ok"}
+    assert {r.timer for r in timed} == {"cuda_event"}

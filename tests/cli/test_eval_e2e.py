@@ -37,7 +37,7 @@ def _run(capsys, tmp_path: Path, suite: Path, *extra) -> tuple[int, list[str], s
 
 
 def _records(out: list[str], kind: str) -> list[dict]:
-    return [r for r in load_run(Path(out[0])).records if r["kind"] == kind]
+    return [r for r in load_run(Path(out[0])).records if r.kind == kind]
 
 
 def test_top1_error_is_exact_in_the_imagefolder_layout(tmp_path, plugin, capsys):
@@ -47,11 +47,11 @@ def test_top1_error_is_exact_in_the_imagefolder_layout(tmp_path, plugin, capsys)
     code, out, err = _run(capsys, tmp_path, suite)
     assert code == 0, err
     (record,) = _records(out, "eval")
-    assert record["status"] == "ok" and record["layout"] == "imagefolder" and record["images"] == 12
-    assert (record["top1_correct"], record["top5_correct"], record["topk"]) == (10, 12, 3)
-    assert record["top1_err"] == pytest.approx(100 * 2 / 12) and record["top5_err"] == 0.0
-    assert record["preprocess"]["resize"] == 256 and record["preprocess"]["crop"] == [224, 224]
-    assert record["weights"] is None and record["subset"] is False
+    assert record.status == "ok" and record.layout == "imagefolder" and record.images == 12
+    assert (record.top1_correct, record.top5_correct, record.topk) == (10, 12, 3)
+    assert record.top1_err == pytest.approx(100 * 2 / 12) and record.top5_err == 0.0
+    assert record.preprocess.resize == 256 and record.preprocess.crop == [224, 224]
+    assert record.weights is None and record.subset is False
     report = Path(out[1]).read_text()
     assert "| colournet | none (random init) | imagenet (imagefolder) | 12 | 16.67 | 4.70–44.80 | 0.00 |" in report
 
@@ -64,9 +64,9 @@ def test_top1_and_top5_error_are_exact_in_the_flat_ilsvrc_layout(tmp_path, plugi
                                            "layout": "ilsvrc", "max_images": 4, "workers": 0})
     code, out, _ = _run(capsys, tmp_path, suite)
     (record,) = _records(out, "eval")
-    assert record["layout"] == "ilsvrc" and record["num_classes"] == 1000 and record["ground_truth"].endswith("val.txt")
-    assert record["images"] == 4 and record["dataset_images"] == 6 and record["subset"] is True
-    assert record["top1_correct"] == record["top5_correct"]  # the wrong ones are far from their label's colour
+    assert record.layout == "ilsvrc" and record.num_classes == 1000 and record.ground_truth.endswith("val.txt")
+    assert record.images == 4 and record.dataset_images == 6 and record.subset is True
+    assert record.top1_correct == record.top5_correct  # the wrong ones are far from their label's colour
     assert "4 of 6" in Path(out[1]).read_text()
 
 
@@ -78,13 +78,13 @@ def test_bad_data_and_class_mismatch_are_error_records_and_the_run_goes_on(tmp_p
                    attention={"models": ["colournet"], "data_dir": str(tmp_path / "val"), "workers": 0})
     code, out, err = _run(capsys, tmp_path, suite)
     assert code == 0
-    by_label = {(r["kind"], r["label"]): r for r in load_run(Path(out[0])).records}
+    by_label = {(r.kind, r.label): r for r in load_run(Path(out[0])).records}
     wrong = by_label[("eval", "colournet")]
-    assert wrong["status"] == "error" and wrong["error"]["type"] == "DatasetError"
-    assert wrong["error"]["message"].startswith("the model outputs (1000,) logits per image but the data set has 3")
-    assert by_label[("eval", "three")]["status"] == "ok"
+    assert wrong.status == "error" and wrong.error.type == "DatasetError"
+    assert wrong.error.message.startswith("the model outputs (1000,) logits per image but the data set has 3")
+    assert by_label[("eval", "three")].status == "ok"
     flat = by_label[("attention", "colournet")]
-    assert flat["status"] == "error" and "has no SK units" in flat["error"]["message"]  # before any image is read
+    assert flat.status == "error" and "has no SK units" in flat.error.message  # before any image is read
     report = Path(out[1]).read_text()
     assert "## Errors and skipped tasks" in report and "DatasetError: the model outputs (1000,)" in report
 
@@ -94,8 +94,8 @@ def test_flat_images_without_ground_truth_are_one_line(tmp_path, plugin, capsys)
     suite = _suite(tmp_path, plugin, eval={"models": ["colournet"], "data_dir": str(tmp_path / "flat"), "workers": 0})
     _, out, _ = _run(capsys, tmp_path, suite)
     (record,) = _records(out, "eval")
-    assert record["status"] == "error" and "no ground truth" in record["error"]["message"]
-    assert "\n" not in record["error"]["message"]
+    assert record.status == "error" and "no ground truth" in record.error.message
+    assert "\n" not in record.error.message
 
 
 def test_absent_data_skips_with_one_line(tmp_path, plugin, capsys):
@@ -104,7 +104,7 @@ def test_absent_data_skips_with_one_line(tmp_path, plugin, capsys):
     assert code == 0
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "ImageNet validation images not found" in lines[0] and "--data-dir" in lines[0]
-    assert {r["status"] for r in _records(out, "eval")} == {"skipped"}
+    assert {r.status for r in _records(out, "eval")} == {"skipped"}
     assert "Skipped: ImageNet validation images not found" in Path(out[1]).read_text()
 
 
@@ -129,11 +129,11 @@ def test_unloadable_weights_are_error_records(tmp_path, plugin, capsys, monkeypa
         {"name": "timm:resnet18", "options": {"pretrained": True}}], "data_dir": str(tmp_path / "val")})
     code, out, _ = _run(capsys, tmp_path, suite)
     assert code == 0
-    junk, timm_rec = sorted(_records(out, "eval"), key=lambda r: r["label"])
-    assert junk["status"] == "error" and "junk.pt: not a readable weights file" in junk["error"]["message"]
-    assert timm_rec["status"] == "error" and timm_rec["error"]["type"] == "WeightsError"
-    assert "resnet18.a1_in1k cannot be had here" in timm_rec["error"]["message"]
-    assert "pass weights: resnet18.a1_in1k.pth" in timm_rec["error"]["message"]
+    junk, timm_rec = sorted(_records(out, "eval"), key=lambda r: r.label)
+    assert junk.status == "error" and "junk.pt: not a readable weights file" in junk.error.message
+    assert timm_rec.status == "error" and timm_rec.error.type == "WeightsError"
+    assert "resnet18.a1_in1k cannot be had here" in timm_rec.error.message
+    assert "pass weights: resnet18.a1_in1k.pth" in timm_rec.error.message
 
 
 TINY_SK = {"cardinality": 1, "groups": 1, "L": 4}  # sknet29 small enough to train a few steps on a CPU
@@ -153,32 +153,32 @@ def test_attention_and_eval_on_the_sknet29_trained_in_the_same_suite(tmp_path, p
     code, out, err = _run(capsys, tmp_path, _suite(tmp_path, plugin, **sections), "--data-dir", tmp_path / "cifar")
     assert code == 0, err
     run = load_run(Path(out[0]))
-    (train,) = [r for r in run.records if r["kind"] == "train"]
-    (evaluation,) = [r for r in run.records if r["kind"] == "eval"]
-    assert evaluation["status"] == "ok" and evaluation["synthetic"] and evaluation["images"] == 24
-    assert evaluation["weights"]["source"] == "train" and evaluation["weights"]["ref"] == train["weights_path"]
-    assert evaluation["top1_err"] == pytest.approx(train["top1_err"])  # the same weights on the same test set
-    attention = [r for r in run.records if r["kind"] == "attention"]
-    (task,) = [r for r in attention if r["unit"] is None]
-    units = [r for r in attention if r["unit"] is not None]
-    assert len(units) == 9 * 2 and task["units"][0] == "SK_2_1" and len(task["labels"]) == 24
+    (train,) = [r for r in run.records if r.kind == "train"]
+    (evaluation,) = [r for r in run.records if r.kind == "eval"]
+    assert evaluation.status == "ok" and evaluation.synthetic and evaluation.images == 24
+    assert evaluation.weights.source == "train" and evaluation.weights.ref == train.weights_path
+    assert evaluation.top1_err == pytest.approx(train.top1_err)  # the same weights on the same test set
+    attention = [r for r in run.records if r.kind == "attention"]
+    (task,) = [r for r in attention if r.unit is None]
+    units = [r for r in attention if r.unit is not None]
+    assert len(units) == 9 * 2 and task.units[0] == "SK_2_1" and len(task.labels) == 24
     for record in units:
-        assert record["parent_task"] == task["task_id"] and len(record["image_diff"]) == 24
-        for per_channel in zip(*record["channel_mean"], strict=True):  # each channel's branches sum to 1
+        assert record.parent_task == task.task_id and len(record.image_diff) == 24
+        for per_channel in zip(*record.channel_mean, strict=True):  # each channel's branches sum to 1
             assert sum(per_channel) == pytest.approx(1.0, abs=1e-6)
     report = Path(out[1]).read_text()
     assert "Attention vs. object scale" in report and "SYNTHETIC" in report and "| SK_3_3 (mid) | SK_3_4 |" in report
     assert report.count("_attention_sknet29_fig") == 2 and "tasks | 3 ok, 0 error, 0 skipped" in report
 
     # the saved weights file works as weights: in a later suite, with the same attention
-    options = {**TINY_SK, "width": 0.0625, "weights": str(Path(out[0]) / train["weights_path"])}
+    options = {**TINY_SK, "width": 0.0625, "weights": str(Path(out[0]) / train.weights_path)}
     again = {"attention": {"dataset": "cifar10", "models": [{"name": "sknet29", "options": options}],
                            "scales": [1.0, 1.5], "batch_size": 10}}
     code, out2, _ = _run(capsys, tmp_path, _suite(tmp_path, plugin, **again), "--data-dir", tmp_path / "cifar")
-    later = {(r["unit"], r["scale"]): r["image_diff"] for r in _records(out2, "attention") if r["unit"]}
-    assert later.keys() == {(r["unit"], r["scale"]) for r in units}
+    later = {(r.unit, r.scale): r.image_diff for r in _records(out2, "attention") if r.unit}
+    assert later.keys() == {(r.unit, r.scale) for r in units}
     for r in units:
-        assert later[(r["unit"], r["scale"])] == pytest.approx(r["image_diff"], abs=1e-6)
+        assert later[(r.unit, r.scale)] == pytest.approx(r.image_diff, abs=1e-6)
 
 
 def test_from_train_without_trained_weights_is_skipped_with_the_reason(tmp_path, plugin, capsys):
@@ -190,7 +190,7 @@ def test_from_train_without_trained_weights_is_skipped_with_the_reason(tmp_path,
     code, out, _ = _run(capsys, tmp_path, _suite(tmp_path, plugin, **sections), "--data-dir", tmp_path / "cifar",
                         "--device", "cpu")
     (record,) = _records(out, "attention")
-    assert record["status"] == "skipped" and record["reason"].startswith("no trained weights of sknet29 in this run")
+    assert record.status == "skipped" and record.reason.startswith("no trained weights of sknet29 in this run")
 
 
 def test_attention_on_a_training_weights_file_offline(tmp_path, plugin, capsys):
@@ -208,14 +208,14 @@ def test_attention_on_a_training_weights_file_offline(tmp_path, plugin, capsys):
     code, out, err = _run(capsys, tmp_path, _suite(tmp_path, plugin, **sections), "--data-dir", tmp_path / "cifar")
     assert code == 0, err
     records = _records(out, "attention")
-    (task,) = [r for r in records if r["unit"] is None]
-    assert task["status"] == "ok" and task["weights"]["format"] == "harness-checkpoint"
-    assert task["scales"] == [1.0, 1.5, 2.0] and set(task["top1_err_by_scale"]) == {"1", "1.5", "2"}
-    units = [r for r in records if r["unit"] is not None]
-    assert sorted({(r["unit"], r["scale"]) for r in units}) == sorted(
+    (task,) = [r for r in records if r.unit is None]
+    assert task.status == "ok" and task.weights.format == "harness-checkpoint"
+    assert task.scales == [1.0, 1.5, 2.0] and set(task.top1_err_by_scale) == {"1", "1.5", "2"}
+    units = [r for r in records if r.unit is not None]
+    assert sorted({(r.unit, r.scale) for r in units}) == sorted(
         (f"SK_{s}_{b}", x) for s in (2, 3, 4) for b in (1, 2, 3) for x in (1.0, 1.5, 2.0))
     for record in units:
-        for per_channel in zip(*record["channel_mean"], strict=True):  # each channel's branches sum to 1
+        for per_channel in zip(*record.channel_mean, strict=True):  # each channel's branches sum to 1
             assert sum(per_channel) == pytest.approx(1.0, abs=1e-6)
     report = Path(out[1]).read_text()
     assert "tasks | 2 ok, 0 error, 0 skipped" in report and "| SK_4_3 (last) | SK_5_3 |" in report
@@ -239,14 +239,14 @@ def test_imagenet_claims_shaped_suite_offline_ours_and_timms_sk_agree(tmp_path, 
                 "attention": {"models": models, "preprocess": "timm", "scales": [1.0, 1.5], "workers": 0}}
     code, out, err = _run(capsys, tmp_path, _suite(tmp_path, plugin, **sections), "--data-dir", tmp_path / "val")
     assert code == 0, err
-    ours, theirs = sorted(_records(out, "eval"), key=lambda r: r["model"])
-    assert ours["weights"]["converted_from_timm"] and not theirs["weights"]["converted_from_timm"]
-    assert ours["preprocess"]["interpolation"] == "bicubic"
-    assert ours["preprocess"]["source"] == "skresnext50_32x4d.ra_in1k"  # the timm equivalent's data config
-    assert ours["top1_hits"] == theirs["top1_hits"]
-    units = [r for r in _records(out, "attention") if r["unit"]]
-    ours_units = {(r["unit"], r["scale"]): r for r in units if r["model"] == "sknet50"}
-    timm_units = {(r["unit"], r["scale"]): r for r in units if r["model"] == "timm:skresnext50_32x4d"}
+    ours, theirs = sorted(_records(out, "eval"), key=lambda r: r.model)
+    assert ours.weights.converted_from_timm and not theirs.weights.converted_from_timm
+    assert ours.preprocess.interpolation == "bicubic"
+    assert ours.preprocess.source == "skresnext50_32x4d.ra_in1k"  # the timm equivalent's data config
+    assert ours.top1_hits == theirs.top1_hits
+    units = [r for r in _records(out, "attention") if r.unit]
+    ours_units = {(r.unit, r.scale): r for r in units if r.model == "sknet50"}
+    timm_units = {(r.unit, r.scale): r for r in units if r.model == "timm:skresnext50_32x4d"}
     assert len(ours_units) == 16 * 2 and ours_units.keys() == timm_units.keys()
     for key, record in ours_units.items():
-        assert record["image_diff"] == pytest.approx(timm_units[key]["image_diff"], abs=1e-5)
+        assert record.image_diff == pytest.approx(timm_units[key].image_diff, abs=1e-5)

@@ -30,12 +30,12 @@ def test_run_writes_manifest_records_and_report(tmp_path, plugin_file, capsys):
     assert run_dir.parent == tmp_path / "res" / "e2e" and report == tmp_path / "rep" / "e2e" / f"{run_dir.name}.md"
     run = load_run(run_dir)
     assert run.manifest["suite"]["name"] == "e2e" and "environment" in run.manifest and "git" in run.manifest
-    recs = {r["label"]: r for r in run.records}
+    recs = {r.label: r for r in run.records}
     # conv 3→8 (3×3) + fc 8→10 with biases; the wide one has 16 channels
-    assert recs[name]["params"] == 3 * 8 * 9 + 8 + 8 * 10 + 10
-    assert recs["wide"]["params"] == 3 * 16 * 9 + 16 + 16 * 10 + 10
-    assert recs[name]["macs"] == 16 * 16 * 8 * 27 + 8 * 16 * 16 + 80  # conv + adaptive pool + fc
-    assert all(isinstance(r["macs"], int) and r["status"] == "ok" for r in run.records)
+    assert recs[name].params == 3 * 8 * 9 + 8 + 8 * 10 + 10
+    assert recs["wide"].params == 3 * 16 * 9 + 16 + 16 * 10 + 10
+    assert recs[name].macs == 16 * 16 * 8 * 27 + 8 * 16 * 16 + 80  # conv + adaptive pool + fc
+    assert all(isinstance(r.macs, int) and r.status == "ok" for r in run.records)
     text = report.read_text()
     assert "Models without a paper row" in text and "| wide |" in text
     assert (report.parent / f"{run_dir.name}_complexity.png").is_file()
@@ -72,10 +72,10 @@ def test_failing_task_is_recorded_and_suite_continues(tmp_path, plugin_file, cap
                           "--no-progress")
     assert code == 0
     run = load_run(Path(out[0]))
-    status = {r["label"]: r["status"] for r in run.records}
+    status = {r.label: r.status for r in run.records}
     assert status == {"bad": "error", name: "ok"}
-    bad = next(r for r in run.records if r["label"] == "bad")
-    assert bad["error"]["type"] in {"RuntimeError", "ValueError"} and bad["error"]["message"]
+    bad = next(r for r in run.records if r.label == "bad")
+    assert bad.error.type in {"RuntimeError", "ValueError"} and bad.error.message
     assert "Errors and skipped tasks" in Path(out[1]).read_text()
     code, out, err = _run(capsys, "run", str(suite), "--out", str(tmp_path / "r"), "--fail-fast", "--no-progress")
     # a failed task is exit 1 (2 is for bad input), and the message says how to go on
@@ -127,7 +127,7 @@ def test_cli_import_flag_and_models_override(tmp_path, plugin_file, capsys):
     code, out, _ = _run(capsys, "run", str(suite), "--import", str(plugin_file), "--models", name[:-1] + "?",
                         "--out", str(tmp_path / "r"), "--reports", str(tmp_path / "p"), "--no-progress")
     assert code == 0
-    assert [r["model"] for r in load_run(Path(out[0])).records] == [name]
+    assert [r.model for r in load_run(Path(out[0])).records] == [name]
 
 
 def test_list_and_report_commands(tmp_path, capsys):
@@ -173,9 +173,9 @@ def test_a_builder_that_exits_or_raises_an_interrupt_subclass_is_an_error_record
     code, out, err = _run(capsys, "run", str(suite), "--out", str(tmp_path / "r"), "--reports", str(tmp_path / "p"),
                           "--no-progress")
     assert code == 0, err
-    records = {r["label"]: r for r in load_run(Path(out[0])).records}
-    assert records["bad"]["status"] == "error" and records["bad"]["error"]["message"] == message
-    assert records[name]["status"] == "ok"  # the run went on
+    records = {r.label: r for r in load_run(Path(out[0])).records}
+    assert records["bad"].status == "error" and records["bad"].error.message == message
+    assert records[name].status == "ok"  # the run went on
 
 
 def test_ctrl_c_stops_with_the_run_dir_and_the_exact_resume_command(tmp_path, capsys):
@@ -188,7 +188,7 @@ def test_ctrl_c_stops_with_the_run_dir_and_the_exact_resume_command(tmp_path, ca
     assert err.strip().splitlines()[-1] == (
         f"records so far are kept in {run_dir}; resume with: python -m harness run {suite} --no-progress "
         f"--resume {run_dir}")
-    assert [r["label"] for r in load_run(run_dir).records] == [name]  # the first task's record is kept
+    assert [r.label for r in load_run(run_dir).records] == [name]  # the first task's record is kept
 
 
 def test_an_internal_error_is_exit_2_and_one_line(tmp_path, capsys, monkeypatch):
@@ -226,7 +226,7 @@ def test_sigterm_stops_like_ctrl_c_with_the_resume_command(tmp_path, capsys, mon
     assert "terminated (SIGTERM)" in err and err.strip().splitlines()[-1] == (
         f"records so far are kept in {run_dir}; resume with: python -m harness run {suite} --no-progress "
         f"--resume {run_dir}")
-    assert [r["label"] for r in load_run(run_dir).records] == [name]
+    assert [r.label for r in load_run(run_dir).records] == [name]
 
 
 def test_a_shard_that_gets_no_task_says_so(tmp_path, plugin_file, capsys):

@@ -43,7 +43,7 @@ def _run(capsys, *argv) -> tuple[int, list[str], str]:
 
 
 def _train_records(run_dir: Path) -> list[dict]:
-    return [r for r in load_run(run_dir).records if r["kind"] == "train"]
+    return [r for r in load_run(run_dir).records if r.kind == "train"]
 
 
 def test_absent_data_is_one_line_and_skipped_records(tmp_path, plugin_file, capsys):
@@ -54,7 +54,7 @@ def test_absent_data_is_one_line_and_skipped_records(tmp_path, plugin_file, caps
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "cifar10 not found under" in lines[0] and "--data-dir" in lines[0]
     run = load_run(Path(out[0]))
-    kinds = sorted((r["kind"], r["status"]) for r in run.records)
+    kinds = sorted((r.kind, r.status) for r in run.records)
     assert kinds == [("complexity", "ok"), ("train", "skipped"), ("train", "skipped")]
     assert "Skipped: cifar10 not found" in Path(out[1]).read_text()
 
@@ -70,10 +70,10 @@ def test_training_learns_and_same_seed_gives_identical_metrics(tmp_path, plugin_
         assert code == 0
         results.append(_train_records(Path(out[0])))
     (first,), (second,) = results  # equal task ids: one record per task
-    assert first["synthetic"] is True and first["epochs"] == 3 and len(first["curve"]) == 3
-    assert first["top1_err"] < 70.0  # chance is 90% error on 10 classes
-    assert [e["train_loss"] for e in first["curve"]] == [e["train_loss"] for e in second["curve"]]
-    assert first["top1_err"] == second["top1_err"]
+    assert first.synthetic is True and first.epochs == 3 and len(first.curve) == 3
+    assert first.top1_err < 70.0  # chance is 90% error on 10 classes
+    assert [e.train_loss for e in first.curve] == [e.train_loss for e in second.curve]
+    assert first.top1_err == second.top1_err
     report = Path(out[1]).read_text()
     assert "SYNTHETIC DATA" in report and "paper err %" in report
 
@@ -117,7 +117,7 @@ def test_kill_mid_training_then_resume_records_each_epoch_once(tmp_path, plugin_
     code, out2, _ = _run(capsys, "run", suite, "--data-dir", fake_data, "--out", tmp_path / "u", "--reports",
                          tmp_path / "p")
     (resumed,), (straight,) = _train_records(run_dir), _train_records(Path(out2[0]))
-    assert resumed["top1_err"] == straight["top1_err"]
+    assert resumed.top1_err == straight.top1_err
 
 
 def test_shard_and_merge_round_trip(tmp_path, plugin_file, fake_data, capsys):
@@ -130,12 +130,12 @@ def test_shard_and_merge_round_trip(tmp_path, plugin_file, fake_data, capsys):
                             tmp_path / "r", "--reports", tmp_path / "p")
         assert code == 0
         shards.append(Path(out[0]))
-    ids = [{r["task_id"] for r in load_run(s).records} for s in shards]
+    ids = [{r.task_id for r in load_run(s).records} for s in shards]
     assert ids[0] and ids[1] and not ids[0] & ids[1]
     code, out, _ = _run(capsys, "merge", *shards, "--out", tmp_path / "m", "--reports", tmp_path / "p")
     assert code == 0
     merged = load_run(Path(out[0]))
-    assert {r["task_id"] for r in merged.records} == ids[0] | ids[1]
+    assert {r.task_id for r in merged.records} == ids[0] | ids[1]
     assert merged.manifest["shard"] is None and len(merged.manifest["merged_from"]) == 2
     assert "deep" in Path(out[1]).read_text()
     with pytest.raises(SystemExit) as exit_info:
@@ -156,6 +156,6 @@ def test_torchrun_two_gloo_processes(tmp_path, plugin_file, fake_data):
     run_dirs = list((tmp_path / "r" / "train_e2e").iterdir())
     assert len(run_dirs) == 1  # rank 0 alone writes
     (rec,) = _train_records(run_dirs[0])
-    assert rec["distributed"] == {"world_size": 2, "backend": "gloo"}
-    assert len(rec["curve"]) == 2 and 0.0 <= rec["top1_err"] <= 100.0
-    assert all(e["train_loss"] == e["train_loss"] for e in rec["curve"])  # finite, not NaN
+    assert rec.distributed is not None and rec.distributed.to_json() == {"world_size": 2, "backend": "gloo"}
+    assert len(rec.curve) == 2 and 0.0 <= rec.top1_err <= 100.0
+    assert all(e.train_loss == e.train_loss for e in rec.curve)  # finite, not NaN

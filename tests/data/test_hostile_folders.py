@@ -103,5 +103,5 @@ def test_a_bad_image_in_a_run_is_an_error_record_of_one_line(tmp_path, capsys):
                              "--no-progress")
     assert code == 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     (record,) = load_run(Path(out[0])).records
-    message = record["error"]["message"]
-    assert record["status"] == "error" and "\n" not in message and f"{bad}: cannot read the image" in message
+    message = record.error.message
+    assert record.status == "error" and "\n" not in message and f"{bad}: cannot read the image" in message

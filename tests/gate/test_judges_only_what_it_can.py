@@ -166,6 +166,7 @@ def test_a_run_timed_under_contention_is_not_judged_unless_forced(tmp_path):
     contended timing is no verdict on the code (exit 2), and the table shows the numbers judged."""
     from harness.gate import render as gate_render
     from harness.gate import sets, verdict
+    from harness.results.records import parse_record
 
     def bench(scale: float) -> sets.BenchmarkSet:
         rounds = tuple(tuple(scale * (10.0 + 0.01 * i) for i in range(30)) for _ in range(3))
@@ -175,8 +176,10 @@ def test_a_run_timed_under_contention_is_not_judged_unless_forced(tmp_path):
 
     busy = {"wall_s": 1.0, "other_cores": 1.8, "own_cores": 0.6, "loadavg_1m": 3.0, "involuntary_switches": 9,
             "cores": 2}
-    records = [{"kind": "latency", "status": "ok", "label": "m", "threads": 1, "pairing": "t",
-                "process_runs": [{"index": 0, "load": {**busy, "other_cores": 0.02}}, {"index": 1, "load": busy}]}]
+    records = [parse_record({"task_id": "latency:m", "kind": "latency", "status": "ok", "model": "m", "label": "m",
+                             "batch_size": 1, "samples_ms": [1.0], "threads": 1, "pairing": "t",
+                             "process_runs": [{"index": 0, "load": {**busy, "other_cores": 0.02}},
+                                              {"index": 1, "load": busy}]}, where="test")]
     lines = sets.contended_timings(records)
     assert lines == ("m timed under contention (other processes kept 1.80 of 2 cores busy, 1 thread)",)
     candidate = sets.BenchmarkSet(**{**bench(1.12).__dict__, "contended": lines})

@@ -88,12 +88,12 @@ def test_each_shard_is_normalised_by_its_own_reference(tmp_path, plugin_file, ca
     refs = merged.of_kind("reference")
     # a timing group (both models and the reference, one round) is measured whole in one shard, and every round
     # of the same models in the same shard: a benchmark's pooled samples never mix machines
-    assert sorted((r["shard"]["index"], r["round"]) for r in refs) == [(0, 0), (0, 1)]
-    assert sorted((r["label"], r["shard"]["index"], r["round"]) for r in merged.of_kind("latency")) == [
+    assert sorted((r.shard.index, r.round) for r in refs) == [(0, 0), (0, 1)]
+    assert sorted((r.label, r.shard.index, r.round) for r in merged.of_kind("latency")) == [
         ("a", 0, 0), ("a", 0, 1), ("b", 0, 0), ("b", 0, 1)]
-    by_shard = {(r["shard"]["index"], r["round"]): r["samples_ms"] for r in refs}
+    by_shard = {(r.shard.index, r.round): r.samples_ms for r in refs}
     # each latency record carries the reference timed alternately with it, in its own process: that is its yardstick
-    own = {(r["label"], r["round"]): r["reference_samples_ms"] for r in merged.of_kind("latency")}
+    own = {(r.label, r.round): r.reference_samples_ms for r in merged.of_kind("latency")}
     bset = load_benchmarks(Path(out[0]))
     for key, samples in bset.benchmarks.items():
         assert [list(r) for r in samples.reference_rounds] == [own[(key.label, rnd)] for rnd in (0, 1)]

@@ -49,7 +49,7 @@ def test_killed_and_preempted_shards_resume_and_the_merge_equals_the_unsharded_r
 
     merged = load_run(merged_dir)
     assert merged.manifest["incomplete"] == [] and len(merged.manifest["merged_from"]) == 3
-    assert {r["shard"]["index"] for r in merged.records} == {0, 1, 2}
+    assert {r.shard.index for r in merged.records} == {0, 1, 2}
     code, out, err = run_cli(capsys, "run", suite, "--out", tmp_path / "u", "--reports", tmp_path / "p",
                              "--no-progress")
     assert code == 0, err
@@ -71,7 +71,7 @@ def test_a_shard_failing_twice_is_named_and_the_others_are_merged(tmp_path, plug
     merged = load_run(Path(out[0]))
     (problem,) = merged.manifest["incomplete"]
     assert problem["shard"] == "2/2" and problem["log"].endswith("_log.err")
-    assert sorted(r["label"] for r in merged.records) == ["m0", "m1", "m2", "m3", "m4"]  # 3 + 1 + 1: none lost
+    assert sorted(r.label for r in merged.records) == ["m0", "m1", "m2", "m3", "m4"]  # 3 + 1 + 1: none lost
     assert "Incomplete run" in Path(out[1]).read_text()
 
 
@@ -86,9 +86,9 @@ def test_timing_groups_stay_in_one_shard_and_local_shards_never_share_the_machin
     merged = load_run(Path(out[0]))
     timing = merged.of_kind("latency")
     assert len(timing) == 4 * 2
-    for label in {r["label"] for r in timing}:  # every round of a model: one shard, one process, one machine
-        assert len({r["shard"]["index"] for r in timing if r["label"] == label}) == 1
-    spans = [sorted(r["started_utc"] for r in merged.records if r["shard"]["index"] == i) for i in (0, 1)]
+    for label in {r.label for r in timing}:  # every round of a model: one shard, one process, one machine
+        assert len({r.shard.index for r in timing if r.label == label}) == 1
+    spans = [sorted(r.started_utc for r in merged.records if r.shard.index == i) for i in (0, 1)]
     assert spans[0][-1] <= spans[1][0] or spans[1][-1] <= spans[0][0]  # one shard after the other
     report = Path(out[1]).read_text()
     assert "| shard" in report and "1 of 2" in report and "2 of 2" in report and "## Latency" in report
@@ -112,7 +112,7 @@ def test_train_gpus_2_trains_a_shard_in_two_gloo_processes(tmp_path, plugin_file
                              "--out", tmp_path / "r", "--reports", tmp_path / "p", "--no-progress")
     assert code == 0, err
     (trained,) = load_run(Path(out[0])).of_kind("train")
-    assert trained["distributed"] == {"world_size": 2, "backend": "gloo"} and len(trained["curve"]) == 1
+    assert trained.distributed.to_json() == {"world_size": 2, "backend": "gloo"} and len(trained.curve) == 1
 
 
 BREAKS = """

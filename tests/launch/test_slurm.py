@@ -109,7 +109,7 @@ def test_array_tasks_run_on_a_node_then_merge_the_launch_dir(tmp_path, plugin_fi
     assert len(merged.records) == 4  # two models per shard
     assert "Incomplete run" in Path(out[1]).read_text() and "shard 2/3" in Path(out[1]).read_text()
     code, out, err = run_cli(capsys, "run", suite, "--out", tmp_path / "u", "--no-report", "--no-progress")
-    unsharded = [r for r in load_run(Path(out[0])).records if r["label"] not in ("m1", "m4")]
+    unsharded = [r for r in load_run(Path(out[0])).records if r.label not in ("m1", "m4")]
     assert comparable(merged.records) == comparable(unsharded)
 
 

@@ -69,10 +69,10 @@ def test_a_worker_that_dies_leaves_its_process_out_and_the_report_counts_it(tmp_
     assert code == 0, err
     run = load_run(Path(out[0]))
     for record in run.of_kind("latency"):
-        runs = record["process_runs"]
-        assert [r["index"] for r in runs] == [0, 1, 2] and record["processes_planned"] == 3
-        assert runs[0]["error"]["type"] == "WorkerFailed" and "exited 3" in runs[0]["error"]["message"]
-        assert set(record["processes"]) == {1, 2}  # the samples of the two processes that lived
+        runs = record.process_runs
+        assert [r.index for r in runs] == [0, 1, 2] and record.processes_planned == 3
+        assert runs[0].error.type == "WorkerFailed" and "exited 3" in runs[0].error.message
+        assert set(record.processes) == {1, 2}  # the samples of the two processes that lived
     row = run.frame("latency").set_index("label").loc["b"]
     assert row["ratio_base_processes"] == 2 and row["ratio_base_scope"] == "processes"
     text = Path(out[1]).read_text()

@@ -233,7 +233,7 @@ def test_statistics_computed_for_all_benchmarks_at_once_are_each_benchmarks_own(
     scopes = set()
     for kind in ("latency", "throughput"):
         frame = run.frame(kind).set_index(["batch_size", "label"])
-        benches = {(b.fields["batch_size"], b.label): b for b in S.benchmarks(load_run(run.path), kind)}
+        benches = {(b.batch_size, b.label): b for b in S.benchmarks(load_run(run.path), kind)}
         for (batch, label), bench in benches.items():
             row, own = frame.loc[(batch, label)], bench.summary
             assert (row["n"], row["p50_ms"], row["ci_low_ms"], row["ci_high_ms"]) == (own.n, own.median,

@@ -43,14 +43,14 @@ def test_appending_after_a_torn_tail_sets_it_aside_and_loses_nothing(tmp_path):
     with RecordWriter(run_dir) as writer:  # a resume opens the file for append
         writer.write(_rec("c"))
         writer.write(_rec("d"))
-    assert [r["task_id"] for r in load_run(run_dir).records] == ["a", "c", "d"]
+    assert [r.task_id for r in load_run(run_dir).records] == ["a", "c", "d"]
     side = run_dir / (RECORDS + TORN_SUFFIX)
     assert side.read_bytes() == torn  # kept, never deleted
     assert (run_dir / RECORDS).read_bytes().endswith(b"\n")
     with RecordWriter(run_dir) as writer:  # a second resume finds a clean file: nothing more set aside
         writer.write(_rec("e"))
     assert side.read_bytes() == torn
-    assert [r["task_id"] for r in read_records(run_dir / RECORDS)] == ["a", "c", "d", "e"]
+    assert [r.task_id for r in read_records(run_dir / RECORDS)] == ["a", "c", "d", "e"]
 
 
 def test_a_second_torn_tail_is_appended_to_the_side_file(tmp_path):
@@ -65,17 +65,17 @@ def test_a_second_torn_tail_is_appended_to_the_side_file(tmp_path):
 def test_a_complete_record_without_its_newline_is_kept_by_reader_and_writer_alike(tmp_path):
     run_dir = _run_dir(tmp_path)
     (run_dir / RECORDS).write_text(json.dumps(_rec("a")) + "\n" + json.dumps(_rec("b")))  # no final newline
-    assert [r["task_id"] for r in load_run(run_dir).records] == ["a", "b"]
+    assert [r.task_id for r in load_run(run_dir).records] == ["a", "b"]
     with RecordWriter(run_dir) as writer:
         writer.write(_rec("c"))
-    assert [r["task_id"] for r in load_run(run_dir).records] == ["a", "b", "c"]
+    assert [r.task_id for r in load_run(run_dir).records] == ["a", "b", "c"]
     assert not (run_dir / (RECORDS + TORN_SUFFIX)).exists()
 
 
 def test_a_torn_tail_is_skipped_by_readers_with_a_warning(tmp_path, caplog):
     run_dir = _run_dir(tmp_path)
     (run_dir / RECORDS).write_text(json.dumps(_rec("a")) + "\n" + '{"task_id": "b", "ki')
-    assert [r["task_id"] for r in load_run(run_dir).records] == ["a"]
+    assert [r.task_id for r in load_run(run_dir).records] == ["a"]
     assert "unterminated last line" in caplog.text
 
 
@@ -140,7 +140,7 @@ def test_a_full_disk_ends_the_run_with_one_line_and_resume_completes_it(tmp_path
     code, out, err = run_cli(capsys, "run", suite, "--resume", run_dir, "--reports", tmp_path / "p", "--no-progress")
     assert code == 0, err
     records = load_run(run_dir).records
-    assert sorted(r["label"] for r in records) == ["m0", "m1", "m2", "m3"]
+    assert sorted(r.label for r in records) == ["m0", "m1", "m2", "m3"]
     ids = [json.loads(x)["task_id"] for x in (run_dir / RECORDS).read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 4
 

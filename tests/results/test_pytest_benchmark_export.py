@@ -19,7 +19,7 @@ from harness.gate.sets import load_benchmarks
 from harness.gate.verdict import compare, environment_fingerprint
 from harness.results import load_run
 from harness.results.pytest_benchmark import to_pytest_benchmark
-from harness.results.records import TIMED_KINDS
+from harness.results.records import TIMED_KINDS, TimedRecord
 from harness.results.summaries import BenchmarkKey
 
 pytest_benchmark = pytest.importorskip("pytest_benchmark")
@@ -32,8 +32,8 @@ MULTI_ROUND_RUN = ROOT / "results" / "ci_latency" / "20261204T012938Z-cae9"  # c
 
 
 def _timed_ok_keys(run_dir: Path) -> set[BenchmarkKey]:
-    return {BenchmarkKey.from_fields(r) for r in load_run(run_dir).records
-            if r.get("kind") in TIMED_KINDS and r.get("status") == "ok" and r.get("samples_ms")}
+    return {BenchmarkKey.of(r) for r in load_run(run_dir).records
+            if isinstance(r, TimedRecord) and r.kind in TIMED_KINDS and r.samples_ms}
 
 
 def _pytest_benchmark_shape(monkeypatch) -> tuple[set[str], set[str], set[str], set[str]]:
@@ -78,9 +78,9 @@ def test_stats_are_pytest_benchmarks_own_of_the_pooled_samples_in_seconds():
         records = load_run(run_dir).records
         for bench in to_pytest_benchmark(run_dir)["benchmarks"]:
             info, stats = bench["extra_info"], bench["stats"]
-            rounds = [r for r in records if r.get("status") == "ok" and r["kind"] == info["kind"]
-                      and r["label"] == info["label"] and r["batch_size"] == info["batch_size"]]
-            samples = np.array([x for r in rounds for x in r["samples_ms"]])
+            rounds = [r for r in records if isinstance(r, TimedRecord) and r.kind == info["kind"]
+                      and r.label == info["label"] and r.batch_size == info["batch_size"]]
+            samples = np.array([x for r in rounds for x in r.samples_ms])
             assert info["rounds"] == len(rounds) and stats["rounds"] == samples.size
             assert stats["data"] == pytest.approx(list(samples / 1e3), rel=1e-12)
             assert stats["median"] == pytest.approx(np.median(samples) / 1e3, rel=1e-12)

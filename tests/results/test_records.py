@@ -15,8 +15,8 @@ from harness.results.records import (
     FailedRecord,
     RecordBase,
     SkippedRecord,
+    TrainRecord,
     check_new,
-    declared_fields,
     json_schema,
     markdown,
     parse_record,
@@ -33,12 +33,10 @@ def test_docs_records_md_is_generated_from_the_types() -> None:
 
 @pytest.mark.parametrize("run_dir", COMMITTED, ids=[f"{p.parent.name}/{p.name}" for p in COMMITTED])
 def test_every_committed_record_has_its_kinds_type(run_dir: Path) -> None:
-    for record in load_run(run_dir).records:
-        typed = parse_record(record, where=str(run_dir))
-        expected = {"error": FailedRecord, "skipped": SkippedRecord}.get(record["status"]) \
-            or KIND_SHAPES[record["kind"]]
+    for typed in load_run(run_dir).records:
+        expected = {"error": FailedRecord, "skipped": SkippedRecord}.get(typed.status) or KIND_SHAPES[typed.kind]
         assert type(typed) is expected
-        assert set(record) - {"schema"} <= set(declared_fields(record["kind"])) | set(type(typed).model_fields)
+        assert not typed.model_extra, f"{typed.task_id}: undeclared {sorted(typed.model_extra or ())}"
 
 
 def test_the_union_dispatches_on_status_then_kind() -> None:
@@ -61,6 +59,16 @@ def test_nested_undeclared_fields_are_refused_on_write() -> None:
                                             "involuntary_switches": 0, "cores": 2, "gpu_busy": 0.5}}
     with pytest.raises(HarnessError, match=r"load\.gpu_busy are not declared on TimedRecord"):
         check_new(record)
+
+
+def test_undeclared_fields_in_typed_lists_and_maps_are_refused_on_write() -> None:
+    point = {"epoch": 1, "test_acc": 0.5, "img_per_s": 10.0}
+    train = {"task_id": "t", "kind": "train", "status": "ok", "model": "m", "label": "m", "top1_err": 50.0,
+             "train_time_s": 1.0, "dataset": "cifar10", "curve": [point, {**point, "epoch": 2, "grad_norm": 1.0}]}
+    with pytest.raises(HarnessError, match=r"curve\.1\.grad_norm are not declared on TrainRecord"):
+        check_new(train)
+    typed = check_new({**train, "curve": [point]})
+    assert isinstance(typed, TrainRecord) and typed.curve[0].test_acc == 0.5
 
 
 def test_a_task_field_written_by_an_executor_is_a_harness_error() -> None:
@@ -88,8 +96,9 @@ def test_every_committed_record_matches_exactly_one_branch_of_the_published_sche
     schema = json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
-    for record in load_run(run_dir).records:
-        errors = list(validator.iter_errors(json.loads(json.dumps(record))))
+    for line in (run_dir / "records.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)  # as other tools read it: the line, not the harness's typed record
+        errors = list(validator.iter_errors(record))
         assert not errors, f"{record['task_id']}: {errors[0].message[:200]}"
 
 
@@ -100,3 +109,15 @@ def test_the_published_schema_refuses_a_known_kind_with_a_bad_field_and_admits_a
     base = {"task_id": "latency:x:0", "status": "ok", "model": "x", "label": "x"}
     assert not validator.is_valid({**base, "kind": "latency", "samples_ms": "fast"})  # the typed branch decides
     assert validator.is_valid({**base, "kind": "a_later_kind", "anything": 1})  # forward compatibility
+
+
+@pytest.mark.parametrize("run_dir", COMMITTED, ids=[f"{p.parent.name}/{p.name}" for p in COMMITTED])
+def test_a_committed_record_read_as_its_type_is_its_line(run_dir: Path) -> None:
+    """Every field of every committed line is an attribute of the typed record (nested parts typed too), and
+    nothing is lost or added on the way: ``to_json()`` gives the line back (what a merge writes)."""
+    lines = [json.loads(line) for line in (run_dir / "records.jsonl").read_text(encoding="utf-8").splitlines()]
+    for line in lines:
+        typed = parse_record(line, where=str(run_dir))
+        assert typed.to_json() == line
+        for name in line:
+            assert getattr(typed, "schema_" if name == "schema" else name) is not None or line[name] is None

@@ -3,9 +3,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from fake_records import latency
 
 from harness.errors import ResultsError
 from harness.results import RESULTS_SCHEMA, RecordWriter, create_run_dir, load_run, write_manifest
+from harness.results.records import FailedRecord, PeakRecord, RecordBase, TimedRecord
 
 EPOCH = {"test_acc": 0.5, "img_per_s": 100.0}
 
@@ -20,9 +22,9 @@ def test_manifest_records_roundtrip_and_last_record_wins(tmp_path):
         writer.write({"task_id": "t", "kind": "train_epoch", "epoch": 2, "status": "ok", **EPOCH})
     run = load_run(run_dir)
     assert run.manifest["schema"] == RESULTS_SCHEMA == 2
-    assert [(r["task_id"], r.get("epoch"), r["status"]) for r in run.records] == [
+    assert [(r.task_id, getattr(r, "epoch", None), r.status) for r in run.records] == [
         ("a", None, "ok"), ("t", 1, "ok"), ("t", 2, "ok")]
-    assert all(r["schema"] == 2 for r in run.records)
+    assert all(r.schema_ == 2 for r in run.records)
 
 
 def test_newer_schema_is_refused(tmp_path):
@@ -37,7 +39,7 @@ def test_version_0_records_migrate(tmp_path):
     (run_dir / "manifest.json").write_text(json.dumps({"suite_name": "s"}))
     (run_dir / "records.jsonl").write_text(json.dumps({"task_id": "x", "kind": "note", "status": "ok"}) + "\n")
     run = load_run(run_dir)
-    assert run.manifest["schema"] == 2 and run.records[0]["schema"] == 2
+    assert run.manifest["schema"] == 2 and run.records[0].schema_ == 2
 
 
 def test_schema_1_reference_and_peak_records_migrate_to_schema_2(tmp_path):
@@ -55,10 +57,11 @@ def test_schema_1_reference_and_peak_records_migrate_to_schema_2(tmp_path):
     ]
     (run_dir / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
     ref, peak, lat = load_run(run_dir).records
-    assert (ref["kind"], ref["task_id"]) == ("reference", "reference:reference:1a2b3c4d:bs1:fp32:cpu:r0")
-    assert ref["model"] == "reference_convnet" and ref["schema"] == 2
-    assert (peak["kind"], peak["model"], peak["label"]) == ("peak", None, "peak fp32")
-    assert {k: v for k, v in lat.items() if k != "schema"} == {k: v for k, v in old[2].items() if k != "schema"}
+    assert (ref.kind, ref.task_id) == ("reference", "reference:reference:1a2b3c4d:bs1:fp32:cpu:r0")
+    assert ref.model == "reference_convnet" and ref.schema_ == 2
+    assert (peak.kind, peak.model, peak.label) == ("peak", None, "peak fp32")
+    assert {k: v for k, v in lat.to_json().items() if k != "schema"} == {k: v for k, v in old[2].items()
+                                                                          if k != "schema"}
 
 
 def test_torn_last_line_is_ignored_but_a_torn_middle_line_is_an_error(tmp_path):
@@ -66,7 +69,7 @@ def test_torn_last_line_is_ignored_but_a_torn_middle_line_is_an_error(tmp_path):
     write_manifest(run_dir, {})
     good = json.dumps({"task_id": "x", "kind": "note", "status": "ok"})
     (run_dir / "records.jsonl").write_text(good + "\n" + '{"task_id": "y", "kin')
-    assert [r["task_id"] for r in load_run(run_dir).records] == ["x"]
+    assert [r.task_id for r in load_run(run_dir).records] == ["x"]
     (run_dir / "records.jsonl").write_text('{"task_id": "y", "kin\n' + good + "\n")
     with pytest.raises(ResultsError, match=r"records.jsonl:1: malformed JSON"):
         load_run(run_dir)
@@ -100,4 +103,24 @@ def test_a_reader_keeps_kinds_and_fields_a_newer_harness_writes(tmp_path):
              {"schema": 2, "task_id": "p", "kind": "peak", "status": "ok", "dtype": "fp32", "peak_gmacs_per_s": 1.0,
               "new_field": [1]}]
     (run_dir / "records.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    assert load_run(run_dir).records == lines
+    note, peak = load_run(run_dir).records
+    assert type(note) is RecordBase and note.kind == "note" and note.model_extra == {"text": "hi"}
+    assert type(peak) is PeakRecord and peak.peak_gmacs_per_s == 1.0 and peak.model_extra == {"new_field": [1]}
+    assert [note.to_json(), peak.to_json()] == lines  # what a merge writes back: the lines as they were
+
+
+def test_a_run_holds_typed_records_with_a_typed_accessor(tmp_path):
+    run_dir = create_run_dir(tmp_path, "suite")
+    write_manifest(run_dir, {"suite_name": "suite"})
+    with RecordWriter(run_dir) as writer:
+        written = writer.write(latency("a", "sknet50", [1.0, 2.0]))
+        writer.write({"task_id": "p", "kind": "peak", "status": "ok", "dtype": "fp32", "peak_gmacs_per_s": 3.0})
+        writer.write({"task_id": "latency:b", "kind": "latency", "status": "error", "model": "senet50",
+                      "error": {"type": "E", "message": "m"}})
+    run = load_run(run_dir)
+    (timed,) = run.of_type(TimedRecord)
+    assert timed.samples_ms == [1.0, 2.0] and timed.label == "a"
+    assert [p.peak_gmacs_per_s for p in run.of_type(PeakRecord)] == [3.0]
+    (failed,) = run.of_type(FailedRecord)
+    assert failed.error.type == "E" and run.of_kind("latency") == [timed]
+    assert written == timed  # the writer returns the typed record a reader sees

@@ -18,6 +18,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from harness.errors import ConfigError
+from harness.results.records import DistributedInfo, TrainRecord
 from harness.train import distributed as hdist
 from harness.train.config import TrainConfig
 from harness.train.data import load_cifar
@@ -331,9 +332,9 @@ def test_under_torchrun_the_ranks_train_together_then_rank_0_alone_times(data_ro
     assert rank0["seen"][0] == ["train", True] and not rank0["group_after"]
     assert sorted(kind for kind, in_group in rank0["seen"][1:] if not in_group) == ["complexity", "timing"]
     records = load_run(Path(rank0["run_dir"])).records
-    (trained,) = [r for r in records if r["kind"] == "train"]
-    assert trained["status"] == "ok" and trained["distributed"] == {"world_size": 2, "backend": "gloo"}
-    assert {r["kind"]: r["status"] for r in records}["complexity"] == "ok"
+    (trained,) = [r for r in records if r.kind == "train"]
+    assert isinstance(trained, TrainRecord) and trained.distributed == DistributedInfo(world_size=2, backend="gloo")
+    assert {r.kind: r.status for r in records}["complexity"] == "ok"
 
 
 def _interrupted_run(tmp_path: Path, plugin_file: Path, monkeypatch) -> None:
