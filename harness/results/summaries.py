@@ -200,9 +200,8 @@ class Benchmark:
 
     @cached_property
     def s_per_image(self) -> np.ndarray:
-        """Seconds per image of every timed loop (a record's images are spread evenly over its loops)."""
-        out = [s / (r.images / len(r.loop_samples_s))
-               for r in self.records if isinstance(r, ThroughputRecord) for s in r.loop_samples_s]
+        """Seconds per image of every timed loop (``loop_s_per_image``)."""
+        out = [s for r in self.records if isinstance(r, ThroughputRecord) for s in loop_s_per_image(r)]
         return np.asarray(out, dtype=np.float64)
 
     @cached_property
@@ -254,6 +253,18 @@ class Benchmark:
     @property
     def mem_method(self) -> str | None:
         return next((r.mem_method for r in self.records if r.mem_method is not None), None)
+
+
+def loop_s_per_image(record: ThroughputRecord) -> list[float]:
+    """Seconds per image of each of the record's loops: the loop's mean iteration time (``samples_ms``) ÷ the batch.
+    Each worker process sizes its loops from its own warm-up, so loops of one record may hold different numbers of
+    iterations; a record without one sample per loop or without a batch size (hand-written) spreads its images
+    evenly over its loops."""
+    loops = record.loop_samples_s
+    if record.batch_size and len(record.samples_ms) == len(loops):
+        return [ms / 1e3 / record.batch_size for ms in record.samples_ms]
+    per_loop = record.images / len(loops) if loops else 0
+    return [s / per_loop for s in loops] if per_loop else []
 
 
 def _loops(record: TimedRecord) -> list[float]:
@@ -349,9 +360,7 @@ def _by_process(bench: Benchmark) -> dict[ProcessId, tuple[tuple[tuple[str, int]
         cycles = r.cycles or ()
         values: Sequence[float]
         if isinstance(r, ThroughputRecord):
-            loops = r.loop_samples_s
-            per_loop = r.images / len(loops) if loops else 0
-            values = [s / per_loop for s in loops] if per_loop else []
+            values = loop_s_per_image(r)
         else:
             values = r.samples_ms
         runs = {run.index: run for run in r.process_runs or ()}

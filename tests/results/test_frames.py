@@ -258,3 +258,28 @@ def test_a_frame_without_median_intervals_leaves_out_only_those():
     assert lean[intervals].isna().all().all() and full[intervals].notna().all().all()
     others = [c for c in full.columns if c not in ("ci_low_ms", "ci_high_ms")]
     pd.testing.assert_frame_equal(lean[others], full[others])
+
+
+def test_loops_of_different_lengths_in_different_processes_are_read_per_image(tmp_path):
+    """A worker sizes its loops from its own warm-up: one process may time 2 iterations a loop where another times 1.
+    Each loop's time per image is its mean iteration time ÷ the batch, not the record's images spread evenly over
+    its loops (which made one process's loops look twice as slow, and a ratio's interval 0.34–3.04)."""
+    from harness.results import summaries as S
+
+    runs = [{"index": p, "pairing": f"p{p}", "cycles": 3} for p in (0, 1)]
+    records = []
+    for label, iter_s in (("resnext50", 0.20), ("sknet50", 0.22)):
+        # process 0: 2 iterations a loop, process 1: 1 (for sknet50; resnext50 the other way round)
+        iters = (2, 1) if label == "sknet50" else (1, 2)
+        loops = [iter_s * iters[p] * (1 + 0.01 * c) for p in (0, 1) for c in range(3)]
+        samples_ms = [s * 1e3 / iters[p] for p, s in zip([0] * 3 + [1] * 3, loops, strict=True)]
+        records.append({**latency(label, label, samples_ms), "kind": "throughput", "batch_size": 8,
+                        "task_id": f"throughput:{label}", "loop_samples_s": loops,
+                        "images": 8 * 3 * (iters[0] + iters[1]), "cycles": [0, 1, 2] * 2,
+                        "processes": [0] * 3 + [1] * 3, "process_runs": runs, "processes_planned": 2,
+                        "pairing": "s"})
+    run = load_run(write_run(tmp_path / "s" / "r1", records, MANIFEST))
+    base, sk = S.benchmarks(run, "throughput")
+    assert np.allclose(sk.s_per_image, [0.22 * (1 + 0.01 * c) / 8 for c in range(3)] * 2)
+    r = S.ratio(base, sk)
+    assert abs(r.value - 0.20 / 0.22) < 1e-9 and abs(r.high - r.low) < 1e-9  # every process says the same
