@@ -12,6 +12,20 @@ from torch import nn
 if TYPE_CHECKING:
     from harness.results.records import RecordBase
 
+import pytest
+
+_ROOT = Path(__file__).resolve().parents[1]
+# Every committed run is re-read, re-rendered and validated in the slow tier (which CI runs too); the default tier
+# keeps the README's example run and the modes run, the two newest shapes of record, to stay within its time.
+DEFAULT_TIER_RUNS = frozenset({"20261207T112605Z-a8b1", "20261207T151320Z-95a9"})
+
+
+def committed_runs() -> list:
+    """The committed run dirs as pytest parameters (id ``suite/run``), the ones not in ``DEFAULT_TIER_RUNS`` slow."""
+    runs = sorted(p.parent for p in (_ROOT / "results").glob("*/*/manifest.json"))
+    return [pytest.param(p, id=f"{p.parent.name}/{p.name}",
+                         marks=() if p.name in DEFAULT_TIER_RUNS else pytest.mark.slow) for p in runs]
+
 
 def plugin_model_name(plugin: Path) -> str:
     return f"tinynet_{plugin.parent.name[-8:]}".replace("-", "_")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import committed_runs
 
 from harness.report import render
 
@@ -17,7 +18,7 @@ def test_there_are_committed_runs():
     assert {p.parent.name for p in RUNS} >= {"sknet_vs_senet", "paper_complexity", "ci_latency"}
 
 
-@pytest.mark.parametrize("run_dir", RUNS, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("run_dir", committed_runs())
 def test_committed_report_equals_a_fresh_render(run_dir, tmp_path):
     committed = ROOT / "reports" / run_dir.parent.name / f"{run_dir.name}.md"
     fresh = render(run_dir, out=tmp_path / f"{run_dir.name}.md")

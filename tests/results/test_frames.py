@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fake_records import MANIFEST, complexity, latency
-from helpers import write_run
+from helpers import committed_runs, write_run
 
 import harness
 from harness.errors import ConfigError
@@ -133,7 +133,6 @@ def test_load_runs_concatenates_with_run_ids(tmp_path):
     assert len(runs) == 2 and list(frame["run_id"]) == ["a", "b"] and list(frame["p50_ms"]) == [2.0, 5.0]
 
 
-COMMITTED = sorted(p for p in (ROOT / "results").glob("*/*") if (p / "manifest.json").is_file())
 
 
 def _report_rows(run_dir: Path, section: str, heading: str) -> dict[str, list[str]]:
@@ -167,7 +166,7 @@ def test_latency_frame_reproduces_the_committed_default_reports_latency_table():
         assert cells[8] == _ratio_cell(f)
 
 
-@pytest.mark.parametrize("run_dir", COMMITTED, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("run_dir", committed_runs())
 def test_timing_frames_equal_every_committed_reports_tables(run_dir):
     run = load_run(run_dir)
     for kind, section in (("latency", "## Latency"), ("throughput", "## Throughput (inference)")):

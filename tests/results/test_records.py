@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import committed_runs, run_cli
 
 from harness.errors import HarnessError, ResultsError
 from harness.results import load_run
@@ -23,7 +23,6 @@ from harness.results.records import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMITTED = sorted(p.parent for p in (ROOT / "results").glob("*/*/manifest.json"))
 
 
 def test_docs_records_md_is_generated_from_the_types() -> None:
@@ -31,7 +30,7 @@ def test_docs_records_md_is_generated_from_the_types() -> None:
         "regenerate: python -m harness schema --markdown > docs/records.md"
 
 
-@pytest.mark.parametrize("run_dir", COMMITTED, ids=[f"{p.parent.name}/{p.name}" for p in COMMITTED])
+@pytest.mark.parametrize("run_dir", committed_runs())
 def test_every_committed_record_has_its_kinds_type(run_dir: Path) -> None:
     for typed in load_run(run_dir).records:
         expected = {"error": FailedRecord, "skipped": SkippedRecord}.get(typed.status) or KIND_SHAPES[typed.kind]
@@ -87,7 +86,7 @@ def test_schema_command_prints_the_json_schema_and_the_reference(capsys) -> None
     assert code == 0 and "\n".join(out) == markdown()
 
 
-@pytest.mark.parametrize("run_dir", COMMITTED, ids=[f"{p.parent.name}/{p.name}" for p in COMMITTED])
+@pytest.mark.parametrize("run_dir", committed_runs())
 def test_every_committed_record_matches_exactly_one_branch_of_the_published_schema(run_dir: Path) -> None:
     """`harness schema` is for other tools (jsonschema, editors): its oneOf must pick one branch per record, as the
     typed reader does, and hold every record the harness wrote."""
@@ -111,7 +110,7 @@ def test_the_published_schema_refuses_a_known_kind_with_a_bad_field_and_admits_a
     assert validator.is_valid({**base, "kind": "a_later_kind", "anything": 1})  # forward compatibility
 
 
-@pytest.mark.parametrize("run_dir", COMMITTED, ids=[f"{p.parent.name}/{p.name}" for p in COMMITTED])
+@pytest.mark.parametrize("run_dir", committed_runs())
 def test_a_committed_record_read_as_its_type_is_its_line(run_dir: Path) -> None:
     """Every field of every committed line is an attribute of the typed record (nested parts typed too), and
     nothing is lost or added on the way: ``to_json()`` gives the line back (what a merge writes)."""
