@@ -213,7 +213,9 @@ def run_size(workdir: Path, records: int, environment: dict[str, Any]) -> dict[s
 
 
 def table(doc: dict[str, Any]) -> str:
-    lines = [f"Measured {doc['created_utc'][:10]} on {doc['machine']} ({doc['cores']} cores shared with other work), "
+    # the load the machine had (1-minute load average after each size; these commands use about one core)
+    load = f", load average up to {doc['loadavg_1m']:.1f}" if "loadavg_1m" in doc else ""
+    lines = [f"Measured {doc['created_utc'][:10]} on {doc['machine']} ({doc['cores']} cores{load}), "
              f"git {doc['commit'][:12]}; `python benchmarks/report_scale.py`. Seconds are the command's wall time in "
              "a fresh interpreter, imports included; peak is its maximum RSS.", "",
              "| records | records.jsonl MB | latency rows | report s | report records/s | report peak MiB | "
@@ -263,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             workdir = args.workdir or Path(tmp)
             for size in args.sizes:
                 doc["sizes"].append(run_size(workdir, size, environment))
+                doc["loadavg_1m"] = max(doc.get("loadavg_1m", 0.0), os.getloadavg()[0])  # the busiest it was
                 if args.out:
                     args.out.write_text(json.dumps(doc, indent=1) + "\n")
     text = table(doc)

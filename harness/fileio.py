@@ -159,6 +159,8 @@ def json_depth(value: Any) -> int:
 def canonical_json(value: Any) -> str:
     """Sorted keys (json's default separators, which task ids were first hashed with): equal values give
     equal strings."""
+    if isinstance(value, dict) and not value:  # most models have no options: a report of a large run asks 10^5 times
+        return "{}"
     return json.dumps(value, sort_keys=True, default=str)
 
 

@@ -17,7 +17,7 @@ from harness.results.records import LOOP_KINDS
 
 # A figure of more panels is unreadable, and a run of thousands of timing tables would take minutes to draw: the
 # report's plots show the first ones (``first_panels``) and say so.
-MAX_PANELS = 12
+MAX_PANELS = 6
 
 BAR = "tab:blue"
 REFERENCE = "tab:red"
