@@ -244,6 +244,7 @@ def test_processes_are_validated_before_anything_is_written(tmp_path, plugin_fil
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow  # spawns a timing worker process (the marker's rule); about 2.5 s
 def test_one_process_says_its_interval_covers_within_process_noise_only(tmp_path, plugin_file, capsys):
     name = plugin_model_name(plugin_file)
     suite = {"name": "t", "imports": [str(plugin_file)],
