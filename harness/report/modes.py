@@ -97,16 +97,12 @@ def _missing(run: RunData) -> dict[tuple[Any, Any, Any], dict[tuple[str, str], s
 
 def _time_ratio(ratio: S.Ratio | None, kind: str) -> plots.Interval | None:
     """A ratio as a time ratio (> 1: slower): latency ratios are; images/s ratios are inverted."""
-    if ratio is None:
-        return None
-    if kind in LOOP_KINDS:
-        return plots.Interval(1.0 / ratio.value, 1.0 / ratio.high, 1.0 / ratio.low)
-    return plots.Interval(ratio.value, ratio.low, ratio.high)
+    if ratio is None or kind not in LOOP_KINDS:
+        return _interval(ratio)
+    return plots.Interval(1.0 / ratio.value, 1.0 / ratio.high, 1.0 / ratio.low)
 
 
-def _speedup(ratio: S.Ratio | None, kind: str) -> plots.Interval | None:
-    """A mode's speed-up over eager fp32 (> 1: faster) from ``ratio(mode, eager)`` (latency) or ``ratio(eager,
-    mode)`` (images/s)."""
+def _interval(ratio: S.Ratio | None) -> plots.Interval | None:
     return None if ratio is None else plots.Interval(ratio.value, ratio.low, ratio.high)
 
 
@@ -126,7 +122,7 @@ def speedups(t: Table) -> dict[tuple[str, str], plots.Interval | None]:
         pairs = [(t.cells[(label, EAGER)], t.cells[(label, mode)]) for label, mode in keys]
     else:  # eager's time ÷ the mode's
         pairs = [(t.cells[(label, mode)], t.cells[(label, EAGER)]) for label, mode in keys]
-    return {k: _speedup(r, t.kind) for k, r in zip(keys, S.ratios(pairs), strict=True)}
+    return {k: _interval(r) for k, r in zip(keys, S.ratios(pairs), strict=True)}
 
 
 def ours_vs_timm(t: Table) -> dict[str, plots.Interval | None]:
