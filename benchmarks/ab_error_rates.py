@@ -33,6 +33,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from harness.errors import ConfigError
+from harness.fileio import write_between_markers
 from harness.measure.load import LoadMonitor
 
 HERE = Path(__file__).resolve().parent
@@ -189,9 +191,7 @@ def _write_table(path: Path, readme: Path | None) -> None:
     lines = table(json.loads(path.read_text()))
     print("\n".join(lines))
     if readme is not None:
-        text = readme.read_text()
-        start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
-        readme.write_text(text[:start] + "\n" + "\n".join(lines) + "\n" + text[end:])
+        write_between_markers(readme, MARKERS, "\n".join(lines))
 
 
 def _rejudge(path: Path, args: argparse.Namespace) -> None:
@@ -254,4 +254,8 @@ def _summary(args: argparse.Namespace, trials: list[dict], root: Path) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ConfigError as exc:  # bad input: one line, exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -34,6 +34,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.errors import ConfigError
+from harness.fileio import write_between_markers
+
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = ROOT / "suites" / "sknet_vs_senet.yaml"
 PAIRS = {"suite": (("sknet50", "resnext50"), ("senet50", "resnext50"), ("sknet50", "timm:skresnext50_32x4d")),
@@ -391,15 +394,6 @@ def allocation(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(path: Path, text: str) -> None:
-    content = path.read_text()
-    start, end = MARKERS
-    if start not in content or end not in content:
-        raise SystemExit(f"{path}: no {start} … {end} markers")
-    head, rest = content.split(start, 1)
-    path.write_text(head + start + "\n" + text + "\n" + end + rest.split(end, 1)[1])
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.table:
@@ -411,9 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         print(tables(doc))
         print(allocation(doc))
         for path in args.write:
-            _write(path, tables(doc, estimator=ESTIMATOR, compare=False))
+            write_between_markers(path, MARKERS, tables(doc, estimator=ESTIMATOR, compare=False))
         for path in args.write_full:
-            _write(path, tables(doc, estimator=ESTIMATOR) + "\n" + allocation(doc))
+            write_between_markers(path, MARKERS, tables(doc, estimator=ESTIMATOR) + "\n" + allocation(doc))
         return 0
     doc = _measure(args)
     if args.out:
@@ -423,4 +417,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ConfigError as exc:  # bad input: one line, exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

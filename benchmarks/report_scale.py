@@ -35,6 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.errors import ConfigError
+from harness.fileio import write_between_markers
+
 ROOT = Path(__file__).resolve().parent.parent
 MARKERS = ("<!-- report_scale:start -->", "<!-- report_scale:end -->")
 WIDTHS = (1.0, 0.75, 0.5, 0.25)
@@ -229,15 +232,6 @@ def table(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(path: Path, text: str) -> None:
-    content = path.read_text()
-    start, end = MARKERS
-    if start not in content or end not in content:
-        raise SystemExit(f"{path}: no {start} … {end} markers")
-    head, rest = content.split(start, 1)
-    path.write_text(head + start + "\n" + text + end + rest.split(end, 1)[1])
-
-
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000], help="records per run")
@@ -271,9 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     text = table(doc)
     print(text)
     for path in args.write:
-        _write(path, text)
+        write_between_markers(path, MARKERS, text)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except ConfigError as exc:  # bad input: one line, exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

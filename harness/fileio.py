@@ -204,5 +204,23 @@ def write_text_atomic(path: Path, text: str) -> Path:
     return write_atomic(path, write)
 
 
+def write_between_markers(path: Path, markers: tuple[str, str], text: str) -> Path:
+    """Replace what stands between the two marker lines of a markdown file (a table a benchmark script keeps in the
+    docs) by ``text``; the file keeps everything else. A file without both markers is a one-line ``ConfigError``."""
+    from harness.errors import ConfigError
+
+    try:
+        content = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc}); pass the markdown file "
+                          "that holds the table's markers") from None
+    start, end = markers
+    if start not in content or end not in content.split(start, 1)[-1]:
+        raise ConfigError(f"{path}: no {start} … {end} markers to write the table between; add them where it goes")
+    head, rest = content.split(start, 1)
+    return write_text_atomic(Path(path), head + start + "\n" + text.rstrip("\n") + "\n" + end
+                             + rest.split(end, 1)[1])
+
+
 def write_json_atomic(path: Path, payload: Any) -> Path:
     return write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")

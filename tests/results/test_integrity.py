@@ -233,3 +233,25 @@ def test_merge_refuses_suite_names_from_manifests_that_are_paths(tmp_path, name)
         merge_runs([run_dir], out_root=out)
     assert not out.exists() or not any(out.iterdir())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["merged", "s"] or not (tmp_path / "merged").exists()
+
+
+def test_a_table_is_written_between_its_markers_and_a_file_without_them_is_one_line(tmp_path):
+    """The benchmark scripts keep their tables in the docs between two marker lines (one writer for all of them)."""
+    from harness.errors import ConfigError
+    from harness.fileio import write_between_markers
+
+    markers = ("<!-- t:start -->", "<!-- t:end -->")
+    doc = tmp_path / "doc.md"
+    doc.write_text("# title\n\n<!-- t:start -->\nold\ntable\n<!-- t:end -->\n\ntail\n")
+    write_between_markers(doc, markers, "| a |\n|--|\n")
+    assert doc.read_text() == "# title\n\n<!-- t:start -->\n| a |\n|--|\n<!-- t:end -->\n\ntail\n"
+    write_between_markers(doc, markers, "| a |\n|--|")  # the same with or without its last newline
+    assert doc.read_text() == "# title\n\n<!-- t:start -->\n| a |\n|--|\n<!-- t:end -->\n\ntail\n"
+    for content, message in (("no markers\n", "no <!-- t:start --> … <!-- t:end --> markers"),
+                             ("<!-- t:end -->\n<!-- t:start -->\n", "no <!-- t:start --> … <!-- t:end --> markers")):
+        doc.write_text(content)
+        with pytest.raises(ConfigError, match=message) as info:
+            write_between_markers(doc, markers, "x")
+        assert "\n" not in str(info.value) and doc.read_text() == content  # nothing written
+    with pytest.raises(ConfigError, match="cannot read it"):
+        write_between_markers(tmp_path / "missing.md", markers, "x")
