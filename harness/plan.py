@@ -219,6 +219,12 @@ def _peak_task(spec: TimingSpec, device: str) -> Task:
 REFERENCE_MODEL = ModelSpec(name="reference_convnet", label="reference")
 
 
+def _mode_token(section: TimingSection | OpTimeSection, mode: Mode) -> str:
+    """A mode's part of a task id: the whole mode for a section that lists ``modes``, else the dtype alone (the ids
+    of runs before modes, which resume, merge and the gate match on)."""
+    return mode.dtype if section.modes is None else mode.token
+
+
 def _timing_tasks(kind: str, section: TimingSection, models: list[ModelSpec], device: str) -> list[Task]:
     """One group per round, batch size and kind: the section's models (and the reference) timed together; with
     ``modes``, every model in every mode (model-major), all in that one group."""
@@ -227,9 +233,8 @@ def _timing_tasks(kind: str, section: TimingSection, models: list[ModelSpec], de
     modes = section.modes_for(device)
     if not modes:  # modes per device, none for this one
         return []
-    # a mode's spec, and its part of the ids: the dtype alone for a section's own mode (the ids of runs before modes)
     specs = {mode: replace(spec, mode=mode) for mode in modes}
-    tokens = {mode: mode.dtype if section.modes is None else mode.token for mode in modes}
+    tokens = {mode: _mode_token(section, mode) for mode in modes}
     tasks = [_peak_task(replace(spec, mode=Mode(dtype=d)), device)
              for d in dict.fromkeys(m.dtype for m in modes)] if kind == "throughput" else []
     for r in range(section.rounds):
@@ -305,8 +310,7 @@ def _op_time_tasks(section: OpTimeSection, models: list[ModelSpec], device: str)
         spec = OpTimeSpec(models=tuple(models), iterations=section.iterations, warmup=section.warmup,
                           unprofiled_iterations=section.unprofiled_iterations, mode=mode,
                           input_size=section.input_size)
-        token = mode.dtype if section.modes is None else mode.token  # the dtype alone: the ids of runs before modes
-        task_id = f"op_time:{label}:{digest}:bs{section.batch_size}:{token}:{device}"
+        task_id = f"op_time:{label}:{digest}:bs{section.batch_size}:{_mode_token(section, mode)}:{device}"
         tasks.append(Task(task_id=task_id, kind="op_time", spec=spec, device=device, batch_size=section.batch_size))
     return tasks
 

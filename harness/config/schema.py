@@ -9,6 +9,7 @@ no torch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, ClassVar, Literal, cast
 
 from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -77,6 +78,20 @@ def _mode_entry(value: Any) -> Any:
 ModeEntry = Annotated[Mode, BeforeValidator(_mode_entry)]
 
 
+def _check_modes(lists: Iterable[list[Mode]], *, own: Mode, keys: str) -> None:
+    """A section's ``modes`` (one list, or one per device): each list non-empty and without repeats, and the section's
+    own mode fields (``keys``) left unset beside them."""
+    if own != Mode():
+        raise ValueError(f"set either modes or {keys}, not both (the section says modes and {own.label}): list that "
+                         "mode in modes")
+    for modes in lists:
+        labels = [m.label for m in modes]
+        if not modes:
+            raise ValueError("modes is empty: list at least one mode (e.g. [fp32, compile]), or leave it out")
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"modes lists a mode twice: {labels}")
+
+
 class TimingSection(Mode, TimingConfig):  # the order puts the TimingConfig keys first
     """Latency (per-iteration samples) or throughput (whole loops at a fixed batch): a ``TimingConfig`` (warmup
     and the sampling window of all rounds together) and a ``Mode``, plus the suite's own settings below.
@@ -106,18 +121,9 @@ class TimingSection(Mode, TimingConfig):  # the order puts the TimingConfig keys
 
     @model_validator(mode="after")
     def _modes_or_mode(self) -> TimingSection:
-        if self.modes is None:
-            return self
-        if self.mode != Mode():
-            raise ValueError(f"set either modes or dtype/channels_last/compile, not both (the section says modes and "
-                             f"{self.mode.label}): list that mode in modes")
-        lists = self.modes.values() if isinstance(self.modes, dict) else [self.modes]
-        for modes in lists:
-            labels = [m.label for m in modes]
-            if not modes:
-                raise ValueError("modes is empty: list at least one mode (e.g. [fp32, compile]), or leave it out")
-            if len(set(labels)) != len(labels):
-                raise ValueError(f"modes lists a mode twice: {labels}")
+        if self.modes is not None:
+            _check_modes(self.modes.values() if isinstance(self.modes, dict) else [self.modes], own=self.mode,
+                         keys="dtype/channels_last/compile")
         return self
 
     @property
@@ -229,13 +235,9 @@ class OpTimeSection(Mode):
 
     @model_validator(mode="after")
     def _eager_modes(self) -> OpTimeSection:
-        if self.modes is None:
-            return self
-        if Mode(dtype=self.dtype, channels_last=self.channels_last) != Mode():
-            raise ValueError("set either modes or dtype/channels_last, not both: list that mode in modes")
-        labels = [m.label for m in self.modes]
-        if not labels or len(set(labels)) != len(labels):
-            raise ValueError(f"modes must list distinct modes, at least one; got {labels}")
+        if self.modes is not None:
+            _check_modes([self.modes], own=Mode(dtype=self.dtype, channels_last=self.channels_last),
+                         keys="dtype/channels_last")
         return self
 
     def modes_to_profile(self) -> list[Mode]:

@@ -41,16 +41,14 @@ class Mode(Settings):
         return mode_label(self.dtype, channels_last=self.channels_last, compile=self.compile)
 
     @property
-    def eager_fp32(self) -> bool:
-        """The baseline every other mode is compared with: fp32, contiguous, eager."""
-        return self == Mode()
-
-    @property
     def token(self) -> str:
         """The mode in a task id: ``fp32``, ``bf16+channels_last+compile-default`` (no ``:`` or spaces)."""
         parts = [self.dtype] + (["channels_last"] if self.channels_last else []) \
             + ([f"compile-{self.compile}"] if self.compile else [])
         return "+".join(parts)
+
+
+EAGER = "fp32"  # the label of eager fp32 (``Mode().label``): the mode every other one is compared with
 
 
 def mode_label(dtype: Any, *, channels_last: Any = False, compile: Any = None) -> str:

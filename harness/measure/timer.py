@@ -65,13 +65,12 @@ def _compiled_graphs() -> int:
 
 def _compile_counters() -> dict[str, Any]:
     """dynamo's and Inductor's process-wide counters a compiled model's warm-up moves: graphs, graph breaks (with
-    their reasons) and the FX-graph cache's hits and misses."""
+    their reasons), what dynamo gave up on, and the FX-graph cache's hits."""
     from torch._dynamo.utils import counters
 
     return {"graphs": _compiled_graphs(), "breaks": dict(counters["graph_break"]),
             "unimplemented": dict(counters["unimplemented"]),
-            "hits": int(counters["inductor"]["fxgraph_cache_hit"]),
-            "misses": int(counters["inductor"]["fxgraph_cache_miss"])}
+            "hits": int(counters["inductor"]["fxgraph_cache_hit"])}
 
 
 def _reason(text: str) -> str:
@@ -91,15 +90,14 @@ class CompileStats:
 
     ``seconds``: the warm-up iterations that compiled a graph, less a warm iteration's time each (the compilation
     itself, as the host clock saw it); ``graphs`` compiled, ``graph_breaks`` (dynamo splits the model there and runs
-    the piece between eagerly) with their first reasons; ``cache_hits`` / ``cache_misses`` of Inductor's FX-graph
-    cache (a process after the first usually hits: its compile time is then mostly dynamo's tracing)."""
+    the piece between eagerly) with their first reasons; ``cache_hits`` of Inductor's FX-graph cache (a process after
+    the first usually hits: its compile time is then mostly dynamo's tracing)."""
 
     seconds: float
     graphs: int
     graph_breaks: int
     break_reasons: tuple[str, ...] = ()
     cache_hits: int = 0
-    cache_misses: int = 0
 
     @classmethod
     def between(cls, before: dict[str, Any], after: dict[str, Any], seconds: float) -> CompileStats:
@@ -107,7 +105,7 @@ class CompileStats:
         reasons = tuple(_reason(k) for k, v in breaks.items() if v > 0)[:MAX_BREAK_REASONS]
         return cls(seconds=seconds, graphs=after["graphs"] - before["graphs"],
                    graph_breaks=sum(v for v in breaks.values() if v > 0), break_reasons=reasons,
-                   cache_hits=after["hits"] - before["hits"], cache_misses=after["misses"] - before["misses"])
+                   cache_hits=after["hits"] - before["hits"])
 
 
 class PreparedModel:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.measure.mode import Mode, mode_label
+from harness.measure.mode import EAGER, mode_label
 from harness.report import plots
 from harness.report.markdown import num, table, with_ci
 from harness.results import RunData
@@ -26,7 +26,6 @@ from harness.results import summaries as S
 from harness.results.records import LOOP_KINDS, FailedRecord, RecordBase, SkippedRecord
 
 KINDS = (("latency", "Latency"), ("throughput", "Throughput (inference)"), ("train_throughput", "Train step"))
-EAGER = Mode().label  # the baseline mode: eager fp32, contiguous
 TIMM_SK = "timm:skresnext50_32x4d"  # timm's SK-ResNeXt-50, our SKNet-50's peer implementation
 OURS_SK = "sknet50"
 # Below this extra compute (SE's +0.1% MACs) a time overhead is not stated as a multiple of it.
@@ -52,7 +51,7 @@ class Table:
 
 
 def _mode_of(record: RecordBase) -> str:
-    return mode_label(record.dtype or EAGER, channels_last=record.channels_last, compile=record.compile)
+    return mode_label(record.dtype, channels_last=record.channels_last, compile=record.compile)
 
 
 def tables(run: RunData) -> list[tuple[str, Table]]:

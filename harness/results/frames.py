@@ -19,7 +19,7 @@ import pandas as pd
 from harness.errors import ConfigError
 from harness.fileio import canonical_json
 from harness.measure.load import BUSY_CORES
-from harness.measure.mode import Mode
+from harness.measure.mode import EAGER
 from harness.measure.stats import UNSTABLE_CV, variation
 from harness.results import summaries as S
 from harness.results.records import (
@@ -71,7 +71,6 @@ COLUMNS: dict[str, list[str]] = {
     "train": [*MODEL_COLUMNS, "device", "seed", *scalar_fields("train"), "world_size"],
 }
 KINDS = tuple(COLUMNS)  # == harness.results.store.FRAME_KINDS (tested), which the CLI reads without pandas
-EAGER_MODE = Mode().label  # what every other mode's ``ratio_eager`` is taken against
 
 
 def environment_columns(manifest: Manifest) -> dict[str, Any]:
@@ -273,12 +272,12 @@ def _eager_columns(benches: list[S.Benchmark]) -> dict[int, dict[str, Any]]:
     images/s ratio for loops)."""
     eager: dict[tuple[Any, ...], S.Benchmark] = {}
     for b in benches:
-        if b.mode == EAGER_MODE:
+        if b.mode == EAGER:
             eager.setdefault(_same_model(b), b)
-    pairs = [(eager[_same_model(b)], b) for b in benches if b.mode != EAGER_MODE and _same_model(b) in eager]
-    out = {id(b): {"eager_mode": EAGER_MODE, **_ratio_columns("eager", r)}
+    pairs = [(eager[_same_model(b)], b) for b in benches if b.mode != EAGER and _same_model(b) in eager]
+    out = {id(b): {"eager_mode": EAGER, **_ratio_columns("eager", r)}
            for (_, b), r in zip(pairs, S.ratios(pairs), strict=True)}
-    out.update({id(b): {"eager_mode": EAGER_MODE} for b in eager.values()})
+    out.update({id(b): {"eager_mode": EAGER} for b in eager.values()})
     return out
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from harness.config import load_suite, parse_suite
 from harness.errors import ConfigError
-from harness.measure.mode import Mode, parse_mode
+from harness.measure.mode import EAGER, Mode, parse_mode
 from harness.plan import expand
 from harness.tasks.timing import build_key, group_request
 
@@ -25,6 +25,7 @@ SUITE = Path(__file__).resolve().parents[2] / "suites" / "modes_cpu.yaml"
 def test_a_mode_is_read_from_its_label(text, mode):
     assert parse_mode(text) == mode
     assert parse_mode(mode.label) == mode  # the report's label reads back
+    assert (mode.label == EAGER) == (mode == Mode())  # the baseline's label names eager fp32 alone
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -88,7 +89,9 @@ def test_op_time_profiles_each_mode_in_a_task_of_its_own():
     (_suite(modes=[]), "modes is empty"),
     (_suite(modes=["bf16"], dtype="bf16"), "set either modes or dtype/channels_last/compile"),
     (_suite(modes=["fp32", "fastest"]), "key 'latency.modes.1': mode 'fastest': unknown part 'fastest'"),
-    ({"name": "m", "models": ["resnext50"], "op_time": {"modes": ["fp32", "fp32"]}}, "modes must list distinct"),
+    ({"name": "m", "models": ["resnext50"], "op_time": {"modes": ["fp32", "fp32"]}}, "modes lists a mode twice"),
+    ({"name": "m", "models": ["resnext50"], "op_time": {"modes": ["fp32"], "dtype": "bf16"}},
+     "set either modes or dtype/channels_last, not both"),
 ])
 def test_what_a_modes_list_may_not_say_is_one_line(suite, message):
     with pytest.raises(ConfigError, match=message) as info:
