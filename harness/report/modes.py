@@ -23,7 +23,7 @@ from harness.report import plots
 from harness.report.markdown import num, table, with_ci
 from harness.results import RunData
 from harness.results import summaries as S
-from harness.results.records import LOOP_KINDS, FailedRecord, RecordBase, SkippedRecord
+from harness.results.records import LOOP_KINDS, ComplexityRecord, FailedRecord, RecordBase, SkippedRecord
 
 KINDS = (("latency", "Latency"), ("throughput", "Throughput (inference)"), ("train_throughput", "Train step"))
 TIMM_SK = "timm:skresnext50_32x4d"  # timm's SK-ResNeXt-50, our SKNet-50's peer implementation
@@ -131,9 +131,11 @@ def ours_vs_timm(t: Table) -> dict[str, plots.Interval | None]:
     return {m: _time_ratio(r, t.kind) for m, r in zip(modes, computed, strict=True)}
 
 
-def compute_ratios(run: RunData, t: Table) -> dict[str, tuple[float | None, float | None]]:
-    """label → (MACs, activations) ÷ the base network's, from the run's complexity records."""
-    cx = S.complexity_of(run)
+Compute = dict[str, tuple[float | None, float | None]]  # label → (MACs, activations) ÷ the base network's
+
+
+def compute_ratios(cx: dict[str, ComplexityRecord], t: Table) -> Compute:
+    """label → (MACs, activations) ÷ the base network's, from the run's complexity records (``cx``, by label)."""
     base = cx.get(t.base)
 
     def ratio(label: str, count: str) -> float | None:
@@ -171,24 +173,15 @@ def _times_table(t: Table) -> list[str]:
     return table(["mode", *(f"{label} {what}" for label in t.labels)], rows, align="l" + "r" * len(t.labels))
 
 
-def _overhead_table(run: RunData, t: Table, over: dict[tuple[str, str], plots.Interval | None],
+def _overhead_table(t: Table, ratios: Compute, over: dict[tuple[str, str], plots.Interval | None],
                     timm: dict[str, plots.Interval | None]) -> list[str]:
     others = [label for label in t.labels if label != t.base]
-    ratios = compute_ratios(run, t)
-    rows = []
-    for mode in t.modes:
-        row = [mode] + [_cell(t, label, mode, _ci(over.get((label, mode))) if (label, mode) in over else None)
-                        for label in others]
-        if timm or (OURS_SK in t.labels and TIMM_SK in t.labels):
-            row.append(_ci(timm.get(mode)))
-        rows.append(row)
-    rows.append(["*MACs ratio*", *(num(ratios[label][0], 3) for label in others)]
-                + (["–"] if len(rows[0]) > len(others) + 1 else []))
-    rows.append(["*activations ratio*", *(num(ratios[label][1], 3) for label in others)]
-                + (["–"] if len(rows[0]) > len(others) + 1 else []))
-    headers = ["mode", *(f"{label} ÷ {t.base}" for label in others)]
-    if len(rows[0]) > len(others) + 1:
-        headers.append(f"{OURS_SK} ÷ {TIMM_SK}")
+    with_timm = OURS_SK in t.labels and TIMM_SK in t.labels
+    rows = [[mode, *(_cell(t, label, mode, _ci(over.get((label, mode))) if (label, mode) in over else None)
+                     for label in others), *([_ci(timm.get(mode))] if with_timm else [])] for mode in t.modes]
+    for name, at in (("*MACs ratio*", 0), ("*activations ratio*", 1)):
+        rows.append([name, *(num(ratios[label][at], 3) for label in others), *(["–"] if with_timm else [])])
+    headers = ["mode", *(f"{label} ÷ {t.base}" for label in others), *([f"{OURS_SK} ÷ {TIMM_SK}"] if with_timm else [])]
     return table(headers, rows, align="l" + "r" * (len(headers) - 1))
 
 
@@ -219,9 +212,8 @@ def _compile_rows(t: Table) -> list[list[Any]]:
 # ------------------------------------------------------------------------------------------------- verdict
 
 
-def _verdicts(run: RunData, t: Table, over: dict[tuple[str, str], plots.Interval | None],
+def _verdicts(t: Table, ratios: Compute, over: dict[tuple[str, str], plots.Interval | None],
               timm: dict[str, plots.Interval | None]) -> list[str]:
-    ratios = compute_ratios(run, t)
     lines = []
     for label in t.labels:
         if label == t.base or label == TIMM_SK:
@@ -243,32 +235,34 @@ def _verdicts(run: RunData, t: Table, over: dict[tuple[str, str], plots.Interval
 
 
 def _words(r: plots.Interval, macs: float | None, acts: float | None) -> str:
-    """``+16.4% time (CI +15.0 to +17.9%), 2.9× its MACs' +5.6%, below its activations' +20.0%``."""
+    """``+16.4% time (+15.0 to +17.9%), 2.9× its MACs' +5.6%, below its activations' +20.0%``: where the time's
+    interval lies against each compute ratio (a multiple of the MACs' extra where there is enough of it)."""
     text = f"{(r.value - 1) * 100:+.1f}% time ({(r.low - 1) * 100:+.1f} to {(r.high - 1) * 100:+.1f}%)"
-    if macs:
-        if r.low <= macs <= r.high:
-            text += f", its MACs' {(macs - 1) * 100:+.1f}% inside the CI"
-        elif macs - 1 >= MIN_EXTRA and r.value > 1:  # a multiple of almost no extra compute says nothing
-            text += f", {(r.value - 1) / (macs - 1):.1f}× its MACs' {(macs - 1) * 100:+.1f}%"
+    for name, ratio in (("MACs", macs), ("activations", acts)):
+        if not ratio:
+            continue
+        extra = f"its {name}' {(ratio - 1) * 100:+.1f}%"
+        if r.low <= ratio <= r.high:
+            text += f", {extra} inside the CI"
+        elif name == "MACs" and ratio - 1 >= MIN_EXTRA and r.value > 1:  # a multiple of almost nothing says nothing
+            text += f", {(r.value - 1) / (ratio - 1):.1f}× {extra}"
         else:
-            text += f", {'above' if r.low > macs else 'below'} its MACs' {(macs - 1) * 100:+.1f}%"
-    if acts:
-        where = "inside the CI" if r.low <= acts <= r.high else ("above it" if r.high < acts else "below it")
-        text += f", activations' {(acts - 1) * 100:+.1f}% {where}"
+            text += f", {'above' if r.low > ratio else 'below'} {extra}"
     return text
 
 
 # ------------------------------------------------------------------------------------------------- section
 
 
-def _plot(run: RunData, shown: Sequence[tuple[str, Table, dict[tuple[str, str], plots.Interval | None]]],
-          path: Path) -> Path:
+Panel = tuple[str, Table, Compute, dict[tuple[str, str], plots.Interval | None]]
+
+
+def _plot(shown: Sequence[Panel], path: Path) -> Path:
     fig, axes = plots.figure(len(shown), width=6.0,
-                             height=0.55 * max(len(t.modes) for _, t, _ in shown) * 2 + 1.8)
-    for ax, (title, t, over) in zip(axes, shown, strict=True):
+                             height=0.55 * max(len(t.modes) for _, t, _, _ in shown) * 2 + 1.8)
+    for ax, (title, t, ratios, over) in zip(axes, shown, strict=True):
         others = [label for label in t.labels if label != t.base]
         series = {label: [over.get((label, mode)) for mode in t.modes] for label in others}
-        ratios = compute_ratios(run, t)
         plots.mode_overheads(ax, t.modes, series, macs={label: ratios[label][0] for label in others},
                              xlabel=f"time ÷ {t.base} (95% CI)", title=f"{title}, {t.heading}")
     return plots.save(fig, path)
@@ -285,12 +279,13 @@ def section(run: RunData, assets: Path, stem: str) -> list[str]:
              "MACs and activations ratios, which no mode changes: how far each mode brings the extra time towards "
              "the extra compute. Speed-ups are each model's own eager fp32 time ÷ its time in the mode (> 1: "
              "faster), paired the same way.", ""]
-    shown = []
-    notes: dict[str, int] = {}
+    cx = S.complexity_of(run)
+    shown: list[Panel] = []
+    notes: dict[str, None] = {}  # every reason a cell was not timed, once, in order
     for title, t in found:
-        over, timm, speed = overheads(t), ours_vs_timm(t), speedups(t)
+        over, timm, speed, ratios = overheads(t), ours_vs_timm(t), speedups(t), compute_ratios(cx, t)
         lines += [f"### {title} · {t.heading}", "", *_times_table(t), "",
-                  f"Overhead ÷ {t.base} per mode:", "", *_overhead_table(run, t, over, timm), "",
+                  f"Overhead ÷ {t.base} per mode:", "", *_overhead_table(t, ratios, over, timm), "",
                   "Speed-up over the model's own eager fp32:", "", *_speedup_table(t, speed), ""]
         compiled = _compile_rows(t)
         if compiled:
@@ -299,12 +294,11 @@ def section(run: RunData, assets: Path, stem: str) -> list[str]:
                       "(0: compiled cold):", "",
                       *table(["model", "mode", "compile s (1st)", "compile s (later)", "graphs", "graph breaks",
                               "cache hits", "break reasons"], compiled, align="llrrrrll"), ""]
-        verdicts = _verdicts(run, t, over, timm)
+        verdicts = _verdicts(t, ratios, over, timm)
         if verdicts:
             lines += ["Verdict per mode:", "", *verdicts, ""]
-        for why in t.missing.values():
-            notes[why] = notes.get(why, 0) + 1
-        shown.append((title, t, over))
+        notes.update(dict.fromkeys(t.missing.values()))
+        shown.append((title, t, ratios, over))
     if notes:
         lines += [f"¹ {why}" for why in notes] + [""]
     if run.of_kind("op_time"):
@@ -312,5 +306,5 @@ def section(run: RunData, assets: Path, stem: str) -> list[str]:
                   "every mode its suite lists (a compiled model by Inductor's kernels and the convolutions' backends, "
                   "not by the eager operator kinds, which compilation fuses away).", ""]
     panels, note = plots.first_panels(shown, "tables")
-    path = _plot(run, panels, assets / f"{stem}_modes.png")
+    path = _plot(panels, assets / f"{stem}_modes.png")
     return lines + [f"![overhead ÷ {found[0][1].base} per mode, MACs ratios as references]({path.name})", "", *note]

@@ -120,7 +120,9 @@ def test_compile_time_is_the_compiling_iterations_less_a_warm_one_and_graph_brea
     bench.warmup(1)
     stats = bench.compile_stats
     assert stats is not None and stats.graphs == 2
-    assert 0.38 <= stats.seconds <= 0.6  # two compiling calls of 0.2 s beyond a warm 5 ms one (sleep overshoots)
+    # two compiling calls of 0.2 s beyond a warm 5 ms one: a sleep never ends early, and on a busy machine it may end
+    # late by scheduling delays (tens of ms), never by the seconds a wrong accounting would add
+    assert 0.38 <= stats.seconds <= 1.0
     assert stats.graph_breaks == 1 and stats.break_reasons == ("Data pointer comparison",)
 
 

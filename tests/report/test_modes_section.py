@@ -72,7 +72,7 @@ def test_the_section_gives_overhead_speed_up_and_compile_cost_per_mode(tmp_path)
     compiled = [line for line in text.splitlines() if line.startswith("| sknet50 | fp32, compile:default |")]
     assert compiled == ["| sknet50 | fp32, compile:default | 30.0 | 6.0 | 1 | 0 | 0, 3, 3 | – |"]
     assert "- **sknet50 ÷ resnext50** (MACs 1.056, activations 1.300): fp32 +16.0% time (+16.0 to +16.0%), " \
-           "2.9× its MACs' +5.6%, activations' +30.0% above it" in text
+           "2.9× its MACs' +5.6%, below its activations' +30.0%" in text
     assert "¹ skipped: bf16 is only emulated on this CPU" in text
     assert (tmp_path / "reports" / "modes" / "r1_modes.png").stat().st_size > 1000
 
