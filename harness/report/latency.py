@@ -18,7 +18,7 @@ from harness.report.complexity import match_rows
 from harness.report.markdown import frame_table, num, with_ci
 from harness.results import RunData
 from harness.results import summaries as S
-from harness.results.records import LOOP_KINDS, ComplexityRecord, Machine, PeakRecord, ThroughputRecord, TimedRecord
+from harness.results.records import ComplexityRecord, Machine, PeakRecord, ThroughputRecord, TimedRecord
 from harness.results.summaries import P99_MIN_SAMPLES
 
 GROUP = ["batch_size", "mode", "device"]
@@ -66,9 +66,8 @@ def groups(frame: pd.DataFrame, where: dict[tuple[Any, Any], str] | None = None)
 
 
 def timing_frame(run: RunData, kind: str) -> pd.DataFrame:
-    """The frame a report's timing tables read: for loop kinds without the p50's bootstrap interval, which no
-    table of the report shows (their interval is of images/s)."""
-    return run.frame(kind, median_intervals=kind not in LOOP_KINDS)
+    """The frame a report's timing tables read (``RunData.frame``: computed once per run)."""
+    return run.frame(kind)
 
 
 def rows_of(frame: pd.DataFrame) -> list[dict[str, Any]]:

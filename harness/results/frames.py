@@ -246,11 +246,11 @@ def _group_rows(group: list[S.Benchmark], cx: dict[str, ComplexityRecord],
     return rows
 
 
-def _timing_rows(run: RunData, kind: str, *, by_round: bool, median_intervals: bool) -> list[dict[str, Any]]:
+def _timing_rows(run: RunData, kind: str, *, by_round: bool) -> list[dict[str, Any]]:
     benches = S.benchmarks(run, kind)
     if by_round:
         benches = [one for b in benches for one in b.split_rounds()]
-    S.compute_statistics(benches, median_intervals=median_intervals)
+    S.compute_statistics(benches)
     groups: dict[tuple[Any, ...], list[S.Benchmark]] = defaultdict(list)
     for b in benches:
         key = (*b.group, b.round)
@@ -310,15 +310,14 @@ def _simple_rows(run: RunData, kind: str) -> list[dict[str, Any]]:
     return rows
 
 
-def frame(run: RunData, kind: str, *, by_round: bool = False, median_intervals: bool = True) -> pd.DataFrame:
-    """Tidy DataFrame of ``run``'s ``kind`` records (status ok); see the module docstring for the rows.
-    ``median_intervals=False``: the timed kinds' ``ci_low_ms`` / ``ci_high_ms`` are NaN, their bootstraps not run."""
+def frame(run: RunData, kind: str, *, by_round: bool = False) -> pd.DataFrame:
+    """Tidy DataFrame of ``run``'s ``kind`` records (status ok); see the module docstring for the rows."""
     if kind not in COLUMNS:
         raise ConfigError(f"unknown kind {kind!r} for a results frame; choose one of {', '.join(KINDS)}")
     if by_round and kind not in SAMPLED_KINDS:
         raise ConfigError(f"by_round applies to timed kinds ({', '.join(SAMPLED_KINDS)}), not {kind!r}")
     if kind in SAMPLED_KINDS:
-        rows = _timing_rows(run, kind, by_round=by_round, median_intervals=median_intervals)
+        rows = _timing_rows(run, kind, by_round=by_round)
     elif kind == "complexity":
         rows = _complexity_rows(run)
     elif kind == "modules":

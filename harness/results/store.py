@@ -59,7 +59,7 @@ class RunData:
     manifest: dict[str, Any]
     records: list[RecordBase]
     # frames computed so far: a report's sections ask for the same frame more than once
-    _frames: dict[tuple[str, bool, bool], pd.DataFrame] = field(default_factory=dict, init=False, repr=False,
+    _frames: dict[tuple[str, bool], pd.DataFrame] = field(default_factory=dict, init=False, repr=False,
                                                           compare=False)
 
     def of_kind(self, *kinds: str, status: str | None = "ok") -> list[RecordBase]:
@@ -76,15 +76,14 @@ class RunData:
         """The manifest's fields the readers use, typed (``harness.results.records.Manifest``)."""
         return Manifest.model_validate(self.manifest)
 
-    def frame(self, kind: str, *, by_round: bool = False, median_intervals: bool = True) -> pd.DataFrame:
+    def frame(self, kind: str, *, by_round: bool = False) -> pd.DataFrame:
         """Tidy pandas DataFrame of this run's ``kind`` records (``harness.results.frames``), computed once per
-        ``RunData`` (each call gets its own copy); ``median_intervals=False`` leaves out the bootstrap interval of
-        the p50 (``ci_low_ms``, ``ci_high_ms``: NaN), for a reader that does not show it."""
+        ``RunData`` (each call gets its own copy)."""
         from harness.results.frames import frame  # pandas is imported only when a frame is asked for
 
-        key = (kind, by_round, median_intervals)
+        key = (kind, by_round)
         if key not in self._frames:
-            self._frames[key] = frame(self, kind, by_round=by_round, median_intervals=median_intervals)
+            self._frames[key] = frame(self, kind, by_round=by_round)
         return self._frames[key].copy()
 
 

@@ -327,12 +327,12 @@ def _img_per_s_cis(benches: Sequence[Benchmark]) -> list[tuple[float, float] | N
     return out
 
 
-def compute_statistics(benches: Sequence[Benchmark], *, median_intervals: bool = True) -> None:
+def compute_statistics(benches: Sequence[Benchmark]) -> None:
     """Compute the summaries and images/s intervals of many benchmarks at once, cached on each: the numbers their
-    properties give one by one, with one bootstrap per sample count instead of one per benchmark (a report of a
-    large run has thousands). ``median_intervals=False``: the summaries' intervals are NaN, not bootstrapped."""
+    properties give one by one, with one bootstrap of images/s per sample count instead of one per benchmark (a
+    report of a large run has thousands)."""
     todo = [b for b in benches if "summary" not in b.__dict__ and b.samples_ms.size]
-    summaries = summarize_many([b.samples_ms for b in todo], intervals=median_intervals)
+    summaries = summarize_many([b.samples_ms for b in todo])
     for bench, summary in zip(todo, summaries, strict=True):
         bench.__dict__["summary"] = summary  # what the cached_property stores
     loops = [b for b in benches if b.kind in LOOP_KINDS and "img_per_s_ci" not in b.__dict__]

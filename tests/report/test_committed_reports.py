@@ -49,9 +49,9 @@ def test_a_render_computes_each_frame_once(tmp_path, monkeypatch):
     calls = []
     original = frames.frame
 
-    def counting(run, kind, *, by_round=False, median_intervals=True):
-        calls.append((kind, by_round, median_intervals))
-        return original(run, kind, by_round=by_round, median_intervals=median_intervals)
+    def counting(run, kind, *, by_round=False):
+        calls.append((kind, by_round))
+        return original(run, kind, by_round=by_round)
 
     monkeypatch.setattr(frames, "frame", counting)
     run_dir = max(p for p in RUNS if p.parent.name == "sknet_vs_senet")

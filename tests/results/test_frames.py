@@ -249,16 +249,6 @@ def test_statistics_computed_for_all_benchmarks_at_once_are_each_benchmarks_own(
     assert scopes == {("within-process", True), ("within-process", False), ("processes", True)}
 
 
-def test_a_frame_without_median_intervals_leaves_out_only_those():
-    """A report's throughput tables show images/s and its interval: their frame skips the p50's bootstrap."""
-    run = load_run(DEFAULT_RUN)
-    full, lean = run.frame("throughput"), run.frame("throughput", median_intervals=False)
-    intervals = ["ci_low_ms", "ci_high_ms"]
-    assert lean[intervals].isna().all().all() and full[intervals].notna().all().all()
-    others = [c for c in full.columns if c not in ("ci_low_ms", "ci_high_ms")]
-    pd.testing.assert_frame_equal(lean[others], full[others])
-
-
 def test_loops_of_different_lengths_in_different_processes_are_read_per_image(tmp_path):
     """A worker sizes its loops from its own warm-up: one process may time 2 iterations a loop where another times 1.
     Each loop's time per image is its mean iteration time ÷ the batch, not the record's images spread evenly over

@@ -124,3 +124,4 @@ def test_a_run_holds_typed_records_with_a_typed_accessor(tmp_path):
     (failed,) = run.of_type(FailedRecord)
     assert failed.error.type == "E" and run.of_kind("latency") == [timed]
     assert written == timed  # the writer returns the typed record a reader sees
+
