@@ -105,3 +105,25 @@ def test_commands_that_read_runs_run_with_the_cycle_collector_paused(capsys, run
     seen.clear()
     code, _, err = run_cli(capsys, command, tmp_path / "missing")
     assert code == 2 and gc.isenabled()
+
+
+def test_a_process_that_ends_with_its_command_freezes_what_it_read_instead_of_walking_it_again(runs, tmp_path):
+    """``python -m harness report`` (argv None: the process's own command line) freezes what the command allocated
+    before turning the collector back on; a caller in the same process (argv given) gets it back as it was."""
+    import gc
+
+    from harness.cli import _collector_paused
+
+    frozen = gc.get_freeze_count()
+    with _collector_paused("report", process_ends=False):
+        assert not gc.isenabled()
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    with _collector_paused("run", process_ends=True):
+        assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
+    try:
+        with _collector_paused("export", process_ends=True):
+            assert not gc.isenabled()
+        assert gc.isenabled() and gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()
