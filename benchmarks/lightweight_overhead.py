@@ -17,8 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
-
+from harness.report.markdown import table as markdown_table
 from harness.results import load_run
 
 HEADERS = ["model", "threads", "batch", "plain p50 ms (IQR/p50)", "p50 ms (IQR/p50)", "latency ÷ plain [95% CI]",
@@ -58,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dirs", nargs="+", type=Path)
     args = parser.parse_args(argv)
     table = [r for d in args.run_dirs for r in rows(d)]
-    print(pd.DataFrame(table, columns=HEADERS).to_markdown(index=False) if table else "no attention model "
-          "with its plain counterpart in these runs")
+    print("\n".join(markdown_table(HEADERS, table)) if table else "no attention model with its plain counterpart in "
+          "these runs")
     return 0
 
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-from tabulate import tabulate
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,36 +42,16 @@ def delta_pct(measured: float | None, reference: float | None) -> float | None:
     return (measured / reference - 1.0) * 100.0
 
 
-_COLALIGN = {"l": "left", "r": "right", "c": "center"}
-
-
-_UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
-
-
-def _compact(line: str) -> str:
-    cells = [c.strip() for c in _UNESCAPED_PIPE.split(line)[1:-1]]
-    if all(c and set(c) <= set(":-") for c in cells):
-        cells = [(":" if c.startswith(":") else "-") + "-" + (":" if c.endswith(":") else "-") for c in cells]
-        return "|" + "|".join(cells) + "|"
-    return "| " + " | ".join(cells) + " |"
-
-
 def frame_table(frame: pd.DataFrame, *, align: str | None = None) -> list[str]:
-    """A GitHub markdown table from a DataFrame of display cells (tabulate's pipe format); None/NaN show as "–".
-
-    tabulate pads every cell to its column's width; the padding is removed so that these tables look like the
-    report's others and a changed number changes one line of a diff, not the whole table.
-    """
+    """A GitHub markdown table (``table``) from a DataFrame of display cells; None/NaN show as "–", cells unpadded
+    and stripped, so that a changed number changes one line of a diff, not the whole table."""
     import pandas as pd
 
-    align = align or "l" + "r" * (len(frame.columns) - 1)
     # cells as Python strings, built row by row: pandas' element-wise ``where`` / ``map`` cost a report of thousands
     # of tables seconds
-    cells = [["–" if pd.api.types.is_scalar(value) and pd.isna(value) else _cell(value) for value in row]
+    cells = [[None if pd.api.types.is_scalar(value) and pd.isna(value) else str(value).strip() for value in row]
              for row in frame.itertuples(index=False, name=None)]
-    text = tabulate(cells, headers=[str(c) for c in frame.columns], tablefmt="pipe", showindex=False,
-                    colalign=[_COLALIGN[a] for a in align], disable_numparse=True)
-    return [_compact(line) for line in text.splitlines()]
+    return table([str(c).strip() for c in frame.columns], cells, align=align)
 
 
 def with_ci(value: float | None, low: float | None, high: float | None, digits: int = 3) -> str:

@@ -206,3 +206,22 @@ def test_a_run_of_many_timing_tables_plots_the_first_ones_and_says_so(tmp_path, 
     latency_figure, overhead_figure = drawn[-2:]
     assert latency_figure == overhead_figure == plots.MAX_PANELS  # complexity's figure is drawn first
     assert text.count(f"the plot shows the first {plots.MAX_PANELS} of {tables}") == 2
+
+
+def test_a_frame_table_is_a_markdown_table_of_its_display_cells():
+    """Every cell as it is shown: None and NaN as "–", a pipe escaped, a line break a space, no padding (a changed
+    number changes one line of a diff); one alignment mark per column."""
+    import pandas as pd
+
+    from harness.report.markdown import frame_table
+
+    frame = pd.DataFrame({"model": ["sknet50", "a|b", None], "p50 ms": ["1.25", float("nan"), " 3 "],
+                          "note": ["two\nlines", "", "✓"]})
+    assert frame_table(frame, align="lrc") == [
+        "| model | p50 ms | note |",
+        "|:--|--:|:-:|",
+        "| sknet50 | 1.25 | two lines |",
+        "| a\\|b | – |  |",
+        "| – | 3 | ✓ |",
+    ]
+    assert frame_table(frame)[1] == "|:--|--:|--:|"
