@@ -2,7 +2,7 @@
 
 Benchmarks are matched by the regression gate's key without the device (model, label, options, batch size,
 dtype, memory format, compile mode, kind), so a CPU run and a GPU run of the same suite line up where their batch
-sizes agree. Each run's latency / throughput is shown with its bootstrap 95% CI and its ratio to the first run that
+sizes agree. Each run's latency / throughput is shown with its 95% CI and its ratio to the first run that
 has the benchmark; the point of the paper — each attention variant's time overhead over its plain network beside
 its MACs overhead — gets a table of its own, one column per run, so where "+5% compute" holds shows at a glance.
 Environments that differ are listed in the header, not refused; complexity that differs between runs (same model,
@@ -254,9 +254,10 @@ def render_compare(run_dirs: list[Path], *, out: Path | None = None, reports_roo
     if timing:
         lines += ["## Latency and throughput", "",
                   "Matched across runs by model, options, batch size, dtype, memory format and compile mode (the "
-                  "gate's key without the device). Each value with its bootstrap 95% CI; \"÷ first run\": the ratio "
-                  "to the first run that has the benchmark (ratio of medians, or of images/s), with its CI. A value "
-                  "without an interval had fewer than 3 samples (loops) to resample.", "",
+                  "gate's key without the device). Each value with its 95% CI (a p50: two order statistics of its "
+                  "samples; images/s: a bootstrap over loops); \"÷ first run\": the ratio to the first run that has "
+                  "the benchmark (ratio of medians, or of images/s), with its bootstrap CI. Images/s without an "
+                  "interval had fewer than 3 loops to resample.", "",
                   *timing]
     lines += overhead_table(runs, names, plot_data)
     out.parent.mkdir(parents=True, exist_ok=True)

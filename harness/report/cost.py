@@ -221,9 +221,9 @@ def cost_section(run: RunData, assets: Path, stem: str) -> list[str]:
     lines = ["## Where the extra cost goes", "",
              "Each attention variant against its plain counterpart (the network it adds SE or SK to): parameters, "
              "multiply-adds (fvcore), activations (elements written by conv and linear layers, fvcore) and the "
-             "measured time, with bootstrap 95% CIs. MACs do not count the time a layer spends reading and writing "
-             "its feature maps; SK's second branch writes a full-size map in every block and its select step reads "
-             "both, so its extra time may follow its activations rather than its MACs.", ""]
+             "measured time, with the latency table's 95% CIs. MACs do not count the time a layer spends reading and "
+             "writing its feature maps; SK's second branch writes a full-size map in every block and its select step "
+             "reads both, so its extra time may follow its activations rather than its MACs.", ""]
     for plain, variants in families.items():
         names = " / ".join(v["label"] for v in variants) if len(variants) <= 3 else f"{len(variants)} variants"
         lines += [f"### {names} over {plain}", "",

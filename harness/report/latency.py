@@ -1,7 +1,7 @@
 """Latency and throughput sections: the statistics of ``RunData.frame()`` (raw samples, rounds pooled), each
-model's ratio to the run's reference (ResNeXt-50 in Table 2 runs) and to its own plain counterpart with a
-bootstrap 95% CI, beside the compute ratios; achieved GMAC/s against the measured device peak; a plot of
-latency and throughput with their CIs as error bars."""
+model's ratio to the run's reference (ResNeXt-50 in Table 2 runs) and to its own plain counterpart with a 95%
+CI (over the worker processes; a bootstrap over cycles within one process), beside the compute ratios; achieved
+GMAC/s against the measured device peak; a plot of latency and throughput with their CIs as error bars."""
 
 from __future__ import annotations
 
@@ -205,8 +205,9 @@ def latency_section(run: RunData) -> tuple[list[str], dict[str, pd.DataFrame]]:
              "Per-iteration samples (`model.eval()`, `torch.inference_mode()`), warmup excluded. The models of a "
              "table were timed together, one iteration of each per cycle, the order rotating every cycle, in "
              "fresh worker processes one after another (a process is one sample of memory layout). p50 and its "
-             "95% CI (bootstrap of the median) are this machine's absolute times. Ratios ÷ the run's base network "
-             "and ÷ each model's plain counterpart (the network it adds attention to) are paired: in each process "
+             "95% CI (two order statistics of the samples: distribution-free) are this machine's absolute times. "
+             "Ratios ÷ the run's base network and ÷ each model's plain counterpart (the network it adds attention to) "
+             "are paired: in each process "
              f"the {ESTIMATOR_WORDS[ESTIMATOR]}, pooled over the processes (*unpaired* marks runs from before "
              "pairing: a ratio of medians). Beside them the compute ratios (GMACs ÷ the same network's) from the "
              "paper and from our count.", *_threads_line(run), ""]
