@@ -133,9 +133,17 @@ def parse_json(data: str | bytes) -> Any:
         value = pydantic_core.from_json(data)
     except ValueError:
         value = _json_loads(data)
-    if json_depth(value) > MAX_JSON_DEPTH:
+    # each level of nesting opens with a bracket: a text with at most MAX_JSON_DEPTH of them is not walked
+    if _openings(data) > MAX_JSON_DEPTH and json_depth(value) > MAX_JSON_DEPTH:
         raise JSONInputError(f"nested deeper than {MAX_JSON_DEPTH} levels")
     return value
+
+
+def _openings(data: str | bytes) -> int:
+    """Opening brackets in ``data`` (those inside strings too): at least the depth of the JSON value it holds."""
+    if isinstance(data, bytes):
+        return data.count(b"[") + data.count(b"{")
+    return data.count("[") + data.count("{")
 
 
 def _json_loads(data: str | bytes) -> Any:

@@ -13,9 +13,11 @@ independent bootstraps.
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -376,14 +378,25 @@ def _by_process(bench: Benchmark) -> dict[ProcessId, tuple[tuple[tuple[str, int]
             ids = {i: (session, i) for i in runs}
             pairings = {i: run.pairing for i, run in runs.items()}
         if len(values) == len(cycles) == len(processes):
-            for p, cycle, value in zip(processes, cycles, values, strict=True):
-                pairing = pairings[p]
-                if pairing:
-                    groups.setdefault(ids[p], {})[(pairing, int(cycle))] = float(value)
+            # the samples sorted by process (stably: a later sample of a cycle still replaces an earlier), then each
+            # process's in one dict update
+            order = np.argsort(np.asarray(processes), kind="stable")
+            process_of: list[int] = np.asarray(processes)[order].tolist()
+            cycle_of: list[int] = np.asarray(cycles)[order].tolist()
+            time_of: list[float] = np.asarray(values, np.float64)[order].tolist()
+            start = 0
+            while start < len(process_of):
+                index = process_of[start]
+                end = bisect_right(process_of, index, lo=start)
+                if pairing := pairings[index]:
+                    groups.setdefault(ids[index], {}).update(
+                        zip(zip(repeat(pairing), cycle_of[start:end], strict=False), time_of[start:end], strict=True))
+                start = end
     out = {}
     for process in sorted(groups):
-        keys = sorted(groups[process])
-        out[process] = tuple(keys), np.asarray([groups[process][k] for k in keys], dtype=np.float64)
+        times = groups[process]
+        keys = sorted(times)
+        out[process] = tuple(keys), np.fromiter(map(times.__getitem__, keys), np.float64, len(keys))
     return out
 
 

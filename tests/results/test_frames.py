@@ -272,3 +272,29 @@ def test_loops_of_different_lengths_in_different_processes_are_read_per_image(tm
     assert np.allclose(sk.s_per_image, [0.22 * (1 + 0.01 * c) / 8 for c in range(3)] * 2)
     r = S.ratio(base, sk)
     assert abs(r.value - 0.20 / 0.22) < 1e-9 and abs(r.high - r.low) < 1e-9  # every process says the same
+
+
+def test_a_benchmarks_samples_by_process_are_keyed_by_pairing_and_cycle_a_later_sample_winning():
+    """What paired ratios pair (``Benchmark.by_process``): per process (the group's session, the process index), its
+    (pairing, cycle) keys in order and the time of each. Samples of two processes interleaved; a process without a
+    pairing token (never paired) left out; a later record's sample of the same cycle (a retried round) replacing the
+    earlier one; a record from before the process level is one process, ("", 0), under its own pairing."""
+    from harness.results.records import parse_record
+    from harness.results.summaries import Benchmark, BenchmarkKey
+
+    def record(samples, cycles, *, processes=None, runs=None, pairing="s1", rnd=0):
+        raw = {**latency("a", "resnext50", samples, rnd), "cycles": cycles, "pairing": pairing}
+        if processes is not None:
+            raw |= {"processes": processes, "process_runs": runs}
+        return parse_record(raw, where="test")
+
+    runs = [{"index": 0, "pairing": "p0"}, {"index": 1, "pairing": "p1"}, {"index": 2, "pairing": None}]
+    first = record([5.0, 7.0, 6.0, 8.0, 9.0, 4.0], [0, 0, 1, 1, 2, 0], processes=[0, 1, 0, 1, 2, 0], runs=runs)
+    retry = record([6.5], [1], processes=[0], runs=runs[:1])
+    old = record([3.0, 2.0], [1, 0], pairing="old", rnd=1)
+    bench = Benchmark(BenchmarkKey.of(first), (first, retry, old))
+    got = {process: (keys, times.tolist()) for process, (keys, times) in bench.by_process.items()}
+    assert got == {("", 0): ((("old", 0), ("old", 1)), [2.0, 3.0]),
+                   ("s1", 0): ((("p0", 0), ("p0", 1)), [4.0, 6.5]),  # cycle 0: 4.0 replaced 5.0; cycle 1: the retry
+                   ("s1", 1): ((("p1", 0), ("p1", 1)), [7.0, 8.0])}
+    assert list(got) == sorted(got)

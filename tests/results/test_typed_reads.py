@@ -177,3 +177,19 @@ def test_parquet_export_of_mixed_types_is_one_line(tmp_path, capsys, monkeypatch
     _assert_one_line(capsys, ["export", run, "--format", "parquet", "-o", out],
                      f"error: {out}: cannot write parquet (", "use --format csv or json")
     assert not out.exists()
+
+
+def test_the_depth_walk_is_skipped_only_where_the_text_cannot_nest_that_deep(monkeypatch):
+    """Nesting needs an opening bracket per level, so a text with at most ``MAX_JSON_DEPTH`` of them cannot be too
+    deep and is not walked (most records: 0.5 s of a 25,000-record read); one with more is, brackets inside strings
+    included."""
+    from harness import fileio
+
+    walked = []
+    depth = fileio.json_depth
+    monkeypatch.setattr(fileio, "json_depth", lambda value: (walked.append(value), depth(value))[1])
+    shallow = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
+    assert fileio.parse_json(shallow) is not None and walked == []
+    assert fileio.parse_json(b'{"a": "' + b"[" * 40 + b'", "b": [1]}') == {"a": "[" * 40, "b": [1]} and len(walked) == 1
+    with pytest.raises(fileio.JSONInputError, match=f"nested deeper than {MAX_JSON_DEPTH}"):
+        fileio.parse_json("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1))
