@@ -391,10 +391,9 @@ class OpTimeRecord(_Ok):
 # -------------------------------------------------------------------------------------------------- training
 
 
-class EpochRecord(_Ok):
-    """One epoch of a training task (written as it ends, so a resumed run keeps it)."""
+class _Epoch(_Shape):
+    """What one epoch of training measured: an epoch record's fields, and a training curve's point's."""
 
-    kind: Literal["train_epoch"]
     epoch: PositiveCount
     """1-based"""
     test_acc: Finite
@@ -411,22 +410,17 @@ class EpochRecord(_Ok):
     synthetic: bool | None = None
 
 
-class CurvePoint(_Shape):
+class EpochRecord(_Epoch, _Ok):
+    """One epoch of a training task (written as it ends, so a resumed run keeps it)."""
+
+    kind: Literal["train_epoch"]
+
+
+class CurvePoint(_Epoch):
     """One epoch of a training run's curve (``harness.train.config.EpochResult``)."""
 
-    epoch: PositiveCount
-    """1-based"""
-    test_acc: Finite
-    """fraction of the test set right"""
-    img_per_s: Seconds
-    """training images per second"""
-    train_loss: Finite | None = None
-    lr: Finite | None = None
     wall_s: Seconds | None = None
-    train_wall_s: Seconds | None = None
     seed: int | None = None
-    dataset: str | None = None
-    synthetic: bool | None = None
 
 
 class TrainSettings(_Shape):
