@@ -130,15 +130,14 @@ def _collector_paused(command: str, *, process_ends: bool) -> Iterator[None]:
     if command not in READING_COMMANDS:
         yield
         return
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if process_ends:
-            gc.freeze()
-        if was_enabled:
-            gc.enable()
+    from harness.measure.sampling import gc_paused
+
+    with gc_paused():  # gives the collector back as it was, after the freeze below
+        try:
+            yield
+        finally:
+            if process_ends:
+                gc.freeze()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
